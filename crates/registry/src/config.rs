@@ -1,0 +1,423 @@
+//! Configuration: a TOML file plus environment overrides. Every key has a
+//! default, so no file at all gives the embedded default (SQLite and local
+//! files under `./artifactstore-data`, listening on `127.0.0.1:8000`).
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use artifactstore_core::retention::{default_retention_classes, DeletionStrategy};
+use artifactstore_core::{RetentionClass, RetentionDuration};
+use serde::Deserialize;
+
+/// The default data directory.
+pub const DEFAULT_DATA_DIR: &str = "./artifactstore-data";
+/// The default listen address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8000";
+/// The id of the filesystem backend used when none is configured.
+pub const DEFAULT_BACKEND_ID: &str = "local";
+
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read configuration file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The TOML is malformed or has an unknown key (the message names it).
+    #[error("invalid configuration{}: {message}", .path.as_ref().map(|p| format!(" in {}", p.display())).unwrap_or_default())]
+    Parse {
+        /// The file, when there is one.
+        path: Option<PathBuf>,
+        /// What is wrong, and where.
+        message: String,
+    },
+    /// Parsed, but inconsistent.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// A secret: shown as `***` in debug output and logs.
+#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"***\"")
+    }
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Root for the SQLite database and the default object directory.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// HTTP server settings.
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// Database settings.
+    #[serde(default)]
+    pub database: DatabaseConfig,
+    /// Byte backends; none configured means one filesystem backend `local`
+    /// under `<data_dir>/objects`.
+    #[serde(default)]
+    pub backends: Vec<BackendConfig>,
+    /// Which backend a package's files go to.
+    #[serde(default)]
+    pub routing: RoutingConfig,
+    /// Retention classes; when given, they replace the default table.
+    #[serde(default)]
+    pub retention_classes: Vec<RetentionClassConfig>,
+}
+
+/// HTTP server settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+        }
+    }
+}
+
+/// Database settings.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `sqlite://…` or `postgres://…`; default: SQLite in `data_dir`.
+    pub url: Option<String>,
+}
+
+/// Kinds of backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendType {
+    /// A local directory.
+    Filesystem,
+    /// An S3-compatible store.
+    S3,
+}
+
+/// One backend.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackendConfig {
+    /// Id packages' files are recorded under; never change it once used.
+    pub id: String,
+    /// Kind.
+    #[serde(rename = "type")]
+    pub kind: BackendType,
+    /// Filesystem: the directory.
+    pub root: Option<PathBuf>,
+    /// S3: endpoint URL (omit for AWS).
+    pub endpoint: Option<String>,
+    /// S3: region.
+    pub region: Option<String>,
+    /// S3: bucket.
+    pub bucket: Option<String>,
+    /// S3: path-style URLs (Ceph RGW, Garage, MinIO).
+    #[serde(default)]
+    pub path_style: bool,
+    /// S3: access key id (or `AWS_ACCESS_KEY_ID`).
+    pub access_key_id: Option<String>,
+    /// S3: secret (or `AWS_SECRET_ACCESS_KEY`).
+    pub secret_access_key: Option<Secret>,
+}
+
+/// Routing of packages to backends.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoutingConfig {
+    /// Backend when no rule matches; default: the first backend.
+    pub default_backend: Option<String>,
+    /// Rules, first match wins.
+    #[serde(default)]
+    pub rules: Vec<RoutingRule>,
+}
+
+/// One routing rule; an omitted field matches anything.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RoutingRule {
+    /// Producer to match.
+    pub producer: Option<String>,
+    /// Retention class to match.
+    pub retention_class: Option<String>,
+    /// Backend to use.
+    pub backend: String,
+}
+
+impl RoutingRule {
+    /// Whether the rule applies to a package.
+    pub fn matches(&self, producer: &str, retention_class: &str) -> bool {
+        self.producer.as_deref().is_none_or(|p| p == producer)
+            && self.retention_class.as_deref().is_none_or(|c| c == retention_class)
+    }
+}
+
+/// One retention class.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionClassConfig {
+    /// Class id.
+    pub id: String,
+    /// `90d`, `12h`, `10y`…; omit for never.
+    pub default_duration: Option<String>,
+    /// `delete`, `manual-review` or `never`.
+    #[serde(default = "default_strategy")]
+    pub deletion_strategy: DeletionStrategy,
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from(DEFAULT_DATA_DIR)
+}
+
+fn default_listen() -> String {
+    DEFAULT_LISTEN.to_owned()
+}
+
+fn default_strategy() -> DeletionStrategy {
+    DeletionStrategy::Delete
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: default_data_dir(),
+            server: ServerConfig::default(),
+            database: DatabaseConfig::default(),
+            backends: Vec::new(),
+            routing: RoutingConfig::default(),
+            retention_classes: Vec::new(),
+        }
+    }
+}
+
+impl Config {
+    /// Parses TOML text.
+    pub fn from_toml(text: &str, path: Option<&Path>) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.map(Path::to_path_buf),
+            message: e.message().to_owned(),
+        })
+    }
+
+    /// Loads `path` (or `ARTIFACTSTORE_CONFIG`, or nothing) and applies the
+    /// process environment.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let from_env = std::env::var_os("ARTIFACTSTORE_CONFIG").map(PathBuf::from);
+        let path = path.map(Path::to_path_buf).or(from_env);
+        let mut config = match &path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+                Self::from_toml(&text, Some(path))?
+            }
+            None => Self::default(),
+        };
+        config.apply_env(|key| std::env::var(key).ok());
+        Ok(config)
+    }
+
+    /// Applies environment overrides read through `get`.
+    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) {
+        if let Some(dir) = get("ARTIFACTSTORE_DATA_DIR") {
+            self.data_dir = PathBuf::from(dir);
+        }
+        if let Some(url) = get("ARTIFACTSTORE_DATABASE_URL") {
+            self.database.url = Some(url);
+        }
+        if let Some(listen) = get("ARTIFACTSTORE_LISTEN") {
+            self.server.listen = listen;
+        }
+        let key_id = get("AWS_ACCESS_KEY_ID");
+        let secret = get("AWS_SECRET_ACCESS_KEY");
+        for backend in self.backends.iter_mut().filter(|b| b.kind == BackendType::S3) {
+            if backend.access_key_id.is_none() {
+                backend.access_key_id.clone_from(&key_id);
+            }
+            if backend.secret_access_key.is_none() {
+                backend.secret_access_key = secret.clone().map(Secret);
+            }
+        }
+    }
+
+    /// The database URL in effect.
+    pub fn database_url(&self) -> String {
+        match &self.database.url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}", self.data_dir.join("artifactstore.db").display()),
+        }
+    }
+
+    /// The backends in effect.
+    pub fn effective_backends(&self) -> Vec<BackendConfig> {
+        if !self.backends.is_empty() {
+            return self.backends.clone();
+        }
+        vec![BackendConfig {
+            id: DEFAULT_BACKEND_ID.to_owned(),
+            kind: BackendType::Filesystem,
+            root: Some(self.data_dir.join("objects")),
+            endpoint: None,
+            region: None,
+            bucket: None,
+            path_style: false,
+            access_key_id: None,
+            secret_access_key: None,
+        }]
+    }
+
+    /// The retention classes in effect.
+    pub fn effective_retention_classes(&self) -> Result<Vec<RetentionClass>, ConfigError> {
+        if self.retention_classes.is_empty() {
+            return Ok(default_retention_classes());
+        }
+        let mut seen = BTreeSet::new();
+        self.retention_classes
+            .iter()
+            .map(|c| {
+                if !seen.insert(c.id.as_str()) {
+                    return Err(ConfigError::Invalid(format!("retention class `{}` is defined twice", c.id)));
+                }
+                let default_duration = c
+                    .default_duration
+                    .as_deref()
+                    .map(str::parse::<RetentionDuration>)
+                    .transpose()
+                    .map_err(|e| ConfigError::Invalid(format!("retention class `{}`: {e}", c.id)))?;
+                Ok(RetentionClass {
+                    id: c.id.clone(),
+                    default_duration,
+                    deletion_strategy: c.deletion_strategy,
+                })
+            })
+            .collect()
+    }
+
+    /// Checks the backends and routing agree; returns the default backend.
+    pub fn validate_routing(&self) -> Result<String, ConfigError> {
+        let backends = self.effective_backends();
+        let mut ids = BTreeSet::new();
+        for backend in &backends {
+            if backend.id.is_empty() || !ids.insert(backend.id.as_str()) {
+                return Err(ConfigError::Invalid(format!("backend id `{}` is empty or defined twice", backend.id)));
+            }
+        }
+        let known = |id: &str, what: &str| {
+            if ids.contains(id) {
+                Ok(())
+            } else {
+                Err(ConfigError::Invalid(format!("{what} names backend `{id}`, which is not configured")))
+            }
+        };
+        let default = match &self.routing.default_backend {
+            Some(id) => {
+                known(id, "routing.default_backend")?;
+                id.clone()
+            }
+            None => backends[0].id.clone(),
+        };
+        for (i, rule) in self.routing.rules.iter().enumerate() {
+            known(&rule.backend, &format!("routing.rules[{i}]"))?;
+        }
+        Ok(default)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_config_is_the_embedded_default() {
+        let config = Config::from_toml("", None).unwrap();
+        assert_eq!(config.server.listen, "127.0.0.1:8000");
+        assert_eq!(config.data_dir, PathBuf::from("./artifactstore-data"));
+        assert_eq!(config.database_url(), "sqlite://./artifactstore-data/artifactstore.db");
+        assert_eq!(config.effective_backends()[0].id, "local");
+        assert_eq!(config.validate_routing().unwrap(), "local");
+        assert_eq!(config.effective_retention_classes().unwrap().len(), 4);
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let err = Config::from_toml("data_dri = \"x\"", None).unwrap_err().to_string();
+        assert!(err.contains("data_dri"), "{err}");
+        let err = Config::from_toml("[server]\nlisten = \"a\"\nport = 1", None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("port"), "{err}");
+    }
+
+    #[test]
+    fn contract_example_parses_and_env_overrides() {
+        let text = r#"
+data_dir = "/srv/as"
+[server]
+listen = "0.0.0.0:8000"
+[database]
+url = "postgres://artifacts@db.internal/artifacts"
+[[backends]]
+id = "local"
+type = "filesystem"
+root = "/var/lib/artifactstore/objects"
+[[backends]]
+id = "archive"
+type = "s3"
+endpoint = "http://rgw.internal:7480"
+region = "us-east-1"
+bucket = "artifacts"
+path_style = true
+[routing]
+default_backend = "local"
+[[routing.rules]]
+producer = "compliance"
+retention_class = "long-term"
+backend = "archive"
+[[retention_classes]]
+id = "standard"
+default_duration = "90d"
+deletion_strategy = "delete"
+"#;
+        let mut config = Config::from_toml(text, None).unwrap();
+        config.apply_env(|k| match k {
+            "ARTIFACTSTORE_LISTEN" => Some("127.0.0.1:9999".into()),
+            "AWS_SECRET_ACCESS_KEY" => Some("s3cret".into()),
+            _ => None,
+        });
+        assert_eq!(config.server.listen, "127.0.0.1:9999");
+        assert_eq!(config.validate_routing().unwrap(), "local");
+        assert!(config.routing.rules[0].matches("compliance", "long-term"));
+        assert!(!config.routing.rules[0].matches("compliance", "standard"));
+        let archive = &config.backends[1];
+        assert_eq!(archive.secret_access_key, Some(Secret("s3cret".into())));
+        assert!(!format!("{config:?}").contains("s3cret"));
+        let classes = config.effective_retention_classes().unwrap();
+        assert_eq!(classes.len(), 1);
+        assert_eq!(classes[0].default_duration.unwrap().seconds(), 90 * 86_400);
+    }
+
+    #[test]
+    fn inconsistent_routing_is_refused() {
+        let text = "[routing]\ndefault_backend = \"nope\"";
+        let config = Config::from_toml(text, None).unwrap();
+        assert!(config.validate_routing().unwrap_err().to_string().contains("nope"));
+    }
+}

@@ -1,0 +1,161 @@
+//! The registry's errors. Each has a stable machine [`RegistryError::code`];
+//! the HTTP layer and the CLI each map them in one place.
+
+use artifactstore_core::path::PathError;
+use artifactstore_storage::StorageError;
+use artifactstore_store::StoreError;
+
+use crate::config::ConfigError;
+
+/// What an operation refused or failed at.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RegistryError {
+    /// No such package.
+    #[error("package {0} not found")]
+    PackageNotFound(String),
+    /// No such file.
+    #[error("file {0} not found")]
+    FileNotFound(String),
+    /// No such hold on the package.
+    #[error("hold {0} not found on this package")]
+    HoldNotFound(String),
+    /// No such metadata schema.
+    #[error("metadata schema {0:?} not found")]
+    SchemaNotFound(String),
+    /// The package has no manifest yet.
+    #[error("package {0} is not finalized, so it has no manifest")]
+    ManifestNotFound(String),
+    /// Not a configured retention class.
+    #[error("unknown retention class {0:?}")]
+    UnknownRetentionClass(String),
+    /// A relative path failed validation.
+    #[error("invalid relative path: {0}")]
+    InvalidPath(#[from] PathError),
+    /// The path is taken in this package.
+    #[error("a file with relative path {0:?} already exists in this package")]
+    DuplicateRelativePath(String),
+    /// The operation does not apply in the package's status.
+    #[error("package {package_id} is {status}; cannot {operation}")]
+    IllegalPackageState {
+        /// The package.
+        package_id: String,
+        /// Its status.
+        status: String,
+        /// What was attempted.
+        operation: &'static str,
+    },
+    /// The bytes do not match a digest the client gave.
+    #[error("{algorithm} digest mismatch: expected {expected}, got {actual}")]
+    DigestMismatch {
+        /// `sha-256` or `blake3`.
+        algorithm: &'static str,
+        /// What the client said.
+        expected: String,
+        /// What the bytes hash to.
+        actual: String,
+    },
+    /// Metadata is not acceptable (shape or schema).
+    #[error("metadata is invalid: {0}")]
+    MetadataInvalid(String),
+    /// A submitted JSON Schema is not a valid schema.
+    #[error("invalid JSON Schema: {0}")]
+    SchemaInvalid(String),
+    /// The slug is registered with a different schema.
+    #[error("metadata schema {0:?} is already registered with a different body")]
+    SchemaConflict(String),
+    /// Some other field is invalid.
+    #[error("{0}")]
+    InvalidInput(String),
+    /// A retention change is not allowed.
+    #[error("{0}")]
+    RetentionRefused(String),
+    /// The requested byte range is outside the file.
+    #[error("range not satisfiable for a file of {size} bytes")]
+    RangeNotSatisfiable {
+        /// File size.
+        size: u64,
+    },
+    /// The upload ended early or failed while being read.
+    #[error("the upload could not be read: {0}")]
+    UploadInterrupted(String),
+    /// The backend is full.
+    #[error("storage is full")]
+    StorageFull,
+    /// The backend or database cannot be reached.
+    #[error("a service the registry depends on is unavailable")]
+    Unavailable(String),
+    /// Configuration is wrong.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Something that should not happen (logged in full; shown generically).
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl RegistryError {
+    /// The stable machine code clients match on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::PackageNotFound(_) => "package_not_found",
+            Self::FileNotFound(_) => "file_not_found",
+            Self::HoldNotFound(_) => "hold_not_found",
+            Self::SchemaNotFound(_) => "schema_not_found",
+            Self::ManifestNotFound(_) => "manifest_not_found",
+            Self::UnknownRetentionClass(_) => "unknown_retention_class",
+            Self::InvalidPath(_) => "invalid_path",
+            Self::DuplicateRelativePath(_) => "duplicate_relative_path",
+            Self::IllegalPackageState { .. } => "illegal_package_state",
+            Self::DigestMismatch { .. } => "digest_mismatch",
+            Self::MetadataInvalid(_) => "metadata_invalid",
+            Self::SchemaInvalid(_) => "schema_invalid",
+            Self::SchemaConflict(_) => "schema_conflict",
+            Self::InvalidInput(_) => "invalid_input",
+            Self::RetentionRefused(_) => "retention_refused",
+            Self::RangeNotSatisfiable { .. } => "range_not_satisfiable",
+            Self::UploadInterrupted(_) => "upload_interrupted",
+            Self::StorageFull => "storage_full",
+            Self::Unavailable(_) => "service_unavailable",
+            Self::Config(_) => "configuration_invalid",
+            Self::Internal(_) => "internal_error",
+        }
+    }
+}
+
+impl From<StoreError> for RegistryError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Database(sqlx_error) => {
+                use artifactstore_store::sqlx_error_is_unavailable as unavailable;
+                if unavailable(&sqlx_error) {
+                    Self::Unavailable(sqlx_error.to_string())
+                } else {
+                    Self::Internal(format!("database: {sqlx_error}"))
+                }
+            }
+            StoreError::DuplicateRelativePath => Self::DuplicateRelativePath(String::new()),
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<StorageError> for RegistryError {
+    fn from(e: StorageError) -> Self {
+        match e {
+            StorageError::NotFound(key) => Self::Internal(format!("stored object {key} is missing")),
+            StorageError::RangeNotSatisfiable { size, .. } => Self::RangeNotSatisfiable { size },
+            StorageError::Full { .. } => Self::StorageFull,
+            StorageError::Unavailable { .. } => Self::Unavailable(e.to_string()),
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<artifactstore_core::cbor::CborError> for RegistryError {
+    fn from(e: artifactstore_core::cbor::CborError) -> Self {
+        Self::Internal(format!("encoding: {e}"))
+    }
+}
+
+/// Result of registry operations.
+pub type RegistryResult<T> = Result<T, RegistryError>;

@@ -1,0 +1,278 @@
+//! The local filesystem backend: objects under `<root>/<key>`, staged in
+//! `<root>/.staging/` and renamed into place after an fsync.
+
+use std::io::SeekFrom;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::StreamExt;
+use tokio::fs;
+use tokio::io::{AsyncSeekExt, AsyncWriteExt};
+use tokio_util::io::ReaderStream;
+
+use crate::{Backend, ByteStream, ObjectWriter, StorageError};
+
+const STAGING_DIR: &str = ".staging";
+const READ_CHUNK_BYTES: usize = 256 * 1024;
+
+/// Objects on a local filesystem.
+#[derive(Debug, Clone)]
+pub struct FilesystemBackend {
+    id: String,
+    root: PathBuf,
+}
+
+impl FilesystemBackend {
+    /// A backend rooted at `root`; creates the directory and removes
+    /// staging files a crash left behind.
+    pub async fn open(id: impl Into<String>, root: impl Into<PathBuf>) -> Result<Self, StorageError> {
+        let backend = Self {
+            id: id.into(),
+            root: root.into(),
+        };
+        let staging = backend.root.join(STAGING_DIR);
+        fs::create_dir_all(&staging)
+            .await
+            .map_err(|e| backend.io(e))?;
+        let mut entries = fs::read_dir(&staging).await.map_err(|e| backend.io(e))?;
+        while let Some(entry) = entries.next_entry().await.map_err(|e| backend.io(e))? {
+            // Only this process writes here, and it has just started.
+            let _ = fs::remove_file(entry.path()).await;
+        }
+        Ok(backend)
+    }
+
+    /// The root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Where the object with `key` lives. Keys are made by the registry
+    /// from content addresses; this check keeps a bad key from escaping the
+    /// root all the same.
+    pub fn path_of(&self, key: &str) -> Result<PathBuf, StorageError> {
+        let safe = !key.is_empty()
+            && key
+                .split('/')
+                .all(|s| !s.is_empty() && s != "." && s != ".." && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.'))
+            && !key.starts_with(STAGING_DIR);
+        if !safe {
+            return Err(StorageError::NotFound(key.to_owned()));
+        }
+        Ok(self.root.join(key))
+    }
+
+    fn io(&self, e: std::io::Error) -> StorageError {
+        StorageError::from_io(&self.id, e)
+    }
+}
+
+#[async_trait]
+impl Backend for FilesystemBackend {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    async fn begin_write(&self) -> Result<Box<dyn ObjectWriter>, StorageError> {
+        let staging_path = self
+            .root
+            .join(STAGING_DIR)
+            .join(format!("{}.part", uuid::Uuid::new_v4()));
+        let file = fs::File::create(&staging_path).await.map_err(|e| self.io(e))?;
+        Ok(Box::new(FilesystemWriter {
+            backend: self.clone(),
+            staging_path,
+            file: Some(file),
+        }))
+    }
+
+    async fn open(&self, key: &str, range: Option<Range<u64>>) -> Result<ByteStream, StorageError> {
+        let path = self.path_of(key)?;
+        let mut file = match fs::File::open(&path).await {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StorageError::NotFound(key.to_owned()))
+            }
+            Err(e) => return Err(self.io(e)),
+        };
+        let size = file.metadata().await.map_err(|e| self.io(e))?.len();
+        let range = range.unwrap_or(0..size);
+        if range.start > range.end || range.end > size {
+            return Err(StorageError::RangeNotSatisfiable {
+                start: range.start,
+                end: range.end,
+                size,
+            });
+        }
+        file.seek(SeekFrom::Start(range.start))
+            .await
+            .map_err(|e| self.io(e))?;
+        let limited = tokio::io::AsyncReadExt::take(file, range.end - range.start);
+        let id = self.id.clone();
+        let stream = ReaderStream::with_capacity(limited, READ_CHUNK_BYTES)
+            .map(move |r| r.map_err(|e| StorageError::from_io(&id, e)));
+        Ok(Box::pin(stream))
+    }
+
+    async fn size(&self, key: &str) -> Result<Option<u64>, StorageError> {
+        match fs::metadata(self.path_of(key)?).await {
+            Ok(meta) => Ok(Some(meta.len())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(self.io(e)),
+        }
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StorageError> {
+        match fs::remove_file(self.path_of(key)?).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(self.io(e)),
+        }
+    }
+
+    async fn probe(&self) -> Result<(), StorageError> {
+        let staging = self.root.join(STAGING_DIR);
+        let meta = fs::metadata(&staging).await.map_err(|e| StorageError::Unavailable {
+            backend: self.id.clone(),
+            cause: e.to_string(),
+        })?;
+        if meta.permissions().readonly() {
+            return Err(StorageError::Unavailable {
+                backend: self.id.clone(),
+                cause: "staging directory is read-only".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+struct FilesystemWriter {
+    backend: FilesystemBackend,
+    staging_path: PathBuf,
+    file: Option<fs::File>,
+}
+
+impl FilesystemWriter {
+    fn file(&mut self) -> Result<&mut fs::File, StorageError> {
+        self.file.as_mut().ok_or_else(|| StorageError::Io {
+            backend: self.backend.id.clone(),
+            source: std::io::Error::other("writer already closed"),
+        })
+    }
+}
+
+#[async_trait]
+impl ObjectWriter for FilesystemWriter {
+    async fn write(&mut self, chunk: Bytes) -> Result<(), StorageError> {
+        let backend = self.backend.clone();
+        self.file()?
+            .write_all(&chunk)
+            .await
+            .map_err(|e| backend.io(e))
+    }
+
+    async fn commit(mut self: Box<Self>, key: &str) -> Result<(), StorageError> {
+        let target = self.backend.path_of(key)?;
+        let mut file = self.file.take().ok_or_else(|| StorageError::Io {
+            backend: self.backend.id.clone(),
+            source: std::io::Error::other("writer already closed"),
+        })?;
+        let result = async {
+            file.flush().await?;
+            file.sync_all().await?;
+            drop(file);
+            if fs::try_exists(&target).await? {
+                // Same key, same bytes: keep the object already there.
+                fs::remove_file(&self.staging_path).await?;
+                return Ok(());
+            }
+            let parent = target.parent().unwrap_or(self.backend.root());
+            fs::create_dir_all(parent).await?;
+            fs::rename(&self.staging_path, &target).await?;
+            // The rename is durable only once the directory entry is.
+            fs::File::open(parent).await?.sync_all().await
+        }
+        .await;
+        if result.is_err() {
+            let _ = fs::remove_file(&self.staging_path).await;
+        }
+        result.map_err(|e| self.backend.io(e))
+    }
+
+    async fn abort(mut self: Box<Self>) -> Result<(), StorageError> {
+        drop(self.file.take());
+        match fs::remove_file(&self.staging_path).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(self.backend.io(e)),
+        }
+    }
+}
+
+impl Drop for FilesystemWriter {
+    fn drop(&mut self) {
+        // A writer dropped mid-stream (client gone, task cancelled) must not
+        // leave its staging file behind.
+        if self.file.is_some() {
+            let _ = std::fs::remove_file(&self.staging_path);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn collect(stream: ByteStream) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut stream = stream;
+        while let Some(chunk) = stream.next().await {
+            out.extend_from_slice(&chunk.unwrap());
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn write_commit_read_range_delete() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = FilesystemBackend::open("local", dir.path()).await.unwrap();
+        let mut writer = backend.begin_write().await.unwrap();
+        writer.write(Bytes::from_static(b"hello ")).await.unwrap();
+        writer.write(Bytes::from_static(b"world")).await.unwrap();
+        writer.commit("blake3/aa/bb/object").await.unwrap();
+        assert_eq!(backend.size("blake3/aa/bb/object").await.unwrap(), Some(11));
+        let all = collect(backend.open("blake3/aa/bb/object", None).await.unwrap()).await;
+        assert_eq!(all, b"hello world");
+        let part = collect(backend.open("blake3/aa/bb/object", Some(6..11)).await.unwrap()).await;
+        assert_eq!(part, b"world");
+        assert!(matches!(
+            backend.open("blake3/aa/bb/object", Some(5..12)).await,
+            Err(StorageError::RangeNotSatisfiable { size: 11, .. })
+        ));
+        backend.delete("blake3/aa/bb/object").await.unwrap();
+        assert_eq!(backend.size("blake3/aa/bb/object").await.unwrap(), None);
+        assert!(matches!(
+            backend.open("blake3/aa/bb/object", None).await,
+            Err(StorageError::NotFound(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn abort_and_drop_leave_nothing_and_bad_keys_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = FilesystemBackend::open("local", dir.path()).await.unwrap();
+        let mut writer = backend.begin_write().await.unwrap();
+        writer.write(Bytes::from_static(b"x")).await.unwrap();
+        writer.abort().await.unwrap();
+        let mut dropped = backend.begin_write().await.unwrap();
+        dropped.write(Bytes::from_static(b"y")).await.unwrap();
+        drop(dropped);
+        let staging = std::fs::read_dir(dir.path().join(STAGING_DIR)).unwrap().count();
+        assert_eq!(staging, 0);
+        for bad in ["../x", "a/../../b", "/etc/passwd", ".staging/x", "a//b", ""] {
+            assert!(backend.path_of(bad).is_err(), "{bad}");
+        }
+    }
+}

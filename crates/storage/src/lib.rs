@@ -1,0 +1,116 @@
+//! Byte backends behind one trait.
+//!
+//! The contract every backend keeps:
+//! - an object becomes visible under its key only complete and durable
+//!   ([`ObjectWriter::commit`] returns after the bytes survive a crash);
+//! - keys come from content addresses, so an object under a key never
+//!   changes, and committing bytes whose key already exists is a no-op;
+//! - an aborted or dropped writer leaves nothing visible.
+
+mod filesystem;
+
+use std::ops::Range;
+use std::pin::Pin;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::Stream;
+
+pub use filesystem::FilesystemBackend;
+
+/// A stream of object bytes.
+pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, StorageError>> + Send>>;
+
+/// What went wrong in a backend. Backend-specific causes are flattened into
+/// these shared cases so nothing above this crate sees a backend's types.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StorageError {
+    /// No object under that key.
+    #[error("object {0} not found")]
+    NotFound(String),
+    /// The requested range lies outside the object.
+    #[error("range {start}..{end} is outside the object of {size} bytes")]
+    RangeNotSatisfiable {
+        /// First byte asked for.
+        start: u64,
+        /// One past the last byte asked for.
+        end: u64,
+        /// Object size.
+        size: u64,
+    },
+    /// The backend has no room left.
+    #[error("storage backend {backend} is full")]
+    Full {
+        /// Backend id.
+        backend: String,
+    },
+    /// The backend cannot be reached or refuses to work.
+    #[error("storage backend {backend} is unavailable: {cause}")]
+    Unavailable {
+        /// Backend id.
+        backend: String,
+        /// Internal cause (logged, never sent to clients).
+        cause: String,
+    },
+    /// Any other IO failure.
+    #[error("storage backend {backend} failed: {source}")]
+    Io {
+        /// Backend id.
+        backend: String,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl StorageError {
+    /// Classifies an IO error of backend `backend`.
+    pub fn from_io(backend: &str, source: std::io::Error) -> Self {
+        match source.kind() {
+            std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => Self::Full {
+                backend: backend.to_owned(),
+            },
+            _ => Self::Io {
+                backend: backend.to_owned(),
+                source,
+            },
+        }
+    }
+}
+
+/// A byte backend.
+#[async_trait]
+pub trait Backend: Send + Sync + 'static {
+    /// The configured id.
+    fn id(&self) -> &str;
+
+    /// Starts a new object; its key is given at commit, once the bytes
+    /// (and so their content address) are known.
+    async fn begin_write(&self) -> Result<Box<dyn ObjectWriter>, StorageError>;
+
+    /// Reads an object, or the byte range of it.
+    async fn open(&self, key: &str, range: Option<Range<u64>>) -> Result<ByteStream, StorageError>;
+
+    /// The size of an object, `None` when absent.
+    async fn size(&self, key: &str) -> Result<Option<u64>, StorageError>;
+
+    /// Removes an object (absent is fine).
+    async fn delete(&self, key: &str) -> Result<(), StorageError>;
+
+    /// Checks that the backend can serve: reachable and writable.
+    async fn probe(&self) -> Result<(), StorageError>;
+}
+
+/// An object being written.
+#[async_trait]
+pub trait ObjectWriter: Send {
+    /// Appends bytes.
+    async fn write(&mut self, chunk: Bytes) -> Result<(), StorageError>;
+
+    /// Makes the bytes durable and visible under `key`.
+    async fn commit(self: Box<Self>, key: &str) -> Result<(), StorageError>;
+
+    /// Discards everything written.
+    async fn abort(self: Box<Self>) -> Result<(), StorageError>;
+}

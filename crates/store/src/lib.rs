@@ -1,0 +1,188 @@
+//! The database of artifact-store: schema and migrations, the append-only
+//! event log (append, fetch, tail, replay, verify) and the view handlers.
+//!
+//! One code path serves SQLite (the embedded default) and PostgreSQL: the
+//! SQL is written once in the dialect both accept and runs through sqlx's
+//! `Any` driver; only the migrations differ by engine.
+//!
+//! Writes go through [`LogTx`]: it locks the log head row for the length of
+//! one short transaction, appends events, applies each to the views with
+//! the same handler replay uses ([`views::apply`]), and commits. Because the
+//! head lock is held until commit, sequences become visible in order, and a
+//! follower reading "after N" can never skip a sequence that commits late.
+
+mod log;
+mod queries;
+pub mod records;
+mod replay;
+pub mod views;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use artifactstore_core::Clock;
+use sqlx::any::AnyPoolOptions;
+use sqlx::{AnyPool, Executor};
+use tokio::sync::{watch, Mutex};
+
+pub use log::{LogTx, LogVerification};
+pub use queries::{PackageFilter, PackagePage};
+pub use records::*;
+pub use replay::ReplayReport;
+
+/// Which database engine a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    /// The embedded default.
+    Sqlite,
+    /// Shared by several replicas.
+    Postgres,
+}
+
+/// What went wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database failed or is unreachable (details are logged, not shown).
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Migrations failed.
+    #[error("database migration failed: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    /// A file with that relative path already exists in the package.
+    #[error("a file with this relative path already exists in the package")]
+    DuplicateRelativePath,
+    /// A stored row cannot be read back (a bug or tampering).
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    /// The URL names no supported engine.
+    #[error("unsupported database URL (use sqlite://… or postgres://…): {0}")]
+    UnsupportedUrl(String),
+}
+
+impl StoreError {
+    pub(crate) fn corrupt(what: impl std::fmt::Display) -> Self {
+        Self::Corrupt(what.to_string())
+    }
+}
+
+/// Result of store operations.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// The event log and its views in one database.
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    engine: Engine,
+    clock: Arc<dyn Clock>,
+    /// SQLite has one writer at a time anyway; queueing writers here instead
+    /// of in SQLite's busy handler keeps latency low and fair.
+    local_writer: Arc<Mutex<()>>,
+    /// The newest committed sequence this process knows of; followers wait
+    /// on it instead of sleeping.
+    head: Arc<watch::Sender<i64>>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("engine", &self.engine).finish()
+    }
+}
+
+impl Store {
+    /// Connects to `url` (`sqlite://path` or `postgres://…`). SQLite files
+    /// are created when missing.
+    pub async fn connect(url: &str, clock: Arc<dyn Clock>) -> StoreResult<Self> {
+        sqlx::any::install_default_drivers();
+        let engine = if url.starts_with("sqlite:") {
+            Engine::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Engine::Postgres
+        } else {
+            return Err(StoreError::UnsupportedUrl(url.to_owned()));
+        };
+        let url = match engine {
+            Engine::Sqlite if !url.contains("mode=") => {
+                let sep = if url.contains('?') { '&' } else { '?' };
+                format!("{url}{sep}mode=rwc")
+            }
+            _ => url.to_owned(),
+        };
+        let options = AnyPoolOptions::new()
+            .max_connections(if engine == Engine::Sqlite { 8 } else { 16 })
+            .acquire_timeout(Duration::from_secs(10));
+        let options = match engine {
+            Engine::Sqlite => options.after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    // WAL lets readers run beside the writer; FULL makes
+                    // every commit survive power loss (the durability
+                    // promise); the busy timeout covers other processes
+                    // (admin commands) writing the same file.
+                    conn.execute(
+                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+                         PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
+                    )
+                    .await?;
+                    Ok(())
+                })
+            }),
+            Engine::Postgres => options,
+        };
+        let pool = options.connect(&url).await?;
+        let (head, _) = watch::channel(0);
+        Ok(Self {
+            pool,
+            engine,
+            clock,
+            local_writer: Arc::new(Mutex::new(())),
+            head: Arc::new(head),
+        })
+    }
+
+    /// Creates or upgrades the schema.
+    pub async fn migrate(&self) -> StoreResult<()> {
+        match self.engine {
+            Engine::Sqlite => sqlx::migrate!("migrations/sqlite").run(&self.pool).await?,
+            Engine::Postgres => sqlx::migrate!("migrations/postgres").run(&self.pool).await?,
+        }
+        let head = self.head_sequence().await?;
+        self.head.send_replace(head);
+        Ok(())
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> Engine {
+        self.engine
+    }
+
+    /// The connection pool, for tests that inject faults with raw SQL.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Checks the database answers.
+    pub async fn probe(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Closes every connection.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Whether a database error means "cannot reach or lock the database right
+/// now" (so a 503 to retry) rather than a bug.
+pub fn sqlx_error_is_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => true,
+        sqlx::Error::Database(db) => {
+            let message = db.message();
+            // SQLite busy/locked, PostgreSQL admin shutdown / cannot connect.
+            message.contains("database is locked")
+                || message.contains("database is busy")
+                || db.code().is_some_and(|c| c.starts_with("57P") || c.starts_with("08"))
+        }
+        _ => false,
+    }
+}

@@ -1,0 +1,322 @@
+//! Read queries over the views. Each takes a connection so the same query
+//! serves a plain read and a check inside an append transaction.
+
+use artifactstore_core::event::types;
+use artifactstore_core::{Event, Timestamp};
+use sqlx::{AnyConnection, Row};
+
+use crate::log::{event_from_row, EVENT_COLUMNS};
+use crate::records::{
+    file_from_row, hold_from_row, package_from_row, timestamp, FileRecord, HoldRecord, LocationRecord,
+    PackageRecord, RetentionRecord, SchemaRecord,
+};
+use crate::{Store, StoreError, StoreResult};
+
+const PACKAGE_COLUMNS: &str = "p.id, p.name, p.producer, p.subject, p.retention_class, p.metadata, \
+    p.metadata_schema_id, p.status, p.manifest_digest, p.created_at, p.created_by, p.created_sequence, \
+    p.finalized_at, p.expires_at, p.last_event_sequence";
+
+const FILE_SELECT: &str = "SELECT f.id, f.package_id, f.relative_path, f.media_type, f.size_bytes, \
+    f.blake3, f.sha256, f.created_at, l.id AS storage_location_id, l.content_address, l.backend_id, \
+    l.object_key, l.retrieval_tier, l.status AS storage_status \
+    FROM files f JOIN storage_locations l ON l.file_id = f.id";
+
+/// Filters and paging for [`Store::list_packages`].
+#[derive(Debug, Clone, Default)]
+pub struct PackageFilter {
+    /// Exact producer.
+    pub producer: Option<String>,
+    /// Exact subject.
+    pub subject: Option<String>,
+    /// Exact retention class.
+    pub retention_class: Option<String>,
+    /// Exact status.
+    pub status: Option<String>,
+    /// Top-level metadata keys and the text of their scalar value
+    /// (`true`, `42`, `nightly`), all of which must match.
+    pub metadata: Vec<(String, String)>,
+    /// Resume after this cursor (a previous page's `next`).
+    pub after: Option<i64>,
+    /// Page size.
+    pub limit: i64,
+}
+
+/// One page of packages.
+#[derive(Debug, Clone)]
+pub struct PackagePage {
+    /// The packages, in creation order.
+    pub items: Vec<PackageRecord>,
+    /// Cursor of the next page, if there may be one.
+    pub next: Option<i64>,
+}
+
+pub(crate) async fn package(conn: &mut AnyConnection, id: &str) -> StoreResult<Option<PackageRecord>> {
+    let sql = format!("SELECT {PACKAGE_COLUMNS} FROM packages p WHERE p.id = $1");
+    let row = sqlx::query(&sql).bind(id).fetch_optional(conn).await?;
+    row.as_ref().map(package_from_row).transpose()
+}
+
+pub(crate) async fn file(conn: &mut AnyConnection, id: &str) -> StoreResult<Option<FileRecord>> {
+    let sql = format!("{FILE_SELECT} WHERE f.id = $1");
+    let row = sqlx::query(&sql).bind(id).fetch_optional(conn).await?;
+    row.as_ref().map(file_from_row).transpose()
+}
+
+pub(crate) async fn file_by_path(
+    conn: &mut AnyConnection,
+    package_id: &str,
+    relative_path: &str,
+) -> StoreResult<Option<FileRecord>> {
+    let sql = format!("{FILE_SELECT} WHERE f.package_id = $1 AND f.relative_path = $2");
+    let row = sqlx::query(&sql)
+        .bind(package_id)
+        .bind(relative_path)
+        .fetch_optional(conn)
+        .await?;
+    row.as_ref().map(file_from_row).transpose()
+}
+
+/// Files sorted by the bytes of their path, the same on every engine
+/// (database collations differ; manifests must not).
+pub(crate) async fn files_of(conn: &mut AnyConnection, package_id: &str) -> StoreResult<Vec<FileRecord>> {
+    let sql = format!("{FILE_SELECT} WHERE f.package_id = $1");
+    let rows = sqlx::query(&sql).bind(package_id).fetch_all(conn).await?;
+    let mut files = rows.iter().map(file_from_row).collect::<StoreResult<Vec<_>>>()?;
+    files.sort_by(|a, b| a.relative_path.as_bytes().cmp(b.relative_path.as_bytes()));
+    Ok(files)
+}
+
+pub(crate) async fn retention(
+    conn: &mut AnyConnection,
+    package_id: &str,
+) -> StoreResult<Option<RetentionRecord>> {
+    let row = sqlx::query(
+        "SELECT package_id, retention_class, expires_at, eligible_for_deletion, eligible_at \
+         FROM retention_state WHERE package_id = $1",
+    )
+    .bind(package_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let holds = sqlx::query(
+        "SELECT hold_id, reason, applied_at, applied_by, released_at, released_by, release_reason \
+         FROM retention_holds WHERE package_id = $1 AND released_at IS NULL ORDER BY applied_at, hold_id",
+    )
+    .bind(package_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let eligible: i64 = row.try_get("eligible_for_deletion")?;
+    Ok(Some(RetentionRecord {
+        package_id: row.try_get("package_id")?,
+        retention_class: row.try_get("retention_class")?,
+        expires_at: crate::records::opt_timestamp(&row, "expires_at")?,
+        eligible_for_deletion: eligible != 0,
+        eligible_at: crate::records::opt_timestamp(&row, "eligible_at")?,
+        active_holds: holds.iter().map(hold_from_row).collect::<StoreResult<_>>()?,
+    }))
+}
+
+pub(crate) async fn hold(
+    conn: &mut AnyConnection,
+    hold_id: &str,
+) -> StoreResult<Option<(String, HoldRecord)>> {
+    let row = sqlx::query(
+        "SELECT package_id, hold_id, reason, applied_at, applied_by, released_at, released_by, \
+         release_reason FROM retention_holds WHERE hold_id = $1",
+    )
+    .bind(hold_id)
+    .fetch_optional(conn)
+    .await?;
+    row.map(|row| Ok((row.try_get("package_id")?, hold_from_row(&row)?)))
+        .transpose()
+}
+
+pub(crate) async fn schema_where(
+    conn: &mut AnyConnection,
+    column: &str,
+    value: &str,
+) -> StoreResult<Option<SchemaRecord>> {
+    let sql = format!("SELECT id, slug, schema_jcs, created_at FROM metadata_schemas WHERE {column} = $1");
+    let row = sqlx::query(&sql).bind(value).fetch_optional(conn).await?;
+    let Some(row) = row else { return Ok(None) };
+    let text: String = row.try_get("schema_jcs")?;
+    Ok(Some(SchemaRecord {
+        id: row.try_get("id")?,
+        slug: row.try_get("slug")?,
+        schema: serde_json::from_str(&text).map_err(StoreError::corrupt)?,
+        created_at: timestamp(&row, "created_at")?,
+    }))
+}
+
+pub(crate) async fn due_for_sweep(
+    conn: &mut AnyConnection,
+    now: &Timestamp,
+) -> StoreResult<Vec<(String, Option<Timestamp>)>> {
+    let rows = sqlx::query(
+        "SELECT r.package_id, r.expires_at FROM retention_state r \
+         WHERE r.eligible_for_deletion = 0 AND r.expires_at IS NOT NULL AND r.expires_at <= $1 \
+         AND NOT EXISTS (SELECT 1 FROM retention_holds h \
+                         WHERE h.package_id = r.package_id AND h.released_at IS NULL) \
+         ORDER BY r.expires_at, r.package_id",
+    )
+    .bind(now.to_string())
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|row| Ok((row.try_get("package_id")?, crate::records::opt_timestamp(row, "expires_at")?)))
+        .collect()
+}
+
+impl Store {
+    /// One package.
+    pub async fn package(&self, id: &str) -> StoreResult<Option<PackageRecord>> {
+        package(&mut *self.pool.acquire().await?, id).await
+    }
+
+    /// One file with its storage location.
+    pub async fn file(&self, id: &str) -> StoreResult<Option<FileRecord>> {
+        file(&mut *self.pool.acquire().await?, id).await
+    }
+
+    /// One file by its path in a package.
+    pub async fn file_by_path(&self, package_id: &str, relative_path: &str) -> StoreResult<Option<FileRecord>> {
+        file_by_path(&mut *self.pool.acquire().await?, package_id, relative_path).await
+    }
+
+    /// A package's files, sorted by path bytes.
+    pub async fn files_of(&self, package_id: &str) -> StoreResult<Vec<FileRecord>> {
+        files_of(&mut *self.pool.acquire().await?, package_id).await
+    }
+
+    /// A package's retention state.
+    pub async fn retention(&self, package_id: &str) -> StoreResult<Option<RetentionRecord>> {
+        retention(&mut *self.pool.acquire().await?, package_id).await
+    }
+
+    /// A metadata schema by slug.
+    pub async fn schema_by_slug(&self, slug: &str) -> StoreResult<Option<SchemaRecord>> {
+        schema_where(&mut *self.pool.acquire().await?, "slug", slug).await
+    }
+
+    /// Packages matching `filter`, in creation order, one page.
+    pub async fn list_packages(&self, filter: &PackageFilter) -> StoreResult<PackagePage> {
+        let mut sql = format!("SELECT {PACKAGE_COLUMNS} FROM packages p");
+        let mut binds: Vec<String> = Vec::new();
+        let mut conditions: Vec<String> = Vec::new();
+        for (i, (key, value)) in filter.metadata.iter().enumerate() {
+            binds.push(key.clone());
+            let k = binds.len();
+            binds.push(value.clone());
+            let v = binds.len();
+            sql.push_str(&format!(
+                " JOIN package_metadata m{i} ON m{i}.package_id = p.id AND m{i}.key = ${k} AND m{i}.value = ${v}"
+            ));
+        }
+        for (column, value) in [
+            ("producer", &filter.producer),
+            ("subject", &filter.subject),
+            ("retention_class", &filter.retention_class),
+            ("status", &filter.status),
+        ] {
+            if let Some(value) = value {
+                binds.push(value.clone());
+                conditions.push(format!("p.{column} = ${}", binds.len()));
+            }
+        }
+        let after_index = binds.len() + 1;
+        conditions.push(format!("p.created_sequence > ${after_index}"));
+        sql.push_str(" WHERE ");
+        sql.push_str(&conditions.join(" AND "));
+        sql.push_str(&format!(" ORDER BY p.created_sequence LIMIT ${}", after_index + 1));
+        let mut query = sqlx::query(&sql);
+        for bind in &binds {
+            query = query.bind(bind.as_str());
+        }
+        let limit = filter.limit.max(1);
+        let rows = query
+            .bind(filter.after.unwrap_or(0))
+            .bind(limit + 1)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut items = rows.iter().map(package_from_row).collect::<StoreResult<Vec<_>>>()?;
+        let next = if items.len() as i64 > limit {
+            items.truncate(limit as usize);
+            items.last().map(|p| p.created_sequence)
+        } else {
+            None
+        };
+        Ok(PackagePage { items, next })
+    }
+
+    /// Storage locations (optionally of one backend) after `after`, by id.
+    pub async fn locations(
+        &self,
+        backend: Option<&str>,
+        after: &str,
+        limit: i64,
+    ) -> StoreResult<Vec<LocationRecord>> {
+        let rows = sqlx::query(
+            "SELECT l.id, l.file_id, l.backend_id, l.object_key, f.size_bytes, f.blake3, f.sha256 \
+             FROM storage_locations l JOIN files f ON f.id = l.file_id \
+             WHERE l.id > $1 AND ($2 = '' OR l.backend_id = $2) ORDER BY l.id LIMIT $3",
+        )
+        .bind(after)
+        .bind(backend.unwrap_or(""))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let size: i64 = row.try_get("size_bytes")?;
+                Ok(LocationRecord {
+                    id: row.try_get("id")?,
+                    file_id: row.try_get("file_id")?,
+                    backend_id: row.try_get("backend_id")?,
+                    object_key: row.try_get("object_key")?,
+                    size_bytes: u64::try_from(size).map_err(StoreError::corrupt)?,
+                    blake3: row.try_get("blake3")?,
+                    sha256: row.try_get("sha256")?,
+                })
+            })
+            .collect()
+    }
+
+    /// How many storage locations are marked failed.
+    pub async fn failed_location_count(&self) -> StoreResult<i64> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM storage_locations WHERE status = 'failed'")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get("n")?)
+    }
+
+    /// A package's retention events, in log order.
+    pub async fn retention_history(&self, package_id: &str) -> StoreResult<Vec<Event>> {
+        let placeholders = (2..2 + types::RETENTION.len())
+            .map(|i| format!("${i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE subject_id = $1 AND event_type IN ({placeholders}) \
+             ORDER BY sequence"
+        );
+        let mut query = sqlx::query(&sql).bind(package_id);
+        for event_type in types::RETENTION {
+            query = query.bind(event_type);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        rows.iter().map(event_from_row).collect()
+    }
+
+    /// The canonical CBOR manifest of a finalized package.
+    pub async fn manifest_bytes(&self, package_id: &str) -> StoreResult<Option<Vec<u8>>> {
+        let row = sqlx::query(
+            "SELECT payload FROM events WHERE subject_id = $1 AND event_type = $2 \
+             ORDER BY sequence DESC LIMIT 1",
+        )
+        .bind(package_id)
+        .bind(types::PACKAGE_FINALIZED)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| r.try_get("payload")).transpose().map_err(Into::into)
+    }
+}
