@@ -1,1 +1,180 @@
-//! placeholder
+//! The artifact-store library: one [`Registry`] that combines the event
+//! store and the byte backends into the operations the HTTP server and the
+//! CLI both call. Neither holds registry logic of its own.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), artifactstore_registry::RegistryError> {
+//! use artifactstore_registry::{Config, NewPackage, Registry};
+//! let registry = Registry::open(&Config::default()).await?;
+//! let package = registry
+//!     .create_package(
+//!         NewPackage {
+//!             name: "nightly".into(),
+//!             producer: "ci".into(),
+//!             subject: "app".into(),
+//!             retention_class: "standard".into(),
+//!             metadata: serde_json::json!({"run": 42}),
+//!             metadata_schema: None,
+//!         },
+//!         "ci-bot",
+//!     )
+//!     .await?;
+//! # let _ = package; Ok(()) }
+//! ```
+
+pub mod config;
+mod error;
+mod ingest;
+mod operations;
+mod retention;
+mod schemas;
+mod verify;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use artifactstore_core::{Clock, RetentionClass, SystemClock};
+use artifactstore_storage::{Backend, FilesystemBackend};
+
+pub use artifactstore_core as core;
+pub use artifactstore_storage::{ByteStream, StorageError};
+pub use artifactstore_store::{
+    FileRecord, HoldRecord, LogVerification, PackageFilter, PackagePage, PackageRecord, ReplayReport,
+    RetentionRecord, SchemaRecord, Store,
+};
+pub use config::Config;
+pub use error::{RegistryError, RegistryResult};
+pub use ingest::ExpectedDigests;
+pub use operations::{Finalized, ManifestFormat, NewPackage};
+pub use verify::{ComponentHealth, Health, VerificationResult, VerifyReport};
+
+use crate::config::{BackendType, RoutingRule};
+
+/// The registry: every operation on packages, files, retention, schemas,
+/// the log and the stored bytes.
+#[derive(Clone)]
+pub struct Registry {
+    store: Store,
+    backends: Arc<BTreeMap<String, Arc<dyn Backend>>>,
+    default_backend: String,
+    rules: Arc<Vec<RoutingRule>>,
+    classes: Arc<BTreeMap<String, RetentionClass>>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("store", &self.store)
+            .field("backends", &self.backends.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+/// Builds a [`Registry`] with a custom clock or backends (tests, embedding).
+pub struct RegistryBuilder {
+    config: Config,
+    clock: Arc<dyn Clock>,
+    overrides: BTreeMap<String, Arc<dyn Backend>>,
+}
+
+impl RegistryBuilder {
+    /// Uses `clock` for every timestamp.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Uses `backend` instead of the configured backend with the same id.
+    pub fn backend(mut self, backend: Arc<dyn Backend>) -> Self {
+        self.overrides.insert(backend.id().to_owned(), backend);
+        self
+    }
+
+    /// Connects, migrates, and opens the backends.
+    pub async fn build(mut self) -> RegistryResult<Registry> {
+        let default_backend = self.config.validate_routing()?;
+        let classes = self
+            .config
+            .effective_retention_classes()?
+            .into_iter()
+            .map(|c| (c.id.clone(), c))
+            .collect();
+        let mut backends: BTreeMap<String, Arc<dyn Backend>> = BTreeMap::new();
+        for backend in self.config.effective_backends() {
+            if let Some(custom) = self.overrides.remove(&backend.id) {
+                backends.insert(backend.id.clone(), custom);
+                continue;
+            }
+            let opened: Arc<dyn Backend> = match backend.kind {
+                BackendType::Filesystem => {
+                    let root = backend.root.clone().ok_or_else(|| {
+                        config::ConfigError::Invalid(format!("filesystem backend `{}` needs `root`", backend.id))
+                    })?;
+                    Arc::new(FilesystemBackend::open(backend.id.clone(), root).await?)
+                }
+                BackendType::S3 => {
+                    return Err(config::ConfigError::Invalid(format!(
+                        "backend `{}`: S3-compatible backends are not available in this build yet",
+                        backend.id
+                    ))
+                    .into())
+                }
+            };
+            backends.insert(backend.id.clone(), opened);
+        }
+        if let Some(parent) = self.config.database.url.is_none().then(|| self.config.data_dir.clone()) {
+            std::fs::create_dir_all(&parent).map_err(|e| {
+                config::ConfigError::Invalid(format!("cannot create data_dir {}: {e}", parent.display()))
+            })?;
+        }
+        let store = Store::connect(&self.config.database_url(), self.clock.clone()).await?;
+        store.migrate().await?;
+        Ok(Registry {
+            store,
+            backends: Arc::new(backends),
+            default_backend,
+            rules: Arc::new(self.config.routing.rules.clone()),
+            classes: Arc::new(classes),
+        })
+    }
+}
+
+impl Registry {
+    /// Opens the registry a configuration describes.
+    pub async fn open(config: &Config) -> RegistryResult<Self> {
+        Self::builder(config.clone()).build().await
+    }
+
+    /// A builder for `config`.
+    pub fn builder(config: Config) -> RegistryBuilder {
+        RegistryBuilder {
+            config,
+            clock: Arc::new(SystemClock),
+            overrides: BTreeMap::new(),
+        }
+    }
+
+    /// The event store (for tools and tests that inspect the log).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The backend files of a package with this producer and class go to.
+    pub fn route(&self, producer: &str, retention_class: &str) -> &str {
+        self.rules
+            .iter()
+            .find(|rule| rule.matches(producer, retention_class))
+            .map_or(self.default_backend.as_str(), |rule| rule.backend.as_str())
+    }
+
+    fn backend(&self, id: &str) -> RegistryResult<&Arc<dyn Backend>> {
+        self.backends
+            .get(id)
+            .ok_or_else(|| RegistryError::Unavailable(format!("backend `{id}` is not configured")))
+    }
+
+    /// Closes the database connections.
+    pub async fn close(&self) {
+        self.store.close().await;
+    }
+}

@@ -1,0 +1,320 @@
+//! Packages, files, manifests and the log.
+
+use std::ops::Range;
+
+use artifactstore_core::event::{subjects, types, PackageCreated, RetentionDefaultApplied};
+use artifactstore_core::manifest::{
+    ManifestFile, ManifestPackage, Provenance, RetentionSummary, StorageReceipt, MANIFEST_VERSION,
+};
+use artifactstore_core::{cbor, ContentAddress, Event, Manifest, NewEvent};
+use artifactstore_store::records::status;
+use artifactstore_store::{FileRecord, PackageFilter, PackagePage, PackageRecord};
+use futures::Stream;
+use uuid::Uuid;
+
+use crate::{ByteStream, Registry, RegistryError, RegistryResult};
+
+/// Longest name, producer, subject or media type accepted, in bytes.
+pub const MAX_LABEL_BYTES: usize = 256;
+/// Largest page of packages or events.
+pub const MAX_PAGE: i64 = 1000;
+
+/// What `create_package` needs.
+#[derive(Debug, Clone)]
+pub struct NewPackage {
+    /// Name.
+    pub name: String,
+    /// Producer (pipeline, team).
+    pub producer: String,
+    /// What the package is about.
+    pub subject: String,
+    /// A configured retention class.
+    pub retention_class: String,
+    /// A JSON object (or null for none); numbers must be integers.
+    pub metadata: serde_json::Value,
+    /// Slug of a registered schema the metadata must satisfy.
+    pub metadata_schema: Option<String>,
+}
+
+/// The answer to `finalize_package`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Finalized {
+    /// The package.
+    pub package_id: String,
+    /// `blake3:<hex>` of the canonical CBOR manifest.
+    pub manifest_digest: String,
+}
+
+/// Manifest encodings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ManifestFormat {
+    /// The canonical CBOR bytes (what the content address is of).
+    Cbor,
+    /// Their RFC 8785 JSON projection.
+    Json,
+}
+
+pub(crate) fn label(field: &str, value: &str) -> RegistryResult<()> {
+    if value.trim().is_empty() {
+        return Err(RegistryError::InvalidInput(format!("{field} must not be empty")));
+    }
+    if value.len() > MAX_LABEL_BYTES {
+        return Err(RegistryError::InvalidInput(format!(
+            "{field} is {} bytes long; at most {MAX_LABEL_BYTES} are allowed",
+            value.len()
+        )));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(RegistryError::InvalidInput(format!("{field} must not contain control characters")));
+    }
+    Ok(())
+}
+
+impl Registry {
+    /// Creates a package in status `created` and records its default
+    /// retention, in one transaction.
+    pub async fn create_package(&self, new: NewPackage, actor: &str) -> RegistryResult<PackageRecord> {
+        label("name", &new.name)?;
+        label("producer", &new.producer)?;
+        label("subject", &new.subject)?;
+        let class = self
+            .classes
+            .get(&new.retention_class)
+            .ok_or_else(|| RegistryError::UnknownRetentionClass(new.retention_class.clone()))?
+            .clone();
+        let metadata = match new.metadata {
+            serde_json::Value::Null => serde_json::Value::Object(Default::default()),
+            object @ serde_json::Value::Object(_) => object,
+            _ => return Err(RegistryError::MetadataInvalid("metadata must be a JSON object".into())),
+        };
+        let metadata_cbor = cbor::from_json(&metadata).map_err(|e| RegistryError::MetadataInvalid(e.to_string()))?;
+        let schema_id = match &new.metadata_schema {
+            Some(slug) => Some(self.validate_metadata(slug, &metadata).await?),
+            None => None,
+        };
+        let package_id = Uuid::new_v4().to_string();
+        let created = PackageCreated {
+            v: 1,
+            package_id: package_id.clone(),
+            name: new.name,
+            producer: new.producer,
+            subject: new.subject,
+            retention_class: class.id.clone(),
+            metadata: metadata_cbor,
+            metadata_schema_id: schema_id,
+        };
+        let mut tx = self.store.begin().await?;
+        let created_event = tx
+            .append(NewEvent::new(types::PACKAGE_CREATED, subjects::PACKAGE, &package_id, actor, &created)?)
+            .await?;
+        let default = RetentionDefaultApplied {
+            v: 1,
+            package_id: package_id.clone(),
+            retention_class: class.id.clone(),
+            default_duration_seconds: class.default_duration.map(|d| d.seconds()),
+            expires_at: class.default_expiry(created_event.created_at),
+        };
+        tx.append(NewEvent::new(
+            types::RETENTION_DEFAULT_APPLIED,
+            subjects::PACKAGE,
+            &package_id,
+            actor,
+            &default,
+        )?)
+        .await?;
+        let package = tx.package(&package_id).await?;
+        tx.commit().await?;
+        package.ok_or_else(|| RegistryError::Internal("created package has no view row".into()))
+    }
+
+    /// One package.
+    pub async fn get_package(&self, id: Uuid) -> RegistryResult<PackageRecord> {
+        self.store
+            .package(&id.to_string())
+            .await?
+            .ok_or_else(|| RegistryError::PackageNotFound(id.to_string()))
+    }
+
+    /// Packages matching `filter`, one page in creation order.
+    pub async fn list_packages(&self, mut filter: PackageFilter) -> RegistryResult<PackagePage> {
+        if filter.limit <= 0 {
+            filter.limit = 100;
+        }
+        filter.limit = filter.limit.min(MAX_PAGE);
+        Ok(self.store.list_packages(&filter).await?)
+    }
+
+    /// Seals a package: builds its manifest from the views, records it as the
+    /// `v1.package.finalized` payload, and returns its content address.
+    pub async fn finalize_package(&self, id: Uuid, actor: &str) -> RegistryResult<Finalized> {
+        let package_id = id.to_string();
+        let mut tx = self.store.begin().await?;
+        let package = tx
+            .package(&package_id)
+            .await?
+            .ok_or_else(|| RegistryError::PackageNotFound(package_id.clone()))?;
+        if package.status != status::CREATED {
+            return Err(RegistryError::IllegalPackageState {
+                package_id,
+                status: package.status,
+                operation: "finalize it",
+            });
+        }
+        let files = tx.files_of(&package_id).await?;
+        let retention = tx.retention(&package_id).await?;
+        let manifest = Manifest {
+            manifest_version: MANIFEST_VERSION,
+            package: ManifestPackage {
+                id: package.id.clone(),
+                name: package.name.clone(),
+                producer: package.producer.clone(),
+                subject: package.subject.clone(),
+                retention_class: package.retention_class.clone(),
+                metadata: cbor::from_json(&package.metadata)?,
+                metadata_schema_id: package.metadata_schema_id.clone(),
+                created_at: package.created_at,
+                finalized_at: tx.now(),
+            },
+            files: files.iter().map(manifest_file).collect(),
+            storage_receipts: files.iter().map(storage_receipt).collect(),
+            retention: RetentionSummary {
+                retention_class: retention
+                    .as_ref()
+                    .map_or(package.retention_class.clone(), |r| r.retention_class.clone()),
+                expires_at: package.expires_at,
+                active_hold_ids: retention
+                    .map(|r| r.active_holds.into_iter().map(|h| h.hold_id).collect())
+                    .unwrap_or_default(),
+            },
+            provenance: Provenance {
+                created_by: package.created_by.clone(),
+                finalized_by: actor.to_owned(),
+                created_sequence: package.created_sequence,
+                last_event_sequence: package.last_event_sequence,
+            },
+        };
+        let bytes = manifest.encode()?;
+        let address = ContentAddress::of(&bytes);
+        tx.append(NewEvent {
+            event_type: types::PACKAGE_FINALIZED.to_owned(),
+            subject_kind: subjects::PACKAGE.to_owned(),
+            subject_id: package_id.clone(),
+            actor: actor.to_owned(),
+            payload: bytes,
+        })
+        .await?;
+        tx.commit().await?;
+        Ok(Finalized {
+            package_id,
+            manifest_digest: address.to_string(),
+        })
+    }
+
+    /// The manifest of a finalized package.
+    pub async fn manifest_bytes(&self, id: Uuid, format: ManifestFormat) -> RegistryResult<Vec<u8>> {
+        let package = self.get_package(id).await?;
+        let bytes = self
+            .store
+            .manifest_bytes(&package.id)
+            .await?
+            .ok_or(RegistryError::ManifestNotFound(package.id))?;
+        match format {
+            ManifestFormat::Cbor => Ok(bytes),
+            ManifestFormat::Json => {
+                Manifest::json_projection(&bytes).map_err(|e| RegistryError::Internal(format!("manifest: {e}")))
+            }
+        }
+    }
+
+    /// One file's metadata.
+    pub async fn file_metadata(&self, file_id: Uuid) -> RegistryResult<FileRecord> {
+        self.store
+            .file(&file_id.to_string())
+            .await?
+            .ok_or_else(|| RegistryError::FileNotFound(file_id.to_string()))
+    }
+
+    /// One file by its path in a package.
+    pub async fn file_by_path(&self, package_id: Uuid, relative_path: &str) -> RegistryResult<FileRecord> {
+        let package = self.get_package(package_id).await?;
+        self.store
+            .file_by_path(&package.id, relative_path)
+            .await?
+            .ok_or_else(|| RegistryError::FileNotFound(relative_path.to_owned()))
+    }
+
+    /// A package's files, sorted by path.
+    pub async fn list_files(&self, package_id: Uuid) -> RegistryResult<Vec<FileRecord>> {
+        let package = self.get_package(package_id).await?;
+        Ok(self.store.files_of(&package.id).await?)
+    }
+
+    /// A file's bytes, or the byte range `range` of them.
+    pub async fn open_file(
+        &self,
+        file: &FileRecord,
+        range: Option<Range<u64>>,
+    ) -> RegistryResult<ByteStream> {
+        if let Some(r) = &range {
+            if r.start > r.end || r.end > file.size_bytes {
+                return Err(RegistryError::RangeNotSatisfiable { size: file.size_bytes });
+            }
+        }
+        let backend = self.backend(&file.backend_id)?;
+        Ok(backend.open(&file.object_key, range).await?)
+    }
+
+    /// Events after `since`, ascending, at most `limit` (capped).
+    pub async fn fetch_events(&self, since: i64, limit: i64) -> RegistryResult<Vec<Event>> {
+        Ok(self.store.fetch_events(since, limit.clamp(1, MAX_PAGE)).await?)
+    }
+
+    /// Follows the log live from `since`; ends when dropped.
+    pub fn tail_events(&self, since: i64) -> impl Stream<Item = RegistryResult<Event>> + Send + 'static {
+        use futures::StreamExt;
+        self.store.tail(since).map(|r| r.map_err(RegistryError::from))
+    }
+
+    /// The newest sequence in the log.
+    pub async fn head_sequence(&self) -> RegistryResult<i64> {
+        Ok(self.store.head_sequence().await?)
+    }
+
+    /// Rebuilds every view from the log.
+    pub async fn replay(&self) -> RegistryResult<artifactstore_store::ReplayReport> {
+        Ok(self.store.replay().await?)
+    }
+
+    /// Rebuilds into a scratch transaction and compares with the live views.
+    pub async fn replay_check(&self) -> RegistryResult<artifactstore_store::ReplayReport> {
+        Ok(self.store.replay_check().await?)
+    }
+
+    /// Recomputes the log's digests and hash chain.
+    pub async fn verify_log(&self) -> RegistryResult<artifactstore_store::LogVerification> {
+        Ok(self.store.verify_log().await?)
+    }
+}
+
+fn manifest_file(file: &FileRecord) -> ManifestFile {
+    ManifestFile {
+        file_id: file.id.clone(),
+        relative_path: file.relative_path.clone(),
+        media_type: file.media_type.clone(),
+        size_bytes: file.size_bytes,
+        blake3: file.blake3.clone(),
+        sha256: file.sha256.clone(),
+        content_address: file.content_address.clone(),
+    }
+}
+
+fn storage_receipt(file: &FileRecord) -> StorageReceipt {
+    StorageReceipt {
+        file_id: file.id.clone(),
+        storage_location_id: file.storage_location_id.clone(),
+        backend_id: file.backend_id.clone(),
+        object_key: file.object_key.clone(),
+        content_address: file.content_address.clone(),
+        retrieval_tier: file.retrieval_tier.clone(),
+    }
+}

@@ -1,0 +1,187 @@
+//! Retention: classes, extensions, legal holds, deletion eligibility.
+
+use artifactstore_core::event::{subjects, types, DeletionEligible, RetentionExtended, RetentionHold};
+use artifactstore_core::{Event, NewEvent, RetentionClass, Timestamp};
+use artifactstore_store::{LogTx, RetentionRecord};
+use uuid::Uuid;
+
+use crate::{Registry, RegistryError, RegistryResult};
+
+/// Longest reason accepted, in bytes.
+pub const MAX_REASON_BYTES: usize = 4096;
+
+fn reason(text: &str) -> RegistryResult<String> {
+    let clean = text.trim();
+    if clean.is_empty() {
+        return Err(RegistryError::RetentionRefused("a reason is required".into()));
+    }
+    if clean.len() > MAX_REASON_BYTES {
+        return Err(RegistryError::RetentionRefused(format!(
+            "the reason is {} bytes long; at most {MAX_REASON_BYTES} are allowed",
+            clean.len()
+        )));
+    }
+    Ok(clean.to_owned())
+}
+
+async fn state(tx: &mut LogTx<'_>, package_id: &str) -> RegistryResult<RetentionRecord> {
+    tx.retention(package_id)
+        .await?
+        .ok_or_else(|| RegistryError::PackageNotFound(package_id.to_owned()))
+}
+
+impl Registry {
+    /// The configured classes, by id.
+    pub fn retention_classes(&self) -> Vec<RetentionClass> {
+        self.classes.values().cloned().collect()
+    }
+
+    /// A package's retention state.
+    pub async fn retention_state(&self, package_id: Uuid) -> RegistryResult<RetentionRecord> {
+        self.store
+            .retention(&package_id.to_string())
+            .await?
+            .ok_or_else(|| RegistryError::PackageNotFound(package_id.to_string()))
+    }
+
+    /// Moves a package's expiry strictly later.
+    pub async fn extend_retention(
+        &self,
+        package_id: Uuid,
+        new_expires_at: Timestamp,
+        why: &str,
+        actor: &str,
+    ) -> RegistryResult<RetentionRecord> {
+        let why = reason(why)?;
+        let id = package_id.to_string();
+        let mut tx = self.store.begin().await?;
+        let current = state(&mut tx, &id).await?;
+        let Some(previous) = current.expires_at else {
+            return Err(RegistryError::RetentionRefused(
+                "the package never expires; there is nothing to extend".into(),
+            ));
+        };
+        if new_expires_at <= previous {
+            return Err(RegistryError::RetentionRefused(format!(
+                "new expiry {new_expires_at} must be strictly later than the current {previous}"
+            )));
+        }
+        let payload = RetentionExtended {
+            v: 1,
+            package_id: id.clone(),
+            previous_expires_at: Some(previous),
+            new_expires_at,
+            reason: why,
+        };
+        tx.append(NewEvent::new(types::RETENTION_EXTENDED, subjects::PACKAGE, &id, actor, &payload)?)
+            .await?;
+        let after = state(&mut tx, &id).await?;
+        tx.commit().await?;
+        Ok(after)
+    }
+
+    /// Places a legal hold; several may be active at once. Returns its id.
+    pub async fn apply_hold(&self, package_id: Uuid, why: &str, actor: &str) -> RegistryResult<String> {
+        let why = reason(why)?;
+        let id = package_id.to_string();
+        let hold_id = Uuid::new_v4().to_string();
+        let mut tx = self.store.begin().await?;
+        state(&mut tx, &id).await?;
+        let payload = RetentionHold {
+            v: 1,
+            package_id: id.clone(),
+            hold_id: hold_id.clone(),
+            reason: why,
+        };
+        tx.append(NewEvent::new(types::RETENTION_HOLD_APPLIED, subjects::PACKAGE, &id, actor, &payload)?)
+            .await?;
+        tx.commit().await?;
+        Ok(hold_id)
+    }
+
+    /// Lifts a hold. If the package is past its expiry and no hold remains,
+    /// it becomes eligible for deletion in the same transaction.
+    pub async fn release_hold(
+        &self,
+        package_id: Uuid,
+        hold_id: Uuid,
+        why: &str,
+        actor: &str,
+    ) -> RegistryResult<RetentionRecord> {
+        let why = reason(why)?;
+        let id = package_id.to_string();
+        let hold = hold_id.to_string();
+        let mut tx = self.store.begin().await?;
+        let current = state(&mut tx, &id).await?;
+        if !current.active_holds.iter().any(|h| h.hold_id == hold) {
+            return Err(match tx.hold(&hold).await? {
+                Some((owner, record)) if owner == id && record.released_at.is_some() => {
+                    RegistryError::RetentionRefused(format!("hold {hold} was already released"))
+                }
+                _ => RegistryError::HoldNotFound(hold),
+            });
+        }
+        let payload = RetentionHold {
+            v: 1,
+            package_id: id.clone(),
+            hold_id: hold.clone(),
+            reason: why,
+        };
+        tx.append(NewEvent::new(types::RETENTION_HOLD_RELEASED, subjects::PACKAGE, &id, actor, &payload)?)
+            .await?;
+        let now = tx.now();
+        let last_hold = current.active_holds.len() == 1;
+        let expired = current.expires_at.is_some_and(|at| at <= now);
+        if last_hold && expired && !current.eligible_for_deletion {
+            let eligible = DeletionEligible {
+                v: 1,
+                package_id: id.clone(),
+                expires_at: current.expires_at,
+                reason: "last hold released after expiry".into(),
+            };
+            tx.append(NewEvent::new(
+                types::RETENTION_DELETION_ELIGIBLE,
+                subjects::PACKAGE,
+                &id,
+                actor,
+                &eligible,
+            )?)
+            .await?;
+        }
+        let after = state(&mut tx, &id).await?;
+        tx.commit().await?;
+        Ok(after)
+    }
+
+    /// Marks every expired, unheld, not yet eligible package eligible for
+    /// deletion; returns their ids.
+    pub async fn sweep(&self, actor: &str) -> RegistryResult<Vec<String>> {
+        let mut tx = self.store.begin().await?;
+        let now = tx.now();
+        let due = tx.due_for_sweep(&now).await?;
+        for (package_id, expires_at) in &due {
+            let eligible = DeletionEligible {
+                v: 1,
+                package_id: package_id.clone(),
+                expires_at: *expires_at,
+                reason: "retention expired".into(),
+            };
+            tx.append(NewEvent::new(
+                types::RETENTION_DELETION_ELIGIBLE,
+                subjects::PACKAGE,
+                package_id,
+                actor,
+                &eligible,
+            )?)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(due.into_iter().map(|(id, _)| id).collect())
+    }
+
+    /// A package's retention events, in log order.
+    pub async fn retention_history(&self, package_id: Uuid) -> RegistryResult<Vec<Event>> {
+        let package = self.get_package(package_id).await?;
+        Ok(self.store.retention_history(&package.id).await?)
+    }
+}
