@@ -11,67 +11,70 @@ use common::{body, new_package, TestEnv};
 use futures::StreamExt;
 use proptest::prelude::*;
 
-#[tokio::test]
-async fn sequences_are_gapless_and_fetch_since_is_the_ordered_tail() {
-    let env = TestEnv::new().await;
-    let package = env.package("standard").await;
-    env.put(package, "a", b"a").await;
-    env.put(package, "b", b"b").await;
-    let all = env.registry.fetch_events(0, 100).await.unwrap();
-    let sequences: Vec<i64> = all.iter().map(|e| e.sequence).collect();
-    assert_eq!(sequences, [1, 2, 3, 4]);
-    let tail = env.registry.fetch_events(2, 100).await.unwrap();
-    assert_eq!(tail, all[2..].to_vec());
-    for event in &all {
-        assert_eq!(event.payload_digest, Digest32::blake3_of(&event.payload));
+engine_tests! {
+    async fn sequences_are_gapless_and_fetch_since_is_the_ordered_tail() {
+        let env = TestEnv::new().await;
+        let package = env.package("standard").await;
+        env.put(package, "a", b"a").await;
+        env.put(package, "b", b"b").await;
+        let all = env.registry.fetch_events(0, 100).await.unwrap();
+        let sequences: Vec<i64> = all.iter().map(|e| e.sequence).collect();
+        assert_eq!(sequences, [1, 2, 3, 4]);
+        let tail = env.registry.fetch_events(2, 100).await.unwrap();
+        assert_eq!(tail, all[2..].to_vec());
+        for event in &all {
+            assert_eq!(event.payload_digest, Digest32::blake3_of(&event.payload));
+        }
+        assert!(all.windows(2).all(|w| w[0].created_at <= w[1].created_at));
     }
-    assert!(all.windows(2).all(|w| w[0].created_at <= w[1].created_at));
 }
 
-#[tokio::test]
-async fn tail_follows_live_appends_and_ends_cleanly_when_dropped() {
-    let env = TestEnv::new().await;
-    let mut follower = Box::pin(env.registry.tail_events(0));
-    let registry = env.registry.clone();
-    let writer = tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        registry.create_package(new_package("live", "standard"), "t").await.unwrap();
-    });
-    let first = tokio::time::timeout(Duration::from_secs(5), follower.next())
+engine_tests! {
+    async fn tail_follows_live_appends_and_ends_cleanly_when_dropped() {
+        let env = TestEnv::new().await;
+        let mut follower = Box::pin(env.registry.tail_events(0));
+        let registry = env.registry.clone();
+        let writer = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            registry.create_package(new_package("live", "standard"), "t").await.unwrap();
+        });
+        let first = tokio::time::timeout(Duration::from_secs(5), follower.next())
+            .await
+            .expect("the follower is woken by the commit")
+            .unwrap()
+            .unwrap();
+        assert_eq!(first.sequence, 1);
+        let second = tokio::time::timeout(Duration::from_secs(5), follower.next()).await.unwrap().unwrap().unwrap();
+        assert_eq!(second.sequence, 2);
+        writer.await.unwrap();
+        drop(follower);
+        // The registry keeps working after a follower goes away.
+        env.registry.create_package(new_package("after", "standard"), "t").await.unwrap();
+        assert_eq!(env.event_count().await, 4);
+    }
+}
+
+engine_tests! {
+    async fn unknown_event_types_are_tolerated_by_live_apply_and_replay() {
+        let env = TestEnv::new().await;
+        env.package("standard").await;
+        let mut tx = env.registry.store().begin().await.unwrap();
+        tx.append(NewEvent {
+            event_type: "v9.from.the.future".into(),
+            subject_kind: subjects::PACKAGE.into(),
+            subject_id: "x".into(),
+            actor: "newer-version".into(),
+            payload: vec![0xa0],
+        })
         .await
-        .expect("the follower is woken by the commit")
-        .unwrap()
         .unwrap();
-    assert_eq!(first.sequence, 1);
-    let second = tokio::time::timeout(Duration::from_secs(5), follower.next()).await.unwrap().unwrap().unwrap();
-    assert_eq!(second.sequence, 2);
-    writer.await.unwrap();
-    drop(follower);
-    // The registry keeps working after a follower goes away.
-    env.registry.create_package(new_package("after", "standard"), "t").await.unwrap();
-    assert_eq!(env.event_count().await, 4);
-}
-
-#[tokio::test]
-async fn unknown_event_types_are_tolerated_by_live_apply_and_replay() {
-    let env = TestEnv::new().await;
-    env.package("standard").await;
-    let mut tx = env.registry.store().begin().await.unwrap();
-    tx.append(NewEvent {
-        event_type: "v9.from.the.future".into(),
-        subject_kind: subjects::PACKAGE.into(),
-        subject_id: "x".into(),
-        actor: "newer-version".into(),
-        payload: vec![0xa0],
-    })
-    .await
-    .unwrap();
-    tx.commit().await.unwrap();
-    env.package("standard").await;
-    let report = env.registry.replay_check().await.unwrap();
-    assert!(report.identical, "{report:?}");
-    assert_eq!(report.events, 5);
-    assert!(env.registry.verify_log().await.unwrap().is_intact());
+        tx.commit().await.unwrap();
+        env.package("standard").await;
+        let report = env.registry.replay_check().await.unwrap();
+        assert!(report.identical, "{report:?}");
+        assert_eq!(report.events, 5);
+        assert!(env.registry.verify_log().await.unwrap().is_intact());
+    }
 }
 
 async fn five_event_log() -> TestEnv {
@@ -83,33 +86,34 @@ async fn five_event_log() -> TestEnv {
     env
 }
 
-#[tokio::test]
-async fn editing_any_stored_event_makes_verify_log_fail_at_that_sequence() {
-    let intact = five_event_log().await.registry.verify_log().await.unwrap();
-    assert_eq!(intact.checked, 5);
-    assert!(intact.is_intact());
+engine_tests! {
+    async fn editing_any_stored_event_makes_verify_log_fail_at_that_sequence() {
+        let intact = five_event_log().await.registry.verify_log().await.unwrap();
+        assert_eq!(intact.checked, 5);
+        assert!(intact.is_intact());
 
-    let forged_digest = Digest32::blake3_of(&[0xa0]).0.to_vec();
-    let edits: [(&str, Option<Vec<u8>>); 7] = [
-        ("UPDATE events SET actor = 'mallory' WHERE sequence = 3", None),
-        ("UPDATE events SET payload = X'A0' WHERE sequence = 3", None),
-        ("UPDATE events SET created_at = '2020-01-01T00:00:00.000000Z' WHERE sequence = 3", None),
-        ("UPDATE events SET event_type = 'v1.package.created' WHERE sequence = 3", None),
-        ("UPDATE events SET subject_id = 'other' WHERE sequence = 3", None),
-        ("DELETE FROM events WHERE sequence = 3", None),
-        // A forged payload with a recomputed digest still breaks the chain.
-        ("UPDATE events SET payload = X'A0', payload_digest = $1 WHERE sequence = 3", Some(forged_digest)),
-    ];
-    for (edit, bind) in edits {
-        let env = five_event_log().await;
-        let mut query = sqlx::query(edit);
-        if let Some(bytes) = bind {
-            query = query.bind(bytes);
+        let forged_digest = Digest32::blake3_of(&[0xa0]).0.to_vec();
+        let edits: [(&str, Option<Vec<u8>>); 7] = [
+            ("UPDATE events SET actor = 'mallory' WHERE sequence = 3", None),
+            ("UPDATE events SET payload = $1 WHERE sequence = 3", Some(vec![0xa0])),
+            ("UPDATE events SET created_at = '2020-01-01T00:00:00.000000Z' WHERE sequence = 3", None),
+            ("UPDATE events SET event_type = 'v1.package.created' WHERE sequence = 3", None),
+            ("UPDATE events SET subject_id = 'other' WHERE sequence = 3", None),
+            ("DELETE FROM events WHERE sequence = 3", None),
+            // A forged payload with a recomputed digest still breaks the chain.
+            ("UPDATE events SET payload_digest = $1, payload = substr(payload, 1, 1) WHERE sequence = 3", Some(forged_digest)),
+        ];
+        for (edit, bind) in edits {
+            let env = five_event_log().await;
+            let mut query = sqlx::query(edit);
+            if let Some(bytes) = bind {
+                query = query.bind(bytes);
+            }
+            query.execute(env.registry.store().pool()).await.unwrap();
+            let verification = env.registry.verify_log().await.unwrap();
+            assert_eq!(verification.first_bad_sequence, Some(3), "{edit}");
+            assert_eq!(verification.checked, 2, "{edit}");
         }
-        query.execute(env.registry.store().pool()).await.unwrap();
-        let verification = env.registry.verify_log().await.unwrap();
-        assert_eq!(verification.first_bad_sequence, Some(3), "{edit}");
-        assert_eq!(verification.checked, 2, "{edit}");
     }
 }
 
@@ -218,8 +222,12 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 12, .. ProptestConfig::default() })]
 
     #[test]
-    fn live_path_and_replay_build_identical_views(ops in proptest::collection::vec(op(), 1..60)) {
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-        runtime.block_on(run_ops(ops));
+    fn live_path_and_replay_build_identical_views_sqlite(ops in proptest::collection::vec(op(), 1..60)) {
+        common::run_on(common::Engine::Sqlite, run_ops(ops));
+    }
+
+    #[test]
+    fn live_path_and_replay_build_identical_views_postgres(ops in proptest::collection::vec(op(), 1..60)) {
+        common::run_on(common::Engine::Postgres, run_ops(ops));
     }
 }

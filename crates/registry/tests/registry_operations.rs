@@ -9,68 +9,72 @@ use artifactstore_registry::{ManifestFormat, RegistryError};
 use common::{body, new_package, read_all, TestEnv};
 use futures::StreamExt;
 
-#[tokio::test]
-async fn unknown_retention_class_is_refused_and_writes_nothing() {
-    let env = TestEnv::new().await;
-    let err = env
-        .registry
-        .create_package(new_package("p", "does-not-exist"), "tester")
-        .await
-        .unwrap_err();
-    assert!(matches!(err, RegistryError::UnknownRetentionClass(ref c) if c == "does-not-exist"));
-    assert_eq!(err.code(), "unknown_retention_class");
-    assert_eq!(env.event_count().await, 0);
+engine_tests! {
+    async fn unknown_retention_class_is_refused_and_writes_nothing() {
+        let env = TestEnv::new().await;
+        let err = env
+            .registry
+            .create_package(new_package("p", "does-not-exist"), "tester")
+            .await
+            .unwrap_err();
+        assert!(matches!(err, RegistryError::UnknownRetentionClass(ref c) if c == "does-not-exist"));
+        assert_eq!(err.code(), "unknown_retention_class");
+        assert_eq!(env.event_count().await, 0);
+    }
 }
 
-#[tokio::test]
-async fn create_writes_events_and_the_package_row() {
-    let env = TestEnv::new().await;
-    let record = env
-        .registry
-        .create_package(new_package("nightly", "standard"), "tester")
-        .await
-        .unwrap();
-    assert_eq!(record.status, "created");
-    assert_eq!(record.name, "nightly");
-    assert_eq!(record.metadata, serde_json::json!({"branch": "main", "run": 1}));
-    let events = env.registry.fetch_events(0, 10).await.unwrap();
-    let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
-    assert_eq!(types, ["v1.package.created", "v1.retention.default_applied"]);
-    assert!(events.iter().all(|e| e.subject_id == record.id && e.actor == "tester"));
-    let fetched = env.registry.get_package(record.id.parse().unwrap()).await.unwrap();
-    assert_eq!(fetched, record);
-    assert_eq!(record.last_event_sequence, 2);
+engine_tests! {
+    async fn create_writes_events_and_the_package_row() {
+        let env = TestEnv::new().await;
+        let record = env
+            .registry
+            .create_package(new_package("nightly", "standard"), "tester")
+            .await
+            .unwrap();
+        assert_eq!(record.status, "created");
+        assert_eq!(record.name, "nightly");
+        assert_eq!(record.metadata, serde_json::json!({"branch": "main", "run": 1}));
+        let events = env.registry.fetch_events(0, 10).await.unwrap();
+        let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
+        assert_eq!(types, ["v1.package.created", "v1.retention.default_applied"]);
+        assert!(events.iter().all(|e| e.subject_id == record.id && e.actor == "tester"));
+        let fetched = env.registry.get_package(record.id.parse().unwrap()).await.unwrap();
+        assert_eq!(fetched, record);
+        assert_eq!(record.last_event_sequence, 2);
+    }
 }
 
-#[tokio::test]
-async fn ingest_records_file_and_location_with_content_address() {
-    let env = TestEnv::new().await;
-    let package = env.package("standard").await;
-    let data = b"hello world".repeat(100);
-    let file = env.put(package, "x/y.txt", &data).await;
-    let digests = FileDigests::of(&data);
-    assert_eq!(file.size_bytes, data.len() as u64);
-    assert_eq!(file.relative_path, "x/y.txt");
-    assert_eq!(file.backend_id, "local");
-    assert_eq!(file.content_address, format!("blake3:{}", digests.blake3));
-    assert_eq!(file.sha256, digests.sha256.to_hex());
-    assert_eq!(file.storage_status, "recorded");
-    let object = env.dir.path().join("objects").join(&file.object_key);
-    assert_eq!(std::fs::read(object).unwrap(), data);
-    let again = env.registry.file_metadata(file.id.parse().unwrap()).await.unwrap();
-    assert_eq!(again, file);
+engine_tests! {
+    async fn ingest_records_file_and_location_with_content_address() {
+        let env = TestEnv::new().await;
+        let package = env.package("standard").await;
+        let data = b"hello world".repeat(100);
+        let file = env.put(package, "x/y.txt", &data).await;
+        let digests = FileDigests::of(&data);
+        assert_eq!(file.size_bytes, data.len() as u64);
+        assert_eq!(file.relative_path, "x/y.txt");
+        assert_eq!(file.backend_id, "local");
+        assert_eq!(file.content_address, format!("blake3:{}", digests.blake3));
+        assert_eq!(file.sha256, digests.sha256.to_hex());
+        assert_eq!(file.storage_status, "recorded");
+        let object = env.dir.path().join("objects").join(&file.object_key);
+        assert_eq!(std::fs::read(object).unwrap(), data);
+        let again = env.registry.file_metadata(file.id.parse().unwrap()).await.unwrap();
+        assert_eq!(again, file);
+    }
 }
 
-#[tokio::test]
-async fn identical_bytes_are_stored_once_per_backend() {
-    let env = TestEnv::new().await;
-    let package = env.package("standard").await;
-    let a = env.put(package, "a.txt", b"same bytes").await;
-    let b = env.put(package, "b.txt", b"same bytes").await;
-    assert_ne!(a.id, b.id);
-    assert_eq!(a.object_key, b.object_key);
-    let objects = walk(&env.dir.path().join("objects/blake3"));
-    assert_eq!(objects.len(), 1);
+engine_tests! {
+    async fn identical_bytes_are_stored_once_per_backend() {
+        let env = TestEnv::new().await;
+        let package = env.package("standard").await;
+        let a = env.put(package, "a.txt", b"same bytes").await;
+        let b = env.put(package, "b.txt", b"same bytes").await;
+        assert_ne!(a.id, b.id);
+        assert_eq!(a.object_key, b.object_key);
+        let objects = walk(&env.dir.path().join("objects/blake3"));
+        assert_eq!(objects.len(), 1);
+    }
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
@@ -86,219 +90,225 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     out
 }
 
-#[tokio::test]
-async fn refusals_have_their_codes_and_change_nothing() {
-    let env = TestEnv::new().await;
-    let package = env.package("standard").await;
-    env.put(package, "a.txt", b"one").await;
-    let head = env.event_count().await;
+engine_tests! {
+    async fn refusals_have_their_codes_and_change_nothing() {
+        let env = TestEnv::new().await;
+        let package = env.package("standard").await;
+        env.put(package, "a.txt", b"one").await;
+        let head = env.event_count().await;
 
-    let dup = env
-        .registry
-        .ingest_file(package, "a.txt", "text/plain", body(b"two"), Default::default(), "t")
-        .await
-        .unwrap_err();
-    assert_eq!(dup.code(), "duplicate_relative_path");
-
-    let missing = env
-        .registry
-        .ingest_file(uuid::Uuid::new_v4(), "a.txt", "text/plain", body(b"x"), Default::default(), "t")
-        .await
-        .unwrap_err();
-    assert!(matches!(missing, RegistryError::PackageNotFound(_)));
-
-    let bad_path = env
-        .registry
-        .ingest_file(package, "a/../b", "text/plain", body(b"x"), Default::default(), "t")
-        .await
-        .unwrap_err();
-    assert_eq!(bad_path.code(), "invalid_path");
-    assert_eq!(env.event_count().await, head);
-
-    env.registry.finalize_package(package, "t").await.unwrap();
-    let twice = env.registry.finalize_package(package, "t").await.unwrap_err();
-    assert_eq!(twice.code(), "illegal_package_state");
-    let late = env
-        .registry
-        .ingest_file(package, "late.txt", "text/plain", body(b"x"), Default::default(), "t")
-        .await
-        .unwrap_err();
-    assert!(matches!(late, RegistryError::IllegalPackageState { .. }));
-    let unknown = env.registry.finalize_package(uuid::Uuid::new_v4(), "t").await.unwrap_err();
-    assert_eq!(unknown.code(), "package_not_found");
-}
-
-#[tokio::test]
-async fn expected_digest_mismatch_stores_and_records_nothing() {
-    let env = TestEnv::new().await;
-    let package = env.package("standard").await;
-    let head = env.event_count().await;
-    let wrong = FileDigests::of(b"other bytes");
-    for expected in [
-        artifactstore_registry::ExpectedDigests { sha256: Some(wrong.sha256), blake3: None },
-        artifactstore_registry::ExpectedDigests { sha256: None, blake3: Some(wrong.blake3) },
-    ] {
-        let err = env
+        let dup = env
             .registry
-            .ingest_file(package, "a.txt", "text/plain", body(b"payload"), expected, "t")
+            .ingest_file(package, "a.txt", "text/plain", body(b"two"), Default::default(), "t")
             .await
             .unwrap_err();
-        assert_eq!(err.code(), "digest_mismatch");
+        assert_eq!(dup.code(), "duplicate_relative_path");
+
+        let missing = env
+            .registry
+            .ingest_file(uuid::Uuid::new_v4(), "a.txt", "text/plain", body(b"x"), Default::default(), "t")
+            .await
+            .unwrap_err();
+        assert!(matches!(missing, RegistryError::PackageNotFound(_)));
+
+        let bad_path = env
+            .registry
+            .ingest_file(package, "a/../b", "text/plain", body(b"x"), Default::default(), "t")
+            .await
+            .unwrap_err();
+        assert_eq!(bad_path.code(), "invalid_path");
+        assert_eq!(env.event_count().await, head);
+
+        env.registry.finalize_package(package, "t").await.unwrap();
+        let twice = env.registry.finalize_package(package, "t").await.unwrap_err();
+        assert_eq!(twice.code(), "illegal_package_state");
+        let late = env
+            .registry
+            .ingest_file(package, "late.txt", "text/plain", body(b"x"), Default::default(), "t")
+            .await
+            .unwrap_err();
+        assert!(matches!(late, RegistryError::IllegalPackageState { .. }));
+        let unknown = env.registry.finalize_package(uuid::Uuid::new_v4(), "t").await.unwrap_err();
+        assert_eq!(unknown.code(), "package_not_found");
     }
-    assert_eq!(env.event_count().await, head);
-    assert!(!env.dir.path().join("objects/blake3").exists() || walk(&env.dir.path().join("objects/blake3")).is_empty());
-    let right = FileDigests::of(b"payload");
-    let ok = env
-        .registry
-        .ingest_file(
-            package,
-            "a.txt",
-            "text/plain",
-            body(b"payload"),
-            artifactstore_registry::ExpectedDigests { sha256: Some(right.sha256), blake3: Some(right.blake3) },
-            "t",
+}
+
+engine_tests! {
+    async fn expected_digest_mismatch_stores_and_records_nothing() {
+        let env = TestEnv::new().await;
+        let package = env.package("standard").await;
+        let head = env.event_count().await;
+        let wrong = FileDigests::of(b"other bytes");
+        for expected in [
+            artifactstore_registry::ExpectedDigests { sha256: Some(wrong.sha256), blake3: None },
+            artifactstore_registry::ExpectedDigests { sha256: None, blake3: Some(wrong.blake3) },
+        ] {
+            let err = env
+                .registry
+                .ingest_file(package, "a.txt", "text/plain", body(b"payload"), expected, "t")
+                .await
+                .unwrap_err();
+            assert_eq!(err.code(), "digest_mismatch");
+        }
+        assert_eq!(env.event_count().await, head);
+        assert!(!env.dir.path().join("objects/blake3").exists() || walk(&env.dir.path().join("objects/blake3")).is_empty());
+        let right = FileDigests::of(b"payload");
+        let ok = env
+            .registry
+            .ingest_file(
+                package,
+                "a.txt",
+                "text/plain",
+                body(b"payload"),
+                artifactstore_registry::ExpectedDigests { sha256: Some(right.sha256), blake3: Some(right.blake3) },
+                "t",
+            )
+            .await
+            .unwrap();
+        assert_eq!(ok.size_bytes, 7);
+    }
+}
+
+engine_tests! {
+    async fn end_to_end_create_ingest_finalize_read_tail_replay() {
+        let env = TestEnv::new().await;
+        let package = env.package("standard").await;
+        let payloads: Vec<Vec<u8>> = (0..3).map(|i| format!("file content {i}").repeat(50).into_bytes()).collect();
+        let mut ids = Vec::new();
+        for (i, data) in payloads.iter().enumerate() {
+            ids.push(env.put(package, &format!("reports/{i}.txt"), data).await.id);
+        }
+        let finalized = env.registry.finalize_package(package, "tester").await.unwrap();
+        assert!(finalized.manifest_digest.starts_with("blake3:"));
+
+        let cbor = env.registry.manifest_bytes(package, ManifestFormat::Cbor).await.unwrap();
+        assert_eq!(format!("{}", Manifest::content_address(&cbor)), finalized.manifest_digest);
+        let manifest = Manifest::decode(&cbor).unwrap();
+        assert_eq!(manifest.manifest_version, 1);
+        assert_eq!(manifest.package.id, package.to_string());
+        let paths: Vec<&str> = manifest.files.iter().map(|f| f.relative_path.as_str()).collect();
+        assert_eq!(paths, ["reports/0.txt", "reports/1.txt", "reports/2.txt"]);
+        assert_eq!(manifest.storage_receipts.len(), 3);
+        let json = env.registry.manifest_bytes(package, ManifestFormat::Json).await.unwrap();
+        assert!(json.starts_with(b"{\"files\":["));
+        assert!(std::str::from_utf8(&json).unwrap().contains("\"manifest_version\":1"));
+
+        let record = env.registry.get_package(package).await.unwrap();
+        assert_eq!(record.status, "finalized");
+        assert_eq!(record.manifest_digest.as_deref(), Some(finalized.manifest_digest.as_str()));
+        assert_eq!(record.finalized_at, Some(manifest.package.finalized_at));
+
+        for (id, expected) in ids.iter().zip(&payloads) {
+            let file = env.registry.file_metadata(id.parse().unwrap()).await.unwrap();
+            let bytes = read_all(env.registry.open_file(&file, None).await.unwrap()).await;
+            assert_eq!(&bytes, expected);
+            let part = read_all(env.registry.open_file(&file, Some(5..10)).await.unwrap()).await;
+            assert_eq!(part, expected[5..10]);
+        }
+
+        let tailed: Vec<_> = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            env.registry.tail_events(0).take(6).collect::<Vec<_>>(),
         )
         .await
         .unwrap();
-    assert_eq!(ok.size_bytes, 7);
+        let types: Vec<String> = tailed.into_iter().map(|e| e.unwrap().event_type).collect();
+        assert_eq!(
+            types,
+            [
+                "v1.package.created",
+                "v1.retention.default_applied",
+                "v1.file.ingested",
+                "v1.file.ingested",
+                "v1.file.ingested",
+                "v1.package.finalized"
+            ]
+        );
+        let finalize_event = env.registry.fetch_events(5, 1).await.unwrap().remove(0);
+        assert_eq!(finalize_event.payload, cbor);
+        assert_eq!(format!("blake3:{}", finalize_event.payload_digest), finalized.manifest_digest);
+
+        let before = env.registry.store().snapshot_views().await.unwrap();
+        let report = env.registry.replay().await.unwrap();
+        assert_eq!(report.events, 6);
+        let after = env.registry.store().snapshot_views().await.unwrap();
+        assert_eq!(before, after);
+        assert!(env.registry.replay_check().await.unwrap().identical);
+    }
 }
 
-#[tokio::test]
-async fn end_to_end_create_ingest_finalize_read_tail_replay() {
-    let env = TestEnv::new().await;
-    let package = env.package("standard").await;
-    let payloads: Vec<Vec<u8>> = (0..3).map(|i| format!("file content {i}").repeat(50).into_bytes()).collect();
-    let mut ids = Vec::new();
-    for (i, data) in payloads.iter().enumerate() {
-        ids.push(env.put(package, &format!("reports/{i}.txt"), data).await.id);
-    }
-    let finalized = env.registry.finalize_package(package, "tester").await.unwrap();
-    assert!(finalized.manifest_digest.starts_with("blake3:"));
-
-    let cbor = env.registry.manifest_bytes(package, ManifestFormat::Cbor).await.unwrap();
-    assert_eq!(format!("{}", Manifest::content_address(&cbor)), finalized.manifest_digest);
-    let manifest = Manifest::decode(&cbor).unwrap();
-    assert_eq!(manifest.manifest_version, 1);
-    assert_eq!(manifest.package.id, package.to_string());
-    let paths: Vec<&str> = manifest.files.iter().map(|f| f.relative_path.as_str()).collect();
-    assert_eq!(paths, ["reports/0.txt", "reports/1.txt", "reports/2.txt"]);
-    assert_eq!(manifest.storage_receipts.len(), 3);
-    let json = env.registry.manifest_bytes(package, ManifestFormat::Json).await.unwrap();
-    assert!(json.starts_with(b"{\"files\":["));
-    assert!(std::str::from_utf8(&json).unwrap().contains("\"manifest_version\":1"));
-
-    let record = env.registry.get_package(package).await.unwrap();
-    assert_eq!(record.status, "finalized");
-    assert_eq!(record.manifest_digest.as_deref(), Some(finalized.manifest_digest.as_str()));
-    assert_eq!(record.finalized_at, Some(manifest.package.finalized_at));
-
-    for (id, expected) in ids.iter().zip(&payloads) {
-        let file = env.registry.file_metadata(id.parse().unwrap()).await.unwrap();
-        let bytes = read_all(env.registry.open_file(&file, None).await.unwrap()).await;
-        assert_eq!(&bytes, expected);
-        let part = read_all(env.registry.open_file(&file, Some(5..10)).await.unwrap()).await;
-        assert_eq!(part, expected[5..10]);
-    }
-
-    let tailed: Vec<_> = tokio::time::timeout(
-        std::time::Duration::from_secs(5),
-        env.registry.tail_events(0).take(6).collect::<Vec<_>>(),
-    )
-    .await
-    .unwrap();
-    let types: Vec<String> = tailed.into_iter().map(|e| e.unwrap().event_type).collect();
-    assert_eq!(
-        types,
-        [
-            "v1.package.created",
-            "v1.retention.default_applied",
-            "v1.file.ingested",
-            "v1.file.ingested",
-            "v1.file.ingested",
-            "v1.package.finalized"
-        ]
-    );
-    let finalize_event = env.registry.fetch_events(5, 1).await.unwrap().remove(0);
-    assert_eq!(finalize_event.payload, cbor);
-    assert_eq!(format!("blake3:{}", finalize_event.payload_digest), finalized.manifest_digest);
-
-    let before = env.registry.store().snapshot_views().await.unwrap();
-    let report = env.registry.replay().await.unwrap();
-    assert_eq!(report.events, 6);
-    let after = env.registry.store().snapshot_views().await.unwrap();
-    assert_eq!(before, after);
-    assert!(env.registry.replay_check().await.unwrap().identical);
-}
-
-#[tokio::test]
-async fn concurrent_ingests_of_one_path_exactly_one_wins() {
-    let env = TestEnv::new().await;
-    let package = env.package("standard").await;
-    let mut tasks = Vec::new();
-    for i in 0..8u8 {
-        let registry = env.registry.clone();
-        tasks.push(tokio::spawn(async move {
-            let data = vec![i; 10_000];
-            registry
-                .ingest_file(package, "race.bin", "application/octet-stream", body(&data), Default::default(), "t")
-                .await
-        }));
-    }
-    let mut wins = 0;
-    let mut codes = BTreeSet::new();
-    for task in tasks {
-        match task.await.unwrap() {
-            Ok(_) => wins += 1,
-            Err(e) => {
-                codes.insert(e.code());
+engine_tests! {
+    async fn concurrent_ingests_of_one_path_exactly_one_wins() {
+        let env = TestEnv::new().await;
+        let package = env.package("standard").await;
+        let mut tasks = Vec::new();
+        for i in 0..8u8 {
+            let registry = env.registry.clone();
+            tasks.push(tokio::spawn(async move {
+                let data = vec![i; 10_000];
+                registry
+                    .ingest_file(package, "race.bin", "application/octet-stream", body(&data), Default::default(), "t")
+                    .await
+            }));
+        }
+        let mut wins = 0;
+        let mut codes = BTreeSet::new();
+        for task in tasks {
+            match task.await.unwrap() {
+                Ok(_) => wins += 1,
+                Err(e) => {
+                    codes.insert(e.code());
+                }
             }
         }
+        assert_eq!(wins, 1);
+        assert_eq!(codes, BTreeSet::from(["duplicate_relative_path"]));
+        assert_eq!(env.registry.list_files(package).await.unwrap().len(), 1);
     }
-    assert_eq!(wins, 1);
-    assert_eq!(codes, BTreeSet::from(["duplicate_relative_path"]));
-    assert_eq!(env.registry.list_files(package).await.unwrap().len(), 1);
 }
 
-#[tokio::test]
-async fn list_packages_filters_and_pages() {
-    let env = TestEnv::new().await;
-    for i in 0..5 {
-        let mut new = new_package(&format!("p{i}"), "standard");
-        new.producer = if i % 2 == 0 { "even".into() } else { "odd".into() };
-        new.metadata = serde_json::json!({"index": i, "flag": i == 3});
-        env.registry.create_package(new, "t").await.unwrap();
+engine_tests! {
+    async fn list_packages_filters_and_pages() {
+        let env = TestEnv::new().await;
+        for i in 0..5 {
+            let mut new = new_package(&format!("p{i}"), "standard");
+            new.producer = if i % 2 == 0 { "even".into() } else { "odd".into() };
+            new.metadata = serde_json::json!({"index": i, "flag": i == 3});
+            env.registry.create_package(new, "t").await.unwrap();
+        }
+        let filter = |producer: Option<&str>, metadata: Vec<(&str, &str)>, after, limit| artifactstore_registry::PackageFilter {
+            producer: producer.map(Into::into),
+            metadata: metadata.into_iter().map(|(k, v)| (k.into(), v.into())).collect(),
+            after,
+            limit,
+            ..Default::default()
+        };
+        let evens = env.registry.list_packages(filter(Some("even"), vec![], None, 100)).await.unwrap();
+        let names: Vec<_> = evens.items.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["p0", "p2", "p4"]);
+        assert_eq!(evens.next, None);
+        let flagged = env.registry.list_packages(filter(None, vec![("flag", "true")], None, 100)).await.unwrap();
+        assert_eq!(flagged.items.len(), 1);
+        assert_eq!(flagged.items[0].name, "p3");
+        let page1 = env.registry.list_packages(filter(None, vec![], None, 2)).await.unwrap();
+        assert_eq!(page1.items.len(), 2);
+        let page2 = env.registry.list_packages(filter(None, vec![], page1.next, 2)).await.unwrap();
+        let page3 = env.registry.list_packages(filter(None, vec![], page2.next, 2)).await.unwrap();
+        let all: Vec<_> = [page1.items, page2.items, page3.items].concat().into_iter().map(|p| p.name).collect();
+        assert_eq!(all, ["p0", "p1", "p2", "p3", "p4"]);
+        assert_eq!(page3.next, None);
     }
-    let filter = |producer: Option<&str>, metadata: Vec<(&str, &str)>, after, limit| artifactstore_registry::PackageFilter {
-        producer: producer.map(Into::into),
-        metadata: metadata.into_iter().map(|(k, v)| (k.into(), v.into())).collect(),
-        after,
-        limit,
-        ..Default::default()
-    };
-    let evens = env.registry.list_packages(filter(Some("even"), vec![], None, 100)).await.unwrap();
-    let names: Vec<_> = evens.items.iter().map(|p| p.name.as_str()).collect();
-    assert_eq!(names, ["p0", "p2", "p4"]);
-    assert_eq!(evens.next, None);
-    let flagged = env.registry.list_packages(filter(None, vec![("flag", "true")], None, 100)).await.unwrap();
-    assert_eq!(flagged.items.len(), 1);
-    assert_eq!(flagged.items[0].name, "p3");
-    let page1 = env.registry.list_packages(filter(None, vec![], None, 2)).await.unwrap();
-    assert_eq!(page1.items.len(), 2);
-    let page2 = env.registry.list_packages(filter(None, vec![], page1.next, 2)).await.unwrap();
-    let page3 = env.registry.list_packages(filter(None, vec![], page2.next, 2)).await.unwrap();
-    let all: Vec<_> = [page1.items, page2.items, page3.items].concat().into_iter().map(|p| p.name).collect();
-    assert_eq!(all, ["p0", "p1", "p2", "p3", "p4"]);
-    assert_eq!(page3.next, None);
 }
 
-#[tokio::test]
-async fn metadata_must_be_an_object_without_decimals() {
-    let env = TestEnv::new().await;
-    let mut new = new_package("p", "standard");
-    new.metadata = serde_json::json!({"coverage": 87.5});
-    let err = env.registry.create_package(new.clone(), "t").await.unwrap_err();
-    assert_eq!(err.code(), "metadata_invalid");
-    new.metadata = serde_json::json!(["not", "an", "object"]);
-    assert_eq!(env.registry.create_package(new, "t").await.unwrap_err().code(), "metadata_invalid");
-    assert_eq!(env.event_count().await, 0);
+engine_tests! {
+    async fn metadata_must_be_an_object_without_decimals() {
+        let env = TestEnv::new().await;
+        let mut new = new_package("p", "standard");
+        new.metadata = serde_json::json!({"coverage": 87.5});
+        let err = env.registry.create_package(new.clone(), "t").await.unwrap_err();
+        assert_eq!(err.code(), "metadata_invalid");
+        new.metadata = serde_json::json!(["not", "an", "object"]);
+        assert_eq!(env.registry.create_package(new, "t").await.unwrap_err().code(), "metadata_invalid");
+        assert_eq!(env.event_count().await, 0);
+    }
 }

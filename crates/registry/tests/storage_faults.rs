@@ -13,73 +13,88 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use common::{body, TestEnv};
 
-#[tokio::test]
-async fn verification_reports_records_and_counts_flipped_and_missing_objects() {
-    let env = TestEnv::new().await;
-    let package = env.package("standard").await;
-    let good = env.put(package, "good.txt", b"good bytes").await;
-    let flipped = env.put(package, "flipped.txt", b"flipped bytes").await;
-    let deleted = env.put(package, "deleted.txt", b"deleted bytes").await;
-    let objects = env.dir.path().join("objects");
-    let flipped_path = objects.join(&flipped.object_key);
-    let mut bytes = std::fs::read(&flipped_path).unwrap();
-    bytes[0] ^= 0x01;
-    std::fs::write(&flipped_path, bytes).unwrap();
-    std::fs::remove_file(objects.join(&deleted.object_key)).unwrap();
+engine_tests! {
+    async fn verification_reports_records_and_counts_flipped_and_missing_objects() {
+        let env = TestEnv::new().await;
+        let package = env.package("standard").await;
+        let good = env.put(package, "good.txt", b"good bytes").await;
+        let flipped = env.put(package, "flipped.txt", b"flipped bytes").await;
+        let deleted = env.put(package, "deleted.txt", b"deleted bytes").await;
+        let objects = env.dir.path().join("objects");
+        let flipped_path = objects.join(&flipped.object_key);
+        let mut bytes = std::fs::read(&flipped_path).unwrap();
+        bytes[0] ^= 0x01;
+        std::fs::write(&flipped_path, bytes).unwrap();
+        std::fs::remove_file(objects.join(&deleted.object_key)).unwrap();
 
-    let head = env.event_count().await;
-    let report = env.registry.verify_storage(None, "verifier").await.unwrap();
-    assert_eq!(report.checked, 3);
-    assert_eq!(report.failed, 2);
-    let failed: Vec<&str> = report.results.iter().filter(|r| !r.ok).map(|r| r.file_id.as_str()).collect();
-    assert!(failed.contains(&flipped.id.as_str()) && failed.contains(&deleted.id.as_str()));
-    assert!(report.results.iter().any(|r| r.ok && r.file_id == good.id));
+        let head = env.event_count().await;
+        let report = env.registry.verify_storage(None, "verifier").await.unwrap();
+        assert_eq!(report.checked, 3);
+        assert_eq!(report.failed, 2);
+        let failed: Vec<&str> = report.results.iter().filter(|r| !r.ok).map(|r| r.file_id.as_str()).collect();
+        assert!(failed.contains(&flipped.id.as_str()) && failed.contains(&deleted.id.as_str()));
+        assert!(report.results.iter().any(|r| r.ok && r.file_id == good.id));
 
-    let events = env.registry.fetch_events(head, 100).await.unwrap();
-    assert_eq!(events.len(), 3);
-    assert!(events.iter().all(|e| e.event_type == "v1.storage.location_verified"));
-    let health = env.registry.health().await;
-    assert_eq!(health.failed_locations, 2);
-    assert!(health.ok);
-    let flipped_now = env.registry.file_metadata(flipped.id.parse().unwrap()).await.unwrap();
-    assert_eq!(flipped_now.storage_status, "failed");
-    let good_now = env.registry.file_metadata(good.id.parse().unwrap()).await.unwrap();
-    assert_eq!(good_now.storage_status, "verified");
-    assert!(env.registry.replay_check().await.unwrap().identical);
-    let unknown = env.registry.verify_storage(Some("nope"), "verifier").await.unwrap_err();
-    assert_eq!(unknown.code(), "invalid_input");
+        let events = env.registry.fetch_events(head, 100).await.unwrap();
+        assert_eq!(events.len(), 3);
+        assert!(events.iter().all(|e| e.event_type == "v1.storage.location_verified"));
+        let health = env.registry.health().await;
+        assert_eq!(health.failed_locations, 2);
+        assert!(health.ok);
+        let flipped_now = env.registry.file_metadata(flipped.id.parse().unwrap()).await.unwrap();
+        assert_eq!(flipped_now.storage_status, "failed");
+        let good_now = env.registry.file_metadata(good.id.parse().unwrap()).await.unwrap();
+        assert_eq!(good_now.storage_status, "verified");
+        assert!(env.registry.replay_check().await.unwrap().identical);
+        let unknown = env.registry.verify_storage(Some("nope"), "verifier").await.unwrap_err();
+        assert_eq!(unknown.code(), "invalid_input");
+    }
 }
 
-#[tokio::test]
-async fn a_failing_event_commit_after_the_durable_write_leaves_no_event_and_no_row() {
-    let env = TestEnv::new().await;
-    let package = env.package("standard").await;
-    let head = env.event_count().await;
-    // The fault: the database refuses the event insert (as a crash or a lost
-    // connection would), after the object was made durable.
-    sqlx::query(
-        "CREATE TRIGGER refuse_events BEFORE INSERT ON events BEGIN SELECT RAISE(ABORT, 'injected fault'); END",
-    )
-    .execute(env.registry.store().pool())
-    .await
-    .unwrap();
-    let data = b"bytes written, event lost";
-    let err = env
-        .registry
-        .ingest_file(package, "a.txt", "text/plain", body(data), Default::default(), "t")
-        .await
-        .unwrap_err();
-    assert_eq!(err.code(), "internal_error");
-    sqlx::query("DROP TRIGGER refuse_events").execute(env.registry.store().pool()).await.unwrap();
+engine_tests! {
+    async fn a_failing_event_commit_after_the_durable_write_leaves_no_event_and_no_row() {
+        let env = TestEnv::new().await;
+        let package = env.package("standard").await;
+        let head = env.event_count().await;
+        // The fault: the database refuses the event insert (as a crash or a lost
+        // connection would), after the object was made durable.
+        let pool = env.registry.store().pool();
+        let (install, remove): (&[&str], &[&str]) = match env.engine {
+            common::Engine::Sqlite => (
+                &["CREATE TRIGGER refuse_events BEFORE INSERT ON events BEGIN SELECT RAISE(ABORT, 'injected fault'); END"],
+                &["DROP TRIGGER refuse_events"],
+            ),
+            common::Engine::Postgres => (
+                &[
+                    "CREATE FUNCTION refuse_events() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'injected fault'; END $$ LANGUAGE plpgsql",
+                    "CREATE TRIGGER refuse_events BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION refuse_events()",
+                ],
+                &["DROP TRIGGER refuse_events ON events"],
+            ),
+        };
+        for sql in install {
+            sqlx::query(sql).execute(pool).await.unwrap();
+        }
+        let data = b"bytes written, event lost";
+        let err = env
+            .registry
+            .ingest_file(package, "a.txt", "text/plain", body(data), Default::default(), "t")
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "internal_error");
+        for sql in remove {
+            sqlx::query(sql).execute(pool).await.unwrap();
+        }
 
-    assert_eq!(env.event_count().await, head);
-    assert!(env.registry.list_files(package).await.unwrap().is_empty());
-    // At most an unreferenced object remains, which a collector may remove.
-    let key = FileDigests::of(data).content_address().object_key();
-    assert!(env.dir.path().join("objects").join(key).exists());
-    assert!(env.registry.replay_check().await.unwrap().identical);
-    // And the same file can be ingested once the fault is gone.
-    env.put(package, "a.txt", data).await;
+        assert_eq!(env.event_count().await, head);
+        assert!(env.registry.list_files(package).await.unwrap().is_empty());
+        // At most an unreferenced object remains, which a collector may remove.
+        let key = FileDigests::of(data).content_address().object_key();
+        assert!(env.dir.path().join("objects").join(key).exists());
+        assert!(env.registry.replay_check().await.unwrap().identical);
+        // And the same file can be ingested once the fault is gone.
+        env.put(package, "a.txt", data).await;
+    }
 }
 
 /// A backend whose commits fail: the bytes never become durable.
@@ -123,40 +138,42 @@ impl Backend for FailingCommit {
     }
 }
 
-#[tokio::test]
-async fn a_failing_object_commit_is_a_503_class_error_and_records_nothing() {
-    let objects = tempfile::tempdir().unwrap();
-    let failing = Arc::new(FailingCommit(FilesystemBackend::open("local", objects.path()).await.unwrap()));
-    let env = TestEnv::with(|b| b.backend(failing)).await;
-    let package = env.package("standard").await;
-    let head = env.event_count().await;
-    let err = env
-        .registry
-        .ingest_file(package, "a.txt", "text/plain", body(b"x"), Default::default(), "t")
-        .await
-        .unwrap_err();
-    assert_eq!(err.code(), "service_unavailable");
-    assert_eq!(env.event_count().await, head);
-    assert!(env.registry.list_files(package).await.unwrap().is_empty());
+engine_tests! {
+    async fn a_failing_object_commit_is_a_503_class_error_and_records_nothing() {
+        let objects = tempfile::tempdir().unwrap();
+        let failing = Arc::new(FailingCommit(FilesystemBackend::open("local", objects.path()).await.unwrap()));
+        let env = TestEnv::with(|b| b.backend(failing)).await;
+        let package = env.package("standard").await;
+        let head = env.event_count().await;
+        let err = env
+            .registry
+            .ingest_file(package, "a.txt", "text/plain", body(b"x"), Default::default(), "t")
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "service_unavailable");
+        assert_eq!(env.event_count().await, head);
+        assert!(env.registry.list_files(package).await.unwrap().is_empty());
+    }
 }
 
-#[tokio::test]
-async fn an_interrupted_upload_stores_nothing() {
-    let env = TestEnv::new().await;
-    let package = env.package("standard").await;
-    let head = env.event_count().await;
-    let broken = futures::stream::iter(vec![
-        Ok(Bytes::from_static(b"partial")),
-        Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "client went away")),
-    ]);
-    let err = env
-        .registry
-        .ingest_file(package, "a.txt", "text/plain", broken, Default::default(), "t")
-        .await
-        .unwrap_err();
-    assert_eq!(err.code(), "upload_interrupted");
-    assert_eq!(env.event_count().await, head);
-    let staging = std::fs::read_dir(env.dir.path().join("objects/.staging")).unwrap().count();
-    assert_eq!(staging, 0);
-    assert!(!env.dir.path().join("objects/blake3").exists());
+engine_tests! {
+    async fn an_interrupted_upload_stores_nothing() {
+        let env = TestEnv::new().await;
+        let package = env.package("standard").await;
+        let head = env.event_count().await;
+        let broken = futures::stream::iter(vec![
+            Ok(Bytes::from_static(b"partial")),
+            Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "client went away")),
+        ]);
+        let err = env
+            .registry
+            .ingest_file(package, "a.txt", "text/plain", broken, Default::default(), "t")
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "upload_interrupted");
+        assert_eq!(env.event_count().await, head);
+        let staging = std::fs::read_dir(env.dir.path().join("objects/.staging")).unwrap().count();
+        assert_eq!(staging, 0);
+        assert!(!env.dir.path().join("objects/blake3").exists());
+    }
 }

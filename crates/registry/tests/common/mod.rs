@@ -35,10 +35,127 @@ impl Clock for ManualClock {
     }
 }
 
+/// The database engines the suite runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+thread_local! {
+    static ENGINE: std::cell::Cell<Engine> = const { std::cell::Cell::new(Engine::Sqlite) };
+}
+
+/// The server the PostgreSQL runs create their databases on.
+pub fn postgres_admin_url() -> String {
+    std::env::var("ARTIFACTSTORE_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+fn postgres_available() -> bool {
+    use std::net::ToSocketAddrs;
+    let url = postgres_admin_url();
+    let host_port = url
+        .split('@')
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or("127.0.0.1:5432")
+        .to_owned();
+    host_port
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut addrs| addrs.next())
+        .is_some_and(|addr| std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(2)).is_ok())
+}
+
+/// Runs one test body on `engine`. Without PostgreSQL the PostgreSQL run
+/// is skipped with a printed reason, except under `CI=true`, where a
+/// missing service is a failure.
+pub fn run_on<F: std::future::Future<Output = ()>>(engine: Engine, test: F) {
+    if engine == Engine::Postgres && !postgres_available() {
+        let reason = format!("PostgreSQL is not reachable at {}", postgres_admin_url());
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("{reason} (CI=true: a missing service is a failure)");
+        }
+        eprintln!("SKIPPED (postgres): {reason}");
+        return;
+    }
+    ENGINE.with(|e| e.set(engine));
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(test);
+}
+
+/// Declares each `async fn name() { … }` as one test per engine:
+/// `name::sqlite` and `name::postgres`.
+#[macro_export]
+macro_rules! engine_tests {
+    ($($(#[$meta:meta])* async fn $name:ident() $body:block)*) => {$(
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            async fn test_body() $body
+            $(#[$meta])*
+            #[test]
+            fn sqlite() {
+                $crate::common::run_on($crate::common::Engine::Sqlite, test_body());
+            }
+            $(#[$meta])*
+            #[test]
+            fn postgres() {
+                $crate::common::run_on($crate::common::Engine::Postgres, test_body());
+            }
+        }
+    )*};
+}
+
+/// A PostgreSQL database made for one test and dropped after it.
+pub struct PostgresDatabase {
+    pub name: String,
+    pub url: String,
+}
+
+impl PostgresDatabase {
+    async fn create() -> Self {
+        use sqlx::Connection;
+        sqlx::any::install_default_drivers();
+        let admin = postgres_admin_url();
+        let name = format!("artifactstore_test_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = sqlx::AnyConnection::connect(&admin).await.unwrap();
+        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.unwrap();
+        let base = admin.rsplit_once('/').map_or(admin.as_str(), |(base, _)| base).to_owned();
+        Self { url: format!("{base}/{name}"), name }
+    }
+}
+
+impl Drop for PostgresDatabase {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        // Drop runs outside async; a short-lived runtime of its own does it.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(async move {
+                use sqlx::Connection;
+                if let Ok(mut conn) = sqlx::AnyConnection::connect(&postgres_admin_url()).await {
+                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .execute(&mut conn)
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
 pub struct TestEnv {
-    pub dir: tempfile::TempDir,
     pub registry: Registry,
     pub clock: Arc<ManualClock>,
+    pub engine: Engine,
+    pub dir: tempfile::TempDir,
+    _postgres: Option<PostgresDatabase>,
 }
 
 pub fn config_in(dir: &std::path::Path) -> Config {
@@ -56,9 +173,16 @@ impl TestEnv {
     pub async fn with(customise: impl FnOnce(RegistryBuilder) -> RegistryBuilder) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let clock = ManualClock::starting_at("2026-01-01T00:00:00Z");
-        let builder = Registry::builder(config_in(dir.path())).clock(clock.clone());
+        let engine = ENGINE.with(|e| e.get());
+        let mut config = config_in(dir.path());
+        let postgres = match engine {
+            Engine::Sqlite => None,
+            Engine::Postgres => Some(PostgresDatabase::create().await),
+        };
+        config.database.url = postgres.as_ref().map(|db| db.url.clone());
+        let builder = Registry::builder(config).clock(clock.clone());
         let registry = customise(builder).build().await.unwrap();
-        Self { dir, registry, clock }
+        Self { registry, clock, engine, dir, _postgres: postgres }
     }
 
     pub async fn package(&self, class: &str) -> uuid::Uuid {
