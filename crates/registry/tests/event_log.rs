@@ -117,6 +117,48 @@ engine_tests! {
     }
 }
 
+engine_tests! {
+    async fn followers_miss_nothing_with_concurrent_writers_on_two_replicas() {
+        let env = TestEnv::new().await;
+        let replica = env.replica().await;
+        let writers_per_replica = 8;
+        let packages_per_writer = 5;
+        let expected = (2 * writers_per_replica * packages_per_writer * 2) as usize;
+        let follow = |registry: artifactstore_registry::Registry| {
+            tokio::spawn(async move {
+                let mut stream = Box::pin(registry.tail_events(0));
+                let mut seen = Vec::new();
+                while seen.len() < expected {
+                    let next = tokio::time::timeout(Duration::from_secs(30), stream.next()).await;
+                    seen.push(next.expect("follower stalled").unwrap().unwrap().sequence);
+                }
+                seen
+            })
+        };
+        let first = follow(env.registry.clone());
+        let second = follow(replica.clone());
+        let mut writers = Vec::new();
+        for (r, registry) in [env.registry.clone(), replica.clone()].into_iter().enumerate() {
+            for w in 0..writers_per_replica {
+                let registry = registry.clone();
+                writers.push(tokio::spawn(async move {
+                    for p in 0..packages_per_writer {
+                        registry.create_package(new_package(&format!("r{r}w{w}p{p}"), "standard"), "w").await.unwrap();
+                    }
+                }));
+            }
+        }
+        for writer in writers {
+            writer.await.unwrap();
+        }
+        let want: Vec<i64> = (1..=expected as i64).collect();
+        assert_eq!(first.await.unwrap(), want);
+        assert_eq!(second.await.unwrap(), want);
+        assert!(env.registry.verify_log().await.unwrap().is_intact());
+        assert!(replica.replay_check().await.unwrap().identical);
+    }
+}
+
 /// One random operation of the property test.
 #[derive(Debug, Clone)]
 enum Op {

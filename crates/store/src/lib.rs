@@ -12,6 +12,7 @@
 //! follower reading "after N" can never skip a sequence that commits late.
 
 mod log;
+mod notify;
 mod queries;
 pub mod records;
 mod replay;
@@ -129,12 +130,16 @@ impl Store {
         };
         let pool = options.connect(&url).await?;
         let (head, _) = watch::channel(0);
+        let head = Arc::new(head);
+        if engine == Engine::Postgres {
+            notify::spawn_listener(url.clone(), Arc::downgrade(&head));
+        }
         Ok(Self {
             pool,
             engine,
             clock,
             local_writer: Arc::new(Mutex::new(())),
-            head: Arc::new(head),
+            head,
         })
     }
 

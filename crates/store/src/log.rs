@@ -243,6 +243,14 @@ impl<'s> LogTx<'s> {
                 .bind(self.head_chain.0.as_slice())
                 .execute(&mut *self.tx)
                 .await?;
+            if self.store.engine == Engine::Postgres {
+                // Delivered to every listener when (and only if) this commits.
+                sqlx::query("SELECT 1 AS sent FROM (SELECT pg_notify($1, $2)) AS notified")
+                    .bind(crate::notify::CHANNEL)
+                    .bind(self.head_sequence.to_string())
+                    .execute(&mut *self.tx)
+                    .await?;
+            }
         }
         self.tx.commit().await?;
         self.store.announce(self.head_sequence);

@@ -151,6 +151,7 @@ impl Drop for PostgresDatabase {
 }
 
 pub struct TestEnv {
+    pub config: Config,
     pub registry: Registry,
     pub clock: Arc<ManualClock>,
     pub engine: Engine,
@@ -180,9 +181,9 @@ impl TestEnv {
             Engine::Postgres => Some(PostgresDatabase::create().await),
         };
         config.database.url = postgres.as_ref().map(|db| db.url.clone());
-        let builder = Registry::builder(config).clock(clock.clone());
+        let builder = Registry::builder(config.clone()).clock(clock.clone());
         let registry = customise(builder).build().await.unwrap();
-        Self { registry, clock, engine, dir, _postgres: postgres }
+        Self { config, registry, clock, engine, dir, _postgres: postgres }
     }
 
     pub async fn package(&self, class: &str) -> uuid::Uuid {
@@ -199,6 +200,12 @@ impl TestEnv {
             .ingest_file(package, path, "text/plain", body(data), Default::default(), "tester")
             .await
             .unwrap()
+    }
+
+    /// Another registry on the same database and objects, as a second
+    /// process or replica would open it.
+    pub async fn replica(&self) -> Registry {
+        Registry::builder(self.config.clone()).clock(self.clock.clone()).build().await.unwrap()
     }
 
     pub async fn event_count(&self) -> i64 {

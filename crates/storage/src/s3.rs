@@ -1,0 +1,315 @@
+//! An S3-compatible backend (Ceph RGW, Garage, MinIO, AWS S3) over the
+//! `object_store` crate.
+//!
+//! The content address, and so the key, is known only after the last byte.
+//! Small objects are buffered (at most [`SINGLE_PUT_LIMIT`]) and written
+//! with one PUT under their final key. Larger ones stream as a multipart
+//! upload to a server-made staging key and are copied to their final key
+//! on commit; the staging object is then deleted. Conditional PUT is not
+//! relied on (Garage ignores it): a HEAD first skips bytes already stored,
+//! and overwriting identical bytes under a content address is harmless.
+
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::StreamExt;
+use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::path::Path;
+use object_store::{
+    BackoffConfig, ClientOptions, GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig,
+    WriteMultipart,
+};
+
+use crate::{Backend, ByteStream, ObjectWriter, StorageError};
+
+/// Objects up to this size go up in one PUT.
+pub const SINGLE_PUT_LIMIT: usize = 8 * 1024 * 1024;
+/// Multipart part size.
+const PART_BYTES: usize = 16 * 1024 * 1024;
+/// Parts in flight at once: with [`PART_BYTES`] this bounds an upload's
+/// memory at about 64 MiB plus one buffered part.
+const PARTS_IN_FLIGHT: usize = 3;
+const STAGING_PREFIX: &str = "staging";
+
+/// Where and how to reach the bucket.
+#[derive(Clone)]
+pub struct S3Settings {
+    /// Backend id.
+    pub id: String,
+    /// Endpoint URL; `None` for AWS.
+    pub endpoint: Option<String>,
+    /// Region (any value for most self-hosted stores).
+    pub region: String,
+    /// Bucket.
+    pub bucket: String,
+    /// Path-style URLs (Ceph RGW, Garage, MinIO).
+    pub path_style: bool,
+    /// Access key id.
+    pub access_key_id: Option<String>,
+    /// Secret access key.
+    pub secret_access_key: Option<String>,
+    /// Key prefix inside the bucket (may be empty).
+    pub prefix: String,
+}
+
+impl std::fmt::Debug for S3Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Settings")
+            .field("id", &self.id)
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("bucket", &self.bucket)
+            .field("path_style", &self.path_style)
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &self.secret_access_key.as_ref().map(|_| "***"))
+            .finish()
+    }
+}
+
+/// Objects in an S3-compatible bucket.
+#[derive(Debug, Clone)]
+pub struct S3Backend {
+    id: String,
+    prefix: String,
+    store: Arc<AmazonS3>,
+}
+
+impl S3Backend {
+    /// A backend for `settings`; nothing is contacted until first use.
+    pub fn new(settings: S3Settings) -> Result<Self, StorageError> {
+        let mut builder = AmazonS3Builder::new()
+            .with_bucket_name(&settings.bucket)
+            .with_region(&settings.region)
+            .with_virtual_hosted_style_request(!settings.path_style)
+            // Fail fast when the store is down, so clients get a 503 in
+            // seconds rather than a hung upload.
+            .with_client_options(
+                ClientOptions::new()
+                    .with_connect_timeout(Duration::from_secs(5))
+                    .with_timeout(Duration::from_secs(300)),
+            )
+            .with_retry(RetryConfig {
+                backoff: BackoffConfig::default(),
+                max_retries: 3,
+                retry_timeout: Duration::from_secs(20),
+            });
+        if let Some(endpoint) = &settings.endpoint {
+            builder = builder
+                .with_endpoint(endpoint)
+                .with_allow_http(endpoint.starts_with("http://"));
+        }
+        if let Some(key) = &settings.access_key_id {
+            builder = builder.with_access_key_id(key);
+        }
+        if let Some(secret) = &settings.secret_access_key {
+            builder = builder.with_secret_access_key(secret);
+        }
+        let store = builder.build().map_err(|e| StorageError::Unavailable {
+            backend: settings.id.clone(),
+            cause: format!("invalid S3 settings: {e}"),
+        })?;
+        Ok(Self {
+            id: settings.id,
+            prefix: settings.prefix.trim_matches('/').to_owned(),
+            store: Arc::new(store),
+        })
+    }
+
+    fn path(&self, key: &str) -> Path {
+        if self.prefix.is_empty() {
+            Path::from(key)
+        } else {
+            Path::from(format!("{}/{key}", self.prefix))
+        }
+    }
+
+    fn error(&self, e: object_store::Error) -> StorageError {
+        map_error(&self.id, e)
+    }
+}
+
+fn map_error(backend: &str, e: object_store::Error) -> StorageError {
+    match e {
+        object_store::Error::NotFound { path, .. } => StorageError::NotFound(path),
+        other => StorageError::Unavailable {
+            backend: backend.to_owned(),
+            cause: other.to_string(),
+        },
+    }
+}
+
+#[async_trait]
+impl Backend for S3Backend {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    async fn begin_write(&self) -> Result<Box<dyn ObjectWriter>, StorageError> {
+        Ok(Box::new(S3Writer {
+            backend: self.clone(),
+            state: WriteState::Buffering(Vec::new(), 0),
+        }))
+    }
+
+    async fn open(&self, key: &str, range: Option<Range<u64>>) -> Result<ByteStream, StorageError> {
+        let path = self.path(key);
+        if let Some(r) = &range {
+            if r.start == r.end {
+                // An empty range: S3 has no way to ask for zero bytes.
+                let size = self.size(key).await?.ok_or_else(|| StorageError::NotFound(key.to_owned()))?;
+                if r.end > size {
+                    return Err(StorageError::RangeNotSatisfiable { start: r.start, end: r.end, size });
+                }
+                return Ok(Box::pin(futures::stream::empty()));
+            }
+        }
+        let options = GetOptions {
+            range: range.map(GetRange::Bounded),
+            ..GetOptions::default()
+        };
+        let result = self.store.get_opts(&path, options).await.map_err(|e| self.error(e))?;
+        let id = self.id.clone();
+        Ok(Box::pin(result.into_stream().map(move |chunk| chunk.map_err(|e| map_error(&id, e)))))
+    }
+
+    async fn size(&self, key: &str) -> Result<Option<u64>, StorageError> {
+        match self.store.head(&self.path(key)).await {
+            Ok(meta) => Ok(Some(meta.size)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.error(e)),
+        }
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StorageError> {
+        match self.store.delete(&self.path(key)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.error(e)),
+        }
+    }
+
+    async fn probe(&self) -> Result<(), StorageError> {
+        // A HEAD of a key that need not exist: "not found" proves the bucket
+        // answers and our credentials work.
+        match self.store.head(&self.path("artifactstore-probe")).await {
+            Ok(_) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.error(e)),
+        }
+    }
+}
+
+enum WriteState {
+    Buffering(Vec<Bytes>, usize),
+    Multipart { upload: WriteMultipart, staging: Path },
+    Done,
+}
+
+struct S3Writer {
+    backend: S3Backend,
+    state: WriteState,
+}
+
+impl S3Writer {
+    async fn start_multipart(&mut self, buffered: Vec<Bytes>) -> Result<(), StorageError> {
+        let staging = self
+            .backend
+            .path(&format!("{STAGING_PREFIX}/{}", uuid::Uuid::new_v4()));
+        let upload = self
+            .backend
+            .store
+            .put_multipart(&staging)
+            .await
+            .map_err(|e| self.backend.error(e))?;
+        let mut upload = WriteMultipart::new_with_chunk_size(upload, PART_BYTES);
+        for chunk in buffered {
+            upload.put(chunk);
+        }
+        self.state = WriteState::Multipart { upload, staging };
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ObjectWriter for S3Writer {
+    async fn write(&mut self, chunk: Bytes) -> Result<(), StorageError> {
+        match &mut self.state {
+            WriteState::Buffering(chunks, size) => {
+                *size += chunk.len();
+                chunks.push(chunk);
+                if *size > SINGLE_PUT_LIMIT {
+                    let buffered = std::mem::take(chunks);
+                    self.start_multipart(buffered).await?;
+                }
+                Ok(())
+            }
+            WriteState::Multipart { upload, .. } => {
+                upload
+                    .wait_for_capacity(PARTS_IN_FLIGHT)
+                    .await
+                    .map_err(|e| map_error(&self.backend.id, e))?;
+                upload.put(chunk);
+                Ok(())
+            }
+            WriteState::Done => Err(StorageError::Unavailable {
+                backend: self.backend.id.clone(),
+                cause: "writer already closed".into(),
+            }),
+        }
+    }
+
+    async fn commit(mut self: Box<Self>, key: &str) -> Result<(), StorageError> {
+        let target = self.backend.path(key);
+        let exists = self.backend.size(key).await?.is_some();
+        match std::mem::replace(&mut self.state, WriteState::Done) {
+            WriteState::Buffering(chunks, _) => {
+                if !exists {
+                    let payload: PutPayload = chunks.into_iter().collect();
+                    self.backend
+                        .store
+                        .put(&target, payload)
+                        .await
+                        .map_err(|e| self.backend.error(e))?;
+                }
+                Ok(())
+            }
+            WriteState::Multipart { upload, staging } => {
+                upload.finish().await.map_err(|e| self.backend.error(e))?;
+                let copied = if exists {
+                    Ok(())
+                } else {
+                    self.backend.store.copy(&staging, &target).await
+                };
+                let deleted = self.backend.store.delete(&staging).await;
+                copied.map_err(|e| self.backend.error(e))?;
+                if let Err(e) = deleted {
+                    tracing::warn!(backend = %self.backend.id, error = %e, "could not delete a staging object");
+                }
+                Ok(())
+            }
+            WriteState::Done => Ok(()),
+        }
+    }
+
+    async fn abort(mut self: Box<Self>) -> Result<(), StorageError> {
+        match std::mem::replace(&mut self.state, WriteState::Done) {
+            WriteState::Multipart { upload, .. } => upload.abort().await.map_err(|e| self.backend.error(e)),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Drop for S3Writer {
+    fn drop(&mut self) {
+        // A writer dropped mid-stream (client gone, task cancelled) must not
+        // leave a half-finished multipart upload holding parts.
+        if let WriteState::Multipart { upload, .. } = std::mem::replace(&mut self.state, WriteState::Done) {
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(async move {
+                    let _ = upload.abort().await;
+                });
+            }
+        }
+    }
+}
