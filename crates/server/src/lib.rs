@@ -1,1 +1,182 @@
-//! placeholder
+//! The HTTP API of artifact-store, built on axum.
+//!
+//! Every route maps onto one [`Registry`] operation; this crate holds no
+//! registry logic of its own. What it adds is the HTTP surface of
+//! `CONTRACT.md`: streaming uploads and downloads with digests, ranges and
+//! conditional requests, RFC 9457 problem details (mapped from
+//! [`artifactstore_registry::RegistryError`] in exactly one place), Server-Sent
+//! Events for the log, Prometheus metrics, a per-request log line and the
+//! OpenAPI document served at `GET /openapi.json`.
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use artifactstore_registry::{Config, Registry};
+//! use artifactstore_server::{serve, ServerOptions};
+//!
+//! let registry = Registry::open(&Config::default()).await.expect("registry");
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8000").await?;
+//! let shutdown = async {
+//!     let _ = tokio::signal::ctrl_c().await;
+//! };
+//! serve(listener, registry, ServerOptions::default(), shutdown).await
+//! # }
+//! ```
+
+mod api;
+mod auth;
+mod extract;
+mod headers;
+mod metrics;
+mod openapi;
+mod problem;
+mod telemetry;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use artifactstore_registry::Registry;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post, put};
+use axum::Router;
+use tokio_util::sync::CancellationToken;
+
+use crate::metrics::Metrics;
+
+/// Tunables of the HTTP layer. Everything else comes from the registry's
+/// configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerOptions {
+    /// Largest page `GET /v1/packages` and `GET /v1/events` return; larger
+    /// `limit`s are clamped to it.
+    pub max_page: i64,
+    /// Page size when a request gives no `limit`.
+    pub default_page: i64,
+    /// How often an idle event stream sends a keep-alive comment, so proxies
+    /// do not time the connection out.
+    pub keep_alive: Duration,
+    /// Largest JSON request body accepted, in bytes (file uploads are
+    /// streamed and not bound by this).
+    pub max_json_body_bytes: usize,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        Self {
+            max_page: 1000,
+            default_page: 100,
+            keep_alive: Duration::from_secs(15),
+            max_json_body_bytes: 2 * 1024 * 1024,
+        }
+    }
+}
+
+/// What every handler shares.
+#[derive(Clone)]
+pub(crate) struct AppState {
+    pub(crate) registry: Registry,
+    pub(crate) options: Arc<ServerOptions>,
+    pub(crate) metrics: Arc<Metrics>,
+    /// Cancelled when the server starts shutting down, so endless responses
+    /// (event streams) end and graceful shutdown can complete.
+    pub(crate) shutdown: CancellationToken,
+    /// The OpenAPI document, rendered once.
+    pub(crate) openapi: Arc<String>,
+}
+
+/// The whole API as an axum router (for embedding or tests). Event streams
+/// of this router end only when their clients leave; [`serve`] also ends
+/// them at shutdown.
+pub fn router(registry: Registry, options: ServerOptions) -> Router {
+    build_router(registry, options, CancellationToken::new())
+}
+
+/// Serves the API on `listener` until `shutdown` resolves, then stops
+/// accepting connections, ends the event streams and lets in-flight requests
+/// finish.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    registry: Registry,
+    options: ServerOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let token = CancellationToken::new();
+    let app = build_router(registry, options, token.clone());
+    let signal = async move {
+        shutdown.await;
+        tracing::info!("shutting down: finishing in-flight requests");
+        token.cancel();
+    };
+    axum::serve(listener, app)
+        .with_graceful_shutdown(signal)
+        .await
+}
+
+fn build_router(registry: Registry, options: ServerOptions, shutdown: CancellationToken) -> Router {
+    let json_limit = options.max_json_body_bytes;
+    let state = AppState {
+        registry,
+        options: Arc::new(options),
+        metrics: Arc::new(Metrics::default()),
+        shutdown,
+        openapi: Arc::new(openapi::document_json()),
+    };
+    use api::{events, files, health, manifest, packages, retention, schemas, storage};
+    Router::new()
+        .route("/health", get(health::health))
+        .route("/metrics", get(metrics::metrics))
+        .route("/openapi.json", get(openapi::openapi_json))
+        .route(
+            "/v1/packages",
+            post(packages::create_package).get(packages::list_packages),
+        )
+        .route("/v1/packages/{id}", get(packages::get_package))
+        .route(
+            "/v1/packages/{id}/finalize",
+            post(packages::finalize_package),
+        )
+        .route("/v1/packages/{id}/manifest", get(manifest::get_manifest))
+        .route("/v1/packages/{id}/files", get(files::list_files))
+        .route(
+            "/v1/packages/{id}/files/{*relative_path}",
+            put(files::put_file)
+                .get(files::get_file_by_path)
+                .head(files::head_file_by_path),
+        )
+        .route("/v1/files/{file_id}", get(files::get_file))
+        .route(
+            "/v1/files/{file_id}/content",
+            get(files::get_file_content).head(files::head_file_content),
+        )
+        .route("/v1/events", get(events::list_events))
+        .route("/v1/events/stream", get(events::stream_events))
+        .route("/v1/retention-classes", get(retention::list_classes))
+        .route("/v1/packages/{id}/retention", get(retention::get_retention))
+        .route(
+            "/v1/packages/{id}/retention/extend",
+            post(retention::extend),
+        )
+        .route(
+            "/v1/packages/{id}/retention/history",
+            get(retention::history),
+        )
+        .route("/v1/packages/{id}/holds", post(retention::apply_hold))
+        .route(
+            "/v1/packages/{id}/holds/{hold_id}/release",
+            post(retention::release_hold),
+        )
+        .route("/v1/retention/sweep", post(retention::sweep))
+        .route(
+            "/v1/metadata-schemas/{slug}",
+            put(schemas::put_schema).get(schemas::get_schema),
+        )
+        .route("/v1/storage/verify", post(storage::verify))
+        .fallback(problem::route_not_found)
+        .method_not_allowed_fallback(problem::method_not_allowed)
+        .layer(DefaultBodyLimit::max(json_limit))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            telemetry::observe,
+        ))
+        .with_state(state)
+}

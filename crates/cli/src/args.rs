@@ -1,0 +1,355 @@
+//! The command line: every command, its options, and its help text.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// artifact-store: a registry for the evidence, reports, logs and release
+/// artifacts your pipelines produce.
+///
+/// `serve` runs the HTTP API; `admin` acts on a configuration directly; every
+/// other command is a client of a running server.
+#[derive(Debug, Parser)]
+#[command(name = "artifactstore", version, propagate_version = true)]
+#[command(after_help = "Examples:\n  artifactstore serve\n  artifactstore push --name nightly --producer ci --subject app --retention-class standard ./out\n  artifactstore pull 6f1c…-… --output ./restored")]
+pub struct Cli {
+    /// Server URL for client commands.
+    #[arg(long, global = true, env = "ARTIFACTSTORE_URL", default_value = "http://127.0.0.1:8000")]
+    pub server: String,
+    /// API token for client commands.
+    #[arg(long, global = true, env = "ARTIFACTSTORE_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Who to record as the actor of the events a command causes.
+    #[arg(long, global = true, env = "ARTIFACTSTORE_ACTOR")]
+    pub actor: Option<String>,
+    /// Machine-readable JSON on stdout instead of human output.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Where a server or admin command finds its configuration.
+#[derive(Debug, Args, Clone)]
+pub struct ConfigArgs {
+    /// TOML configuration file (env ARTIFACTSTORE_CONFIG); none means the
+    /// embedded default.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Data directory (overrides the file and ARTIFACTSTORE_DATA_DIR).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP server.
+    ///
+    /// With no configuration it runs the embedded default: SQLite and local
+    /// files under ./artifactstore-data, listening on 127.0.0.1:8000. The
+    /// schema is migrated at start. Stops gracefully on SIGINT or SIGTERM.
+    #[command(after_help = "Example:\n  artifactstore serve --data-dir /var/lib/artifactstore --listen 127.0.0.1:8000")]
+    Serve {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Address to listen on (overrides the file and ARTIFACTSTORE_LISTEN).
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// Administer a configuration directly (no server needed).
+    #[command(subcommand)]
+    Admin(AdminCommand),
+    /// Create a package, upload files and directories, and finalize it.
+    ///
+    /// Directories are uploaded recursively with paths relative to the
+    /// argument; a file argument is uploaded under its file name. Each file
+    /// is hashed first and its digests are sent, so the server refuses bytes
+    /// that change on the way. Prints the package id and the manifest's
+    /// content address.
+    #[command(after_help = "Example:\n  artifactstore push --name nightly --producer ci --subject webapp \\\n      --retention-class standard --metadata branch=main ./reports ./build.log")]
+    Push {
+        #[command(flatten)]
+        package: PackageArgs,
+        /// Files and directories to upload.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Download every file of a package and check it against the manifest.
+    ///
+    /// Each file's size, BLAKE3 and SHA-256 are checked; any mismatch fails
+    /// the command and the mismatching file is not left behind.
+    #[command(after_help = "Example:\n  artifactstore pull 0b7e…-… --output ./restored")]
+    Pull {
+        /// Package id.
+        package_id: String,
+        /// Directory to write the files into (created if missing).
+        #[arg(long, short)]
+        output: PathBuf,
+    },
+    /// Single package steps: create, list, show, finalize.
+    #[command(subcommand)]
+    Package(PackageCommand),
+    /// Single file steps: put, get, list.
+    #[command(subcommand)]
+    File(FileCommand),
+    /// Print a finalized package's manifest.
+    #[command(after_help = "Example:\n  artifactstore manifest 0b7e…-… --format json")]
+    Manifest {
+        /// Package id.
+        package_id: String,
+        /// `cbor` (the canonical bytes) or `json` (their RFC 8785 form).
+        #[arg(long, value_enum, default_value = "cbor")]
+        format: ManifestFormatArg,
+        /// Write to this file instead of stdout.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// Print the event log, optionally following it live.
+    #[command(after_help = "Example:\n  artifactstore events --since 100 --follow --json")]
+    Events {
+        /// Start after this sequence.
+        #[arg(long, default_value_t = 0)]
+        since: i64,
+        /// Keep following new events until interrupted.
+        #[arg(long)]
+        follow: bool,
+    },
+    /// Retention: state, extensions, legal holds, classes.
+    #[command(subcommand)]
+    Retention(RetentionCommand),
+    /// Metadata JSON Schemas.
+    #[command(subcommand)]
+    Schema(SchemaCommand),
+}
+
+/// Fields of a new package.
+#[derive(Debug, Args, Clone)]
+pub struct PackageArgs {
+    /// Package name.
+    #[arg(long)]
+    pub name: String,
+    /// Who produced it (pipeline, team).
+    #[arg(long)]
+    pub producer: String,
+    /// What it is about.
+    #[arg(long)]
+    pub subject: String,
+    /// Retention class (see `artifactstore retention classes`).
+    #[arg(long)]
+    pub retention_class: String,
+    /// Metadata entry KEY=VALUE (a string value); repeatable.
+    #[arg(long = "metadata", value_name = "KEY=VALUE")]
+    pub metadata: Vec<String>,
+    /// Metadata as a JSON object in a file (typed values); KEY=VALUE
+    /// entries override its keys.
+    #[arg(long, value_name = "FILE")]
+    pub metadata_json: Option<PathBuf>,
+    /// Validate the metadata against this registered schema.
+    #[arg(long, value_name = "SLUG")]
+    pub schema: Option<String>,
+}
+
+/// Manifest formats.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ManifestFormatArg {
+    /// Canonical CBOR.
+    Cbor,
+    /// RFC 8785 JSON.
+    Json,
+}
+
+/// Administration commands.
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create or upgrade the database schema.
+    #[command(after_help = "Example:\n  artifactstore admin migrate --config /etc/artifactstore.toml")]
+    Migrate {
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+    /// Rebuild every materialised view from the event log.
+    ///
+    /// With --check, rebuild into a scratch transaction and compare with the
+    /// live views instead; exits non-zero if they differ.
+    #[command(after_help = "Example:\n  artifactstore admin replay --check")]
+    Replay {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Compare only; change nothing.
+        #[arg(long)]
+        check: bool,
+    },
+    /// Re-read stored objects and check size and both digests.
+    ///
+    /// Records a verification event per location; exits non-zero if any
+    /// object is missing or differs.
+    #[command(after_help = "Example:\n  artifactstore admin verify --backend local")]
+    Verify {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Only this backend.
+        #[arg(long)]
+        backend: Option<String>,
+    },
+    /// Recompute the event log's digests and hash chain; exits non-zero at
+    /// the first altered row.
+    #[command(after_help = "Example:\n  artifactstore admin verify-log")]
+    VerifyLog {
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+    /// Mark expired, unheld packages eligible for deletion.
+    #[command(after_help = "Example:\n  artifactstore admin sweep")]
+    Sweep {
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+}
+
+/// Package commands.
+#[derive(Debug, Subcommand)]
+pub enum PackageCommand {
+    /// Create an empty package.
+    #[command(after_help = "Example:\n  artifactstore package create --name n --producer ci --subject app --retention-class standard")]
+    Create {
+        #[command(flatten)]
+        package: PackageArgs,
+    },
+    /// List packages, filtered.
+    #[command(after_help = "Example:\n  artifactstore package list --producer ci --metadata branch=main --limit 20")]
+    List {
+        /// Only this producer.
+        #[arg(long)]
+        producer: Option<String>,
+        /// Only this subject.
+        #[arg(long)]
+        subject: Option<String>,
+        /// Only this retention class.
+        #[arg(long)]
+        retention_class: Option<String>,
+        /// Only this status (`created`, `finalized`).
+        #[arg(long)]
+        status: Option<String>,
+        /// Only packages whose metadata KEY has this VALUE; repeatable.
+        #[arg(long = "metadata", value_name = "KEY=VALUE")]
+        metadata: Vec<String>,
+        /// Page size.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        /// Cursor from a previous page.
+        #[arg(long)]
+        after: Option<String>,
+    },
+    /// Show one package.
+    #[command(after_help = "Example:\n  artifactstore package show 0b7e…-…")]
+    Show {
+        /// Package id.
+        package_id: String,
+    },
+    /// Finalize a package: seal it and record its manifest.
+    #[command(after_help = "Example:\n  artifactstore package finalize 0b7e…-…")]
+    Finalize {
+        /// Package id.
+        package_id: String,
+    },
+}
+
+/// File commands.
+#[derive(Debug, Subcommand)]
+pub enum FileCommand {
+    /// Upload one file into a package.
+    #[command(after_help = "Example:\n  artifactstore file put 0b7e…-… ./summary.pdf --as reports/summary.pdf --media-type application/pdf")]
+    Put {
+        /// Package id.
+        package_id: String,
+        /// Local file.
+        path: PathBuf,
+        /// Relative path in the package (default: the file name).
+        #[arg(long = "as", value_name = "RELATIVE_PATH")]
+        relative_path: Option<String>,
+        /// Media type (default: application/octet-stream).
+        #[arg(long)]
+        media_type: Option<String>,
+    },
+    /// Download one file (checked against its recorded digests).
+    #[command(after_help = "Example:\n  artifactstore file get 9a1f…-… -o summary.pdf")]
+    Get {
+        /// File id.
+        file_id: String,
+        /// Write to this file instead of stdout.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// List a package's files.
+    #[command(after_help = "Example:\n  artifactstore file list 0b7e…-…")]
+    List {
+        /// Package id.
+        package_id: String,
+    },
+}
+
+/// Retention commands.
+#[derive(Debug, Subcommand)]
+pub enum RetentionCommand {
+    /// Show a package's retention state and active holds.
+    #[command(after_help = "Example:\n  artifactstore retention show 0b7e…-…")]
+    Show {
+        /// Package id.
+        package_id: String,
+    },
+    /// Move a package's expiry later.
+    #[command(after_help = "Example:\n  artifactstore retention extend 0b7e…-… --until 2030-01-01T00:00:00Z --reason \"audit 2029\"")]
+    Extend {
+        /// Package id.
+        package_id: String,
+        /// New expiry, RFC 3339; must be later than the current one.
+        #[arg(long)]
+        until: String,
+        /// Why (recorded in the log).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Place a legal hold; prints its id.
+    #[command(after_help = "Example:\n  artifactstore retention hold 0b7e…-… --reason \"litigation 2026-17\"")]
+    Hold {
+        /// Package id.
+        package_id: String,
+        /// Why (recorded in the log).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Release a legal hold.
+    #[command(after_help = "Example:\n  artifactstore retention release 0b7e…-… 5c2d…-… --reason \"case closed\"")]
+    Release {
+        /// Package id.
+        package_id: String,
+        /// Hold id.
+        hold_id: String,
+        /// Why (recorded in the log).
+        #[arg(long)]
+        reason: String,
+    },
+    /// List the configured retention classes.
+    #[command(after_help = "Example:\n  artifactstore retention classes")]
+    Classes,
+}
+
+/// Schema commands.
+#[derive(Debug, Subcommand)]
+pub enum SchemaCommand {
+    /// Register a JSON Schema for package metadata (idempotent by slug).
+    #[command(after_help = "Example:\n  artifactstore schema register ci-run ./ci-run.schema.json")]
+    Register {
+        /// Slug packages refer to it by.
+        slug: String,
+        /// The JSON Schema file.
+        file: PathBuf,
+    },
+    /// Show a registered schema.
+    #[command(after_help = "Example:\n  artifactstore schema show ci-run")]
+    Show {
+        /// Slug.
+        slug: String,
+    },
+}

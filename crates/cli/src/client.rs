@@ -1,0 +1,111 @@
+//! The HTTP client the client commands share.
+
+use bytes::Bytes;
+use futures::Stream;
+use reqwest::{Method, RequestBuilder, Response, Url};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::error::{CliError, CliResult};
+
+/// A client of one server.
+pub struct Client {
+    base: Url,
+    http: reqwest::Client,
+    token: Option<String>,
+    actor: Option<String>,
+}
+
+impl Client {
+    /// A client for `server`.
+    pub fn new(server: &str, token: Option<String>, actor: Option<String>) -> CliResult<Self> {
+        let base = Url::parse(server).map_err(|e| CliError::Usage(format!("invalid --server URL {server:?}: {e}")))?;
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("artifactstore-cli/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| CliError::Usage(e.to_string()))?;
+        Ok(Self { base, http, token, actor })
+    }
+
+    /// The URL of `segments` under the server root; each segment is
+    /// percent-encoded, so a relative path's `/` separate segments and
+    /// nothing else does.
+    pub fn url(&self, segments: &[&str]) -> Url {
+        let mut url = self.base.clone();
+        if let Ok(mut path) = url.path_segments_mut() {
+            path.pop_if_empty();
+            path.extend(segments);
+        }
+        url
+    }
+
+    /// A request with the auth and actor headers.
+    pub fn request(&self, method: Method, url: Url) -> RequestBuilder {
+        let mut request = self.http.request(method, url);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(actor) = &self.actor {
+            request = request.header("X-Artifactstore-Actor", actor);
+        }
+        request
+    }
+
+    /// Sends, and turns a problem answer into [`CliError::Server`].
+    pub async fn send(&self, request: RequestBuilder) -> CliResult<Response> {
+        let response = request.send().await.map_err(|e| CliError::Unreachable {
+            url: self.base.to_string(),
+            cause: root_cause(&e),
+        })?;
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap_or_default();
+        let problem: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        let field = |name: &str| problem.get(name).and_then(Value::as_str).map(str::to_owned);
+        Err(CliError::Server {
+            status,
+            code: field("code").unwrap_or_else(|| "http_error".into()),
+            detail: field("detail")
+                .or_else(|| field("title"))
+                .unwrap_or_else(|| if text.is_empty() { format!("HTTP {status}") } else { text.clone() }),
+        })
+    }
+
+    /// Sends and decodes a JSON answer.
+    pub async fn json<T: DeserializeOwned>(&self, request: RequestBuilder) -> CliResult<T> {
+        let response = self.send(request).await?;
+        response.json().await.map_err(|e| CliError::Protocol(e.to_string()))
+    }
+
+    /// GET a JSON document.
+    pub async fn get_json<T: DeserializeOwned>(&self, segments: &[&str], query: &[(&str, String)]) -> CliResult<T> {
+        let request = self.request(Method::GET, self.url(segments)).query(query);
+        self.json(request).await
+    }
+
+    /// POST a JSON body, decode the JSON answer.
+    pub async fn post_json<T: DeserializeOwned>(&self, segments: &[&str], body: &Value) -> CliResult<T> {
+        let request = self.request(Method::POST, self.url(segments)).json(body);
+        self.json(request).await
+    }
+
+    /// GET a byte stream.
+    pub async fn get_stream(
+        &self,
+        segments: &[&str],
+        query: &[(&str, String)],
+    ) -> CliResult<impl Stream<Item = reqwest::Result<Bytes>>> {
+        let request = self.request(Method::GET, self.url(segments)).query(query);
+        Ok(self.send(request).await?.bytes_stream())
+    }
+}
+
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause: &dyn std::error::Error = e;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
+}

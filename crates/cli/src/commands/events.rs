@@ -1,0 +1,93 @@
+//! `artifactstore events`: the log, paged or followed live over SSE.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use reqwest::Method;
+use serde_json::Value;
+
+use crate::client::Client;
+use crate::error::{CliError, CliResult};
+use crate::output::{field, Output};
+
+const PAGE: i64 = 1000;
+
+fn print(out: Output, event: &Value) {
+    out.show(event, || {
+        format!(
+            "{:>8}  {}  {:<32}  {}:{}  {}",
+            field(event, "sequence"),
+            field(event, "created_at"),
+            field(event, "event_type"),
+            field(event, "subject_kind"),
+            field(event, "subject_id"),
+            field(event, "actor")
+        )
+    });
+}
+
+/// Runs `events`.
+pub async fn run(client: &Client, out: Output, since: i64, follow: bool) -> CliResult<()> {
+    if follow {
+        return follow_live(client, out, since).await;
+    }
+    let mut cursor = since;
+    loop {
+        let page: Value = client
+            .get_json(&["v1", "events"], &[("since", cursor.to_string()), ("limit", PAGE.to_string())])
+            .await?;
+        let items = page.get("items").and_then(Value::as_array).cloned().unwrap_or_default();
+        if items.is_empty() {
+            return Ok(());
+        }
+        for event in &items {
+            print(out, event);
+            cursor = event.get("sequence").and_then(Value::as_i64).unwrap_or(cursor);
+        }
+    }
+}
+
+/// Follows `/v1/events/stream`, reconnecting with `Last-Event-ID` when the
+/// connection drops, so no event is missed or printed twice.
+async fn follow_live(client: &Client, out: Output, since: i64) -> CliResult<()> {
+    let mut last = since;
+    loop {
+        let request = client
+            .request(Method::GET, client.url(&["v1", "events", "stream"]))
+            .query(&[("since", last.to_string())])
+            .header("Accept", "text/event-stream")
+            .header("Last-Event-ID", last.to_string());
+        let response = match client.send(request).await {
+            Ok(response) => response,
+            Err(CliError::Unreachable { .. }) => {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+            Err(other) => return Err(other),
+        };
+        let mut stream = response.bytes_stream();
+        let mut buffer = String::new();
+        while let Some(Ok(chunk)) = stream.next().await {
+            buffer.push_str(&String::from_utf8_lossy(&chunk));
+            while let Some(end) = buffer.find("\n\n") {
+                let message: String = buffer.drain(..end + 2).collect();
+                let data: String = message
+                    .lines()
+                    .filter_map(|line| line.strip_prefix("data:"))
+                    .map(str::trim_start)
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                if data.is_empty() {
+                    continue;
+                }
+                let event: Value = serde_json::from_str(&data).map_err(|e| CliError::Protocol(e.to_string()))?;
+                let sequence = event.get("sequence").and_then(Value::as_i64).unwrap_or(last);
+                if sequence > last {
+                    print(out, &event);
+                    last = sequence;
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}

@@ -1,0 +1,34 @@
+//! One module per command group.
+
+mod admin;
+mod events;
+mod package;
+mod pull;
+mod push;
+mod retention;
+mod serve;
+
+use crate::args::{Cli, Command};
+use crate::client::Client;
+use crate::error::CliResult;
+use crate::output::Output;
+
+/// Runs the parsed command line.
+pub async fn run(cli: Cli) -> CliResult<()> {
+    let out = Output { json: cli.json };
+    let client = || Client::new(&cli.server, cli.token.clone(), cli.actor.clone());
+    match cli.command {
+        Command::Serve { config, listen } => serve::run(config, listen).await,
+        Command::Admin(command) => admin::run(command, out).await,
+        Command::Push { package, paths } => push::push(&client()?, out, package, paths).await,
+        Command::Pull { package_id, output } => pull::pull(&client()?, out, &package_id, &output).await,
+        Command::Package(command) => package::run(&client()?, out, command).await,
+        Command::File(command) => push::file(&client()?, out, command).await,
+        Command::Manifest { package_id, format, output } => {
+            pull::manifest(&client()?, &package_id, format, output.as_deref()).await
+        }
+        Command::Events { since, follow } => events::run(&client()?, out, since, follow).await,
+        Command::Retention(command) => retention::run(&client()?, out, command).await,
+        Command::Schema(command) => retention::schema(&client()?, out, command).await,
+    }
+}

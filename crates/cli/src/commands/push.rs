@@ -1,0 +1,255 @@
+//! Uploads: `push`, `package create`, `file put|get|list`.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use artifactstore_registry::core::{DualHasher, FileDigests, RelativePath};
+use base64::Engine as _;
+use futures::StreamExt;
+use indicatif::{ProgressBar, ProgressStyle};
+use reqwest::Method;
+use serde_json::Value;
+
+use crate::args::{FileCommand, PackageArgs};
+use crate::client::Client;
+use crate::error::{CliError, CliResult};
+use crate::output::{field, Output};
+
+const READ_CHUNK: usize = 1024 * 1024;
+
+/// A progress bar on a terminal, nothing on a pipe or with `--json`.
+pub fn progress(out: Output, total: u64, message: &str) -> ProgressBar {
+    if out.json || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(total);
+    let style = ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
+    bar.set_style(style);
+    bar.set_message(message.to_owned());
+    bar
+}
+
+/// The metadata object of `--metadata-json` and `--metadata`.
+fn metadata(args: &PackageArgs) -> CliResult<Value> {
+    let mut object = match &args.metadata_json {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| CliError::io(path, e))?;
+            match serde_json::from_str::<Value>(&text) {
+                Ok(Value::Object(object)) => object,
+                Ok(_) => return Err(CliError::Usage(format!("{}: metadata must be a JSON object", path.display()))),
+                Err(e) => return Err(CliError::Usage(format!("{}: invalid JSON: {e}", path.display()))),
+            }
+        }
+        None => serde_json::Map::new(),
+    };
+    for entry in &args.metadata {
+        let (key, value) = entry
+            .split_once('=')
+            .ok_or_else(|| CliError::Usage(format!("--metadata {entry:?} is not KEY=VALUE")))?;
+        if key.is_empty() {
+            return Err(CliError::Usage(format!("--metadata {entry:?} has an empty key")));
+        }
+        object.insert(key.to_owned(), Value::String(value.to_owned()));
+    }
+    Ok(Value::Object(object))
+}
+
+/// Creates a package; returns its JSON.
+pub async fn create_package(client: &Client, args: &PackageArgs) -> CliResult<Value> {
+    let body = serde_json::json!({
+        "name": args.name,
+        "producer": args.producer,
+        "subject": args.subject,
+        "retention_class": args.retention_class,
+        "metadata": metadata(args)?,
+        "metadata_schema": args.schema,
+    });
+    client.post_json(&["v1", "packages"], &body).await
+}
+
+/// Hashes a local file (both digests, one pass).
+async fn hash_file(path: &Path) -> CliResult<FileDigests> {
+    let owned = path.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        use std::io::Read;
+        let mut file = std::fs::File::open(&owned).map_err(|e| CliError::io(&owned, e))?;
+        let mut hasher = DualHasher::default();
+        let mut buffer = vec![0u8; READ_CHUNK];
+        loop {
+            let n = file.read(&mut buffer).map_err(|e| CliError::io(&owned, e))?;
+            if n == 0 {
+                return Ok(hasher.finalize());
+            }
+            hasher.update(&buffer[..n]);
+        }
+    })
+    .await
+    .map_err(|e| CliError::Usage(format!("hashing failed: {e}")))?
+}
+
+fn media_type_of(path: &Path) -> String {
+    mime_guess::from_path(path).first_or_octet_stream().essence_str().to_owned()
+}
+
+/// Uploads one local file; the server refuses it if the bytes it receives
+/// differ from the digests computed here.
+pub async fn upload(
+    client: &Client,
+    package_id: &str,
+    local: &Path,
+    relative_path: &str,
+    media_type: Option<&str>,
+    bar: &ProgressBar,
+) -> CliResult<Value> {
+    let digests = hash_file(local).await?;
+    let file = tokio::fs::File::open(local).await.map_err(|e| CliError::io(local, e))?;
+    let progress = bar.clone();
+    let stream = tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024).inspect(move |chunk| {
+        if let Ok(chunk) = chunk {
+            progress.inc(chunk.len() as u64);
+        }
+    });
+    let mut segments = vec!["v1", "packages", package_id, "files"];
+    segments.extend(relative_path.split('/'));
+    let sha256 = base64::engine::general_purpose::STANDARD.encode(digests.sha256.0);
+    let request = client
+        .request(Method::PUT, client.url(&segments))
+        .header("Content-Type", media_type.map_or_else(|| media_type_of(local), str::to_owned))
+        .header("Content-Length", digests.size_bytes)
+        .header("Content-Digest", format!("sha-256=:{sha256}:"))
+        .header("X-Content-Blake3", digests.blake3.to_hex())
+        .body(reqwest::Body::wrap_stream(stream));
+    client.json(request).await
+}
+
+/// Every file under `paths` with its relative path in the package.
+fn collect(paths: &[PathBuf]) -> CliResult<Vec<(PathBuf, String)>> {
+    let mut files = Vec::new();
+    for root in paths {
+        let meta = std::fs::metadata(root).map_err(|e| CliError::io(root, e))?;
+        if meta.is_dir() {
+            walk(root, root, &mut files)?;
+        } else {
+            let name = root
+                .file_name()
+                .and_then(|n| n.to_str())
+                .ok_or_else(|| CliError::Usage(format!("{}: file name is not UTF-8", root.display())))?;
+            files.push((root.clone(), name.to_owned()));
+        }
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for (local, relative) in &files {
+        RelativePath::parse(relative)
+            .map_err(|e| CliError::Usage(format!("{}: cannot be uploaded as {relative:?}: {e}", local.display())))?;
+        if !seen.insert(relative.as_str()) {
+            return Err(CliError::Usage(format!("two files would be uploaded as {relative:?}")));
+        }
+    }
+    Ok(files)
+}
+
+fn walk(root: &Path, dir: &Path, files: &mut Vec<(PathBuf, String)>) -> CliResult<()> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .map_err(|e| CliError::io(dir, e))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| CliError::io(dir, e))?;
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let path = entry.path();
+        let meta = std::fs::metadata(&path).map_err(|e| CliError::io(&path, e))?;
+        if meta.is_dir() {
+            walk(root, &path, files)?;
+        } else if meta.is_file() {
+            let relative = path
+                .strip_prefix(root)
+                .map_err(|e| CliError::Usage(e.to_string()))?
+                .components()
+                .map(|c| c.as_os_str().to_str().map(str::to_owned))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| CliError::Usage(format!("{}: path is not UTF-8", path.display())))?
+                .join("/");
+            files.push((path, relative));
+        }
+    }
+    Ok(())
+}
+
+/// `artifactstore push`.
+pub async fn push(client: &Client, out: Output, args: PackageArgs, paths: Vec<PathBuf>) -> CliResult<()> {
+    let files = collect(&paths)?;
+    let total: u64 = files
+        .iter()
+        .map(|(p, _)| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
+        .sum();
+    let package = create_package(client, &args).await?;
+    let package_id = field(&package, "id");
+    let bar = progress(out, total, "uploading");
+    for (local, relative) in &files {
+        bar.set_message(relative.clone());
+        upload(client, &package_id, local, relative, None, &bar).await.map_err(|e| {
+            bar.abandon();
+            CliError::Usage(format!(
+                "{e}\nupload of {relative:?} failed; package {package_id} stays open (not finalized)"
+            ))
+        })?;
+    }
+    bar.finish_and_clear();
+    let finalized: Value = client.post_json(&["v1", "packages", &package_id, "finalize"], &Value::Null).await?;
+    let summary = serde_json::json!({
+        "package_id": package_id,
+        "manifest_digest": finalized.get("manifest_digest"),
+        "files": files.len(),
+        "bytes": total,
+    });
+    out.show(&summary, || {
+        format!(
+            "package {package_id}\nmanifest {}\n{} files, {total} bytes",
+            field(&finalized, "manifest_digest"),
+            files.len()
+        )
+    });
+    Ok(())
+}
+
+/// `artifactstore file …`.
+pub async fn file(client: &Client, out: Output, command: FileCommand) -> CliResult<()> {
+    match command {
+        FileCommand::Put { package_id, path, relative_path, media_type } => {
+            let relative = match relative_path {
+                Some(relative) => relative,
+                None => path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .map(str::to_owned)
+                    .ok_or_else(|| CliError::Usage(format!("{}: give --as RELATIVE_PATH", path.display())))?,
+            };
+            let size = std::fs::metadata(&path).map_err(|e| CliError::io(&path, e))?.len();
+            let bar = progress(out, size, &relative);
+            let record = upload(client, &package_id, &path, &relative, media_type.as_deref(), &bar).await?;
+            bar.finish_and_clear();
+            out.show(&record, || {
+                format!("file {}\n{} ({} bytes)", field(&record, "id"), field(&record, "content_address"), field(&record, "size_bytes"))
+            });
+        }
+        FileCommand::Get { file_id, output } => super::pull::get_file(client, out, &file_id, output.as_deref()).await?,
+        FileCommand::List { package_id } => {
+            let list: Value = client.get_json(&["v1", "packages", &package_id, "files"], &[]).await?;
+            out.show(&list, || {
+                let mut text = String::new();
+                for item in list.get("items").and_then(Value::as_array).into_iter().flatten() {
+                    text.push_str(&format!(
+                        "{}  {:>12}  {}  {}\n",
+                        field(item, "id"),
+                        field(item, "size_bytes"),
+                        field(item, "content_address"),
+                        field(item, "relative_path")
+                    ));
+                }
+                text
+            });
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,377 @@
+//! Files: streamed upload into a package, metadata, and streamed download
+//! with ranges and conditional requests.
+
+use artifactstore_registry::{ExpectedDigests, FileRecord, RegistryError};
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::header::{
+    ACCEPT_RANGES, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, ETAG, IF_NONE_MATCH, IF_RANGE,
+    LOCATION, RANGE,
+};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use futures::TryStreamExt;
+use serde::Deserialize;
+
+use super::Items;
+use crate::auth::Caller;
+use crate::extract::{parse_id, ApiPath};
+use crate::headers::{
+    content_digest_value, if_none_match, if_range_matches, parse_blake3, parse_content_digest,
+    parse_range, RangeRequest,
+};
+use crate::openapi::{BinarySchema, FileListSchema, FileSchema};
+use crate::problem::{ApiResult, Problem, ProblemBody};
+use crate::AppState;
+
+/// Media type recorded when an upload names none.
+const DEFAULT_MEDIA_TYPE: &str = "application/octet-stream";
+/// RFC 9530 digest of the content.
+const CONTENT_DIGEST: HeaderName = HeaderName::from_static("content-digest");
+/// RFC 9530 digest of the whole representation (sent with ranges too).
+const REPR_DIGEST: HeaderName = HeaderName::from_static("repr-digest");
+/// BLAKE3 of the content, hex.
+const X_CONTENT_BLAKE3: HeaderName = HeaderName::from_static("x-content-blake3");
+
+/// Path of the by-path file routes.
+#[derive(Debug, Deserialize)]
+pub(crate) struct FileByPath {
+    id: String,
+    relative_path: String,
+}
+
+/// Path of the by-id file routes.
+#[derive(Debug, Deserialize)]
+pub(crate) struct FileById {
+    file_id: String,
+}
+
+/// Every value of a header joined as one list (RFC 9110 §5.3), or `None`
+/// when absent; values that are not text are an error.
+fn joined(headers: &HeaderMap, name: &HeaderName) -> Result<Option<String>, ()> {
+    let mut values = Vec::new();
+    for value in headers.get_all(name) {
+        values.push(value.to_str().map_err(|_| ())?);
+    }
+    Ok((!values.is_empty()).then(|| values.join(", ")))
+}
+
+fn expected_digests(headers: &HeaderMap) -> ApiResult<ExpectedDigests> {
+    let invalid = |detail: String| Problem::bad_request("invalid_digest", detail);
+    let sha256 = match joined(headers, &CONTENT_DIGEST)
+        .map_err(|()| invalid("Content-Digest is not ASCII".into()))?
+    {
+        Some(value) => parse_content_digest(&value).map_err(|e| invalid(e.to_string()))?,
+        None => None,
+    };
+    let blake3 = match joined(headers, &X_CONTENT_BLAKE3)
+        .map_err(|()| invalid("X-Content-Blake3 is not ASCII".into()))?
+    {
+        Some(value) => Some(parse_blake3(&value).map_err(|e| invalid(e.to_string()))?),
+        None => None,
+    };
+    Ok(ExpectedDigests { sha256, blake3 })
+}
+
+fn media_type(headers: &HeaderMap) -> ApiResult<String> {
+    match headers.get(CONTENT_TYPE) {
+        None => Ok(DEFAULT_MEDIA_TYPE.to_owned()),
+        Some(value) => std::str::from_utf8(value.as_bytes())
+            .map(|text| text.trim().to_owned())
+            .map_err(|_| Problem::bad_request("invalid_header", "Content-Type is not UTF-8")),
+    }
+}
+
+/// Streams the request body into the package at `relative_path`.
+#[utoipa::path(
+    put,
+    path = "/v1/packages/{id}/files/{relative_path}",
+    tag = "files",
+    params(
+        ("id" = String, Path, description = "Package id (UUID)"),
+        ("relative_path" = String, Path, description = "Path in the package, `/`-separated, percent-encoded"),
+        ("Content-Type" = Option<String>, Header, description = "Media type recorded for the file (default application/octet-stream)"),
+        ("Content-Digest" = Option<String>, Header, description = "RFC 9530, e.g. `sha-256=:BASE64:`; other algorithms are ignored"),
+        ("X-Content-Blake3" = Option<String>, Header, description = "BLAKE3 of the body, 64 hex characters"),
+        ("X-Artifactstore-Actor" = Option<String>, Header, description = "Actor recorded in the events"),
+    ),
+    request_body(content = BinarySchema, description = "The raw bytes, streamed", content_type = "application/octet-stream"),
+    responses(
+        (status = 201, description = "Stored; `Location` names the file", body = FileSchema),
+        (status = 400, description = "`invalid_id`, `invalid_path`, `invalid_digest`, `digest_mismatch` (nothing stored), `upload_interrupted`", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "`package_not_found`", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "`duplicate_relative_path`, `illegal_package_state` (finalized)", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 507, description = "`storage_full`", body = ProblemBody, content_type = "application/problem+json"),
+    )
+)]
+pub(crate) async fn put_file(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(path): ApiPath<FileByPath>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    let package_id = parse_id(&path.id, "package id")?;
+    let media_type = media_type(&headers)?;
+    let expected = expected_digests(&headers)?;
+    let file = state
+        .registry
+        .ingest_file(
+            package_id,
+            &path.relative_path,
+            &media_type,
+            body.into_data_stream(),
+            expected,
+            &caller.actor,
+        )
+        .await
+        .map_err(|e| match e {
+            // The store's unique-constraint race does not know the path.
+            RegistryError::DuplicateRelativePath(p) if p.is_empty() => {
+                RegistryError::DuplicateRelativePath(path.relative_path.clone())
+            }
+            other => other,
+        })?;
+    state.metrics.file_ingested(file.size_bytes);
+    let mut response = (StatusCode::CREATED, Json(&file)).into_response();
+    if let Ok(location) = HeaderValue::from_str(&format!("/v1/files/{}", file.id)) {
+        response.headers_mut().insert(LOCATION, location);
+    }
+    Ok(response)
+}
+
+/// The files of a package, sorted by path.
+#[utoipa::path(
+    get,
+    path = "/v1/packages/{id}/files",
+    tag = "files",
+    params(("id" = String, Path, description = "Package id (UUID)")),
+    responses(
+        (status = 200, description = "The files", body = FileListSchema),
+        (status = 400, description = "`invalid_id`", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "`package_not_found`", body = ProblemBody, content_type = "application/problem+json"),
+    )
+)]
+pub(crate) async fn list_files(
+    State(state): State<AppState>,
+    ApiPath(path): ApiPath<super::packages::PackagePath>,
+) -> ApiResult<Json<Items<FileRecord>>> {
+    let id = parse_id(&path.id, "package id")?;
+    Ok(Json(Items {
+        items: state.registry.list_files(id).await?,
+    }))
+}
+
+/// One file's metadata.
+#[utoipa::path(
+    get,
+    path = "/v1/files/{file_id}",
+    tag = "files",
+    params(("file_id" = String, Path, description = "File id (UUID)")),
+    responses(
+        (status = 200, description = "The file", body = FileSchema),
+        (status = 400, description = "`invalid_id`", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "`file_not_found`", body = ProblemBody, content_type = "application/problem+json"),
+    )
+)]
+pub(crate) async fn get_file(
+    State(state): State<AppState>,
+    ApiPath(path): ApiPath<FileById>,
+) -> ApiResult<Json<FileRecord>> {
+    let id = parse_id(&path.file_id, "file id")?;
+    Ok(Json(state.registry.file_metadata(id).await?))
+}
+
+/// A file's bytes by id.
+#[utoipa::path(
+    get,
+    path = "/v1/files/{file_id}/content",
+    tag = "files",
+    params(
+        ("file_id" = String, Path, description = "File id (UUID)"),
+        ("Range" = Option<String>, Header, description = "`bytes=a-b`, `bytes=a-` or `bytes=-n`; of several, the first satisfiable is served"),
+        ("If-None-Match" = Option<String>, Header, description = "The ETag (or `*`) answers 304"),
+        ("If-Range" = Option<String>, Header, description = "Apply `Range` only if this is the current ETag"),
+    ),
+    responses(
+        (status = 200, description = "The bytes, with `ETag: \"blake3:HEX\"`, `Content-Digest` and `Repr-Digest` (SHA-256 of the file) and `X-Content-Blake3`", content_type = "application/octet-stream", body = BinarySchema),
+        (status = 206, description = "The requested range, with `Content-Range` and `Repr-Digest` of the whole file", content_type = "application/octet-stream", body = BinarySchema),
+        (status = 304, description = "Not modified"),
+        (status = 400, description = "`invalid_id`", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "`file_not_found`", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 416, description = "`range_not_satisfiable`, with `Content-Range: bytes */SIZE`", body = ProblemBody, content_type = "application/problem+json"),
+    )
+)]
+pub(crate) async fn get_file_content(
+    State(state): State<AppState>,
+    ApiPath(path): ApiPath<FileById>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let id = parse_id(&path.file_id, "file id")?;
+    let file = state.registry.file_metadata(id).await?;
+    download(&state, &file, &headers, false).await
+}
+
+/// A file's headers by id, without the bytes.
+#[utoipa::path(
+    head,
+    path = "/v1/files/{file_id}/content",
+    tag = "files",
+    params(("file_id" = String, Path, description = "File id (UUID)")),
+    responses(
+        (status = 200, description = "Headers of the whole file (a `Range` is ignored, as RFC 9110 defines ranges for GET only)"),
+        (status = 304, description = "Not modified"),
+        (status = 404, description = "`file_not_found`"),
+    )
+)]
+pub(crate) async fn head_file_content(
+    State(state): State<AppState>,
+    ApiPath(path): ApiPath<FileById>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let id = parse_id(&path.file_id, "file id")?;
+    let file = state.registry.file_metadata(id).await?;
+    download(&state, &file, &headers, true).await
+}
+
+/// A file's bytes by its path in a package.
+#[utoipa::path(
+    get,
+    path = "/v1/packages/{id}/files/{relative_path}",
+    tag = "files",
+    params(
+        ("id" = String, Path, description = "Package id (UUID)"),
+        ("relative_path" = String, Path, description = "Path in the package, percent-encoded"),
+        ("Range" = Option<String>, Header, description = "As for /v1/files/{file_id}/content"),
+        ("If-None-Match" = Option<String>, Header, description = "The ETag (or `*`) answers 304"),
+    ),
+    responses(
+        (status = 200, description = "The bytes", content_type = "application/octet-stream", body = BinarySchema),
+        (status = 206, description = "The requested range", content_type = "application/octet-stream", body = BinarySchema),
+        (status = 304, description = "Not modified"),
+        (status = 404, description = "`package_not_found`, `file_not_found`", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 416, description = "`range_not_satisfiable`", body = ProblemBody, content_type = "application/problem+json"),
+    )
+)]
+pub(crate) async fn get_file_by_path(
+    State(state): State<AppState>,
+    ApiPath(path): ApiPath<FileByPath>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let id = parse_id(&path.id, "package id")?;
+    let file = state.registry.file_by_path(id, &path.relative_path).await?;
+    download(&state, &file, &headers, false).await
+}
+
+/// A file's headers by its path in a package, without the bytes.
+#[utoipa::path(
+    head,
+    path = "/v1/packages/{id}/files/{relative_path}",
+    tag = "files",
+    params(
+        ("id" = String, Path, description = "Package id (UUID)"),
+        ("relative_path" = String, Path, description = "Path in the package, percent-encoded"),
+    ),
+    responses(
+        (status = 200, description = "Headers of the whole file"),
+        (status = 304, description = "Not modified"),
+        (status = 404, description = "`package_not_found`, `file_not_found`"),
+    )
+)]
+pub(crate) async fn head_file_by_path(
+    State(state): State<AppState>,
+    ApiPath(path): ApiPath<FileByPath>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let id = parse_id(&path.id, "package id")?;
+    let file = state.registry.file_by_path(id, &path.relative_path).await?;
+    download(&state, &file, &headers, true).await
+}
+
+fn header_value(text: &str) -> ApiResult<HeaderValue> {
+    HeaderValue::from_str(text)
+        .map_err(|_| Problem::internal(format!("cannot form a header from {text:?}")))
+}
+
+/// Answers a download of `file`: 304, 416, 206 or 200, headers only for
+/// HEAD. The bytes are streamed from the backend, never buffered.
+async fn download(
+    state: &AppState,
+    file: &FileRecord,
+    headers: &HeaderMap,
+    head: bool,
+) -> ApiResult<Response> {
+    let etag = header_value(&format!("\"{}\"", file.content_address))?;
+    let etag_text = etag.to_str().unwrap_or_default().to_owned();
+    if let Ok(Some(condition)) = joined(headers, &IF_NONE_MATCH) {
+        if if_none_match(&condition, &etag_text) {
+            let mut response = StatusCode::NOT_MODIFIED.into_response();
+            response.headers_mut().insert(ETAG, etag);
+            return Ok(response);
+        }
+    }
+    let size = file.size_bytes;
+    // Ranges are defined for GET only (RFC 9110 §14.2); a Range that is not
+    // text is as good as malformed, and malformed ones are ignored.
+    let range = match headers.get(RANGE).and_then(|v| v.to_str().ok()) {
+        Some(range) if !head => {
+            let current = headers
+                .get(IF_RANGE)
+                .is_none_or(|v| v.to_str().is_ok_and(|v| if_range_matches(v, &etag_text)));
+            if current {
+                parse_range(range, size)
+            } else {
+                RangeRequest::Full
+            }
+        }
+        _ => RangeRequest::Full,
+    };
+    let (status, range) = match range {
+        RangeRequest::Full => (StatusCode::OK, None),
+        RangeRequest::Partial(range) => (StatusCode::PARTIAL_CONTENT, Some(range)),
+        RangeRequest::Unsatisfiable => {
+            return Err(RegistryError::RangeNotSatisfiable { size }.into())
+        }
+    };
+    let length = range.as_ref().map_or(size, |r| r.end - r.start);
+    let body = if head {
+        Body::empty()
+    } else {
+        let stream = state.registry.open_file(file, range.clone()).await?;
+        let file_id = file.id.clone();
+        Body::from_stream(stream.inspect_err(move |e| {
+            // The status is already sent; all we can do is log and cut the
+            // connection short, which the client sees as a short body.
+            tracing::error!(file_id = %file_id, error = %e, "download failed mid-stream");
+        }))
+    };
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    let out = response.headers_mut();
+    out.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_bytes(file.media_type.as_bytes())
+            .unwrap_or(HeaderValue::from_static(DEFAULT_MEDIA_TYPE)),
+    );
+    out.insert(CONTENT_LENGTH, HeaderValue::from(length));
+    out.insert(ETAG, etag);
+    out.insert(ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    if let Some(value) = content_digest_value(&file.sha256) {
+        // RFC 9530: `Content-Digest` covers the bytes of this message, so a
+        // 206 must not carry the whole file's; `Repr-Digest` always does.
+        let value = header_value(&value)?;
+        if status == StatusCode::OK {
+            out.insert(CONTENT_DIGEST, value.clone());
+        }
+        out.insert(REPR_DIGEST, value);
+    }
+    if status == StatusCode::OK {
+        out.insert(X_CONTENT_BLAKE3, header_value(&file.blake3)?);
+    }
+    if let Some(range) = range {
+        let value = format!("bytes {}-{}/{size}", range.start, range.end - 1);
+        out.insert(CONTENT_RANGE, header_value(&value)?);
+    }
+    Ok(response)
+}

@@ -1,0 +1,20 @@
+//! The endpoints, one file per group of the contract's HTTP table. Each
+//! handler calls one registry operation and shapes its answer.
+
+pub(crate) mod events;
+pub(crate) mod files;
+pub(crate) mod health;
+pub(crate) mod manifest;
+pub(crate) mod packages;
+pub(crate) mod retention;
+pub(crate) mod schemas;
+pub(crate) mod storage;
+
+use serde::Serialize;
+
+/// A list answer: `{"items": […]}`.
+#[derive(Debug, Serialize)]
+pub(crate) struct Items<T> {
+    /// The items.
+    pub(crate) items: Vec<T>,
+}
