@@ -11,13 +11,25 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// other command is a client of a running server.
 #[derive(Debug, Parser)]
 #[command(name = "artifactstore", version, propagate_version = true)]
-#[command(after_help = "Examples:\n  artifactstore serve\n  artifactstore push --name nightly --producer ci --subject app --retention-class standard ./out\n  artifactstore pull 6f1c…-… --output ./restored")]
+#[command(
+    after_help = "Examples:\n  artifactstore serve\n  artifactstore push --name nightly --producer ci --subject app --retention-class standard ./out\n  artifactstore pull 6f1c…-… --output ./restored"
+)]
 pub struct Cli {
     /// Server URL for client commands.
-    #[arg(long, global = true, env = "ARTIFACTSTORE_URL", default_value = "http://127.0.0.1:8000")]
+    #[arg(
+        long,
+        global = true,
+        env = "ARTIFACTSTORE_URL",
+        default_value = "http://127.0.0.1:8000"
+    )]
     pub server: String,
     /// API token for client commands.
-    #[arg(long, global = true, env = "ARTIFACTSTORE_TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "ARTIFACTSTORE_TOKEN",
+        hide_env_values = true
+    )]
     pub token: Option<String>,
     /// Who to record as the actor of the events a command causes.
     #[arg(long, global = true, env = "ARTIFACTSTORE_ACTOR")]
@@ -49,7 +61,9 @@ pub enum Command {
     /// With no configuration it runs the embedded default: SQLite and local
     /// files under ./artifactstore-data, listening on 127.0.0.1:8000. The
     /// schema is migrated at start. Stops gracefully on SIGINT or SIGTERM.
-    #[command(after_help = "Example:\n  artifactstore serve --data-dir /var/lib/artifactstore --listen 127.0.0.1:8000")]
+    #[command(
+        after_help = "Example:\n  artifactstore serve --data-dir /var/lib/artifactstore --listen 127.0.0.1:8000"
+    )]
     Serve {
         #[command(flatten)]
         config: ConfigArgs,
@@ -67,7 +81,9 @@ pub enum Command {
     /// is hashed first and its digests are sent, so the server refuses bytes
     /// that change on the way. Prints the package id and the manifest's
     /// content address.
-    #[command(after_help = "Example:\n  artifactstore push --name nightly --producer ci --subject webapp \\\n      --retention-class standard --metadata branch=main ./reports ./build.log")]
+    #[command(
+        after_help = "Example:\n  artifactstore push --name nightly --producer ci --subject webapp \\\n      --retention-class standard --metadata branch=main ./reports ./build.log"
+    )]
     Push {
         #[command(flatten)]
         package: PackageArgs,
@@ -163,7 +179,9 @@ pub enum ManifestFormatArg {
 #[derive(Debug, Subcommand)]
 pub enum AdminCommand {
     /// Create or upgrade the database schema.
-    #[command(after_help = "Example:\n  artifactstore admin migrate --config /etc/artifactstore.toml")]
+    #[command(
+        after_help = "Example:\n  artifactstore admin migrate --config /etc/artifactstore.toml"
+    )]
     Migrate {
         #[command(flatten)]
         config: ConfigArgs,
@@ -211,13 +229,17 @@ pub enum AdminCommand {
 #[derive(Debug, Subcommand)]
 pub enum PackageCommand {
     /// Create an empty package.
-    #[command(after_help = "Example:\n  artifactstore package create --name n --producer ci --subject app --retention-class standard")]
+    #[command(
+        after_help = "Example:\n  artifactstore package create --name n --producer ci --subject app --retention-class standard"
+    )]
     Create {
         #[command(flatten)]
         package: PackageArgs,
     },
     /// List packages, filtered.
-    #[command(after_help = "Example:\n  artifactstore package list --producer ci --metadata branch=main --limit 20")]
+    #[command(
+        after_help = "Example:\n  artifactstore package list --producer ci --metadata branch=main --limit 20"
+    )]
     List {
         /// Only this producer.
         #[arg(long)]
@@ -259,7 +281,9 @@ pub enum PackageCommand {
 #[derive(Debug, Subcommand)]
 pub enum FileCommand {
     /// Upload one file into a package.
-    #[command(after_help = "Example:\n  artifactstore file put 0b7e…-… ./summary.pdf --as reports/summary.pdf --media-type application/pdf")]
+    #[command(
+        after_help = "Example:\n  artifactstore file put 0b7e…-… ./summary.pdf --as reports/summary.pdf --media-type application/pdf"
+    )]
     Put {
         /// Package id.
         package_id: String,
@@ -299,7 +323,9 @@ pub enum RetentionCommand {
         package_id: String,
     },
     /// Move a package's expiry later.
-    #[command(after_help = "Example:\n  artifactstore retention extend 0b7e…-… --until 2030-01-01T00:00:00Z --reason \"audit 2029\"")]
+    #[command(
+        after_help = "Example:\n  artifactstore retention extend 0b7e…-… --until 2030-01-01T00:00:00Z --reason \"audit 2029\""
+    )]
     Extend {
         /// Package id.
         package_id: String,
@@ -311,7 +337,9 @@ pub enum RetentionCommand {
         reason: String,
     },
     /// Place a legal hold; prints its id.
-    #[command(after_help = "Example:\n  artifactstore retention hold 0b7e…-… --reason \"litigation 2026-17\"")]
+    #[command(
+        after_help = "Example:\n  artifactstore retention hold 0b7e…-… --reason \"litigation 2026-17\""
+    )]
     Hold {
         /// Package id.
         package_id: String,
@@ -320,7 +348,9 @@ pub enum RetentionCommand {
         reason: String,
     },
     /// Release a legal hold.
-    #[command(after_help = "Example:\n  artifactstore retention release 0b7e…-… 5c2d…-… --reason \"case closed\"")]
+    #[command(
+        after_help = "Example:\n  artifactstore retention release 0b7e…-… 5c2d…-… --reason \"case closed\""
+    )]
     Release {
         /// Package id.
         package_id: String,
@@ -339,7 +369,9 @@ pub enum RetentionCommand {
 #[derive(Debug, Subcommand)]
 pub enum SchemaCommand {
     /// Register a JSON Schema for package metadata (idempotent by slug).
-    #[command(after_help = "Example:\n  artifactstore schema register ci-run ./ci-run.schema.json")]
+    #[command(
+        after_help = "Example:\n  artifactstore schema register ci-run ./ci-run.schema.json"
+    )]
     Register {
         /// Slug packages refer to it by.
         slug: String,

@@ -19,12 +19,18 @@ pub struct Client {
 impl Client {
     /// A client for `server`.
     pub fn new(server: &str, token: Option<String>, actor: Option<String>) -> CliResult<Self> {
-        let base = Url::parse(server).map_err(|e| CliError::Usage(format!("invalid --server URL {server:?}: {e}")))?;
+        let base = Url::parse(server)
+            .map_err(|e| CliError::Usage(format!("invalid --server URL {server:?}: {e}")))?;
         let http = reqwest::Client::builder()
             .user_agent(concat!("artifactstore-cli/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| CliError::Usage(e.to_string()))?;
-        Ok(Self { base, http, token, actor })
+        Ok(Self {
+            base,
+            http,
+            token,
+            actor,
+        })
     }
 
     /// The URL of `segments` under the server root; each segment is
@@ -69,24 +75,41 @@ impl Client {
             code: field("code").unwrap_or_else(|| "http_error".into()),
             detail: field("detail")
                 .or_else(|| field("title"))
-                .unwrap_or_else(|| if text.is_empty() { format!("HTTP {status}") } else { text.clone() }),
+                .unwrap_or_else(|| {
+                    if text.is_empty() {
+                        format!("HTTP {status}")
+                    } else {
+                        text.clone()
+                    }
+                }),
         })
     }
 
     /// Sends and decodes a JSON answer.
     pub async fn json<T: DeserializeOwned>(&self, request: RequestBuilder) -> CliResult<T> {
         let response = self.send(request).await?;
-        response.json().await.map_err(|e| CliError::Protocol(e.to_string()))
+        response
+            .json()
+            .await
+            .map_err(|e| CliError::Protocol(e.to_string()))
     }
 
     /// GET a JSON document.
-    pub async fn get_json<T: DeserializeOwned>(&self, segments: &[&str], query: &[(&str, String)]) -> CliResult<T> {
+    pub async fn get_json<T: DeserializeOwned>(
+        &self,
+        segments: &[&str],
+        query: &[(&str, String)],
+    ) -> CliResult<T> {
         let request = self.request(Method::GET, self.url(segments)).query(query);
         self.json(request).await
     }
 
     /// POST a JSON body, decode the JSON answer.
-    pub async fn post_json<T: DeserializeOwned>(&self, segments: &[&str], body: &Value) -> CliResult<T> {
+    pub async fn post_json<T: DeserializeOwned>(
+        &self,
+        segments: &[&str],
+        body: &Value,
+    ) -> CliResult<T> {
         let request = self.request(Method::POST, self.url(segments)).json(body);
         self.json(request).await
     }

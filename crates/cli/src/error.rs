@@ -56,7 +56,9 @@ pub enum CliError {
 
 fn registry_message(e: &RegistryError) -> String {
     match e {
-        RegistryError::Internal(cause) | RegistryError::Unavailable(cause) => format!("{e}: {cause}"),
+        RegistryError::Internal(cause) | RegistryError::Unavailable(cause) => {
+            format!("{e}: {cause}")
+        }
         other => other.to_string(),
     }
 }

@@ -18,7 +18,11 @@ struct Server {
 impl Server {
     fn start() -> Self {
         let data_dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let listen = format!("127.0.0.1:{port}");
         let child = Command::new(BIN)
             .args(["serve", "--listen", &listen, "--data-dir"])
@@ -28,7 +32,11 @@ impl Server {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let server = Self { child, url: format!("http://{listen}"), data_dir };
+        let server = Self {
+            child,
+            url: format!("http://{listen}"),
+            data_dir,
+        };
         let deadline = Instant::now() + Duration::from_secs(30);
         while std::net::TcpStream::connect(&listen).is_err() {
             assert!(Instant::now() < deadline, "server did not start");
@@ -78,7 +86,11 @@ fn tree(root: &Path) -> Vec<(String, Vec<u8>)> {
             if path.is_dir() {
                 walk(root, &path, out);
             } else {
-                let relative = path.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+                let relative = path
+                    .strip_prefix(root)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
                 out.push((relative, std::fs::read(&path).unwrap()));
             }
         }
@@ -93,7 +105,11 @@ fn sample_tree() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("out");
     write(&root, "reports/2026/summary.txt", b"all green\n");
-    write(&root, "Prüfbericht/übersicht.txt", "Ärger? Nein.\n".as_bytes());
+    write(
+        &root,
+        "Prüfbericht/übersicht.txt",
+        "Ärger? Nein.\n".as_bytes(),
+    );
     write(&root, "logs/build.log", &b"line\n".repeat(10_000));
     write(&root, "empty.bin", b"");
     (dir, root)
@@ -133,12 +149,24 @@ fn push_pull_round_trip_and_manifest_json_is_the_library_projection() {
     server.ok(&["pull", &package_id, "--output", target.to_str().unwrap()]);
     assert_eq!(tree(&target), tree(&root));
 
-    let cbor = server.run(&["manifest", &package_id, "--format", "cbor"]).stdout;
+    let cbor = server
+        .run(&["manifest", &package_id, "--format", "cbor"])
+        .stdout;
     assert_eq!(Manifest::content_address(&cbor).to_string(), digest);
-    let json = server.run(&["manifest", &package_id, "--format", "json"]).stdout;
+    let json = server
+        .run(&["manifest", &package_id, "--format", "json"])
+        .stdout;
     assert_eq!(json, Manifest::json_projection(&cbor).unwrap());
 
-    let listed = server.ok(&["--json", "package", "list", "--producer", "ci", "--metadata", "branch=main"]);
+    let listed = server.ok(&[
+        "--json",
+        "package",
+        "list",
+        "--producer",
+        "ci",
+        "--metadata",
+        "branch=main",
+    ]);
     let listed: serde_json::Value = serde_json::from_str(listed.trim()).unwrap();
     assert_eq!(listed["items"][0]["id"], package_id.as_str());
     let shown = server.ok(&["package", "show", &package_id]);
@@ -149,7 +177,10 @@ fn push_pull_round_trip_and_manifest_json_is_the_library_projection() {
 fn a_corrupted_stored_object_makes_pull_fail_with_a_digest_error() {
     let server = Server::start();
     let (_dir, root) = sample_tree();
-    let package_id = push(&server, &root)["package_id"].as_str().unwrap().to_owned();
+    let package_id = push(&server, &root)["package_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let files = server.ok(&["--json", "file", "list", &package_id]);
     let files: serde_json::Value = serde_json::from_str(files.trim()).unwrap();
     let summary = files["items"]
@@ -158,16 +189,28 @@ fn a_corrupted_stored_object_makes_pull_fail_with_a_digest_error() {
         .iter()
         .find(|f| f["relative_path"] == "reports/2026/summary.txt")
         .unwrap();
-    let object = server.data_dir.path().join("objects").join(summary["object_key"].as_str().unwrap());
+    let object = server
+        .data_dir
+        .path()
+        .join("objects")
+        .join(summary["object_key"].as_str().unwrap());
     let mut bytes = std::fs::read(&object).unwrap();
     bytes[0] ^= 0x20;
     std::fs::write(&object, bytes).unwrap();
 
     let target = tempfile::tempdir().unwrap();
-    let out = server.run(&["pull", &package_id, "--output", target.path().to_str().unwrap()]);
+    let out = server.run(&[
+        "pull",
+        &package_id,
+        "--output",
+        target.path().to_str().unwrap(),
+    ]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
-    assert!(stderr.contains("digest mismatch for reports/2026/summary.txt"), "{stderr}");
+    assert!(
+        stderr.contains("digest mismatch for reports/2026/summary.txt"),
+        "{stderr}"
+    );
     assert_eq!(stderr.lines().count(), 1, "one clear line: {stderr}");
     assert!(!target.path().join("reports/2026/summary.txt").exists());
 }
@@ -182,7 +225,16 @@ fn errors_are_one_line_with_a_non_zero_exit() {
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
 
     let out = server.run(&[
-        "package", "create", "--name", "n", "--producer", "p", "--subject", "s", "--retention-class", "nope",
+        "package",
+        "create",
+        "--name",
+        "n",
+        "--producer",
+        "p",
+        "--subject",
+        "s",
+        "--retention-class",
+        "nope",
     ]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1));
@@ -200,28 +252,75 @@ fn errors_are_one_line_with_a_non_zero_exit() {
 fn retention_and_events_commands_work_against_the_server() {
     let server = Server::start();
     let (_dir, root) = sample_tree();
-    let package_id = push(&server, &root)["package_id"].as_str().unwrap().to_owned();
-    let hold = server.ok(&["--json", "retention", "hold", &package_id, "--reason", "audit"]);
+    let package_id = push(&server, &root)["package_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let hold = server.ok(&[
+        "--json",
+        "retention",
+        "hold",
+        &package_id,
+        "--reason",
+        "audit",
+    ]);
     let hold: serde_json::Value = serde_json::from_str(hold.trim()).unwrap();
     let hold_id = hold["hold_id"].as_str().unwrap().to_owned();
     let state = server.ok(&["--json", "retention", "show", &package_id]);
     let state: serde_json::Value = serde_json::from_str(state.trim()).unwrap();
     assert_eq!(state["active_holds"].as_array().unwrap().len(), 1);
-    server.ok(&["retention", "extend", &package_id, "--until", "2099-01-01T00:00:00Z", "--reason", "keep"]);
-    let refused = server.run(&["retention", "extend", &package_id, "--until", "2000-01-01T00:00:00Z", "--reason", "x"]);
+    server.ok(&[
+        "retention",
+        "extend",
+        &package_id,
+        "--until",
+        "2099-01-01T00:00:00Z",
+        "--reason",
+        "keep",
+    ]);
+    let refused = server.run(&[
+        "retention",
+        "extend",
+        &package_id,
+        "--until",
+        "2000-01-01T00:00:00Z",
+        "--reason",
+        "x",
+    ]);
     assert_eq!(refused.status.code(), Some(1));
-    server.ok(&["retention", "release", &package_id, &hold_id, "--reason", "done"]);
+    server.ok(&[
+        "retention",
+        "release",
+        &package_id,
+        &hold_id,
+        "--reason",
+        "done",
+    ]);
     let classes = server.ok(&["retention", "classes"]);
-    assert!(classes.contains("standard") && classes.contains("permanent"), "{classes}");
+    assert!(
+        classes.contains("standard") && classes.contains("permanent"),
+        "{classes}"
+    );
 
     let events = server.ok(&["--json", "events", "--since", "0"]);
     let types: Vec<String> = events
         .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["event_type"].as_str().unwrap().to_owned())
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["event_type"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
         .collect();
-    assert_eq!(types.first().map(String::as_str), Some("v1.package.created"));
+    assert_eq!(
+        types.first().map(String::as_str),
+        Some("v1.package.created")
+    );
     assert!(types.contains(&"v1.package.finalized".to_owned()));
-    assert_eq!(types.last().map(String::as_str), Some("v1.retention.hold_released"));
+    assert_eq!(
+        types.last().map(String::as_str),
+        Some("v1.retention.hold_released")
+    );
     assert_eq!(types.iter().filter(|t| *t == "v1.file.ingested").count(), 4);
 }
 
@@ -230,17 +329,31 @@ fn admin_commands_act_on_the_configuration_directly() {
     let data = tempfile::tempdir().unwrap();
     let dir = data.path().to_str().unwrap();
     let admin = |args: &[&str]| {
-        Command::new(BIN).arg("admin").args(args).args(["--data-dir", dir]).output().unwrap()
+        Command::new(BIN)
+            .arg("admin")
+            .args(args)
+            .args(["--data-dir", dir])
+            .output()
+            .unwrap()
     };
     assert!(admin(&["migrate"]).status.success());
     let check = admin(&["replay", "--check"]);
-    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
     assert!(admin(&["verify-log"]).status.success());
     assert!(admin(&["verify"]).status.success());
     let sweep = admin(&["sweep"]);
     assert!(String::from_utf8_lossy(&sweep.stdout).contains("0 packages"));
     let bad = Command::new(BIN)
-        .args(["admin", "migrate", "--config", "/nonexistent/artifactstore.toml"])
+        .args([
+            "admin",
+            "migrate",
+            "--config",
+            "/nonexistent/artifactstore.toml",
+        ])
         .output()
         .unwrap();
     assert_eq!(bad.status.code(), Some(1));

@@ -389,9 +389,20 @@ mod tests {
             hold_id: "h".into(),
             reason: "audit".into(),
         };
-        let new = NewEvent::new(types::RETENTION_HOLD_APPLIED, subjects::PACKAGE, "p", "ops", &payload)
-            .unwrap();
-        Event::seal(new, sequence, "2026-01-01T00:00:00Z".parse().unwrap(), previous)
+        let new = NewEvent::new(
+            types::RETENTION_HOLD_APPLIED,
+            subjects::PACKAGE,
+            "p",
+            "ops",
+            &payload,
+        )
+        .unwrap();
+        Event::seal(
+            new,
+            sequence,
+            "2026-01-01T00:00:00Z".parse().unwrap(),
+            previous,
+        )
     }
 
     #[test]
@@ -399,11 +410,20 @@ mod tests {
         let first = sample(1, &GENESIS_CHAIN_HASH);
         assert_eq!(first.payload_digest, Digest32::blake3_of(&first.payload));
         let second = sample(2, &first.chain_hash);
-        assert_eq!(second.expected_chain_hash(&first.chain_hash), second.chain_hash);
-        assert_ne!(second.expected_chain_hash(&GENESIS_CHAIN_HASH), second.chain_hash);
+        assert_eq!(
+            second.expected_chain_hash(&first.chain_hash),
+            second.chain_hash
+        );
+        assert_ne!(
+            second.expected_chain_hash(&GENESIS_CHAIN_HASH),
+            second.chain_hash
+        );
         let mut edited = second.clone();
         edited.actor = "mallory".into();
-        assert_ne!(edited.expected_chain_hash(&first.chain_hash), second.chain_hash);
+        assert_ne!(
+            edited.expected_chain_hash(&first.chain_hash),
+            second.chain_hash
+        );
     }
 
     #[test]
@@ -415,7 +435,10 @@ mod tests {
         let bytes = cbor::to_canonical(&newer).unwrap();
         assert!(matches!(
             RetentionHold::decode(&bytes),
-            Err(PayloadError::UnsupportedVersion { found: 2, supported: 1 })
+            Err(PayloadError::UnsupportedVersion {
+                found: 2,
+                supported: 1
+            })
         ));
     }
 }

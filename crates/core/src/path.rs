@@ -64,9 +64,7 @@ impl RelativePath {
             match segment {
                 "" => return Err(PathError::EmptySegment),
                 "." | ".." => return Err(PathError::DotSegment),
-                s if s.len() > MAX_SEGMENT_BYTES => {
-                    return Err(PathError::SegmentTooLong(s.len()))
-                }
+                s if s.len() > MAX_SEGMENT_BYTES => return Err(PathError::SegmentTooLong(s.len())),
                 _ => {}
             }
         }
@@ -112,10 +110,17 @@ mod tests {
             ("a\u{85}b", PathError::ControlCharacter),
         ];
         for (input, expected) in cases {
-            assert_eq!(RelativePath::parse(input).as_ref(), Err(expected), "{input:?}");
+            assert_eq!(
+                RelativePath::parse(input).as_ref(),
+                Err(expected),
+                "{input:?}"
+            );
         }
         let long = "a/".repeat(600) + "b";
-        assert_eq!(RelativePath::parse(&long), Err(PathError::TooLong(long.len())));
+        assert_eq!(
+            RelativePath::parse(&long),
+            Err(PathError::TooLong(long.len()))
+        );
         let long_segment = "x".repeat(256);
         assert_eq!(
             RelativePath::parse(&long_segment),

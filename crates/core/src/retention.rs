@@ -135,11 +135,32 @@ mod tests {
 
     #[test]
     fn durations_parse_and_reject() {
-        assert_eq!("90d".parse::<RetentionDuration>().unwrap().seconds(), 90 * 86_400);
-        assert_eq!("12h".parse::<RetentionDuration>().unwrap().seconds(), 43_200);
-        assert_eq!("2w".parse::<RetentionDuration>().unwrap().seconds(), 14 * 86_400);
-        assert_eq!("1y".parse::<RetentionDuration>().unwrap().seconds(), 365 * 86_400);
-        for bad in ["", "d", "90", "90x", "-1d", "0d", "1.5d", "99999999999999999999y"] {
+        assert_eq!(
+            "90d".parse::<RetentionDuration>().unwrap().seconds(),
+            90 * 86_400
+        );
+        assert_eq!(
+            "12h".parse::<RetentionDuration>().unwrap().seconds(),
+            43_200
+        );
+        assert_eq!(
+            "2w".parse::<RetentionDuration>().unwrap().seconds(),
+            14 * 86_400
+        );
+        assert_eq!(
+            "1y".parse::<RetentionDuration>().unwrap().seconds(),
+            365 * 86_400
+        );
+        for bad in [
+            "",
+            "d",
+            "90",
+            "90x",
+            "-1d",
+            "0d",
+            "1.5d",
+            "99999999999999999999y",
+        ] {
             assert!(bad.parse::<RetentionDuration>().is_err(), "{bad}");
         }
     }

@@ -10,10 +10,14 @@ use artifactstore_core::{FileDigests, Manifest};
 
 /// The content address of [`fixture`]'s canonical CBOR. Changing it breaks
 /// every stored manifest address: only with a new manifest version.
-const PINNED_ADDRESS: &str = "blake3:cc2b088a66f210fb4477b2bdba961f6cc6776f0477e84c9f08b31a3d7db2beaf";
+const PINNED_ADDRESS: &str =
+    "blake3:cc2b088a66f210fb4477b2bdba961f6cc6776f0477e84c9f08b31a3d7db2beaf";
 
 fn fixture() -> Manifest {
-    let files: Vec<(&str, &[u8])> = vec![("reports/2026/summary.pdf", b"%PDF-1.7 summary"), ("logs/build.log", b"ok\n")];
+    let files: Vec<(&str, &[u8])> = vec![
+        ("reports/2026/summary.pdf", b"%PDF-1.7 summary"),
+        ("logs/build.log", b"ok\n"),
+    ];
     let mut entries: Vec<ManifestFile> = files
         .iter()
         .enumerate()
@@ -38,7 +42,11 @@ fn fixture() -> Manifest {
             file_id: f.file_id.clone(),
             storage_location_id: format!("10000000-0000-4000-8000-00000000000{i}"),
             backend_id: "local".into(),
-            object_key: f.content_address.parse::<artifactstore_core::ContentAddress>().unwrap().object_key(),
+            object_key: f
+                .content_address
+                .parse::<artifactstore_core::ContentAddress>()
+                .unwrap()
+                .object_key(),
             content_address: f.content_address.clone(),
             retrieval_tier: "hot".into(),
         })
@@ -100,12 +108,19 @@ fn json_projection_is_jcs_and_non_canonical_bytes_are_refused() {
     assert!(text.starts_with("{\"files\":[{\"blake3\":"), "{text}");
     assert!(text.contains("\"metadata\":{\"branch\":\"main\",\"run\":42}"));
     assert!(text.contains("\"subject\":\"Prüfbericht\""));
-    assert_eq!(artifactstore_core::jcs::canonicalize_str(text).unwrap(), json);
+    assert_eq!(
+        artifactstore_core::jcs::canonicalize_str(text).unwrap(),
+        json
+    );
     // The same manifest with a non-shortest integer head is not canonical.
     let mut tampered = bytes.clone();
     tampered.push(0x00);
     assert!(Manifest::decode(&tampered).is_err());
-    let newer = cbor::to_canonical(&Manifest { manifest_version: 2, ..fixture() }).unwrap();
+    let newer = cbor::to_canonical(&Manifest {
+        manifest_version: 2,
+        ..fixture()
+    })
+    .unwrap();
     assert!(matches!(
         Manifest::decode(&newer),
         Err(artifactstore_core::manifest::ManifestError::UnsupportedVersion(2))

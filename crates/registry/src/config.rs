@@ -165,7 +165,10 @@ impl RoutingRule {
     /// Whether the rule applies to a package.
     pub fn matches(&self, producer: &str, retention_class: &str) -> bool {
         self.producer.as_deref().is_none_or(|p| p == producer)
-            && self.retention_class.as_deref().is_none_or(|c| c == retention_class)
+            && self
+                .retention_class
+                .as_deref()
+                .is_none_or(|c| c == retention_class)
     }
 }
 
@@ -248,7 +251,11 @@ impl Config {
         }
         let key_id = get("AWS_ACCESS_KEY_ID");
         let secret = get("AWS_SECRET_ACCESS_KEY");
-        for backend in self.backends.iter_mut().filter(|b| b.kind == BackendType::S3) {
+        for backend in self
+            .backends
+            .iter_mut()
+            .filter(|b| b.kind == BackendType::S3)
+        {
             if backend.access_key_id.is_none() {
                 backend.access_key_id.clone_from(&key_id);
             }
@@ -262,7 +269,10 @@ impl Config {
     pub fn database_url(&self) -> String {
         match &self.database.url {
             Some(url) => url.clone(),
-            None => format!("sqlite://{}", self.data_dir.join("artifactstore.db").display()),
+            None => format!(
+                "sqlite://{}",
+                self.data_dir.join("artifactstore.db").display()
+            ),
         }
     }
 
@@ -294,14 +304,19 @@ impl Config {
             .iter()
             .map(|c| {
                 if !seen.insert(c.id.as_str()) {
-                    return Err(ConfigError::Invalid(format!("retention class `{}` is defined twice", c.id)));
+                    return Err(ConfigError::Invalid(format!(
+                        "retention class `{}` is defined twice",
+                        c.id
+                    )));
                 }
                 let default_duration = c
                     .default_duration
                     .as_deref()
                     .map(str::parse::<RetentionDuration>)
                     .transpose()
-                    .map_err(|e| ConfigError::Invalid(format!("retention class `{}`: {e}", c.id)))?;
+                    .map_err(|e| {
+                        ConfigError::Invalid(format!("retention class `{}`: {e}", c.id))
+                    })?;
                 Ok(RetentionClass {
                     id: c.id.clone(),
                     default_duration,
@@ -317,14 +332,19 @@ impl Config {
         let mut ids = BTreeSet::new();
         for backend in &backends {
             if backend.id.is_empty() || !ids.insert(backend.id.as_str()) {
-                return Err(ConfigError::Invalid(format!("backend id `{}` is empty or defined twice", backend.id)));
+                return Err(ConfigError::Invalid(format!(
+                    "backend id `{}` is empty or defined twice",
+                    backend.id
+                )));
             }
         }
         let known = |id: &str, what: &str| {
             if ids.contains(id) {
                 Ok(())
             } else {
-                Err(ConfigError::Invalid(format!("{what} names backend `{id}`, which is not configured")))
+                Err(ConfigError::Invalid(format!(
+                    "{what} names backend `{id}`, which is not configured"
+                )))
             }
         };
         let default = match &self.routing.default_backend {
@@ -350,7 +370,10 @@ mod tests {
         let config = Config::from_toml("", None).unwrap();
         assert_eq!(config.server.listen, "127.0.0.1:8000");
         assert_eq!(config.data_dir, PathBuf::from("./artifactstore-data"));
-        assert_eq!(config.database_url(), "sqlite://./artifactstore-data/artifactstore.db");
+        assert_eq!(
+            config.database_url(),
+            "sqlite://./artifactstore-data/artifactstore.db"
+        );
         assert_eq!(config.effective_backends()[0].id, "local");
         assert_eq!(config.validate_routing().unwrap(), "local");
         assert_eq!(config.effective_retention_classes().unwrap().len(), 4);
@@ -358,7 +381,9 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_named() {
-        let err = Config::from_toml("data_dri = \"x\"", None).unwrap_err().to_string();
+        let err = Config::from_toml("data_dri = \"x\"", None)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("data_dri"), "{err}");
         let err = Config::from_toml("[server]\nlisten = \"a\"\nport = 1", None)
             .unwrap_err()
@@ -418,6 +443,10 @@ deletion_strategy = "delete"
     fn inconsistent_routing_is_refused() {
         let text = "[routing]\ndefault_backend = \"nope\"";
         let config = Config::from_toml(text, None).unwrap();
-        assert!(config.validate_routing().unwrap_err().to_string().contains("nope"));
+        assert!(config
+            .validate_routing()
+            .unwrap_err()
+            .to_string()
+            .contains("nope"));
     }
 }

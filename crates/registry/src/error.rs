@@ -142,7 +142,9 @@ impl From<StoreError> for RegistryError {
 impl From<StorageError> for RegistryError {
     fn from(e: StorageError) -> Self {
         match e {
-            StorageError::NotFound(key) => Self::Internal(format!("stored object {key} is missing")),
+            StorageError::NotFound(key) => {
+                Self::Internal(format!("stored object {key} is missing"))
+            }
             StorageError::RangeNotSatisfiable { size, .. } => Self::RangeNotSatisfiable { size },
             StorageError::Full { .. } => Self::StorageFull,
             StorageError::Unavailable { .. } => Self::Unavailable(e.to_string()),

@@ -86,10 +86,17 @@ impl Registry {
         if package.status != status::CREATED {
             return Err(illegal(&package_id, &package.status));
         }
-        if self.store.file_by_path(&package_id, path.as_str()).await?.is_some() {
+        if self
+            .store
+            .file_by_path(&package_id, path.as_str())
+            .await?
+            .is_some()
+        {
             return Err(RegistryError::DuplicateRelativePath(path.to_string()));
         }
-        let backend_id = self.route(&package.producer, &package.retention_class).to_owned();
+        let backend_id = self
+            .route(&package.producer, &package.retention_class)
+            .to_owned();
         let backend = self.backend(&backend_id)?.clone();
         let digests = store_stream(backend.as_ref(), body, &expected).await?;
         let object_key = digests.content_address().object_key();
@@ -115,7 +122,13 @@ impl Registry {
             Some(p) => return Err(illegal(&package_id, &p.status)),
             None => return Err(RegistryError::PackageNotFound(package_id)),
         }
-        let event = NewEvent::new(types::FILE_INGESTED, subjects::PACKAGE, &package_id, actor, &ingested)?;
+        let event = NewEvent::new(
+            types::FILE_INGESTED,
+            subjects::PACKAGE,
+            &package_id,
+            actor,
+            &ingested,
+        )?;
         match tx.append(event).await {
             Err(StoreError::DuplicateRelativePath) => {
                 return Err(RegistryError::DuplicateRelativePath(path.to_string()))
@@ -147,7 +160,9 @@ where
                 let _ = writer.abort().await;
                 return Err(e);
             }
-            writer.commit(&digests.content_address().object_key()).await?;
+            writer
+                .commit(&digests.content_address().object_key())
+                .await?;
             Ok(digests)
         }
         Err(e) => {
@@ -189,8 +204,14 @@ where
             continue;
         }
         size_bytes += chunk.len() as u64;
-        blake3_tx.send(chunk.clone()).await.map_err(|_| hasher_gone())?;
-        sha256_tx.send(chunk.clone()).await.map_err(|_| hasher_gone())?;
+        blake3_tx
+            .send(chunk.clone())
+            .await
+            .map_err(|_| hasher_gone())?;
+        sha256_tx
+            .send(chunk.clone())
+            .await
+            .map_err(|_| hasher_gone())?;
         writer.write(chunk).await?;
     }
     drop((blake3_tx, sha256_tx));

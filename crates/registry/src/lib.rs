@@ -39,8 +39,8 @@ use artifactstore_storage::{Backend, FilesystemBackend};
 pub use artifactstore_core as core;
 pub use artifactstore_storage::{ByteStream, StorageError};
 pub use artifactstore_store::{
-    FileRecord, HoldRecord, LogVerification, PackageFilter, PackagePage, PackageRecord, ReplayReport,
-    RetentionRecord, SchemaRecord, Store,
+    FileRecord, HoldRecord, LogVerification, PackageFilter, PackagePage, PackageRecord,
+    ReplayReport, RetentionRecord, SchemaRecord, Store,
 };
 pub use config::Config;
 pub use error::{RegistryError, RegistryResult};
@@ -108,7 +108,10 @@ impl RegistryBuilder {
             let opened: Arc<dyn Backend> = match backend.kind {
                 BackendType::Filesystem => {
                     let root = backend.root.clone().ok_or_else(|| {
-                        config::ConfigError::Invalid(format!("filesystem backend `{}` needs `root`", backend.id))
+                        config::ConfigError::Invalid(format!(
+                            "filesystem backend `{}` needs `root`",
+                            backend.id
+                        ))
                     })?;
                     Arc::new(FilesystemBackend::open(backend.id.clone(), root).await?)
                 }
@@ -122,9 +125,18 @@ impl RegistryBuilder {
             };
             backends.insert(backend.id.clone(), opened);
         }
-        if let Some(parent) = self.config.database.url.is_none().then(|| self.config.data_dir.clone()) {
+        if let Some(parent) = self
+            .config
+            .database
+            .url
+            .is_none()
+            .then(|| self.config.data_dir.clone())
+        {
             std::fs::create_dir_all(&parent).map_err(|e| {
-                config::ConfigError::Invalid(format!("cannot create data_dir {}: {e}", parent.display()))
+                config::ConfigError::Invalid(format!(
+                    "cannot create data_dir {}: {e}",
+                    parent.display()
+                ))
             })?;
         }
         let store = Store::connect(&self.config.database_url(), self.clock.clone()).await?;

@@ -56,7 +56,9 @@ pub enum ManifestFormat {
 
 pub(crate) fn label(field: &str, value: &str) -> RegistryResult<()> {
     if value.trim().is_empty() {
-        return Err(RegistryError::InvalidInput(format!("{field} must not be empty")));
+        return Err(RegistryError::InvalidInput(format!(
+            "{field} must not be empty"
+        )));
     }
     if value.len() > MAX_LABEL_BYTES {
         return Err(RegistryError::InvalidInput(format!(
@@ -65,7 +67,9 @@ pub(crate) fn label(field: &str, value: &str) -> RegistryResult<()> {
         )));
     }
     if value.chars().any(char::is_control) {
-        return Err(RegistryError::InvalidInput(format!("{field} must not contain control characters")));
+        return Err(RegistryError::InvalidInput(format!(
+            "{field} must not contain control characters"
+        )));
     }
     Ok(())
 }
@@ -73,7 +77,11 @@ pub(crate) fn label(field: &str, value: &str) -> RegistryResult<()> {
 impl Registry {
     /// Creates a package in status `created` and records its default
     /// retention, in one transaction.
-    pub async fn create_package(&self, new: NewPackage, actor: &str) -> RegistryResult<PackageRecord> {
+    pub async fn create_package(
+        &self,
+        new: NewPackage,
+        actor: &str,
+    ) -> RegistryResult<PackageRecord> {
         label("name", &new.name)?;
         label("producer", &new.producer)?;
         label("subject", &new.subject)?;
@@ -85,9 +93,14 @@ impl Registry {
         let metadata = match new.metadata {
             serde_json::Value::Null => serde_json::Value::Object(Default::default()),
             object @ serde_json::Value::Object(_) => object,
-            _ => return Err(RegistryError::MetadataInvalid("metadata must be a JSON object".into())),
+            _ => {
+                return Err(RegistryError::MetadataInvalid(
+                    "metadata must be a JSON object".into(),
+                ))
+            }
         };
-        let metadata_cbor = cbor::from_json(&metadata).map_err(|e| RegistryError::MetadataInvalid(e.to_string()))?;
+        let metadata_cbor = cbor::from_json(&metadata)
+            .map_err(|e| RegistryError::MetadataInvalid(e.to_string()))?;
         let schema_id = match &new.metadata_schema {
             Some(slug) => Some(self.validate_metadata(slug, &metadata).await?),
             None => None,
@@ -105,7 +118,13 @@ impl Registry {
         };
         let mut tx = self.store.begin().await?;
         let created_event = tx
-            .append(NewEvent::new(types::PACKAGE_CREATED, subjects::PACKAGE, &package_id, actor, &created)?)
+            .append(NewEvent::new(
+                types::PACKAGE_CREATED,
+                subjects::PACKAGE,
+                &package_id,
+                actor,
+                &created,
+            )?)
             .await?;
         let default = RetentionDefaultApplied {
             v: 1,
@@ -180,7 +199,9 @@ impl Registry {
             retention: RetentionSummary {
                 retention_class: retention
                     .as_ref()
-                    .map_or(package.retention_class.clone(), |r| r.retention_class.clone()),
+                    .map_or(package.retention_class.clone(), |r| {
+                        r.retention_class.clone()
+                    }),
                 expires_at: package.expires_at,
                 active_hold_ids: retention
                     .map(|r| r.active_holds.into_iter().map(|h| h.hold_id).collect())
@@ -211,7 +232,11 @@ impl Registry {
     }
 
     /// The manifest of a finalized package.
-    pub async fn manifest_bytes(&self, id: Uuid, format: ManifestFormat) -> RegistryResult<Vec<u8>> {
+    pub async fn manifest_bytes(
+        &self,
+        id: Uuid,
+        format: ManifestFormat,
+    ) -> RegistryResult<Vec<u8>> {
         let package = self.get_package(id).await?;
         let bytes = self
             .store
@@ -220,9 +245,8 @@ impl Registry {
             .ok_or(RegistryError::ManifestNotFound(package.id))?;
         match format {
             ManifestFormat::Cbor => Ok(bytes),
-            ManifestFormat::Json => {
-                Manifest::json_projection(&bytes).map_err(|e| RegistryError::Internal(format!("manifest: {e}")))
-            }
+            ManifestFormat::Json => Manifest::json_projection(&bytes)
+                .map_err(|e| RegistryError::Internal(format!("manifest: {e}"))),
         }
     }
 
@@ -235,7 +259,11 @@ impl Registry {
     }
 
     /// One file by its path in a package.
-    pub async fn file_by_path(&self, package_id: Uuid, relative_path: &str) -> RegistryResult<FileRecord> {
+    pub async fn file_by_path(
+        &self,
+        package_id: Uuid,
+        relative_path: &str,
+    ) -> RegistryResult<FileRecord> {
         let package = self.get_package(package_id).await?;
         self.store
             .file_by_path(&package.id, relative_path)
@@ -257,7 +285,9 @@ impl Registry {
     ) -> RegistryResult<ByteStream> {
         if let Some(r) = &range {
             if r.start > r.end || r.end > file.size_bytes {
-                return Err(RegistryError::RangeNotSatisfiable { size: file.size_bytes });
+                return Err(RegistryError::RangeNotSatisfiable {
+                    size: file.size_bytes,
+                });
             }
         }
         let backend = self.backend(&file.backend_id)?;
@@ -266,13 +296,21 @@ impl Registry {
 
     /// Events after `since`, ascending, at most `limit` (capped).
     pub async fn fetch_events(&self, since: i64, limit: i64) -> RegistryResult<Vec<Event>> {
-        Ok(self.store.fetch_events(since, limit.clamp(1, MAX_PAGE)).await?)
+        Ok(self
+            .store
+            .fetch_events(since, limit.clamp(1, MAX_PAGE))
+            .await?)
     }
 
     /// Follows the log live from `since`; ends when dropped.
-    pub fn tail_events(&self, since: i64) -> impl Stream<Item = RegistryResult<Event>> + Send + 'static {
+    pub fn tail_events(
+        &self,
+        since: i64,
+    ) -> impl Stream<Item = RegistryResult<Event>> + Send + 'static {
         use futures::StreamExt;
-        self.store.tail(since).map(|r| r.map_err(RegistryError::from))
+        self.store
+            .tail(since)
+            .map(|r| r.map_err(RegistryError::from))
     }
 
     /// The newest sequence in the log.

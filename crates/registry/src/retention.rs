@@ -1,6 +1,8 @@
 //! Retention: classes, extensions, legal holds, deletion eligibility.
 
-use artifactstore_core::event::{subjects, types, DeletionEligible, RetentionExtended, RetentionHold};
+use artifactstore_core::event::{
+    subjects, types, DeletionEligible, RetentionExtended, RetentionHold,
+};
 use artifactstore_core::{Event, NewEvent, RetentionClass, Timestamp};
 use artifactstore_store::{LogTx, RetentionRecord};
 use uuid::Uuid;
@@ -13,7 +15,9 @@ pub const MAX_REASON_BYTES: usize = 4096;
 fn reason(text: &str) -> RegistryResult<String> {
     let clean = text.trim();
     if clean.is_empty() {
-        return Err(RegistryError::RetentionRefused("a reason is required".into()));
+        return Err(RegistryError::RetentionRefused(
+            "a reason is required".into(),
+        ));
     }
     if clean.len() > MAX_REASON_BYTES {
         return Err(RegistryError::RetentionRefused(format!(
@@ -73,15 +77,26 @@ impl Registry {
             new_expires_at,
             reason: why,
         };
-        tx.append(NewEvent::new(types::RETENTION_EXTENDED, subjects::PACKAGE, &id, actor, &payload)?)
-            .await?;
+        tx.append(NewEvent::new(
+            types::RETENTION_EXTENDED,
+            subjects::PACKAGE,
+            &id,
+            actor,
+            &payload,
+        )?)
+        .await?;
         let after = state(&mut tx, &id).await?;
         tx.commit().await?;
         Ok(after)
     }
 
     /// Places a legal hold; several may be active at once. Returns its id.
-    pub async fn apply_hold(&self, package_id: Uuid, why: &str, actor: &str) -> RegistryResult<String> {
+    pub async fn apply_hold(
+        &self,
+        package_id: Uuid,
+        why: &str,
+        actor: &str,
+    ) -> RegistryResult<String> {
         let why = reason(why)?;
         let id = package_id.to_string();
         let hold_id = Uuid::new_v4().to_string();
@@ -93,8 +108,14 @@ impl Registry {
             hold_id: hold_id.clone(),
             reason: why,
         };
-        tx.append(NewEvent::new(types::RETENTION_HOLD_APPLIED, subjects::PACKAGE, &id, actor, &payload)?)
-            .await?;
+        tx.append(NewEvent::new(
+            types::RETENTION_HOLD_APPLIED,
+            subjects::PACKAGE,
+            &id,
+            actor,
+            &payload,
+        )?)
+        .await?;
         tx.commit().await?;
         Ok(hold_id)
     }
@@ -127,8 +148,14 @@ impl Registry {
             hold_id: hold.clone(),
             reason: why,
         };
-        tx.append(NewEvent::new(types::RETENTION_HOLD_RELEASED, subjects::PACKAGE, &id, actor, &payload)?)
-            .await?;
+        tx.append(NewEvent::new(
+            types::RETENTION_HOLD_RELEASED,
+            subjects::PACKAGE,
+            &id,
+            actor,
+            &payload,
+        )?)
+        .await?;
         let now = tx.now();
         let last_hold = current.active_holds.len() == 1;
         let expired = current.expires_at.is_some_and(|at| at <= now);

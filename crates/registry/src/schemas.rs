@@ -13,7 +13,9 @@ const MAX_REPORTED_ERRORS: usize = 5;
 
 fn check_slug(slug: &str) -> RegistryResult<()> {
     let ok = (1..=64).contains(&slug.len())
-        && slug.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b))
+        && slug
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b))
         && slug.as_bytes()[0].is_ascii_alphanumeric();
     if ok {
         Ok(())
@@ -40,11 +42,14 @@ impl Registry {
     ) -> RegistryResult<(SchemaRecord, bool)> {
         check_slug(slug)?;
         compile(schema)?;
-        let canonical = jcs::canonicalize(schema).map_err(|e| RegistryError::SchemaInvalid(e.to_string()))?;
-        let canonical = String::from_utf8(canonical).map_err(|e| RegistryError::Internal(e.to_string()))?;
+        let canonical =
+            jcs::canonicalize(schema).map_err(|e| RegistryError::SchemaInvalid(e.to_string()))?;
+        let canonical =
+            String::from_utf8(canonical).map_err(|e| RegistryError::Internal(e.to_string()))?;
         let mut tx = self.store.begin().await?;
         if let Some(existing) = tx.schema_by_slug(slug).await? {
-            let existing_jcs = jcs::canonicalize(&existing.schema).map_err(|e| RegistryError::Internal(e.to_string()))?;
+            let existing_jcs = jcs::canonicalize(&existing.schema)
+                .map_err(|e| RegistryError::Internal(e.to_string()))?;
             if existing_jcs == canonical.as_bytes() {
                 return Ok((existing, false));
             }
@@ -67,7 +72,8 @@ impl Registry {
         .await?;
         let record = tx.schema_by_id(&schema_id).await?;
         tx.commit().await?;
-        let record = record.ok_or_else(|| RegistryError::Internal("registered schema has no view row".into()))?;
+        let record = record
+            .ok_or_else(|| RegistryError::Internal("registered schema has no view row".into()))?;
         Ok((record, true))
     }
 
@@ -80,11 +86,15 @@ impl Registry {
     }
 
     /// Validates `metadata` against the schema `slug`; returns the schema id.
-    pub(crate) async fn validate_metadata(&self, slug: &str, metadata: &serde_json::Value) -> RegistryResult<String> {
+    pub(crate) async fn validate_metadata(
+        &self,
+        slug: &str,
+        metadata: &serde_json::Value,
+    ) -> RegistryResult<String> {
         let schema = self.get_schema(slug).await.map_err(|e| match e {
-            RegistryError::SchemaNotFound(slug) => {
-                RegistryError::MetadataInvalid(format!("metadata schema {slug:?} is not registered"))
-            }
+            RegistryError::SchemaNotFound(slug) => RegistryError::MetadataInvalid(format!(
+                "metadata schema {slug:?} is not registered"
+            )),
             other => other,
         })?;
         let validator = compile(&schema.schema)?;

@@ -68,7 +68,10 @@ pub struct Health {
 }
 
 impl Registry {
-    async fn check_location(&self, location: &LocationRecord) -> (Option<String>, Option<(u64, String, String)>) {
+    async fn check_location(
+        &self,
+        location: &LocationRecord,
+    ) -> (Option<String>, Option<(u64, String, String)>) {
         let backend = match self.backend(&location.backend_id) {
             Ok(backend) => backend,
             Err(e) => return (Some(e.to_string()), None),
@@ -85,9 +88,16 @@ impl Registry {
             }
         }
         let actual = hasher.finalize();
-        let facts = Some((actual.size_bytes, actual.blake3.to_hex(), actual.sha256.to_hex()));
+        let facts = Some((
+            actual.size_bytes,
+            actual.blake3.to_hex(),
+            actual.sha256.to_hex(),
+        ));
         let failure = if actual.size_bytes != location.size_bytes {
-            Some(format!("size {} instead of {}", actual.size_bytes, location.size_bytes))
+            Some(format!(
+                "size {} instead of {}",
+                actual.size_bytes, location.size_bytes
+            ))
         } else if actual.blake3.to_hex() != location.blake3 {
             Some("blake3 digest differs".to_owned())
         } else if actual.sha256.to_hex() != location.sha256 {
@@ -101,10 +111,16 @@ impl Registry {
     /// Re-reads every stored object (of one backend, or all), checks size and
     /// both digests, and records a `v1.storage.location_verified` event per
     /// location; failed locations are marked `failed`.
-    pub async fn verify_storage(&self, backend: Option<&str>, actor: &str) -> RegistryResult<VerifyReport> {
+    pub async fn verify_storage(
+        &self,
+        backend: Option<&str>,
+        actor: &str,
+    ) -> RegistryResult<VerifyReport> {
         if let Some(id) = backend {
             if !self.backends.contains_key(id) {
-                return Err(RegistryError::InvalidInput(format!("backend `{id}` is not configured")));
+                return Err(RegistryError::InvalidInput(format!(
+                    "backend `{id}` is not configured"
+                )));
             }
         }
         let mut report = VerifyReport {

@@ -194,7 +194,8 @@ async fn run_ops(ops: Vec<Op>) {
     let registry = &env.registry;
     let mut packages: Vec<uuid::Uuid> = Vec::new();
     let mut holds: Vec<(uuid::Uuid, uuid::Uuid)> = Vec::new();
-    let pick = |list: &Vec<uuid::Uuid>, i: u8| (!list.is_empty()).then(|| list[i as usize % list.len()]);
+    let pick =
+        |list: &Vec<uuid::Uuid>, i: u8| (!list.is_empty()).then(|| list[i as usize % list.len()]);
     for op in ops {
         // Refusals are fine; what matters is that every outcome is replayable.
         match op {
@@ -209,7 +210,14 @@ async fn run_ops(ops: Vec<Op>) {
             Op::Ingest(p, n, data) => {
                 if let Some(package) = pick(&packages, p) {
                     let _ = registry
-                        .ingest_file(package, &format!("dir/{n}.bin"), "application/octet-stream", body(&data), Default::default(), "prop")
+                        .ingest_file(
+                            package,
+                            &format!("dir/{n}.bin"),
+                            "application/octet-stream",
+                            body(&data),
+                            Default::default(),
+                            "prop",
+                        )
                         .await;
                 }
             }
@@ -227,7 +235,10 @@ async fn run_ops(ops: Vec<Op>) {
             Op::Release(h) => {
                 if !holds.is_empty() {
                     let (package, hold) = holds.remove(h as usize % holds.len());
-                    registry.release_hold(package, hold, "done", "prop").await.unwrap();
+                    registry
+                        .release_hold(package, hold, "done", "prop")
+                        .await
+                        .unwrap();
                 }
             }
             Op::Extend(p, days) => {
@@ -235,7 +246,10 @@ async fn run_ops(ops: Vec<Op>) {
                     let state = registry.retention_state(package).await.unwrap();
                     if let Some(at) = state.expires_at {
                         let later = at.plus_seconds(i64::from(days) * 86_400).unwrap();
-                        registry.extend_retention(package, later, "keep", "prop").await.unwrap();
+                        registry
+                            .extend_retention(package, later, "keep", "prop")
+                            .await
+                            .unwrap();
                     }
                 }
             }
@@ -248,13 +262,19 @@ async fn run_ops(ops: Vec<Op>) {
             }
             Op::Schema(i) => {
                 let schema = serde_json::json!({"type": "object", "properties": {"i": {"type": "integer", "maximum": 100 + i}}});
-                let _ = registry.register_schema(&format!("s{i}"), &schema, "prop").await;
+                let _ = registry
+                    .register_schema(&format!("s{i}"), &schema, "prop")
+                    .await;
             }
         }
     }
     let live = registry.store().snapshot_views().await.unwrap();
     let check = registry.replay_check().await.unwrap();
-    assert!(check.identical, "replay differs at {:?}", check.first_difference);
+    assert!(
+        check.identical,
+        "replay differs at {:?}",
+        check.first_difference
+    );
     registry.replay().await.unwrap();
     assert_eq!(registry.store().snapshot_views().await.unwrap(), live);
     assert!(registry.verify_log().await.unwrap().is_intact());

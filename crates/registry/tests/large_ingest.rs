@@ -45,12 +45,22 @@ async fn two_gib_stream_ingests_with_correct_digests_in_bounded_memory() {
                 word.copy_from_slice(&state.to_le_bytes()[..word.len()]);
             }
             reference.lock().unwrap().update(&chunk);
-            Some((Ok::<_, std::io::Error>(Bytes::from(chunk)), offset + CHUNK as u64))
+            Some((
+                Ok::<_, std::io::Error>(Bytes::from(chunk)),
+                offset + CHUNK as u64,
+            ))
         }
     });
     let file = env
         .registry
-        .ingest_file(package, "big.bin", "application/octet-stream", stream, Default::default(), "t")
+        .ingest_file(
+            package,
+            "big.bin",
+            "application/octet-stream",
+            stream,
+            Default::default(),
+            "t",
+        )
         .await
         .unwrap();
     let peak = rss_kib("VmHWM:");

@@ -109,7 +109,10 @@ impl ObjectWriter for FailingWriter {
     }
     async fn commit(self: Box<Self>, _key: &str) -> Result<(), StorageError> {
         self.0.abort().await?;
-        Err(StorageError::Unavailable { backend: "local".into(), cause: "injected".into() })
+        Err(StorageError::Unavailable {
+            backend: "local".into(),
+            cause: "injected".into(),
+        })
     }
     async fn abort(self: Box<Self>) -> Result<(), StorageError> {
         self.0.abort().await

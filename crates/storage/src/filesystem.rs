@@ -27,7 +27,10 @@ pub struct FilesystemBackend {
 impl FilesystemBackend {
     /// A backend rooted at `root`; creates the directory and removes
     /// staging files a crash left behind.
-    pub async fn open(id: impl Into<String>, root: impl Into<PathBuf>) -> Result<Self, StorageError> {
+    pub async fn open(
+        id: impl Into<String>,
+        root: impl Into<PathBuf>,
+    ) -> Result<Self, StorageError> {
         let backend = Self {
             id: id.into(),
             root: root.into(),
@@ -54,9 +57,13 @@ impl FilesystemBackend {
     /// root all the same.
     pub fn path_of(&self, key: &str) -> Result<PathBuf, StorageError> {
         let safe = !key.is_empty()
-            && key
-                .split('/')
-                .all(|s| !s.is_empty() && s != "." && s != ".." && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.'))
+            && key.split('/').all(|s| {
+                !s.is_empty()
+                    && s != "."
+                    && s != ".."
+                    && s.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+            })
             && !key.starts_with(STAGING_DIR);
         if !safe {
             return Err(StorageError::NotFound(key.to_owned()));
@@ -80,7 +87,9 @@ impl Backend for FilesystemBackend {
             .root
             .join(STAGING_DIR)
             .join(format!("{}.part", uuid::Uuid::new_v4()));
-        let file = fs::File::create(&staging_path).await.map_err(|e| self.io(e))?;
+        let file = fs::File::create(&staging_path)
+            .await
+            .map_err(|e| self.io(e))?;
         Ok(Box::new(FilesystemWriter {
             backend: self.clone(),
             staging_path,
@@ -134,10 +143,12 @@ impl Backend for FilesystemBackend {
 
     async fn probe(&self) -> Result<(), StorageError> {
         let staging = self.root.join(STAGING_DIR);
-        let meta = fs::metadata(&staging).await.map_err(|e| StorageError::Unavailable {
-            backend: self.id.clone(),
-            cause: e.to_string(),
-        })?;
+        let meta = fs::metadata(&staging)
+            .await
+            .map_err(|e| StorageError::Unavailable {
+                backend: self.id.clone(),
+                cause: e.to_string(),
+            })?;
         if meta.permissions().readonly() {
             return Err(StorageError::Unavailable {
                 backend: self.id.clone(),
@@ -245,7 +256,13 @@ mod tests {
         assert_eq!(backend.size("blake3/aa/bb/object").await.unwrap(), Some(11));
         let all = collect(backend.open("blake3/aa/bb/object", None).await.unwrap()).await;
         assert_eq!(all, b"hello world");
-        let part = collect(backend.open("blake3/aa/bb/object", Some(6..11)).await.unwrap()).await;
+        let part = collect(
+            backend
+                .open("blake3/aa/bb/object", Some(6..11))
+                .await
+                .unwrap(),
+        )
+        .await;
         assert_eq!(part, b"world");
         assert!(matches!(
             backend.open("blake3/aa/bb/object", Some(5..12)).await,
@@ -269,7 +286,9 @@ mod tests {
         let mut dropped = backend.begin_write().await.unwrap();
         dropped.write(Bytes::from_static(b"y")).await.unwrap();
         drop(dropped);
-        let staging = std::fs::read_dir(dir.path().join(STAGING_DIR)).unwrap().count();
+        let staging = std::fs::read_dir(dir.path().join(STAGING_DIR))
+            .unwrap()
+            .count();
         assert_eq!(staging, 0);
         for bad in ["../x", "a/../../b", "/etc/passwd", ".staging/x", "a//b", ""] {
             assert!(backend.path_of(bad).is_err(), "{bad}");

@@ -85,7 +85,9 @@ pub struct Store {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("engine", &self.engine).finish()
+        f.debug_struct("Store")
+            .field("engine", &self.engine)
+            .finish()
     }
 }
 
@@ -147,7 +149,11 @@ impl Store {
     pub async fn migrate(&self) -> StoreResult<()> {
         match self.engine {
             Engine::Sqlite => sqlx::migrate!("migrations/sqlite").run(&self.pool).await?,
-            Engine::Postgres => sqlx::migrate!("migrations/postgres").run(&self.pool).await?,
+            Engine::Postgres => {
+                sqlx::migrate!("migrations/postgres")
+                    .run(&self.pool)
+                    .await?
+            }
         }
         let head = self.head_sequence().await?;
         self.head.send_replace(head);
@@ -180,13 +186,18 @@ impl Store {
 /// now" (so a 503 to retry) rather than a bug.
 pub fn sqlx_error_is_unavailable(e: &sqlx::Error) -> bool {
     match e {
-        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => true,
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_) => true,
         sqlx::Error::Database(db) => {
             let message = db.message();
             // SQLite busy/locked, PostgreSQL admin shutdown / cannot connect.
             message.contains("database is locked")
                 || message.contains("database is busy")
-                || db.code().is_some_and(|c| c.starts_with("57P") || c.starts_with("08"))
+                || db
+                    .code()
+                    .is_some_and(|c| c.starts_with("57P") || c.starts_with("08"))
         }
         _ => false,
     }

@@ -89,7 +89,9 @@ impl Store {
 
     /// Events with sequence greater than `since`, ascending, at most `limit`.
     pub async fn fetch_events(&self, since: i64, limit: i64) -> StoreResult<Vec<Event>> {
-        let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE sequence > $1 ORDER BY sequence LIMIT $2");
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE sequence > $1 ORDER BY sequence LIMIT $2"
+        );
         let rows = sqlx::query(&sql)
             .bind(since)
             .bind(limit.max(0))
@@ -215,7 +217,9 @@ impl<'s> LogTx<'s> {
     pub async fn append(&mut self, new: NewEvent) -> StoreResult<Event> {
         let created_at: Timestamp = self.store.clock.now();
         let event = Event::seal(new, self.head_sequence + 1, created_at, &self.head_chain);
-        let sql = format!("INSERT INTO events ({EVENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)");
+        let sql = format!(
+            "INSERT INTO events ({EVENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+        );
         sqlx::query(&sql)
             .bind(event.sequence)
             .bind(event.event_type.as_str())
@@ -263,7 +267,11 @@ impl<'s> LogTx<'s> {
     }
 
     /// One file by path, as this transaction sees it.
-    pub async fn file_by_path(&mut self, package_id: &str, path: &str) -> StoreResult<Option<FileRecord>> {
+    pub async fn file_by_path(
+        &mut self,
+        package_id: &str,
+        path: &str,
+    ) -> StoreResult<Option<FileRecord>> {
         queries::file_by_path(&mut self.tx, package_id, path).await
     }
 
@@ -293,7 +301,10 @@ impl<'s> LogTx<'s> {
     }
 
     /// Packages whose expiry has passed at `now`, not yet eligible, unheld.
-    pub async fn due_for_sweep(&mut self, now: &Timestamp) -> StoreResult<Vec<(String, Option<Timestamp>)>> {
+    pub async fn due_for_sweep(
+        &mut self,
+        now: &Timestamp,
+    ) -> StoreResult<Vec<(String, Option<Timestamp>)>> {
         queries::due_for_sweep(&mut self.tx, now).await
     }
 

@@ -7,8 +7,8 @@ use sqlx::{AnyConnection, Row};
 
 use crate::log::{event_from_row, EVENT_COLUMNS};
 use crate::records::{
-    file_from_row, hold_from_row, package_from_row, timestamp, FileRecord, HoldRecord, LocationRecord,
-    PackageRecord, RetentionRecord, SchemaRecord,
+    file_from_row, hold_from_row, package_from_row, timestamp, FileRecord, HoldRecord,
+    LocationRecord, PackageRecord, RetentionRecord, SchemaRecord,
 };
 use crate::{Store, StoreError, StoreResult};
 
@@ -50,7 +50,10 @@ pub struct PackagePage {
     pub next: Option<i64>,
 }
 
-pub(crate) async fn package(conn: &mut AnyConnection, id: &str) -> StoreResult<Option<PackageRecord>> {
+pub(crate) async fn package(
+    conn: &mut AnyConnection,
+    id: &str,
+) -> StoreResult<Option<PackageRecord>> {
     let sql = format!("SELECT {PACKAGE_COLUMNS} FROM packages p WHERE p.id = $1");
     let row = sqlx::query(&sql).bind(id).fetch_optional(conn).await?;
     row.as_ref().map(package_from_row).transpose()
@@ -78,10 +81,16 @@ pub(crate) async fn file_by_path(
 
 /// Files sorted by the bytes of their path, the same on every engine
 /// (database collations differ; manifests must not).
-pub(crate) async fn files_of(conn: &mut AnyConnection, package_id: &str) -> StoreResult<Vec<FileRecord>> {
+pub(crate) async fn files_of(
+    conn: &mut AnyConnection,
+    package_id: &str,
+) -> StoreResult<Vec<FileRecord>> {
     let sql = format!("{FILE_SELECT} WHERE f.package_id = $1");
     let rows = sqlx::query(&sql).bind(package_id).fetch_all(conn).await?;
-    let mut files = rows.iter().map(file_from_row).collect::<StoreResult<Vec<_>>>()?;
+    let mut files = rows
+        .iter()
+        .map(file_from_row)
+        .collect::<StoreResult<Vec<_>>>()?;
     files.sort_by(|a, b| a.relative_path.as_bytes().cmp(b.relative_path.as_bytes()));
     Ok(files)
 }
@@ -112,7 +121,10 @@ pub(crate) async fn retention(
         expires_at: crate::records::opt_timestamp(&row, "expires_at")?,
         eligible_for_deletion: eligible != 0,
         eligible_at: crate::records::opt_timestamp(&row, "eligible_at")?,
-        active_holds: holds.iter().map(hold_from_row).collect::<StoreResult<_>>()?,
+        active_holds: holds
+            .iter()
+            .map(hold_from_row)
+            .collect::<StoreResult<_>>()?,
     }))
 }
 
@@ -136,7 +148,9 @@ pub(crate) async fn schema_where(
     column: &str,
     value: &str,
 ) -> StoreResult<Option<SchemaRecord>> {
-    let sql = format!("SELECT id, slug, schema_jcs, created_at FROM metadata_schemas WHERE {column} = $1");
+    let sql = format!(
+        "SELECT id, slug, schema_jcs, created_at FROM metadata_schemas WHERE {column} = $1"
+    );
     let row = sqlx::query(&sql).bind(value).fetch_optional(conn).await?;
     let Some(row) = row else { return Ok(None) };
     let text: String = row.try_get("schema_jcs")?;
@@ -163,7 +177,12 @@ pub(crate) async fn due_for_sweep(
     .fetch_all(conn)
     .await?;
     rows.iter()
-        .map(|row| Ok((row.try_get("package_id")?, crate::records::opt_timestamp(row, "expires_at")?)))
+        .map(|row| {
+            Ok((
+                row.try_get("package_id")?,
+                crate::records::opt_timestamp(row, "expires_at")?,
+            ))
+        })
         .collect()
 }
 
@@ -179,7 +198,11 @@ impl Store {
     }
 
     /// One file by its path in a package.
-    pub async fn file_by_path(&self, package_id: &str, relative_path: &str) -> StoreResult<Option<FileRecord>> {
+    pub async fn file_by_path(
+        &self,
+        package_id: &str,
+        relative_path: &str,
+    ) -> StoreResult<Option<FileRecord>> {
         file_by_path(&mut *self.pool.acquire().await?, package_id, relative_path).await
     }
 
@@ -227,7 +250,10 @@ impl Store {
         conditions.push(format!("p.created_sequence > ${after_index}"));
         sql.push_str(" WHERE ");
         sql.push_str(&conditions.join(" AND "));
-        sql.push_str(&format!(" ORDER BY p.created_sequence LIMIT ${}", after_index + 1));
+        sql.push_str(&format!(
+            " ORDER BY p.created_sequence LIMIT ${}",
+            after_index + 1
+        ));
         let mut query = sqlx::query(&sql);
         for bind in &binds {
             query = query.bind(bind.as_str());
@@ -238,7 +264,10 @@ impl Store {
             .bind(limit + 1)
             .fetch_all(&self.pool)
             .await?;
-        let mut items = rows.iter().map(package_from_row).collect::<StoreResult<Vec<_>>>()?;
+        let mut items = rows
+            .iter()
+            .map(package_from_row)
+            .collect::<StoreResult<Vec<_>>>()?;
         let next = if items.len() as i64 > limit {
             items.truncate(limit as usize);
             items.last().map(|p| p.created_sequence)
@@ -283,9 +312,10 @@ impl Store {
 
     /// How many storage locations are marked failed.
     pub async fn failed_location_count(&self) -> StoreResult<i64> {
-        let row = sqlx::query("SELECT COUNT(*) AS n FROM storage_locations WHERE status = 'failed'")
-            .fetch_one(&self.pool)
-            .await?;
+        let row =
+            sqlx::query("SELECT COUNT(*) AS n FROM storage_locations WHERE status = 'failed'")
+                .fetch_one(&self.pool)
+                .await?;
         Ok(row.try_get("n")?)
     }
 
@@ -317,6 +347,8 @@ impl Store {
         .bind(types::PACKAGE_FINALIZED)
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|r| r.try_get("payload")).transpose().map_err(Into::into)
+        row.map(|r| r.try_get("payload"))
+            .transpose()
+            .map_err(Into::into)
     }
 }

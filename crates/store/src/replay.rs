@@ -14,59 +14,107 @@ enum Kind {
 use Kind::{Integer as I, Text as T};
 
 /// Every view, its columns and a total order of its rows.
-const VIEWS: &[(&str, &str, &[(&str, Kind)])] = &[
-    (
-        "packages",
-        "id",
-        &[
-            ("id", T), ("name", T), ("producer", T), ("subject", T), ("retention_class", T), ("metadata", T),
-            ("metadata_schema_id", T), ("status", T), ("manifest_digest", T), ("created_at", T),
-            ("created_by", T), ("created_sequence", I), ("finalized_at", T), ("expires_at", T),
+/// One view: its table, a total order of its rows, and its columns.
+struct View {
+    table: &'static str,
+    order_by: &'static str,
+    columns: &'static [(&'static str, Kind)],
+}
+
+const VIEWS: &[View] = &[
+    View {
+        table: "packages",
+        order_by: "id",
+        columns: &[
+            ("id", T),
+            ("name", T),
+            ("producer", T),
+            ("subject", T),
+            ("retention_class", T),
+            ("metadata", T),
+            ("metadata_schema_id", T),
+            ("status", T),
+            ("manifest_digest", T),
+            ("created_at", T),
+            ("created_by", T),
+            ("created_sequence", I),
+            ("finalized_at", T),
+            ("expires_at", T),
             ("last_event_sequence", I),
         ],
-    ),
-    (
-        "package_metadata",
-        "package_id, key",
-        &[("package_id", T), ("key", T), ("value", T), ("created_sequence", I)],
-    ),
-    (
-        "files",
-        "id",
-        &[
-            ("id", T), ("package_id", T), ("relative_path", T), ("media_type", T), ("size_bytes", I),
-            ("blake3", T), ("sha256", T), ("created_at", T), ("created_sequence", I),
+    },
+    View {
+        table: "package_metadata",
+        order_by: "package_id, key",
+        columns: &[
+            ("package_id", T),
+            ("key", T),
+            ("value", T),
+            ("created_sequence", I),
         ],
-    ),
-    (
-        "storage_locations",
-        "id",
-        &[
-            ("id", T), ("file_id", T), ("backend_id", T), ("object_key", T), ("content_address", T),
-            ("retrieval_tier", T), ("status", T), ("verified_at", T), ("failure", T), ("created_at", T),
+    },
+    View {
+        table: "files",
+        order_by: "id",
+        columns: &[
+            ("id", T),
+            ("package_id", T),
+            ("relative_path", T),
+            ("media_type", T),
+            ("size_bytes", I),
+            ("blake3", T),
+            ("sha256", T),
+            ("created_at", T),
+            ("created_sequence", I),
         ],
-    ),
-    (
-        "retention_state",
-        "package_id",
-        &[
-            ("package_id", T), ("retention_class", T), ("expires_at", T), ("eligible_for_deletion", I),
-            ("eligible_at", T), ("updated_sequence", I),
+    },
+    View {
+        table: "storage_locations",
+        order_by: "id",
+        columns: &[
+            ("id", T),
+            ("file_id", T),
+            ("backend_id", T),
+            ("object_key", T),
+            ("content_address", T),
+            ("retrieval_tier", T),
+            ("status", T),
+            ("verified_at", T),
+            ("failure", T),
+            ("created_at", T),
         ],
-    ),
-    (
-        "retention_holds",
-        "hold_id",
-        &[
-            ("hold_id", T), ("package_id", T), ("reason", T), ("applied_at", T), ("applied_by", T),
-            ("released_at", T), ("released_by", T), ("release_reason", T),
+    },
+    View {
+        table: "retention_state",
+        order_by: "package_id",
+        columns: &[
+            ("package_id", T),
+            ("retention_class", T),
+            ("expires_at", T),
+            ("eligible_for_deletion", I),
+            ("eligible_at", T),
+            ("updated_sequence", I),
         ],
-    ),
-    (
-        "metadata_schemas",
-        "id",
-        &[("id", T), ("slug", T), ("schema_jcs", T), ("created_at", T)],
-    ),
+    },
+    View {
+        table: "retention_holds",
+        order_by: "hold_id",
+        columns: &[
+            ("hold_id", T),
+            ("package_id", T),
+            ("reason", T),
+            ("applied_at", T),
+            ("applied_by", T),
+            ("released_at", T),
+            ("released_by", T),
+            ("release_reason", T),
+        ],
+    },
+    View {
+        table: "metadata_schemas",
+        order_by: "id",
+        columns: &[("id", T), ("slug", T), ("schema_jcs", T), ("created_at", T)],
+    },
 ];
 
 /// What a replay did.
@@ -84,7 +132,12 @@ pub struct ReplayReport {
 /// fixed order, rows in primary-key order).
 async fn snapshot(conn: &mut AnyConnection) -> StoreResult<Vec<(String, Vec<u8>)>> {
     let mut tables = Vec::with_capacity(VIEWS.len());
-    for (table, order, columns) in VIEWS {
+    for View {
+        table,
+        order_by: order,
+        columns,
+    } in VIEWS
+    {
         let names: Vec<&str> = columns.iter().map(|(name, _)| *name).collect();
         let sql = format!("SELECT {} FROM {table} ORDER BY {order}", names.join(", "));
         let rows = sqlx::query(&sql).fetch_all(&mut *conn).await?;
@@ -106,10 +159,14 @@ async fn snapshot(conn: &mut AnyConnection) -> StoreResult<Vec<(String, Vec<u8>)
 }
 
 async fn rebuild(conn: &mut AnyConnection) -> StoreResult<u64> {
-    for (table, _, _) in VIEWS.iter().rev() {
-        sqlx::query(&format!("DELETE FROM {table}")).execute(&mut *conn).await?;
+    for View { table, .. } in VIEWS.iter().rev() {
+        sqlx::query(&format!("DELETE FROM {table}"))
+            .execute(&mut *conn)
+            .await?;
     }
-    let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE sequence > $1 ORDER BY sequence LIMIT 4096");
+    let sql = format!(
+        "SELECT {EVENT_COLUMNS} FROM events WHERE sequence > $1 ORDER BY sequence LIMIT 4096"
+    );
     let mut cursor = 0i64;
     let mut applied = 0u64;
     loop {

@@ -4,8 +4,8 @@
 //! sequence, actor and `created_at`), so replay rebuilds the views exactly.
 
 use artifactstore_core::event::{
-    types, DeletionEligible, FileIngested, LocationVerified, MetadataSchemaRegistered, PackageCreated, Payload,
-    RetentionDefaultApplied, RetentionExtended, RetentionHold,
+    types, DeletionEligible, FileIngested, LocationVerified, MetadataSchemaRegistered,
+    PackageCreated, Payload, RetentionDefaultApplied, RetentionExtended, RetentionHold,
 };
 use artifactstore_core::{cbor, jcs, Event, Manifest};
 use sqlx::AnyConnection;
@@ -28,7 +28,11 @@ pub async fn apply(conn: &mut AnyConnection, event: &Event) -> StoreResult<()> {
         types::STORAGE_LOCATION_VERIFIED => location_verified(conn, event).await,
         types::METADATA_SCHEMA_REGISTERED => schema_registered(conn, event).await,
         other => {
-            tracing::debug!(event_type = other, sequence = event.sequence, "no handler; event tolerated");
+            tracing::debug!(
+                event_type = other,
+                sequence = event.sequence,
+                "no handler; event tolerated"
+            );
             Ok(())
         }
     }
@@ -40,7 +44,11 @@ fn payload<P: Payload>(event: &Event) -> StoreResult<P> {
         .map_err(|e| StoreError::corrupt(format!("event {}: {e}", event.sequence)))
 }
 
-async fn touch_package(conn: &mut AnyConnection, package_id: &str, event: &Event) -> StoreResult<()> {
+async fn touch_package(
+    conn: &mut AnyConnection,
+    package_id: &str,
+    event: &Event,
+) -> StoreResult<()> {
     sqlx::query("UPDATE packages SET last_event_sequence = $1 WHERE id = $2")
         .bind(event.sequence)
         .bind(package_id)
@@ -63,8 +71,9 @@ fn scalar_text(value: &serde_json::Value) -> Option<String> {
 async fn package_created(conn: &mut AnyConnection, event: &Event) -> StoreResult<()> {
     let p: PackageCreated = payload(event)?;
     let metadata = cbor::to_json(&p.metadata).map_err(StoreError::corrupt)?;
-    let metadata_text = String::from_utf8(jcs::canonicalize(&metadata).map_err(StoreError::corrupt)?)
-        .map_err(StoreError::corrupt)?;
+    let metadata_text =
+        String::from_utf8(jcs::canonicalize(&metadata).map_err(StoreError::corrupt)?)
+            .map_err(StoreError::corrupt)?;
     sqlx::query(
         "INSERT INTO packages (id, name, producer, subject, retention_class, metadata, metadata_schema_id, \
          status, manifest_digest, created_at, created_by, created_sequence, finalized_at, expires_at, \
@@ -85,7 +94,9 @@ async fn package_created(conn: &mut AnyConnection, event: &Event) -> StoreResult
     .await?;
     if let Some(object) = metadata.as_object() {
         for (key, value) in object {
-            let Some(text) = scalar_text(value) else { continue };
+            let Some(text) = scalar_text(value) else {
+                continue;
+            };
             sqlx::query(
                 "INSERT INTO package_metadata (package_id, key, value, created_sequence) VALUES ($1, $2, $3, $4)",
             )
@@ -201,7 +212,11 @@ async fn retention_extended(conn: &mut AnyConnection, event: &Event) -> StoreRes
     Ok(())
 }
 
-async fn retention_touch(conn: &mut AnyConnection, package_id: &str, event: &Event) -> StoreResult<()> {
+async fn retention_touch(
+    conn: &mut AnyConnection,
+    package_id: &str,
+    event: &Event,
+) -> StoreResult<()> {
     sqlx::query("UPDATE retention_state SET updated_sequence = $1 WHERE package_id = $2")
         .bind(event.sequence)
         .bind(package_id)
@@ -256,24 +271,28 @@ async fn deletion_eligible(conn: &mut AnyConnection, event: &Event) -> StoreResu
 
 async fn location_verified(conn: &mut AnyConnection, event: &Event) -> StoreResult<()> {
     let p: LocationVerified = payload(event)?;
-    sqlx::query("UPDATE storage_locations SET status = $1, verified_at = $2, failure = $3 WHERE id = $4")
-        .bind(if p.ok { "verified" } else { "failed" })
-        .bind(event.created_at.to_string())
-        .bind(p.failure.as_deref())
-        .bind(p.storage_location_id.as_str())
-        .execute(conn)
-        .await?;
+    sqlx::query(
+        "UPDATE storage_locations SET status = $1, verified_at = $2, failure = $3 WHERE id = $4",
+    )
+    .bind(if p.ok { "verified" } else { "failed" })
+    .bind(event.created_at.to_string())
+    .bind(p.failure.as_deref())
+    .bind(p.storage_location_id.as_str())
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
 async fn schema_registered(conn: &mut AnyConnection, event: &Event) -> StoreResult<()> {
     let p: MetadataSchemaRegistered = payload(event)?;
-    sqlx::query("INSERT INTO metadata_schemas (id, slug, schema_jcs, created_at) VALUES ($1, $2, $3, $4)")
-        .bind(p.schema_id.as_str())
-        .bind(p.slug.as_str())
-        .bind(p.schema_jcs.as_str())
-        .bind(event.created_at.to_string())
-        .execute(conn)
-        .await?;
+    sqlx::query(
+        "INSERT INTO metadata_schemas (id, slug, schema_jcs, created_at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(p.schema_id.as_str())
+    .bind(p.slug.as_str())
+    .bind(p.schema_jcs.as_str())
+    .bind(event.created_at.to_string())
+    .execute(conn)
+    .await?;
     Ok(())
 }

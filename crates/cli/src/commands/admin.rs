@@ -15,31 +15,46 @@ pub async fn run(command: AdminCommand, out: Output) -> CliResult<()> {
         AdminCommand::Migrate { config } => {
             let registry = Registry::open(&load_config(&config)?).await?;
             let head = registry.head_sequence().await?;
-            out.show(&serde_json::json!({"migrated": true, "head_sequence": head}), || {
-                format!("schema is up to date (log head at sequence {head})")
-            });
+            out.show(
+                &serde_json::json!({"migrated": true, "head_sequence": head}),
+                || format!("schema is up to date (log head at sequence {head})"),
+            );
         }
         AdminCommand::Replay { config, check } => {
             let registry = Registry::open(&load_config(&config)?).await?;
             if check {
                 let report = registry.replay_check().await?;
                 out.show(&report, || match &report.first_difference {
-                    None => format!("replay check passed: {} events rebuild the live views exactly", report.events),
-                    Some(table) => format!("replay check FAILED: view `{table}` differs from its replay"),
+                    None => format!(
+                        "replay check passed: {} events rebuild the live views exactly",
+                        report.events
+                    ),
+                    Some(table) => {
+                        format!("replay check FAILED: view `{table}` differs from its replay")
+                    }
                 });
                 if let Some(table) = report.first_difference {
-                    return Err(CliError::CheckFailed(format!("view `{table}` differs from its replay")));
+                    return Err(CliError::CheckFailed(format!(
+                        "view `{table}` differs from its replay"
+                    )));
                 }
             } else {
                 let report = registry.replay().await?;
-                out.show(&report, || format!("rebuilt every view from {} events", report.events));
+                out.show(&report, || {
+                    format!("rebuilt every view from {} events", report.events)
+                });
             }
         }
         AdminCommand::Verify { config, backend } => {
             let registry = Registry::open(&load_config(&config)?).await?;
-            let report = registry.verify_storage(backend.as_deref(), ADMIN_ACTOR).await?;
+            let report = registry
+                .verify_storage(backend.as_deref(), ADMIN_ACTOR)
+                .await?;
             out.show(&report, || {
-                let mut text = format!("checked {} stored objects, {} failed\n", report.checked, report.failed);
+                let mut text = format!(
+                    "checked {} stored objects, {} failed\n",
+                    report.checked, report.failed
+                );
                 for failure in report.results.iter().filter(|r| !r.ok) {
                     text.push_str(&format!(
                         "FAILED file {} on {}: {}\n",
@@ -51,18 +66,26 @@ pub async fn run(command: AdminCommand, out: Output) -> CliResult<()> {
                 text
             });
             if report.failed > 0 {
-                return Err(CliError::CheckFailed(format!("{} stored objects failed verification", report.failed)));
+                return Err(CliError::CheckFailed(format!(
+                    "{} stored objects failed verification",
+                    report.failed
+                )));
             }
         }
         AdminCommand::VerifyLog { config } => {
             let registry = Registry::open(&load_config(&config)?).await?;
             let report = registry.verify_log().await?;
             out.show(&report, || match report.first_bad_sequence {
-                None => format!("event log intact: {} events, hash chain verified", report.checked),
+                None => format!(
+                    "event log intact: {} events, hash chain verified",
+                    report.checked
+                ),
                 Some(seq) => format!("event log ALTERED at sequence {seq}"),
             });
             if let Some(seq) = report.first_bad_sequence {
-                return Err(CliError::CheckFailed(format!("event log altered at sequence {seq}")));
+                return Err(CliError::CheckFailed(format!(
+                    "event log altered at sequence {seq}"
+                )));
             }
         }
         AdminCommand::Sweep { config } => {

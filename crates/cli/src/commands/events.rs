@@ -34,15 +34,25 @@ pub async fn run(client: &Client, out: Output, since: i64, follow: bool) -> CliR
     let mut cursor = since;
     loop {
         let page: Value = client
-            .get_json(&["v1", "events"], &[("since", cursor.to_string()), ("limit", PAGE.to_string())])
+            .get_json(
+                &["v1", "events"],
+                &[("since", cursor.to_string()), ("limit", PAGE.to_string())],
+            )
             .await?;
-        let items = page.get("items").and_then(Value::as_array).cloned().unwrap_or_default();
+        let items = page
+            .get("items")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
         if items.is_empty() {
             return Ok(());
         }
         for event in &items {
             print(out, event);
-            cursor = event.get("sequence").and_then(Value::as_i64).unwrap_or(cursor);
+            cursor = event
+                .get("sequence")
+                .and_then(Value::as_i64)
+                .unwrap_or(cursor);
         }
     }
 }
@@ -80,8 +90,12 @@ async fn follow_live(client: &Client, out: Output, since: i64) -> CliResult<()> 
                 if data.is_empty() {
                     continue;
                 }
-                let event: Value = serde_json::from_str(&data).map_err(|e| CliError::Protocol(e.to_string()))?;
-                let sequence = event.get("sequence").and_then(Value::as_i64).unwrap_or(last);
+                let event: Value =
+                    serde_json::from_str(&data).map_err(|e| CliError::Protocol(e.to_string()))?;
+                let sequence = event
+                    .get("sequence")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(last);
                 if sequence > last {
                     print(out, &event);
                     last = sequence;

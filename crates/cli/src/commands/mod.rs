@@ -21,12 +21,16 @@ pub async fn run(cli: Cli) -> CliResult<()> {
         Command::Serve { config, listen } => serve::run(config, listen).await,
         Command::Admin(command) => admin::run(command, out).await,
         Command::Push { package, paths } => push::push(&client()?, out, package, paths).await,
-        Command::Pull { package_id, output } => pull::pull(&client()?, out, &package_id, &output).await,
+        Command::Pull { package_id, output } => {
+            pull::pull(&client()?, out, &package_id, &output).await
+        }
         Command::Package(command) => package::run(&client()?, out, command).await,
         Command::File(command) => push::file(&client()?, out, command).await,
-        Command::Manifest { package_id, format, output } => {
-            pull::manifest(&client()?, &package_id, format, output.as_deref()).await
-        }
+        Command::Manifest {
+            package_id,
+            format,
+            output,
+        } => pull::manifest(&client()?, &package_id, format, output.as_deref()).await,
         Command::Events { since, follow } => events::run(&client()?, out, since, follow).await,
         Command::Retention(command) => retention::run(&client()?, out, command).await,
         Command::Schema(command) => retention::schema(&client()?, out, command).await,

@@ -24,7 +24,11 @@ fn describe(package: &Value) -> String {
     ] {
         text.push_str(&format!("{name:<16} {}\n", field(package, name)));
     }
-    text.push_str(&format!("{:<16} {}\n", "metadata", package.get("metadata").unwrap_or(&Value::Null)));
+    text.push_str(&format!(
+        "{:<16} {}\n",
+        "metadata",
+        package.get("metadata").unwrap_or(&Value::Null)
+    ));
     text
 }
 
@@ -35,7 +39,15 @@ pub async fn run(client: &Client, out: Output, command: PackageCommand) -> CliRe
             let created = create_package(client, &package).await?;
             out.show(&created, || describe(&created));
         }
-        PackageCommand::List { producer, subject, retention_class, status, metadata, limit, after } => {
+        PackageCommand::List {
+            producer,
+            subject,
+            retention_class,
+            status,
+            metadata,
+            limit,
+            after,
+        } => {
             let mut query: Vec<(String, String)> = vec![("limit".into(), limit.to_string())];
             for (name, value) in [
                 ("producer", producer),
@@ -49,16 +61,22 @@ pub async fn run(client: &Client, out: Output, command: PackageCommand) -> CliRe
                 }
             }
             for entry in metadata {
-                let (key, value) = entry
-                    .split_once('=')
-                    .ok_or_else(|| CliError::Usage(format!("--metadata {entry:?} is not KEY=VALUE")))?;
+                let (key, value) = entry.split_once('=').ok_or_else(|| {
+                    CliError::Usage(format!("--metadata {entry:?} is not KEY=VALUE"))
+                })?;
                 query.push((format!("metadata.{key}"), value.to_owned()));
             }
-            let pairs: Vec<(&str, String)> = query.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+            let pairs: Vec<(&str, String)> =
+                query.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
             let page: Value = client.get_json(&["v1", "packages"], &pairs).await?;
             out.show(&page, || {
                 let mut text = String::new();
-                for item in page.get("items").and_then(Value::as_array).into_iter().flatten() {
+                for item in page
+                    .get("items")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
                     text.push_str(&format!(
                         "{}  {:<9}  {:<12}  {:<16}  {}\n",
                         field(item, "id"),
@@ -69,18 +87,30 @@ pub async fn run(client: &Client, out: Output, command: PackageCommand) -> CliRe
                     ));
                 }
                 if let Some(next) = page.get("next").filter(|n| !n.is_null()) {
-                    text.push_str(&format!("more: --after {}\n", next.as_str().map_or(next.to_string(), str::to_owned)));
+                    text.push_str(&format!(
+                        "more: --after {}\n",
+                        next.as_str().map_or(next.to_string(), str::to_owned)
+                    ));
                 }
                 text
             });
         }
         PackageCommand::Show { package_id } => {
-            let package: Value = client.get_json(&["v1", "packages", &package_id], &[]).await?;
+            let package: Value = client
+                .get_json(&["v1", "packages", &package_id], &[])
+                .await?;
             out.show(&package, || describe(&package));
         }
         PackageCommand::Finalize { package_id } => {
-            let finalized: Value = client.post_json(&["v1", "packages", &package_id, "finalize"], &Value::Null).await?;
-            out.show(&finalized, || format!("finalized {package_id}\nmanifest {}", field(&finalized, "manifest_digest")));
+            let finalized: Value = client
+                .post_json(&["v1", "packages", &package_id, "finalize"], &Value::Null)
+                .await?;
+            out.show(&finalized, || {
+                format!(
+                    "finalized {package_id}\nmanifest {}",
+                    field(&finalized, "manifest_digest")
+                )
+            });
         }
     }
     Ok(())

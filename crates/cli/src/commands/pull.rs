@@ -44,16 +44,28 @@ impl Expected {
     fn check(&self, hasher: DualHasher, label: &str) -> CliResult<()> {
         let actual = hasher.finalize();
         let what = if actual.size_bytes != self.size_bytes {
-            Some(format!("size {} bytes, expected {}", actual.size_bytes, self.size_bytes))
+            Some(format!(
+                "size {} bytes, expected {}",
+                actual.size_bytes, self.size_bytes
+            ))
         } else if actual.blake3.to_hex() != self.blake3 {
-            Some(format!("BLAKE3 {}, expected {}", actual.blake3, self.blake3))
+            Some(format!(
+                "BLAKE3 {}, expected {}",
+                actual.blake3, self.blake3
+            ))
         } else if actual.sha256.to_hex() != self.sha256 {
-            Some(format!("SHA-256 {}, expected {}", actual.sha256, self.sha256))
+            Some(format!(
+                "SHA-256 {}, expected {}",
+                actual.sha256, self.sha256
+            ))
         } else {
             None
         };
         match what {
-            Some(what) => Err(CliError::DigestMismatch { path: label.to_owned(), what }),
+            Some(what) => Err(CliError::DigestMismatch {
+                path: label.to_owned(),
+                what,
+            }),
             None => Ok(()),
         }
     }
@@ -71,21 +83,34 @@ async fn download(
 ) -> CliResult<()> {
     let partial = dest.with_file_name(format!(
         ".{}.partial",
-        dest.file_name().and_then(|n| n.to_str()).unwrap_or("download")
+        dest.file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("download")
     ));
     let result = async {
-        let mut stream = client.get_stream(&["v1", "files", file_id, "content"], &[]).await?;
-        let mut file = tokio::fs::File::create(&partial).await.map_err(|e| CliError::io(&partial, e))?;
+        let mut stream = client
+            .get_stream(&["v1", "files", file_id, "content"], &[])
+            .await?;
+        let mut file = tokio::fs::File::create(&partial)
+            .await
+            .map_err(|e| CliError::io(&partial, e))?;
         let mut hasher = DualHasher::default();
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| CliError::Protocol(format!("download of {label} broke off: {e}")))?;
+            let chunk = chunk
+                .map_err(|e| CliError::Protocol(format!("download of {label} broke off: {e}")))?;
             hasher.update(&chunk);
             bar.inc(chunk.len() as u64);
-            file.write_all(&chunk).await.map_err(|e| CliError::io(&partial, e))?;
+            file.write_all(&chunk)
+                .await
+                .map_err(|e| CliError::io(&partial, e))?;
         }
-        file.sync_all().await.map_err(|e| CliError::io(&partial, e))?;
+        file.sync_all()
+            .await
+            .map_err(|e| CliError::io(&partial, e))?;
         expected.check(hasher, label)?;
-        tokio::fs::rename(&partial, dest).await.map_err(|e| CliError::io(dest, e))
+        tokio::fs::rename(&partial, dest)
+            .await
+            .map_err(|e| CliError::io(dest, e))
     }
     .await;
     if result.is_err() {
@@ -97,28 +122,49 @@ async fn download(
 /// `artifactstore pull`.
 pub async fn pull(client: &Client, out: Output, package_id: &str, output: &Path) -> CliResult<()> {
     let manifest: Value = client
-        .get_json(&["v1", "packages", package_id, "manifest"], &[("format", "json".into())])
+        .get_json(
+            &["v1", "packages", package_id, "manifest"],
+            &[("format", "json".into())],
+        )
         .await?;
     let files = manifest
         .get("files")
         .and_then(Value::as_array)
         .ok_or_else(|| CliError::Protocol("manifest without `files`".into()))?;
-    let total = files.iter().filter_map(|f| f.get("size_bytes").and_then(Value::as_u64)).sum();
-    tokio::fs::create_dir_all(output).await.map_err(|e| CliError::io(output, e))?;
+    let total = files
+        .iter()
+        .filter_map(|f| f.get("size_bytes").and_then(Value::as_u64))
+        .sum();
+    tokio::fs::create_dir_all(output)
+        .await
+        .map_err(|e| CliError::io(output, e))?;
     let bar = progress(out, total, "downloading");
     for entry in files {
         let relative = field(entry, "relative_path");
         // The server is trusted with bytes, not with paths on this machine.
-        let path = RelativePath::parse(&relative)
-            .map_err(|e| CliError::Protocol(format!("manifest names an unsafe path {relative:?}: {e}")))?;
-        let dest: PathBuf = path.as_str().split('/').fold(output.to_path_buf(), |p, s| p.join(s));
+        let path = RelativePath::parse(&relative).map_err(|e| {
+            CliError::Protocol(format!("manifest names an unsafe path {relative:?}: {e}"))
+        })?;
+        let dest: PathBuf = path
+            .as_str()
+            .split('/')
+            .fold(output.to_path_buf(), |p, s| p.join(s));
         if let Some(parent) = dest.parent() {
-            tokio::fs::create_dir_all(parent).await.map_err(|e| CliError::io(parent, e))?;
+            tokio::fs::create_dir_all(parent)
+                .await
+                .map_err(|e| CliError::io(parent, e))?;
         }
         bar.set_message(relative.clone());
-        download(client, &field(entry, "file_id"), &Expected::from_json(entry)?, &dest, &relative, &bar)
-            .await
-            .inspect_err(|_| bar.abandon())?;
+        download(
+            client,
+            &field(entry, "file_id"),
+            &Expected::from_json(entry)?,
+            &dest,
+            &relative,
+            &bar,
+        )
+        .await
+        .inspect_err(|_| bar.abandon())?;
     }
     bar.finish_and_clear();
     let summary = serde_json::json!({
@@ -139,7 +185,12 @@ pub async fn pull(client: &Client, out: Output, package_id: &str, output: &Path)
 }
 
 /// `artifactstore file get`.
-pub async fn get_file(client: &Client, out: Output, file_id: &str, output: Option<&Path>) -> CliResult<()> {
+pub async fn get_file(
+    client: &Client,
+    out: Output,
+    file_id: &str,
+    output: Option<&Path>,
+) -> CliResult<()> {
     let record: Value = client.get_json(&["v1", "files", file_id], &[]).await?;
     let expected = Expected::from_json(&record)?;
     let label = field(&record, "relative_path");
@@ -148,18 +199,29 @@ pub async fn get_file(client: &Client, out: Output, file_id: &str, output: Optio
             let bar = progress(out, expected.size_bytes, &label);
             download(client, file_id, &expected, dest, &label, &bar).await?;
             bar.finish_and_clear();
-            out.show(&record, || format!("wrote {} ({} bytes, verified)", dest.display(), expected.size_bytes));
+            out.show(&record, || {
+                format!(
+                    "wrote {} ({} bytes, verified)",
+                    dest.display(),
+                    expected.size_bytes
+                )
+            });
         }
         None => {
             // To stdout the bytes cannot be taken back: check at the end and
             // fail loudly (non-zero exit) if they were wrong.
-            let mut stream = client.get_stream(&["v1", "files", file_id, "content"], &[]).await?;
+            let mut stream = client
+                .get_stream(&["v1", "files", file_id, "content"], &[])
+                .await?;
             let mut hasher = DualHasher::default();
             let mut stdout = std::io::stdout().lock();
             while let Some(chunk) = stream.next().await {
-                let chunk = chunk.map_err(|e| CliError::Protocol(format!("download broke off: {e}")))?;
+                let chunk =
+                    chunk.map_err(|e| CliError::Protocol(format!("download broke off: {e}")))?;
                 hasher.update(&chunk);
-                stdout.write_all(&chunk).map_err(|e| CliError::io("stdout", e))?;
+                stdout
+                    .write_all(&chunk)
+                    .map_err(|e| CliError::io("stdout", e))?;
             }
             stdout.flush().map_err(|e| CliError::io("stdout", e))?;
             expected.check(hasher, &label)?;
@@ -180,7 +242,10 @@ pub async fn manifest(
         ManifestFormatArg::Json => "json",
     };
     let mut stream = client
-        .get_stream(&["v1", "packages", package_id, "manifest"], &[("format", format.into())])
+        .get_stream(
+            &["v1", "packages", package_id, "manifest"],
+            &[("format", format.into())],
+        )
         .await?;
     let mut bytes = Vec::new();
     while let Some(chunk) = stream.next().await {
@@ -190,7 +255,9 @@ pub async fn manifest(
         Some(path) => std::fs::write(path, &bytes).map_err(|e| CliError::io(path, e))?,
         None => {
             let mut stdout = std::io::stdout().lock();
-            stdout.write_all(&bytes).map_err(|e| CliError::io("stdout", e))?;
+            stdout
+                .write_all(&bytes)
+                .map_err(|e| CliError::io("stdout", e))?;
             stdout.flush().map_err(|e| CliError::io("stdout", e))?;
         }
     }

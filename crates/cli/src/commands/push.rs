@@ -23,9 +23,11 @@ pub fn progress(out: Output, total: u64, message: &str) -> ProgressBar {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::new(total);
-    let style = ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> ");
+    let style = ProgressStyle::with_template(
+        "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_bar())
+    .progress_chars("=> ");
     bar.set_style(style);
     bar.set_message(message.to_owned());
     bar
@@ -38,8 +40,18 @@ fn metadata(args: &PackageArgs) -> CliResult<Value> {
             let text = std::fs::read_to_string(path).map_err(|e| CliError::io(path, e))?;
             match serde_json::from_str::<Value>(&text) {
                 Ok(Value::Object(object)) => object,
-                Ok(_) => return Err(CliError::Usage(format!("{}: metadata must be a JSON object", path.display()))),
-                Err(e) => return Err(CliError::Usage(format!("{}: invalid JSON: {e}", path.display()))),
+                Ok(_) => {
+                    return Err(CliError::Usage(format!(
+                        "{}: metadata must be a JSON object",
+                        path.display()
+                    )))
+                }
+                Err(e) => {
+                    return Err(CliError::Usage(format!(
+                        "{}: invalid JSON: {e}",
+                        path.display()
+                    )))
+                }
             }
         }
         None => serde_json::Map::new(),
@@ -49,7 +61,9 @@ fn metadata(args: &PackageArgs) -> CliResult<Value> {
             .split_once('=')
             .ok_or_else(|| CliError::Usage(format!("--metadata {entry:?} is not KEY=VALUE")))?;
         if key.is_empty() {
-            return Err(CliError::Usage(format!("--metadata {entry:?} has an empty key")));
+            return Err(CliError::Usage(format!(
+                "--metadata {entry:?} has an empty key"
+            )));
         }
         object.insert(key.to_owned(), Value::String(value.to_owned()));
     }
@@ -78,7 +92,9 @@ async fn hash_file(path: &Path) -> CliResult<FileDigests> {
         let mut hasher = DualHasher::default();
         let mut buffer = vec![0u8; READ_CHUNK];
         loop {
-            let n = file.read(&mut buffer).map_err(|e| CliError::io(&owned, e))?;
+            let n = file
+                .read(&mut buffer)
+                .map_err(|e| CliError::io(&owned, e))?;
             if n == 0 {
                 return Ok(hasher.finalize());
             }
@@ -90,7 +106,10 @@ async fn hash_file(path: &Path) -> CliResult<FileDigests> {
 }
 
 fn media_type_of(path: &Path) -> String {
-    mime_guess::from_path(path).first_or_octet_stream().essence_str().to_owned()
+    mime_guess::from_path(path)
+        .first_or_octet_stream()
+        .essence_str()
+        .to_owned()
 }
 
 /// Uploads one local file; the server refuses it if the bytes it receives
@@ -104,19 +123,25 @@ pub async fn upload(
     bar: &ProgressBar,
 ) -> CliResult<Value> {
     let digests = hash_file(local).await?;
-    let file = tokio::fs::File::open(local).await.map_err(|e| CliError::io(local, e))?;
+    let file = tokio::fs::File::open(local)
+        .await
+        .map_err(|e| CliError::io(local, e))?;
     let progress = bar.clone();
-    let stream = tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024).inspect(move |chunk| {
-        if let Ok(chunk) = chunk {
-            progress.inc(chunk.len() as u64);
-        }
-    });
+    let stream =
+        tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024).inspect(move |chunk| {
+            if let Ok(chunk) = chunk {
+                progress.inc(chunk.len() as u64);
+            }
+        });
     let mut segments = vec!["v1", "packages", package_id, "files"];
     segments.extend(relative_path.split('/'));
     let sha256 = base64::engine::general_purpose::STANDARD.encode(digests.sha256.0);
     let request = client
         .request(Method::PUT, client.url(&segments))
-        .header("Content-Type", media_type.map_or_else(|| media_type_of(local), str::to_owned))
+        .header(
+            "Content-Type",
+            media_type.map_or_else(|| media_type_of(local), str::to_owned),
+        )
         .header("Content-Length", digests.size_bytes)
         .header("Content-Digest", format!("sha-256=:{sha256}:"))
         .header("X-Content-Blake3", digests.blake3.to_hex())
@@ -132,19 +157,24 @@ fn collect(paths: &[PathBuf]) -> CliResult<Vec<(PathBuf, String)>> {
         if meta.is_dir() {
             walk(root, root, &mut files)?;
         } else {
-            let name = root
-                .file_name()
-                .and_then(|n| n.to_str())
-                .ok_or_else(|| CliError::Usage(format!("{}: file name is not UTF-8", root.display())))?;
+            let name = root.file_name().and_then(|n| n.to_str()).ok_or_else(|| {
+                CliError::Usage(format!("{}: file name is not UTF-8", root.display()))
+            })?;
             files.push((root.clone(), name.to_owned()));
         }
     }
     let mut seen = std::collections::BTreeSet::new();
     for (local, relative) in &files {
-        RelativePath::parse(relative)
-            .map_err(|e| CliError::Usage(format!("{}: cannot be uploaded as {relative:?}: {e}", local.display())))?;
+        RelativePath::parse(relative).map_err(|e| {
+            CliError::Usage(format!(
+                "{}: cannot be uploaded as {relative:?}: {e}",
+                local.display()
+            ))
+        })?;
         if !seen.insert(relative.as_str()) {
-            return Err(CliError::Usage(format!("two files would be uploaded as {relative:?}")));
+            return Err(CliError::Usage(format!(
+                "two files would be uploaded as {relative:?}"
+            )));
         }
     }
     Ok(files)
@@ -177,7 +207,12 @@ fn walk(root: &Path, dir: &Path, files: &mut Vec<(PathBuf, String)>) -> CliResul
 }
 
 /// `artifactstore push`.
-pub async fn push(client: &Client, out: Output, args: PackageArgs, paths: Vec<PathBuf>) -> CliResult<()> {
+pub async fn push(
+    client: &Client,
+    out: Output,
+    args: PackageArgs,
+    paths: Vec<PathBuf>,
+) -> CliResult<()> {
     let files = collect(&paths)?;
     let total: u64 = files
         .iter()
@@ -196,7 +231,9 @@ pub async fn push(client: &Client, out: Output, args: PackageArgs, paths: Vec<Pa
         })?;
     }
     bar.finish_and_clear();
-    let finalized: Value = client.post_json(&["v1", "packages", &package_id, "finalize"], &Value::Null).await?;
+    let finalized: Value = client
+        .post_json(&["v1", "packages", &package_id, "finalize"], &Value::Null)
+        .await?;
     let summary = serde_json::json!({
         "package_id": package_id,
         "manifest_digest": finalized.get("manifest_digest"),
@@ -216,29 +253,60 @@ pub async fn push(client: &Client, out: Output, args: PackageArgs, paths: Vec<Pa
 /// `artifactstore file …`.
 pub async fn file(client: &Client, out: Output, command: FileCommand) -> CliResult<()> {
     match command {
-        FileCommand::Put { package_id, path, relative_path, media_type } => {
+        FileCommand::Put {
+            package_id,
+            path,
+            relative_path,
+            media_type,
+        } => {
             let relative = match relative_path {
                 Some(relative) => relative,
                 None => path
                     .file_name()
                     .and_then(|n| n.to_str())
                     .map(str::to_owned)
-                    .ok_or_else(|| CliError::Usage(format!("{}: give --as RELATIVE_PATH", path.display())))?,
+                    .ok_or_else(|| {
+                        CliError::Usage(format!("{}: give --as RELATIVE_PATH", path.display()))
+                    })?,
             };
-            let size = std::fs::metadata(&path).map_err(|e| CliError::io(&path, e))?.len();
+            let size = std::fs::metadata(&path)
+                .map_err(|e| CliError::io(&path, e))?
+                .len();
             let bar = progress(out, size, &relative);
-            let record = upload(client, &package_id, &path, &relative, media_type.as_deref(), &bar).await?;
+            let record = upload(
+                client,
+                &package_id,
+                &path,
+                &relative,
+                media_type.as_deref(),
+                &bar,
+            )
+            .await?;
             bar.finish_and_clear();
             out.show(&record, || {
-                format!("file {}\n{} ({} bytes)", field(&record, "id"), field(&record, "content_address"), field(&record, "size_bytes"))
+                format!(
+                    "file {}\n{} ({} bytes)",
+                    field(&record, "id"),
+                    field(&record, "content_address"),
+                    field(&record, "size_bytes")
+                )
             });
         }
-        FileCommand::Get { file_id, output } => super::pull::get_file(client, out, &file_id, output.as_deref()).await?,
+        FileCommand::Get { file_id, output } => {
+            super::pull::get_file(client, out, &file_id, output.as_deref()).await?
+        }
         FileCommand::List { package_id } => {
-            let list: Value = client.get_json(&["v1", "packages", &package_id, "files"], &[]).await?;
+            let list: Value = client
+                .get_json(&["v1", "packages", &package_id, "files"], &[])
+                .await?;
             out.show(&list, || {
                 let mut text = String::new();
-                for item in list.get("items").and_then(Value::as_array).into_iter().flatten() {
+                for item in list
+                    .get("items")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
                     text.push_str(&format!(
                         "{}  {:>12}  {}  {}\n",
                         field(item, "id"),

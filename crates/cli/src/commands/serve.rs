@@ -9,7 +9,8 @@ use crate::error::{CliError, CliResult};
 
 /// Loads the configuration a server or admin command names.
 pub fn load_config(args: &ConfigArgs) -> CliResult<Config> {
-    let mut config = Config::load(args.config.as_deref()).map_err(artifactstore_registry::RegistryError::from)?;
+    let mut config = Config::load(args.config.as_deref())
+        .map_err(artifactstore_registry::RegistryError::from)?;
     if let Some(dir) = &args.data_dir {
         config.data_dir.clone_from(dir);
     }
@@ -17,21 +18,26 @@ pub fn load_config(args: &ConfigArgs) -> CliResult<Config> {
 }
 
 fn init_logging() {
-    let filter = EnvFilter::try_from_env("ARTIFACTSTORE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).try_init();
+    let filter =
+        EnvFilter::try_from_env("ARTIFACTSTORE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .try_init();
 }
 
 async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(signal) => signal,
-            Err(_) => {
-                let _ = interrupt.await;
-                return;
-            }
-        };
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(_) => {
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = interrupt => {}
             _ = terminate.recv() => {}
@@ -55,11 +61,18 @@ pub async fn run(args: ConfigArgs, listen: Option<String>) -> CliResult<()> {
     let listener = tokio::net::TcpListener::bind(&config.server.listen)
         .await
         .map_err(|e| CliError::Usage(format!("cannot listen on {}: {e}", config.server.listen)))?;
-    let address = listener.local_addr().map_err(|e| CliError::Usage(e.to_string()))?;
+    let address = listener
+        .local_addr()
+        .map_err(|e| CliError::Usage(e.to_string()))?;
     tracing::info!(%address, data_dir = %config.data_dir.display(), "artifactstore listening");
-    artifactstore_server::serve(listener, registry.clone(), ServerOptions::default(), shutdown_signal())
-        .await
-        .map_err(|e| CliError::Usage(format!("server failed: {e}")))?;
+    artifactstore_server::serve(
+        listener,
+        registry.clone(),
+        ServerOptions::default(),
+        shutdown_signal(),
+    )
+    .await
+    .map_err(|e| CliError::Usage(format!("server failed: {e}")))?;
     registry.close().await;
     Ok(())
 }

@@ -65,7 +65,9 @@ fn postgres_available() -> bool {
         .to_socket_addrs()
         .ok()
         .and_then(|mut addrs| addrs.next())
-        .is_some_and(|addr| std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(2)).is_ok())
+        .is_some_and(|addr| {
+            std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(2)).is_ok()
+        })
 }
 
 /// Runs one test body on `engine`. Without PostgreSQL the PostgreSQL run
@@ -125,9 +127,18 @@ impl PostgresDatabase {
         let admin = postgres_admin_url();
         let name = format!("artifactstore_test_{}", uuid::Uuid::new_v4().simple());
         let mut conn = sqlx::AnyConnection::connect(&admin).await.unwrap();
-        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.unwrap();
-        let base = admin.rsplit_once('/').map_or(admin.as_str(), |(base, _)| base).to_owned();
-        Self { url: format!("{base}/{name}"), name }
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let base = admin
+            .rsplit_once('/')
+            .map_or(admin.as_str(), |(base, _)| base)
+            .to_owned();
+        Self {
+            url: format!("{base}/{name}"),
+            name,
+        }
     }
 }
 
@@ -136,7 +147,10 @@ impl Drop for PostgresDatabase {
         let name = self.name.clone();
         // Drop runs outside async; a short-lived runtime of its own does it.
         let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
             runtime.block_on(async move {
                 use sqlx::Connection;
                 if let Ok(mut conn) = sqlx::AnyConnection::connect(&postgres_admin_url()).await {
@@ -183,7 +197,14 @@ impl TestEnv {
         config.database.url = postgres.as_ref().map(|db| db.url.clone());
         let builder = Registry::builder(config.clone()).clock(clock.clone());
         let registry = customise(builder).build().await.unwrap();
-        Self { config, registry, clock, engine, dir, _postgres: postgres }
+        Self {
+            config,
+            registry,
+            clock,
+            engine,
+            dir,
+            _postgres: postgres,
+        }
     }
 
     pub async fn package(&self, class: &str) -> uuid::Uuid {
@@ -195,9 +216,21 @@ impl TestEnv {
         record.id.parse().unwrap()
     }
 
-    pub async fn put(&self, package: uuid::Uuid, path: &str, data: &[u8]) -> artifactstore_registry::FileRecord {
+    pub async fn put(
+        &self,
+        package: uuid::Uuid,
+        path: &str,
+        data: &[u8],
+    ) -> artifactstore_registry::FileRecord {
         self.registry
-            .ingest_file(package, path, "text/plain", body(data), Default::default(), "tester")
+            .ingest_file(
+                package,
+                path,
+                "text/plain",
+                body(data),
+                Default::default(),
+                "tester",
+            )
             .await
             .unwrap()
     }
@@ -205,7 +238,11 @@ impl TestEnv {
     /// Another registry on the same database and objects, as a second
     /// process or replica would open it.
     pub async fn replica(&self) -> Registry {
-        Registry::builder(self.config.clone()).clock(self.clock.clone()).build().await.unwrap()
+        Registry::builder(self.config.clone())
+            .clock(self.clock.clone())
+            .build()
+            .await
+            .unwrap()
     }
 
     pub async fn event_count(&self) -> i64 {
@@ -226,8 +263,10 @@ pub fn new_package(name: &str, class: &str) -> NewPackage {
 
 /// A body stream of `data` in 7-byte chunks, so chunking is exercised.
 pub fn body(data: &[u8]) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
-    let chunks: Vec<Result<Bytes, std::io::Error>> =
-        data.chunks(7).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
+    let chunks: Vec<Result<Bytes, std::io::Error>> = data
+        .chunks(7)
+        .map(|c| Ok(Bytes::copy_from_slice(c)))
+        .collect();
     futures::stream::iter(chunks)
 }
 
