@@ -1895,6 +1895,34 @@ async fn openapi_lists_every_route() {
         doc["openapi"]
     );
     assert!(doc["info"]["title"].is_string());
+    // A typed OpenAPI 3.1 parser accepts the whole document…
+    let spec = oas3::from_json(doc.to_string()).expect("a valid OpenAPI 3.1 document");
+    assert_eq!(
+        spec.paths.as_ref().map(|p| p.len()),
+        Some(CONTRACT_ROUTES.len())
+    );
+    // …and every `$ref` points at a component that exists.
+    fn refs(value: &serde_json::Value, out: &mut Vec<String>) {
+        match value {
+            serde_json::Value::Object(map) => {
+                for (key, item) in map {
+                    match (key.as_str(), item) {
+                        ("$ref", serde_json::Value::String(target)) => out.push(target.clone()),
+                        _ => refs(item, out),
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|item| refs(item, out)),
+            _ => {}
+        }
+    }
+    let mut targets = Vec::new();
+    refs(&doc, &mut targets);
+    assert!(!targets.is_empty());
+    for target in targets {
+        let pointer = target.strip_prefix('#').expect("local reference");
+        assert!(doc.pointer(pointer).is_some(), "dangling $ref {target}");
+    }
 
     let documented: BTreeMap<String, BTreeSet<String>> = doc["paths"]
         .as_object()

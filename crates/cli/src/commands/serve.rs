@@ -47,7 +47,6 @@ async fn shutdown_signal() {
     {
         let _ = interrupt.await;
     }
-    tracing::info!("shutting down: finishing in-flight requests");
 }
 
 /// Runs the server until SIGINT or SIGTERM.
