@@ -1,5 +1,7 @@
 //! `artifactstore serve`.
 
+use std::io::IsTerminal;
+
 use artifactstore_registry::{Config, Registry};
 use artifactstore_server::ServerOptions;
 use tracing_subscriber::EnvFilter;
@@ -23,6 +25,8 @@ fn init_logging() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .try_init();
 }
 
