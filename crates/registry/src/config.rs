@@ -136,6 +136,8 @@ pub struct BackendConfig {
     pub access_key_id: Option<String>,
     /// S3: secret (or `AWS_SECRET_ACCESS_KEY`).
     pub secret_access_key: Option<Secret>,
+    /// S3: key prefix inside the bucket, to share a bucket.
+    pub prefix: Option<String>,
 }
 
 /// Routing of packages to backends.
@@ -291,6 +293,7 @@ impl Config {
             path_style: false,
             access_key_id: None,
             secret_access_key: None,
+            prefix: None,
         }]
     }
 

@@ -34,7 +34,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use artifactstore_core::{Clock, RetentionClass, SystemClock};
-use artifactstore_storage::{Backend, FilesystemBackend};
+use artifactstore_storage::{Backend, FilesystemBackend, S3Backend, S3Settings};
 
 pub use artifactstore_core as core;
 pub use artifactstore_storage::{ByteStream, StorageError};
@@ -116,11 +116,22 @@ impl RegistryBuilder {
                     Arc::new(FilesystemBackend::open(backend.id.clone(), root).await?)
                 }
                 BackendType::S3 => {
-                    return Err(config::ConfigError::Invalid(format!(
-                        "backend `{}`: S3-compatible backends are not available in this build yet",
-                        backend.id
-                    ))
-                    .into())
+                    let bucket = backend.bucket.clone().ok_or_else(|| {
+                        config::ConfigError::Invalid(format!(
+                            "s3 backend `{}` needs `bucket`",
+                            backend.id
+                        ))
+                    })?;
+                    Arc::new(S3Backend::new(S3Settings {
+                        id: backend.id.clone(),
+                        endpoint: backend.endpoint.clone(),
+                        region: backend.region.clone().unwrap_or_else(|| "us-east-1".into()),
+                        bucket,
+                        path_style: backend.path_style,
+                        access_key_id: backend.access_key_id.clone(),
+                        secret_access_key: backend.secret_access_key.as_ref().map(|s| s.0.clone()),
+                        prefix: backend.prefix.clone().unwrap_or_default(),
+                    })?)
                 }
             };
             backends.insert(backend.id.clone(), opened);

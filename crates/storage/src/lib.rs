@@ -1,4 +1,5 @@
-//! Byte backends behind one trait.
+//! Byte backends behind one trait: the local filesystem and S3-compatible
+//! stores (Ceph RGW, Garage, MinIO, AWS S3).
 //!
 //! The contract every backend keeps:
 //! - an object becomes visible under its key only complete and durable
@@ -8,6 +9,7 @@
 //! - an aborted or dropped writer leaves nothing visible.
 
 mod filesystem;
+mod s3;
 
 use std::ops::Range;
 use std::pin::Pin;
@@ -17,6 +19,7 @@ use bytes::Bytes;
 use futures::Stream;
 
 pub use filesystem::FilesystemBackend;
+pub use s3::{S3Backend, S3Settings};
 
 /// A stream of object bytes.
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, StorageError>> + Send>>;

@@ -19,8 +19,8 @@ use futures::StreamExt;
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path;
 use object_store::{
-    BackoffConfig, ClientOptions, GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig,
-    WriteMultipart,
+    BackoffConfig, ClientOptions, GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayload,
+    RetryConfig, WriteMultipart,
 };
 
 use crate::{Backend, ByteStream, ObjectWriter, StorageError};
@@ -64,7 +64,10 @@ impl std::fmt::Debug for S3Settings {
             .field("bucket", &self.bucket)
             .field("path_style", &self.path_style)
             .field("access_key_id", &self.access_key_id)
-            .field("secret_access_key", &self.secret_access_key.as_ref().map(|_| "***"))
+            .field(
+                "secret_access_key",
+                &self.secret_access_key.as_ref().map(|_| "***"),
+            )
             .finish()
     }
 }
@@ -159,9 +162,16 @@ impl Backend for S3Backend {
         if let Some(r) = &range {
             if r.start == r.end {
                 // An empty range: S3 has no way to ask for zero bytes.
-                let size = self.size(key).await?.ok_or_else(|| StorageError::NotFound(key.to_owned()))?;
+                let size = self
+                    .size(key)
+                    .await?
+                    .ok_or_else(|| StorageError::NotFound(key.to_owned()))?;
                 if r.end > size {
-                    return Err(StorageError::RangeNotSatisfiable { start: r.start, end: r.end, size });
+                    return Err(StorageError::RangeNotSatisfiable {
+                        start: r.start,
+                        end: r.end,
+                        size,
+                    });
                 }
                 return Ok(Box::pin(futures::stream::empty()));
             }
@@ -170,9 +180,17 @@ impl Backend for S3Backend {
             range: range.map(GetRange::Bounded),
             ..GetOptions::default()
         };
-        let result = self.store.get_opts(&path, options).await.map_err(|e| self.error(e))?;
+        let result = self
+            .store
+            .get_opts(&path, options)
+            .await
+            .map_err(|e| self.error(e))?;
         let id = self.id.clone();
-        Ok(Box::pin(result.into_stream().map(move |chunk| chunk.map_err(|e| map_error(&id, e)))))
+        Ok(Box::pin(
+            result
+                .into_stream()
+                .map(move |chunk| chunk.map_err(|e| map_error(&id, e))),
+        ))
     }
 
     async fn size(&self, key: &str) -> Result<Option<u64>, StorageError> {
@@ -202,7 +220,10 @@ impl Backend for S3Backend {
 
 enum WriteState {
     Buffering(Vec<Bytes>, usize),
-    Multipart { upload: WriteMultipart, staging: Path },
+    Multipart {
+        upload: WriteMultipart,
+        staging: Path,
+    },
     Done,
 }
 
@@ -294,7 +315,9 @@ impl ObjectWriter for S3Writer {
 
     async fn abort(mut self: Box<Self>) -> Result<(), StorageError> {
         match std::mem::replace(&mut self.state, WriteState::Done) {
-            WriteState::Multipart { upload, .. } => upload.abort().await.map_err(|e| self.backend.error(e)),
+            WriteState::Multipart { upload, .. } => {
+                upload.abort().await.map_err(|e| self.backend.error(e))
+            }
             _ => Ok(()),
         }
     }
@@ -304,7 +327,9 @@ impl Drop for S3Writer {
     fn drop(&mut self) {
         // A writer dropped mid-stream (client gone, task cancelled) must not
         // leave a half-finished multipart upload holding parts.
-        if let WriteState::Multipart { upload, .. } = std::mem::replace(&mut self.state, WriteState::Done) {
+        if let WriteState::Multipart { upload, .. } =
+            std::mem::replace(&mut self.state, WriteState::Done)
+        {
             if let Ok(runtime) = tokio::runtime::Handle::try_current() {
                 runtime.spawn(async move {
                     let _ = upload.abort().await;

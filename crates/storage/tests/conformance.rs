@@ -1,0 +1,198 @@
+//! One conformance suite for every backend: the local filesystem always,
+//! and the real S3-compatible servers `.ci/run` starts (Garage and Ceph
+//! RGW, see `scripts/s3/test-services`). Without a server's environment the
+//! S3 runs are skipped with a printed reason, except under `CI=true`, where
+//! a missing service is a failure.
+
+use std::sync::Arc;
+
+use artifactstore_core::{ContentAddress, FileDigests};
+use artifactstore_storage::{
+    Backend, ByteStream, FilesystemBackend, S3Backend, S3Settings, StorageError,
+};
+use bytes::Bytes;
+use futures::StreamExt;
+
+struct Target {
+    backend: Arc<dyn Backend>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+async fn filesystem() -> Option<Target> {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = FilesystemBackend::open("local", dir.path()).await.unwrap();
+    Some(Target {
+        backend: Arc::new(backend),
+        _dir: Some(dir),
+    })
+}
+
+/// The settings of S3 server `name` (GARAGE, CEPH) from the environment.
+fn s3(name: &str) -> Option<Target> {
+    let var = |field: &str| std::env::var(format!("ARTIFACTSTORE_TEST_{name}_{field}")).ok();
+    let Some(endpoint) = var("ENDPOINT") else {
+        let reason = format!("ARTIFACTSTORE_TEST_{name}_ENDPOINT is not set (start it: eval \"$(scripts/s3/test-services up)\")");
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("{reason}; CI=true: a missing service is a failure");
+        }
+        // Written to the stream itself: the test harness hides eprintln! of
+        // passing tests, and a skip must be seen.
+        use std::io::Write;
+        let _ = writeln!(std::io::stderr(), "SKIPPED ({name}): {reason}");
+        return None;
+    };
+    let backend = S3Backend::new(S3Settings {
+        id: name.to_lowercase(),
+        endpoint: Some(endpoint),
+        region: var("REGION").unwrap_or_else(|| "us-east-1".into()),
+        bucket: var("BUCKET").expect("bucket"),
+        path_style: true,
+        access_key_id: var("ACCESS_KEY_ID"),
+        secret_access_key: var("SECRET_ACCESS_KEY"),
+        // A fresh prefix per test keeps runs and tests apart in one bucket.
+        prefix: format!("conformance/{}", uuid::Uuid::new_v4()),
+    })
+    .unwrap();
+    Some(Target {
+        backend: Arc::new(backend),
+        _dir: None,
+    })
+}
+
+async fn read(stream: ByteStream) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut stream = stream;
+    while let Some(chunk) = stream.next().await {
+        out.extend_from_slice(&chunk.unwrap());
+    }
+    out
+}
+
+/// Writes `data` in `chunk`-sized pieces and commits it under its address.
+async fn store(backend: &dyn Backend, data: &[u8], chunk: usize) -> String {
+    let key = ContentAddress::of(data).object_key();
+    let mut writer = backend.begin_write().await.unwrap();
+    for piece in data.chunks(chunk.max(1)) {
+        writer.write(Bytes::copy_from_slice(piece)).await.unwrap();
+    }
+    writer.commit(&key).await.unwrap();
+    key
+}
+
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i.wrapping_mul(31) ^ (i >> 8)) as u8)
+        .collect()
+}
+
+async fn round_trip_with_ranges(backend: &dyn Backend) {
+    let data = pattern(100_000);
+    let key = store(backend, &data, 7_777).await;
+    assert_eq!(backend.size(&key).await.unwrap(), Some(100_000));
+    assert_eq!(read(backend.open(&key, None).await.unwrap()).await, data);
+    for range in [0..1, 5..10, 99_999..100_000, 0..100_000, 4096..70_000] {
+        let got = read(backend.open(&key, Some(range.clone())).await.unwrap()).await;
+        assert_eq!(
+            got,
+            data[range.start as usize..range.end as usize],
+            "{range:?}"
+        );
+    }
+    let empty = read(backend.open(&key, Some(100_000..100_000)).await.unwrap()).await;
+    assert!(empty.is_empty());
+}
+
+async fn large_objects_go_up_in_parts(backend: &dyn Backend) {
+    // Past the single-PUT limit: the multipart path, with a copy to the key.
+    let data = pattern(20 * 1024 * 1024 + 12_345);
+    let key = store(backend, &data, 1024 * 1024).await;
+    let back = read(backend.open(&key, None).await.unwrap()).await;
+    assert_eq!(FileDigests::of(&back), FileDigests::of(&data));
+    let tail = read(
+        backend
+            .open(&key, Some(20 * 1024 * 1024..20 * 1024 * 1024 + 12_345))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(tail, data[20 * 1024 * 1024..]);
+}
+
+async fn identical_bytes_commit_twice_to_one_object(backend: &dyn Backend) {
+    let data = b"the same evidence".to_vec();
+    let first = store(backend, &data, 4).await;
+    let second = store(backend, &data, 5).await;
+    assert_eq!(first, second);
+    assert_eq!(read(backend.open(&first, None).await.unwrap()).await, data);
+}
+
+async fn empty_objects_work(backend: &dyn Backend) {
+    let key = store(backend, b"", 1).await;
+    assert_eq!(backend.size(&key).await.unwrap(), Some(0));
+    assert!(read(backend.open(&key, None).await.unwrap())
+        .await
+        .is_empty());
+}
+
+async fn aborted_writes_leave_nothing(backend: &dyn Backend) {
+    for size in [10, 12 * 1024 * 1024] {
+        let data = pattern(size);
+        let key = ContentAddress::of(&data).object_key();
+        let mut writer = backend.begin_write().await.unwrap();
+        for piece in data.chunks(1024 * 1024) {
+            writer.write(Bytes::copy_from_slice(piece)).await.unwrap();
+        }
+        writer.abort().await.unwrap();
+        assert_eq!(backend.size(&key).await.unwrap(), None, "{size}");
+    }
+}
+
+async fn missing_and_deleted_objects_are_not_found(backend: &dyn Backend) {
+    let key = store(backend, b"to be deleted", 3).await;
+    backend.delete(&key).await.unwrap();
+    assert_eq!(backend.size(&key).await.unwrap(), None);
+    assert!(matches!(
+        backend.open(&key, None).await,
+        Err(StorageError::NotFound(_))
+    ));
+    backend.delete(&key).await.unwrap();
+    backend.probe().await.unwrap();
+}
+
+macro_rules! conformance {
+    ($($case:ident),* $(,)?) => {
+        mod filesystem {
+            $(#[tokio::test]
+            async fn $case() {
+                if let Some(target) = super::filesystem().await {
+                    super::$case(target.backend.as_ref()).await;
+                }
+            })*
+        }
+        mod garage {
+            $(#[tokio::test]
+            async fn $case() {
+                if let Some(target) = super::s3("GARAGE") {
+                    super::$case(target.backend.as_ref()).await;
+                }
+            })*
+        }
+        mod ceph_rgw {
+            $(#[tokio::test]
+            async fn $case() {
+                if let Some(target) = super::s3("CEPH") {
+                    super::$case(target.backend.as_ref()).await;
+                }
+            })*
+        }
+    };
+}
+
+conformance!(
+    round_trip_with_ranges,
+    large_objects_go_up_in_parts,
+    identical_bytes_commit_twice_to_one_object,
+    empty_objects_work,
+    aborted_writes_leave_nothing,
+    missing_and_deleted_objects_are_not_found,
+);
