@@ -117,6 +117,39 @@ macro_rules! engine_tests {
     )*};
 }
 
+/// The S3-compatible servers the suite knows, by environment prefix.
+pub const S3_SERVERS: [&str; 2] = ["GARAGE", "CEPH"];
+
+/// A backend configuration for S3 server `name` (`GARAGE`, `CEPH`) from
+/// `ARTIFACTSTORE_TEST_<NAME>_*`, under a fresh key prefix. `None` (with a
+/// printed reason) when the server is not configured; under `CI=true` a
+/// missing server is a failure.
+pub fn s3_backend(name: &str, id: &str) -> Option<artifactstore_registry::config::BackendConfig> {
+    use artifactstore_registry::config::{BackendConfig, BackendType, Secret};
+    let var = |field: &str| std::env::var(format!("ARTIFACTSTORE_TEST_{name}_{field}")).ok();
+    let Some(endpoint) = var("ENDPOINT") else {
+        let reason = format!("ARTIFACTSTORE_TEST_{name}_ENDPOINT is not set (eval \"$(scripts/s3/test-services up)\")");
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("{reason}; CI=true: a missing service is a failure");
+        }
+        use std::io::Write;
+        let _ = writeln!(std::io::stderr(), "SKIPPED ({name}): {reason}");
+        return None;
+    };
+    Some(BackendConfig {
+        id: id.into(),
+        kind: BackendType::S3,
+        root: None,
+        endpoint: Some(endpoint),
+        region: var("REGION"),
+        bucket: var("BUCKET"),
+        path_style: true,
+        access_key_id: var("ACCESS_KEY_ID"),
+        secret_access_key: var("SECRET_ACCESS_KEY").map(Secret),
+        prefix: Some(format!("registry-tests/{}", uuid::Uuid::new_v4())),
+    })
+}
+
 /// A PostgreSQL database made for one test and dropped after it.
 pub struct PostgresDatabase {
     pub name: String,
@@ -188,7 +221,18 @@ impl TestEnv {
         Self::with(|builder| builder).await
     }
 
+    pub async fn with_config(edit: impl FnOnce(&mut Config)) -> Self {
+        Self::build(edit, |builder| builder).await
+    }
+
     pub async fn with(customise: impl FnOnce(RegistryBuilder) -> RegistryBuilder) -> Self {
+        Self::build(|_| {}, customise).await
+    }
+
+    async fn build(
+        edit: impl FnOnce(&mut Config),
+        customise: impl FnOnce(RegistryBuilder) -> RegistryBuilder,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let clock = ManualClock::starting_at("2026-01-01T00:00:00Z");
         let engine = ENGINE.with(|e| e.get());
@@ -198,6 +242,7 @@ impl TestEnv {
             Engine::Postgres => Some(PostgresDatabase::create().await),
         };
         config.database.url = postgres.as_ref().map(|db| db.url.clone());
+        edit(&mut config);
         let builder = Registry::builder(config.clone()).clock(clock.clone());
         let registry = customise(builder).build().await.unwrap();
         Self {
