@@ -70,6 +70,10 @@ pub enum Command {
         /// Address to listen on (overrides the file and ARTIFACTSTORE_LISTEN).
         #[arg(long)]
         listen: Option<String>,
+        /// Serve a non-loopback address WITHOUT authentication: anyone who
+        /// can reach it may read, write and administer. Never in production.
+        #[arg(long)]
+        insecure_no_auth: bool,
     },
     /// Administer a configuration directly (no server needed).
     #[command(subcommand)]
@@ -222,6 +226,48 @@ pub enum AdminCommand {
     Sweep {
         #[command(flatten)]
         config: ConfigArgs,
+    },
+    /// API tokens: create, list, revoke.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+/// Token commands.
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token and print it (shown once; only its hash is stored).
+    #[command(
+        after_help = "Example:\n  artifactstore admin token create --name ci-nightly --scope write --producer ci --expires 2027-01-01T00:00:00Z"
+    )]
+    Create {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Name, recorded as the actor of the token's events.
+        #[arg(long)]
+        name: String,
+        /// `read`, `write` or `admin`.
+        #[arg(long)]
+        scope: String,
+        /// Limit writes to packages of this producer; repeatable.
+        #[arg(long = "producer")]
+        producers: Vec<String>,
+        /// Expiry (RFC 3339); default: never.
+        #[arg(long)]
+        expires: Option<String>,
+    },
+    /// List tokens (never their secrets).
+    #[command(after_help = "Example:\n  artifactstore admin token list")]
+    List {
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+    /// Revoke a token at once.
+    #[command(after_help = "Example:\n  artifactstore admin token revoke 3f2a…")]
+    Revoke {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Token id (from `token list`).
+        id: String,
     },
 }
 

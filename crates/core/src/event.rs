@@ -34,6 +34,10 @@ pub mod types {
     pub const STORAGE_LOCATION_VERIFIED: &str = "v1.storage.location_verified";
     /// A metadata JSON Schema was registered.
     pub const METADATA_SCHEMA_REGISTERED: &str = "v1.metadata_schema.registered";
+    /// An API token was created (only its hash is recorded).
+    pub const TOKEN_CREATED: &str = "v1.token.created";
+    /// An API token was revoked.
+    pub const TOKEN_REVOKED: &str = "v1.token.revoked";
 
     /// The retention events, as `retention_history` lists them.
     pub const RETENTION: [&str; 5] = [
@@ -53,6 +57,8 @@ pub mod subjects {
     pub const STORAGE_LOCATION: &str = "storage_location";
     /// A metadata schema id.
     pub const METADATA_SCHEMA: &str = "metadata_schema";
+    /// An API token id.
+    pub const TOKEN: &str = "token";
 }
 
 /// An event before the log gives it a sequence, a time and a chain hash.
@@ -377,6 +383,39 @@ pub struct MetadataSchemaRegistered {
     pub schema_jcs: String,
 }
 payload_v1!(MetadataSchemaRegistered);
+
+/// `v1.token.created`. The secret itself is never recorded: only its
+/// BLAKE3, which is what a presented token is checked against.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenCreated {
+    /// Payload version.
+    pub v: u32,
+    /// Token id.
+    pub token_id: String,
+    /// Name, recorded as the actor of the token's events.
+    pub name: String,
+    /// `read`, `write` or `admin`.
+    pub scope: String,
+    /// Producers the token may create and write packages of; empty = any.
+    pub producers: Vec<String>,
+    /// When it stops working; `None` never.
+    pub expires_at: Option<Timestamp>,
+    /// BLAKE3 of the secret, hex.
+    pub secret_blake3: String,
+}
+payload_v1!(TokenCreated);
+
+/// `v1.token.revoked`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRevoked {
+    /// Payload version.
+    pub v: u32,
+    /// Token id.
+    pub token_id: String,
+}
+payload_v1!(TokenRevoked);
 
 #[cfg(test)]
 mod tests {

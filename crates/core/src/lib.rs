@@ -13,6 +13,7 @@ pub mod manifest;
 pub mod path;
 pub mod retention;
 pub mod timestamp;
+pub mod token;
 
 pub use digest::{ContentAddress, Digest32, DualHasher, FileDigests};
 pub use event::{Event, NewEvent};

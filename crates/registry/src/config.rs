@@ -75,6 +75,19 @@ pub struct Config {
     /// Retention classes; when given, they replace the default table.
     #[serde(default)]
     pub retention_classes: Vec<RetentionClassConfig>,
+    /// Access control.
+    #[serde(default)]
+    pub auth: AuthConfig,
+}
+
+/// Access control.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Every API request needs a bearer token (`artifactstore admin token
+    /// create`). Off by default, which `serve` allows on loopback only.
+    #[serde(default)]
+    pub required: bool,
 }
 
 /// HTTP server settings.
@@ -208,6 +221,7 @@ impl Default for Config {
             backends: Vec::new(),
             routing: RoutingConfig::default(),
             retention_classes: Vec::new(),
+            auth: AuthConfig::default(),
         }
     }
 }
@@ -250,6 +264,9 @@ impl Config {
         }
         if let Some(listen) = get("ARTIFACTSTORE_LISTEN") {
             self.server.listen = listen;
+        }
+        if let Some(required) = get("ARTIFACTSTORE_AUTH_REQUIRED") {
+            self.auth.required = matches!(required.as_str(), "1" | "true" | "yes");
         }
         let key_id = get("AWS_ACCESS_KEY_ID");
         let secret = get("AWS_SECRET_ACCESS_KEY");

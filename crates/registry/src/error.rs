@@ -20,6 +20,15 @@ pub enum RegistryError {
     /// No such hold on the package.
     #[error("hold {0} not found on this package")]
     HoldNotFound(String),
+    /// No such API token.
+    #[error("token {0} not found")]
+    TokenNotFound(String),
+    /// No valid credentials.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// Valid credentials without the right.
+    #[error("{0}")]
+    Forbidden(String),
     /// No such metadata schema.
     #[error("metadata schema {0:?} not found")]
     SchemaNotFound(String),
@@ -101,6 +110,9 @@ impl RegistryError {
             Self::FileNotFound(_) => "file_not_found",
             Self::HoldNotFound(_) => "hold_not_found",
             Self::SchemaNotFound(_) => "schema_not_found",
+            Self::TokenNotFound(_) => "token_not_found",
+            Self::Unauthorized(_) => "unauthorized",
+            Self::Forbidden(_) => "forbidden",
             Self::ManifestNotFound(_) => "manifest_not_found",
             Self::UnknownRetentionClass(_) => "unknown_retention_class",
             Self::InvalidPath(_) => "invalid_path",

@@ -22,6 +22,7 @@
 //! # let _ = package; Ok(()) }
 //! ```
 
+mod auth;
 pub mod config;
 mod error;
 mod ingest;
@@ -40,8 +41,9 @@ pub use artifactstore_core as core;
 pub use artifactstore_storage::{ByteStream, StorageError};
 pub use artifactstore_store::{
     FileRecord, HoldRecord, LogVerification, PackageFilter, PackagePage, PackageRecord,
-    ReplayReport, RetentionRecord, SchemaRecord, Store,
+    ReplayReport, RetentionRecord, SchemaRecord, Store, TokenRecord,
 };
+pub use auth::Principal;
 pub use config::Config;
 pub use error::{RegistryError, RegistryResult};
 pub use ingest::ExpectedDigests;

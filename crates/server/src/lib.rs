@@ -58,6 +58,9 @@ pub struct ServerOptions {
     /// Largest JSON request body accepted, in bytes (file uploads are
     /// streamed and not bound by this).
     pub max_json_body_bytes: usize,
+    /// Every API request needs a bearer token; without it, requests with no
+    /// token act unrestricted (for the loopback default only).
+    pub auth_required: bool,
 }
 
 impl Default for ServerOptions {
@@ -67,6 +70,7 @@ impl Default for ServerOptions {
             default_page: 100,
             keep_alive: Duration::from_secs(15),
             max_json_body_bytes: 2 * 1024 * 1024,
+            auth_required: false,
         }
     }
 }
@@ -174,6 +178,10 @@ fn build_router(registry: Registry, options: ServerOptions, shutdown: Cancellati
         .fallback(problem::route_not_found)
         .method_not_allowed_fallback(problem::method_not_allowed)
         .layer(DefaultBodyLimit::max(json_limit))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::authenticate,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             telemetry::observe,

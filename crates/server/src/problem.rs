@@ -177,7 +177,10 @@ impl From<RegistryError> for Problem {
             | E::FileNotFound(_)
             | E::HoldNotFound(_)
             | E::SchemaNotFound(_)
+            | E::TokenNotFound(_)
             | E::ManifestNotFound(_) => StatusCode::NOT_FOUND,
+            E::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            E::Forbidden(_) => StatusCode::FORBIDDEN,
             E::DuplicateRelativePath(_) | E::SchemaConflict(_) | E::IllegalPackageState { .. } => {
                 StatusCode::CONFLICT
             }
@@ -213,6 +216,10 @@ impl From<RegistryError> for Problem {
         }
         let problem = Self::new(status, code, error.to_string());
         match error {
+            E::Unauthorized(_) => problem.with_header(
+                axum::http::header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"artifactstore\""),
+            ),
             E::RangeNotSatisfiable { size } => problem.with_header(
                 axum::http::header::CONTENT_RANGE,
                 HeaderValue::from_str(&format!("bytes */{size}"))

@@ -160,6 +160,11 @@ impl Store {
         Ok(())
     }
 
+    /// The time the store's clock says it is.
+    pub fn now(&self) -> artifactstore_core::Timestamp {
+        self.clock.now()
+    }
+
     /// The engine.
     pub fn engine(&self) -> Engine {
         self.engine

@@ -7,14 +7,17 @@ use sqlx::{AnyConnection, Row};
 
 use crate::log::{event_from_row, EVENT_COLUMNS};
 use crate::records::{
-    file_from_row, hold_from_row, package_from_row, timestamp, FileRecord, HoldRecord,
-    LocationRecord, PackageRecord, RetentionRecord, SchemaRecord,
+    file_from_row, hold_from_row, package_from_row, timestamp, token_from_row, FileRecord,
+    HoldRecord, LocationRecord, PackageRecord, RetentionRecord, SchemaRecord, TokenRecord,
 };
 use crate::{Store, StoreError, StoreResult};
 
 const PACKAGE_COLUMNS: &str = "p.id, p.name, p.producer, p.subject, p.retention_class, p.metadata, \
     p.metadata_schema_id, p.status, p.manifest_digest, p.created_at, p.created_by, p.created_sequence, \
     p.finalized_at, p.expires_at, p.last_event_sequence";
+
+const TOKEN_COLUMNS: &str =
+    "id, name, scope, producers, expires_at, secret_blake3, created_at, created_by, revoked_at, revoked_by";
 
 const FILE_SELECT: &str = "SELECT f.id, f.package_id, f.relative_path, f.media_type, f.size_bytes, \
     f.blake3, f.sha256, f.created_at, l.id AS storage_location_id, l.content_address, l.backend_id, \
@@ -308,6 +311,27 @@ impl Store {
                 })
             })
             .collect()
+    }
+
+    /// One API token.
+    pub async fn token(&self, id: &str) -> StoreResult<Option<TokenRecord>> {
+        let row = sqlx::query(&format!(
+            "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(token_from_row).transpose()
+    }
+
+    /// Every API token, oldest first.
+    pub async fn tokens(&self) -> StoreResult<Vec<TokenRecord>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {TOKEN_COLUMNS} FROM api_tokens ORDER BY created_at, id"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(token_from_row).collect()
     }
 
     /// How many storage locations are marked failed.

@@ -217,3 +217,42 @@ pub(crate) fn hold_from_row(row: &AnyRow) -> StoreResult<HoldRecord> {
         release_reason: row.try_get("release_reason")?,
     })
 }
+
+/// An API token (never its secret).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TokenRecord {
+    /// Token id.
+    pub id: String,
+    /// Name (the actor of its events).
+    pub name: String,
+    /// `read`, `write` or `admin`.
+    pub scope: String,
+    /// Producers it may write; empty = any.
+    pub producers: Vec<String>,
+    /// Expiry.
+    pub expires_at: Option<Timestamp>,
+    /// Creation time.
+    pub created_at: Timestamp,
+    /// Who created it.
+    pub created_by: String,
+    /// Revocation time.
+    pub revoked_at: Option<Timestamp>,
+    /// BLAKE3 of the secret, hex.
+    #[serde(skip)]
+    pub secret_blake3: String,
+}
+
+pub(crate) fn token_from_row(row: &AnyRow) -> StoreResult<TokenRecord> {
+    let producers: String = row.try_get("producers")?;
+    Ok(TokenRecord {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        scope: row.try_get("scope")?,
+        producers: serde_json::from_str(&producers).map_err(StoreError::corrupt)?,
+        expires_at: opt_timestamp(row, "expires_at")?,
+        created_at: timestamp(row, "created_at")?,
+        created_by: row.try_get("created_by")?,
+        revoked_at: opt_timestamp(row, "revoked_at")?,
+        secret_blake3: row.try_get("secret_blake3")?,
+    })
+}

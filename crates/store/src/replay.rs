@@ -111,6 +111,22 @@ const VIEWS: &[View] = &[
         ],
     },
     View {
+        table: "api_tokens",
+        order_by: "id",
+        columns: &[
+            ("id", T),
+            ("name", T),
+            ("scope", T),
+            ("producers", T),
+            ("expires_at", T),
+            ("secret_blake3", T),
+            ("created_at", T),
+            ("created_by", T),
+            ("revoked_at", T),
+            ("revoked_by", T),
+        ],
+    },
+    View {
         table: "metadata_schemas",
         order_by: "id",
         columns: &[("id", T), ("slug", T), ("schema_jcs", T), ("created_at", T)],

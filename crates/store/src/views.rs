@@ -6,6 +6,7 @@
 use artifactstore_core::event::{
     types, DeletionEligible, FileIngested, LocationVerified, MetadataSchemaRegistered,
     PackageCreated, Payload, RetentionDefaultApplied, RetentionExtended, RetentionHold,
+    TokenCreated, TokenRevoked,
 };
 use artifactstore_core::{cbor, jcs, Event, Manifest};
 use sqlx::AnyConnection;
@@ -27,6 +28,8 @@ pub async fn apply(conn: &mut AnyConnection, event: &Event) -> StoreResult<()> {
         types::RETENTION_DELETION_ELIGIBLE => deletion_eligible(conn, event).await,
         types::STORAGE_LOCATION_VERIFIED => location_verified(conn, event).await,
         types::METADATA_SCHEMA_REGISTERED => schema_registered(conn, event).await,
+        types::TOKEN_CREATED => token_created(conn, event).await,
+        types::TOKEN_REVOKED => token_revoked(conn, event).await,
         other => {
             tracing::debug!(
                 event_type = other,
@@ -294,5 +297,36 @@ async fn schema_registered(conn: &mut AnyConnection, event: &Event) -> StoreResu
     .bind(event.created_at.to_string())
     .execute(conn)
     .await?;
+    Ok(())
+}
+
+async fn token_created(conn: &mut AnyConnection, event: &Event) -> StoreResult<()> {
+    let p: TokenCreated = payload(event)?;
+    let producers = serde_json::to_string(&p.producers).map_err(StoreError::corrupt)?;
+    sqlx::query(
+        "INSERT INTO api_tokens (id, name, scope, producers, expires_at, secret_blake3, created_at, created_by, \
+         revoked_at, revoked_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, NULL)",
+    )
+    .bind(p.token_id.as_str())
+    .bind(p.name.as_str())
+    .bind(p.scope.as_str())
+    .bind(producers)
+    .bind(p.expires_at.map(|t| t.to_string()))
+    .bind(p.secret_blake3.as_str())
+    .bind(event.created_at.to_string())
+    .bind(event.actor.as_str())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+async fn token_revoked(conn: &mut AnyConnection, event: &Event) -> StoreResult<()> {
+    let p: TokenRevoked = payload(event)?;
+    sqlx::query("UPDATE api_tokens SET revoked_at = $1, revoked_by = $2 WHERE id = $3 AND revoked_at IS NULL")
+        .bind(event.created_at.to_string())
+        .bind(event.actor.as_str())
+        .bind(p.token_id.as_str())
+        .execute(conn)
+        .await?;
     Ok(())
 }

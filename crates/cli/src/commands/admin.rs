@@ -3,7 +3,7 @@
 use artifactstore_registry::Registry;
 
 use super::serve::load_config;
-use crate::args::AdminCommand;
+use crate::args::{AdminCommand, TokenCommand};
 use crate::error::{CliError, CliResult};
 use crate::output::Output;
 
@@ -88,6 +88,7 @@ pub async fn run(command: AdminCommand, out: Output) -> CliResult<()> {
                 )));
             }
         }
+        AdminCommand::Token(command) => token(command, out).await?,
         AdminCommand::Sweep { config } => {
             let registry = Registry::open(&load_config(&config)?).await?;
             let marked = registry.sweep(ADMIN_ACTOR).await?;
@@ -98,6 +99,80 @@ pub async fn run(command: AdminCommand, out: Output) -> CliResult<()> {
                     text.push('\n');
                 }
                 text
+            });
+        }
+    }
+    Ok(())
+}
+
+async fn token(command: TokenCommand, out: Output) -> CliResult<()> {
+    use artifactstore_registry::core::{timestamp::TimestampError, token::ScopeError};
+    match command {
+        TokenCommand::Create {
+            config,
+            name,
+            scope,
+            producers,
+            expires,
+        } => {
+            let scope = scope
+                .parse()
+                .map_err(|e: ScopeError| CliError::Usage(e.to_string()))?;
+            let expires = expires
+                .map(|text| {
+                    text.parse()
+                        .map_err(|e: TimestampError| CliError::Usage(e.to_string()))
+                })
+                .transpose()?;
+            let registry = Registry::open(&load_config(&config)?).await?;
+            let (record, secret) = registry
+                .create_token(&name, scope, producers, expires, ADMIN_ACTOR)
+                .await?;
+            let shown = serde_json::json!({
+                "token": secret,
+                "id": record.id,
+                "name": record.name,
+                "scope": record.scope,
+                "producers": record.producers,
+                "expires_at": record.expires_at,
+            });
+            out.show(&shown, || {
+                format!(
+                    "{secret}\n(token {} `{}`, scope {}: store it now, it is not shown again)",
+                    record.id, record.name, record.scope
+                )
+            });
+        }
+        TokenCommand::List { config } => {
+            let registry = Registry::open(&load_config(&config)?).await?;
+            let tokens = registry.list_tokens().await?;
+            out.show(&tokens, || {
+                let mut text = String::new();
+                for t in &tokens {
+                    let state = if t.revoked_at.is_some() {
+                        "revoked"
+                    } else {
+                        "active"
+                    };
+                    let expires = t.expires_at.map_or("never".to_owned(), |at| at.to_string());
+                    let producers = if t.producers.is_empty() {
+                        "any".to_owned()
+                    } else {
+                        t.producers.join(",")
+                    };
+                    text.push_str(&format!(
+                        "{}  {state:<7}  {:<5}  producers {producers}  expires {expires}  {}\n",
+                        t.id, t.scope, t.name
+                    ));
+                }
+                text
+            });
+        }
+        TokenCommand::Revoke { config, id } => {
+            let registry = Registry::open(&load_config(&config)?).await?;
+            let record = registry.revoke_token(&id, ADMIN_ACTOR).await?;
+            out.show(&record, || {
+                format!("token {} `{}` revoked", record.id, record.name)
             });
         }
     }

@@ -18,7 +18,11 @@ pub async fn run(cli: Cli) -> CliResult<()> {
     let out = Output { json: cli.json };
     let client = || Client::new(&cli.server, cli.token.clone(), cli.actor.clone());
     match cli.command {
-        Command::Serve { config, listen } => serve::run(config, listen).await,
+        Command::Serve {
+            config,
+            listen,
+            insecure_no_auth,
+        } => serve::run(config, listen, insecure_no_auth).await,
         Command::Admin(command) => admin::run(command, out).await,
         Command::Push { package, paths } => push::push(&client()?, out, package, paths).await,
         Command::Pull { package_id, output } => {

@@ -54,7 +54,11 @@ async fn shutdown_signal() {
 }
 
 /// Runs the server until SIGINT or SIGTERM.
-pub async fn run(args: ConfigArgs, listen: Option<String>) -> CliResult<()> {
+pub async fn run(
+    args: ConfigArgs,
+    listen: Option<String>,
+    insecure_no_auth: bool,
+) -> CliResult<()> {
     init_logging();
     let mut config = load_config(&args)?;
     if let Some(listen) = listen {
@@ -67,15 +71,24 @@ pub async fn run(args: ConfigArgs, listen: Option<String>) -> CliResult<()> {
     let address = listener
         .local_addr()
         .map_err(|e| CliError::Usage(e.to_string()))?;
-    tracing::info!(%address, data_dir = %config.data_dir.display(), "artifactstore listening");
-    artifactstore_server::serve(
-        listener,
-        registry.clone(),
-        ServerOptions::default(),
-        shutdown_signal(),
-    )
-    .await
-    .map_err(|e| CliError::Usage(format!("server failed: {e}")))?;
+    if !config.auth.required && !address.ip().is_loopback() {
+        if !insecure_no_auth {
+            return Err(CliError::Usage(format!(
+                "refusing to serve {address} without authentication: set `[auth] required = true` \
+                 (or ARTIFACTSTORE_AUTH_REQUIRED=true) and create tokens with `artifactstore admin token \
+                 create`, listen on a loopback address, or pass --insecure-no-auth"
+            )));
+        }
+        tracing::warn!(%address, "INSECURE: serving a non-loopback address without authentication");
+    }
+    tracing::info!(%address, data_dir = %config.data_dir.display(), auth_required = config.auth.required, "artifactstore listening");
+    let options = ServerOptions {
+        auth_required: config.auth.required,
+        ..ServerOptions::default()
+    };
+    artifactstore_server::serve(listener, registry.clone(), options, shutdown_signal())
+        .await
+        .map_err(|e| CliError::Usage(format!("server failed: {e}")))?;
     registry.close().await;
     Ok(())
 }

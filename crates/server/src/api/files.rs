@@ -113,6 +113,9 @@ pub(crate) async fn put_file(
     body: Body,
 ) -> ApiResult<Response> {
     let package_id = parse_id(&path.id, "package id")?;
+    caller
+        .may_write_package(&state.registry, package_id)
+        .await?;
     let media_type = media_type(&headers)?;
     let expected = expected_digests(&headers)?;
     let file = state

@@ -54,6 +54,7 @@ pub(crate) async fn create_package(
     caller: Caller,
     ApiJson(body): ApiJson<CreatePackageRequest>,
 ) -> ApiResult<Response> {
+    caller.principal.may_write_producer(&body.producer)?;
     let new = NewPackage {
         name: body.name,
         producer: body.producer,
@@ -236,6 +237,7 @@ pub(crate) async fn finalize_package(
     ApiPath(path): ApiPath<PackagePath>,
 ) -> ApiResult<Json<Finalized>> {
     let id = parse_id(&path.id, "package id")?;
+    caller.may_write_package(&state.registry, id).await?;
     let finalized = state.registry.finalize_package(id, &caller.actor).await?;
     state.metrics.package_finalized();
     Ok(Json(finalized))

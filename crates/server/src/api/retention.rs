@@ -114,6 +114,7 @@ pub(crate) async fn extend(
     ApiJson(body): ApiJson<ExtendRequest>,
 ) -> ApiResult<Json<RetentionRecord>> {
     let id = parse_id(&path.id, "package id")?;
+    caller.may_write_package(&state.registry, id).await?;
     let record = state
         .registry
         .extend_retention(id, body.new_expires_at, &body.reason, &caller.actor)
@@ -157,6 +158,7 @@ pub(crate) async fn apply_hold(
     ApiJson(body): ApiJson<ReasonRequest>,
 ) -> ApiResult<impl IntoResponse> {
     let id = parse_id(&path.id, "package id")?;
+    caller.may_write_package(&state.registry, id).await?;
     let hold_id = state
         .registry
         .apply_hold(id, &body.reason, &caller.actor)
@@ -197,6 +199,7 @@ pub(crate) async fn release_hold(
 ) -> ApiResult<Json<RetentionRecord>> {
     let id = parse_id(&path.id, "package id")?;
     let hold_id = parse_id(&path.hold_id, "hold id")?;
+    caller.may_write_package(&state.registry, id).await?;
     let record = state
         .registry
         .release_hold(id, hold_id, &body.reason, &caller.actor)

@@ -9,7 +9,7 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::auth::Caller;
+use crate::auth::AdminCaller;
 use crate::extract::{ApiJson, ApiPath};
 use crate::openapi::SchemaRecordSchema;
 use crate::problem::{ApiResult, ProblemBody};
@@ -47,7 +47,7 @@ pub(crate) struct SchemaRegistered {
 )]
 pub(crate) async fn put_schema(
     State(state): State<AppState>,
-    caller: Caller,
+    AdminCaller(caller): AdminCaller,
     ApiPath(path): ApiPath<SlugPath>,
     ApiJson(schema): ApiJson<serde_json::Value>,
 ) -> ApiResult<Response> {

@@ -1,0 +1,169 @@
+//! API tokens and what a caller may do. Tokens are created and revoked as
+//! events; only a hash of each secret is stored.
+
+use artifactstore_core::event::{subjects, types, TokenCreated, TokenRevoked};
+use artifactstore_core::token::{Scope, TokenText};
+use artifactstore_core::{NewEvent, Timestamp};
+use artifactstore_store::TokenRecord;
+use uuid::Uuid;
+
+use crate::operations::label;
+use crate::{Registry, RegistryError, RegistryResult};
+
+/// An authenticated caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// Recorded as the actor of the caller's events.
+    pub name: String,
+    /// What it may do.
+    pub scope: Scope,
+    /// Producers it may create and write packages of; empty = any.
+    pub producers: Vec<String>,
+}
+
+impl Principal {
+    /// Refuses (403) unless the scope includes `needed`.
+    pub fn require(&self, needed: Scope) -> RegistryResult<()> {
+        if self.scope.allows(needed) {
+            Ok(())
+        } else {
+            Err(RegistryError::Forbidden(format!(
+                "token {:?} has scope {}; this needs {needed}",
+                self.name, self.scope
+            )))
+        }
+    }
+
+    /// Refuses (403) writing packages of `producer` to a token limited to
+    /// other producers.
+    pub fn may_write_producer(&self, producer: &str) -> RegistryResult<()> {
+        if self.producers.is_empty() || self.producers.iter().any(|p| p == producer) {
+            Ok(())
+        } else {
+            Err(RegistryError::Forbidden(format!(
+                "token {:?} may not write packages of producer {producer:?}",
+                self.name
+            )))
+        }
+    }
+}
+
+fn random_secret() -> [u8; 32] {
+    let mut secret = [0u8; 32];
+    secret[..16].copy_from_slice(Uuid::new_v4().as_bytes());
+    secret[16..].copy_from_slice(Uuid::new_v4().as_bytes());
+    secret
+}
+
+impl Registry {
+    /// Creates a token; returns its record and the token text, which is
+    /// shown this once and never stored.
+    pub async fn create_token(
+        &self,
+        name: &str,
+        scope: Scope,
+        producers: Vec<String>,
+        expires_at: Option<Timestamp>,
+        actor: &str,
+    ) -> RegistryResult<(TokenRecord, String)> {
+        label("token name", name)?;
+        for producer in &producers {
+            label("producer", producer)?;
+        }
+        let id = Uuid::new_v4().simple().to_string();
+        let token = TokenText::new(&id, random_secret());
+        let payload = TokenCreated {
+            v: 1,
+            token_id: id.clone(),
+            name: name.to_owned(),
+            scope: scope.as_str().to_owned(),
+            producers,
+            expires_at,
+            secret_blake3: token.secret_hash().to_hex(),
+        };
+        let mut tx = self.store.begin().await?;
+        if let Some(at) = expires_at {
+            if at <= tx.now() {
+                return Err(RegistryError::InvalidInput(
+                    "the expiry must be in the future".into(),
+                ));
+            }
+        }
+        tx.append(NewEvent::new(
+            types::TOKEN_CREATED,
+            subjects::TOKEN,
+            &id,
+            actor,
+            &payload,
+        )?)
+        .await?;
+        tx.commit().await?;
+        let record = self.store.token(&id).await?;
+        let record = record
+            .ok_or_else(|| RegistryError::Internal("created token has no view row".into()))?;
+        Ok((record, token.reveal()))
+    }
+
+    /// Every token (never their secrets).
+    pub async fn list_tokens(&self) -> RegistryResult<Vec<TokenRecord>> {
+        Ok(self.store.tokens().await?)
+    }
+
+    /// Revokes a token at once.
+    pub async fn revoke_token(&self, id: &str, actor: &str) -> RegistryResult<TokenRecord> {
+        let current = self
+            .store
+            .token(id)
+            .await?
+            .ok_or_else(|| RegistryError::TokenNotFound(id.to_owned()))?;
+        if current.revoked_at.is_some() {
+            return Err(RegistryError::InvalidInput(format!(
+                "token {id} is already revoked"
+            )));
+        }
+        let mut tx = self.store.begin().await?;
+        let payload = TokenRevoked {
+            v: 1,
+            token_id: id.to_owned(),
+        };
+        tx.append(NewEvent::new(
+            types::TOKEN_REVOKED,
+            subjects::TOKEN,
+            id,
+            actor,
+            &payload,
+        )?)
+        .await?;
+        tx.commit().await?;
+        self.store
+            .token(id)
+            .await?
+            .ok_or_else(|| RegistryError::TokenNotFound(id.to_owned()))
+    }
+
+    /// Checks a presented token: well formed, known, secret matching (in
+    /// constant time), not revoked, not expired.
+    pub async fn authenticate(&self, presented: &str) -> RegistryResult<Principal> {
+        let refused = || RegistryError::Unauthorized("the token is not valid".into());
+        let token = TokenText::parse(presented).ok_or_else(refused)?;
+        let record = self.store.token(&token.id).await?.ok_or_else(refused)?;
+        if !token.matches(&record.secret_blake3) {
+            return Err(refused());
+        }
+        if record.revoked_at.is_some() {
+            return Err(RegistryError::Unauthorized("the token was revoked".into()));
+        }
+        if record.expires_at.is_some_and(|at| at <= self.store.now()) {
+            return Err(RegistryError::Unauthorized("the token has expired".into()));
+        }
+        let scope = record
+            .scope
+            .parse()
+            .map_err(|e| RegistryError::Internal(format!("stored token scope: {e}")))?;
+        Ok(Principal {
+            name: record.name,
+            scope,
+            producers: record.producers,
+        })
+    }
+}
