@@ -6,7 +6,7 @@ use artifactstore_core::event::{subjects, types, PackageCreated, RetentionDefaul
 use artifactstore_core::manifest::{
     ManifestFile, ManifestPackage, Provenance, RetentionSummary, StorageReceipt, MANIFEST_VERSION,
 };
-use artifactstore_core::{cbor, ContentAddress, Event, Manifest, NewEvent};
+use artifactstore_core::{cbor, ContentAddress, Event, Manifest, NewEvent, RelativePath};
 use artifactstore_store::records::status;
 use artifactstore_store::{FileRecord, PackageFilter, PackagePage, PackageRecord};
 use futures::Stream;
@@ -18,6 +18,30 @@ use crate::{ByteStream, Registry, RegistryError, RegistryResult};
 pub const MAX_LABEL_BYTES: usize = 256;
 /// Largest page of packages or events.
 pub const MAX_PAGE: i64 = 1000;
+/// Most `metadata.KEY=VALUE` filters in one listing.
+pub const MAX_METADATA_FILTERS: usize = 16;
+
+/// Refuses NUL anywhere in `text`: PostgreSQL cannot store it, and no name,
+/// value or reason needs it.
+pub(crate) fn no_nul(field: &str, text: &str) -> RegistryResult<()> {
+    if text.contains('\0') {
+        return Err(RegistryError::InvalidInput(format!(
+            "{field} must not contain NUL characters"
+        )));
+    }
+    Ok(())
+}
+
+fn metadata_without_nul(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::String(s) => !s.contains('\0'),
+        serde_json::Value::Array(items) => items.iter().all(metadata_without_nul),
+        serde_json::Value::Object(map) => map
+            .iter()
+            .all(|(k, v)| !k.contains('\0') && metadata_without_nul(v)),
+        _ => true,
+    }
+}
 
 /// What `create_package` needs.
 #[derive(Debug, Clone)]
@@ -99,6 +123,11 @@ impl Registry {
                 ))
             }
         };
+        if !metadata_without_nul(&metadata) {
+            return Err(RegistryError::MetadataInvalid(
+                "metadata must not contain NUL characters".into(),
+            ));
+        }
         let metadata_cbor = cbor::from_json(&metadata)
             .map_err(|e| RegistryError::MetadataInvalid(e.to_string()))?;
         let schema_id = match &new.metadata_schema {
@@ -158,6 +187,23 @@ impl Registry {
     pub async fn list_packages(&self, mut filter: PackageFilter) -> RegistryResult<PackagePage> {
         if filter.limit <= 0 {
             filter.limit = 100;
+        }
+        if filter.metadata.len() > MAX_METADATA_FILTERS {
+            return Err(RegistryError::InvalidInput(format!(
+                "at most {MAX_METADATA_FILTERS} metadata filters are allowed"
+            )));
+        }
+        for value in [
+            &filter.producer,
+            &filter.subject,
+            &filter.retention_class,
+            &filter.status,
+        ]
+        .into_iter()
+        .flatten()
+        .chain(filter.metadata.iter().flat_map(|(k, v)| [k, v]))
+        {
+            no_nul("a filter", value)?;
         }
         filter.limit = filter.limit.min(MAX_PAGE);
         Ok(self.store.list_packages(&filter).await?)
@@ -264,6 +310,7 @@ impl Registry {
         package_id: Uuid,
         relative_path: &str,
     ) -> RegistryResult<FileRecord> {
+        RelativePath::parse(relative_path)?;
         let package = self.get_package(package_id).await?;
         self.store
             .file_by_path(&package.id, relative_path)

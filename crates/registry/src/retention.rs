@@ -14,6 +14,7 @@ pub const MAX_REASON_BYTES: usize = 4096;
 
 fn reason(text: &str) -> RegistryResult<String> {
     let clean = text.trim();
+    crate::operations::no_nul("the reason", clean)?;
     if clean.is_empty() {
         return Err(RegistryError::RetentionRefused(
             "a reason is required".into(),

@@ -79,6 +79,7 @@ impl Registry {
 
     /// A registered schema.
     pub async fn get_schema(&self, slug: &str) -> RegistryResult<SchemaRecord> {
+        check_slug(slug).map_err(|_| RegistryError::SchemaNotFound(slug.to_owned()))?;
         self.store
             .schema_by_slug(slug)
             .await?

@@ -312,3 +312,58 @@ engine_tests! {
         assert_eq!(env.event_count().await, 0);
     }
 }
+
+engine_tests! {
+    async fn large_metadata_integers_stay_exact_through_views_and_manifest() {
+        let env = TestEnv::new().await;
+        let mut new = new_package("big", "standard");
+        new.metadata = serde_json::json!({"build": 9007199254740993u64, "max": u64::MAX, "min": i64::MIN});
+        let created = env.registry.create_package(new.clone(), "t").await.unwrap();
+        assert_eq!(created.metadata, new.metadata);
+        let id: uuid::Uuid = created.id.parse().unwrap();
+        env.put(id, "a.txt", b"a").await;
+        env.registry.finalize_package(id, "t").await.unwrap();
+        let cbor = env.registry.manifest_bytes(id, ManifestFormat::Cbor).await.unwrap();
+        let manifest = Manifest::decode(&cbor).unwrap();
+        let metadata = artifactstore_registry::core::cbor::to_json(&manifest.package.metadata).unwrap();
+        assert_eq!(metadata, new.metadata);
+        let filtered = env
+            .registry
+            .list_packages(artifactstore_registry::PackageFilter {
+                metadata: vec![("build".into(), "9007199254740993".into())],
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(filtered.items.len(), 1);
+        assert!(env.registry.replay_check().await.unwrap().identical);
+    }
+}
+
+engine_tests! {
+    async fn nul_characters_are_refused_before_the_database_sees_them() {
+        let env = TestEnv::new().await;
+        let package = env.package("standard").await;
+        let head = env.event_count().await;
+        let mut new = new_package("p", "standard");
+        new.metadata = serde_json::json!({"k": "a\u{0}b"});
+        assert_eq!(env.registry.create_package(new.clone(), "t").await.unwrap_err().code(), "metadata_invalid");
+        new.metadata = serde_json::json!({"k\u{0}": "v"});
+        assert_eq!(env.registry.create_package(new, "t").await.unwrap_err().code(), "metadata_invalid");
+        let err = env.registry.apply_hold(package, "a\u{0}b", "t").await.unwrap_err();
+        assert_eq!(err.code(), "invalid_input");
+        let filter = artifactstore_registry::PackageFilter {
+            producer: Some("a\u{0}".into()),
+            ..Default::default()
+        };
+        assert_eq!(env.registry.list_packages(filter).await.unwrap_err().code(), "invalid_input");
+        let too_many = artifactstore_registry::PackageFilter {
+            metadata: (0..17).map(|i| (format!("k{i}"), "v".into())).collect(),
+            ..Default::default()
+        };
+        assert_eq!(env.registry.list_packages(too_many).await.unwrap_err().code(), "invalid_input");
+        assert_eq!(env.registry.file_by_path(package, "a\u{0}b").await.unwrap_err().code(), "invalid_path");
+        assert_eq!(env.registry.get_schema("a\u{0}").await.unwrap_err().code(), "schema_not_found");
+        assert_eq!(env.event_count().await, head);
+    }
+}

@@ -120,3 +120,19 @@ engine_tests! {
         assert!(!state.eligible_for_deletion);
     }
 }
+
+engine_tests! {
+    async fn a_hold_takes_back_deletion_eligibility() {
+        let env = TestEnv::new().await;
+        let package = env.package("ephemeral").await;
+        env.clock.advance_seconds(8 * DAY);
+        assert_eq!(env.registry.sweep("s").await.unwrap(), [package.to_string()]);
+        let hold: uuid::Uuid = env.registry.apply_hold(package, "late litigation", "legal").await.unwrap().parse().unwrap();
+        let state = env.registry.retention_state(package).await.unwrap();
+        assert!(!state.eligible_for_deletion, "a held package is never eligible");
+        assert!(env.registry.sweep("s").await.unwrap().is_empty());
+        let released = env.registry.release_hold(package, hold, "settled", "legal").await.unwrap();
+        assert!(released.eligible_for_deletion);
+        assert!(env.registry.replay_check().await.unwrap().identical);
+    }
+}

@@ -16,6 +16,8 @@ use crate::{Backend, ByteStream, ObjectWriter, StorageError};
 
 const STAGING_DIR: &str = ".staging";
 const READ_CHUNK_BYTES: usize = 256 * 1024;
+/// A staging file not written for this long belongs to a dead upload.
+pub const STALE_STAGING: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 
 /// Objects on a local filesystem.
 #[derive(Debug, Clone)]
@@ -26,7 +28,9 @@ pub struct FilesystemBackend {
 
 impl FilesystemBackend {
     /// A backend rooted at `root`; creates the directory and removes
-    /// staging files a crash left behind.
+    /// staging files a crash left behind. Other processes (an admin
+    /// command, another replica on a shared root) may be writing here too,
+    /// so only files untouched for [`STALE_STAGING`] are removed.
     pub async fn open(
         id: impl Into<String>,
         root: impl Into<PathBuf>,
@@ -41,8 +45,16 @@ impl FilesystemBackend {
             .map_err(|e| backend.io(e))?;
         let mut entries = fs::read_dir(&staging).await.map_err(|e| backend.io(e))?;
         while let Some(entry) = entries.next_entry().await.map_err(|e| backend.io(e))? {
-            // Only this process writes here, and it has just started.
-            let _ = fs::remove_file(entry.path()).await;
+            let stale = entry
+                .metadata()
+                .await
+                .ok()
+                .and_then(|meta| meta.modified().ok())
+                .and_then(|modified| modified.elapsed().ok())
+                .is_some_and(|age| age >= STALE_STAGING);
+            if stale {
+                let _ = fs::remove_file(entry.path()).await;
+            }
         }
         Ok(backend)
     }
@@ -159,6 +171,33 @@ impl Backend for FilesystemBackend {
     }
 }
 
+async fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    fs::File::open(dir).await?.sync_all().await
+}
+
+/// Creates `dir` and any missing parents below `root`; returns the
+/// directories it created, outermost first.
+async fn create_dirs(root: &Path, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut missing = Vec::new();
+    let mut current = dir.to_path_buf();
+    while current != root && !fs::try_exists(&current).await? {
+        missing.push(current.clone());
+        match current.parent() {
+            Some(up) => current = up.to_path_buf(),
+            None => break,
+        }
+    }
+    missing.reverse();
+    for created in &missing {
+        match fs::create_dir(created).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(missing)
+}
+
 struct FilesystemWriter {
     backend: FilesystemBackend,
     staging_path: PathBuf,
@@ -194,16 +233,25 @@ impl ObjectWriter for FilesystemWriter {
             file.flush().await?;
             file.sync_all().await?;
             drop(file);
+            let parent = target.parent().unwrap_or(self.backend.root()).to_path_buf();
             if fs::try_exists(&target).await? {
-                // Same key, same bytes: keep the object already there.
+                // Same key, same bytes: keep the object already there, but
+                // make sure its directory entry is durable too (its writer
+                // may not have synced the directory yet).
                 fs::remove_file(&self.staging_path).await?;
-                return Ok(());
+                return sync_dir(&parent).await;
             }
-            let parent = target.parent().unwrap_or(self.backend.root());
-            fs::create_dir_all(parent).await?;
+            let created = create_dirs(self.backend.root(), &parent).await?;
             fs::rename(&self.staging_path, &target).await?;
-            // The rename is durable only once the directory entry is.
-            fs::File::open(parent).await?.sync_all().await
+            // The rename is durable only once the directory entry is, and a
+            // new directory only once its own entry in its parent is.
+            sync_dir(&parent).await?;
+            for dir in created.iter().rev() {
+                if let Some(up) = dir.parent() {
+                    sync_dir(up).await?;
+                }
+            }
+            Ok(())
         }
         .await;
         if result.is_err() {

@@ -218,6 +218,30 @@ impl Backend for S3Backend {
     }
 }
 
+/// Completes a multipart upload to `staging`, copies it to `target` unless
+/// it exists already, and deletes the staging object.
+async fn finish_multipart(
+    store: Arc<AmazonS3>,
+    upload: WriteMultipart,
+    staging: Path,
+    target: Path,
+    exists: bool,
+    backend: String,
+) -> Result<(), StorageError> {
+    upload.finish().await.map_err(|e| map_error(&backend, e))?;
+    let copied = if exists {
+        Ok(())
+    } else {
+        store.copy(&staging, &target).await
+    };
+    let deleted = store.delete(&staging).await;
+    copied.map_err(|e| map_error(&backend, e))?;
+    if let Err(e) = deleted {
+        tracing::warn!(%backend, error = %e, "could not delete a staging object");
+    }
+    Ok(())
+}
+
 enum WriteState {
     Buffering(Vec<Bytes>, usize),
     Multipart {
@@ -296,18 +320,21 @@ impl ObjectWriter for S3Writer {
                 Ok(())
             }
             WriteState::Multipart { upload, staging } => {
-                upload.finish().await.map_err(|e| self.backend.error(e))?;
-                let copied = if exists {
-                    Ok(())
-                } else {
-                    self.backend.store.copy(&staging, &target).await
-                };
-                let deleted = self.backend.store.delete(&staging).await;
-                copied.map_err(|e| self.backend.error(e))?;
-                if let Err(e) = deleted {
-                    tracing::warn!(backend = %self.backend.id, error = %e, "could not delete a staging object");
-                }
-                Ok(())
+                // Completion runs in its own task: if the client goes away
+                // mid-commit the upload is still completed (or aborted), so
+                // no parts or staging object are left behind.
+                let finishing = tokio::spawn(finish_multipart(
+                    self.backend.store.clone(),
+                    upload,
+                    staging,
+                    target,
+                    exists,
+                    self.backend.id.clone(),
+                ));
+                finishing.await.map_err(|e| StorageError::Unavailable {
+                    backend: self.backend.id.clone(),
+                    cause: format!("upload completion failed: {e}"),
+                })?
             }
             WriteState::Done => Ok(()),
         }

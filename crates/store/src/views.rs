@@ -8,7 +8,7 @@ use artifactstore_core::event::{
     PackageCreated, Payload, RetentionDefaultApplied, RetentionExtended, RetentionHold,
     TokenCreated, TokenRevoked,
 };
-use artifactstore_core::{cbor, jcs, Event, Manifest};
+use artifactstore_core::{cbor, Event, Manifest};
 use sqlx::AnyConnection;
 
 use crate::records::status;
@@ -74,9 +74,10 @@ fn scalar_text(value: &serde_json::Value) -> Option<String> {
 async fn package_created(conn: &mut AnyConnection, event: &Event) -> StoreResult<()> {
     let p: PackageCreated = payload(event)?;
     let metadata = cbor::to_json(&p.metadata).map_err(StoreError::corrupt)?;
-    let metadata_text =
-        String::from_utf8(jcs::canonicalize(&metadata).map_err(StoreError::corrupt)?)
-            .map_err(StoreError::corrupt)?;
+    // serde_json, not JCS: JCS writes numbers as doubles, which would round
+    // integers beyond 2^53 that the payload keeps exact. Its key order comes
+    // from the canonical payload, so the text is still deterministic.
+    let metadata_text = serde_json::to_string(&metadata).map_err(StoreError::corrupt)?;
     sqlx::query(
         "INSERT INTO packages (id, name, producer, subject, retention_class, metadata, metadata_schema_id, \
          status, manifest_digest, created_at, created_by, created_sequence, finalized_at, expires_at, \
@@ -239,6 +240,14 @@ async fn hold_applied(conn: &mut AnyConnection, event: &Event) -> StoreResult<()
     .bind(p.reason.as_str())
     .bind(event.created_at.to_string())
     .bind(event.actor.as_str())
+    .execute(&mut *conn)
+    .await?;
+    // A hold takes back any deletion eligibility; releasing the last hold
+    // after expiry marks the package eligible again with its own event.
+    sqlx::query(
+        "UPDATE retention_state SET eligible_for_deletion = 0, eligible_at = NULL WHERE package_id = $1",
+    )
+    .bind(p.package_id.as_str())
     .execute(&mut *conn)
     .await?;
     retention_touch(conn, &p.package_id, event).await

@@ -76,11 +76,13 @@ async fn follow_live(client: &Client, out: Output, since: i64) -> CliResult<()> 
             Err(other) => return Err(other),
         };
         let mut stream = response.bytes_stream();
-        let mut buffer = String::new();
+        // Bytes, not text: a character may be split across two chunks.
+        let mut buffer: Vec<u8> = Vec::new();
         while let Some(Ok(chunk)) = stream.next().await {
-            buffer.push_str(&String::from_utf8_lossy(&chunk));
-            while let Some(end) = buffer.find("\n\n") {
-                let message: String = buffer.drain(..end + 2).collect();
+            buffer.extend_from_slice(&chunk);
+            while let Some(end) = buffer.windows(2).position(|w| w == b"\n\n") {
+                let message: Vec<u8> = buffer.drain(..end + 2).collect();
+                let message = String::from_utf8_lossy(&message);
                 let data: String = message
                     .lines()
                     .filter_map(|line| line.strip_prefix("data:"))

@@ -81,11 +81,10 @@ async fn download(
     label: &str,
     bar: &indicatif::ProgressBar,
 ) -> CliResult<()> {
+    // A random name cannot collide with a file of the package.
     let partial = dest.with_file_name(format!(
-        ".{}.partial",
-        dest.file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("download")
+        ".artifactstore-{}.partial",
+        uuid::Uuid::new_v4().simple()
     ));
     let result = async {
         let mut stream = client
@@ -149,6 +148,16 @@ pub async fn pull(client: &Client, out: Output, package_id: &str, output: &Path)
             .as_str()
             .split('/')
             .fold(output.to_path_buf(), |p, s| p.join(s));
+        // Each segment must be a plain name on this platform, so the file
+        // lands inside the output directory whatever the server sent.
+        let plain = std::path::Path::new(path.as_str())
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)));
+        if !plain || !dest.starts_with(output) {
+            return Err(CliError::Protocol(format!(
+                "manifest names an unsafe path {relative:?}"
+            )));
+        }
         if let Some(parent) = dest.parent() {
             tokio::fs::create_dir_all(parent)
                 .await
