@@ -359,3 +359,118 @@ fn admin_commands_act_on_the_configuration_directly() {
     assert_eq!(bad.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("/nonexistent/artifactstore.toml"));
 }
+
+#[test]
+fn tokens_from_the_admin_cli_gate_a_server_that_requires_auth() {
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path().to_str().unwrap();
+    let created = Command::new(BIN)
+        .args([
+            "--json",
+            "admin",
+            "token",
+            "create",
+            "--name",
+            "ci",
+            "--scope",
+            "write",
+            "--data-dir",
+            dir,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let created: serde_json::Value = serde_json::from_slice(&created.stdout).unwrap();
+    let token = created["token"].as_str().unwrap().to_owned();
+    assert!(token.starts_with("ast_"));
+    let listed = Command::new(BIN)
+        .args(["admin", "token", "list", "--data-dir", dir])
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        listed.contains("active") && listed.contains("ci"),
+        "{listed}"
+    );
+    assert!(
+        !listed.contains(&token[token.len() - 20..]),
+        "the secret is never shown again"
+    );
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut child = Command::new(BIN)
+        .args(["serve", "--listen", &listen, "--data-dir", dir])
+        .env("ARTIFACTSTORE_AUTH_REQUIRED", "true")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(&listen).is_err() {
+        assert!(Instant::now() < deadline, "server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let url = format!("http://{listen}");
+    let client = |token: Option<&str>| {
+        let mut command = Command::new(BIN);
+        command
+            .args(["--server", &url])
+            .env_remove("ARTIFACTSTORE_TOKEN");
+        if let Some(token) = token {
+            command.args(["--token", token]);
+        }
+        command
+    };
+    let anonymous = client(None).args(["package", "list"]).output().unwrap();
+    assert_eq!(anonymous.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&anonymous.stderr).contains("unauthorized"));
+    let allowed = client(Some(&token))
+        .args(["package", "list"])
+        .output()
+        .unwrap();
+    assert!(
+        allowed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&allowed.stderr)
+    );
+
+    let id = created["id"].as_str().unwrap();
+    let revoked = Command::new(BIN)
+        .args(["admin", "token", "revoke", id, "--data-dir", dir])
+        .output()
+        .unwrap();
+    assert!(revoked.status.success());
+    let after = client(Some(&token))
+        .args(["package", "list"])
+        .output()
+        .unwrap();
+    assert_eq!(after.status.code(), Some(1));
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn serve_refuses_a_public_address_without_auth() {
+    let data = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--listen", "0.0.0.0:0", "--data-dir"])
+        .arg(data.path())
+        .env_remove("ARTIFACTSTORE_AUTH_REQUIRED")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("without authentication") && stderr.contains("--insecure-no-auth"),
+        "{stderr}"
+    );
+}

@@ -2024,3 +2024,194 @@ async fn openapi_lists_every_route() {
     assert_eq!(properties("Problem"), keys(&problem));
     server.stop().await;
 }
+
+/// Auth required: tokens, scopes, producer limits, actors, public routes.
+#[tokio::test]
+async fn tokens_scopes_and_producer_limits_are_enforced_when_auth_is_required() {
+    use artifactstore_core::token::Scope;
+    let server = TestServer::start_with(ServerOptions {
+        auth_required: true,
+        ..ServerOptions::default()
+    })
+    .await;
+    let registry = &server.registry;
+    let (_, admin) = registry
+        .create_token("root", Scope::Admin, vec![], None, "setup")
+        .await
+        .unwrap();
+    let (_, reader) = registry
+        .create_token("auditor", Scope::Read, vec![], None, "setup")
+        .await
+        .unwrap();
+    let (ci_record, ci) = registry
+        .create_token("ci-bot", Scope::Write, vec!["ci".into()], None, "setup")
+        .await
+        .unwrap();
+    let client = &server.client;
+    let with = |method: Method, path: &str, token: Option<&str>| {
+        let mut request = client.request(method, server.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request
+    };
+    let package = |producer: &str| json!({"name": "n", "producer": producer, "subject": "s", "retention_class": "standard"});
+
+    // Public routes need no token.
+    for path in ["/health", "/metrics", "/openapi.json"] {
+        assert_eq!(
+            with(Method::GET, path, None).send().await.unwrap().status(),
+            StatusCode::OK,
+            "{path}"
+        );
+    }
+    // No token, a malformed header, an unknown token: 401 problem+json.
+    let missing = with(Method::GET, "/v1/packages", None)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), StatusCode::UNAUTHORIZED);
+    assert!(header(&missing, "www-authenticate").starts_with("Bearer"));
+    assert_eq!(json_of(missing).await["code"], "unauthorized");
+    let basic = client
+        .get(server.url("/v1/packages"))
+        .header("Authorization", "Basic abc")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(basic.status(), StatusCode::UNAUTHORIZED);
+    let unknown = with(
+        Method::GET,
+        "/v1/packages",
+        Some("ast_00000000000000000000000000000000_00"),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(unknown.status(), StatusCode::UNAUTHORIZED);
+
+    // Read scope reads, but may not write.
+    assert_eq!(
+        with(Method::GET, "/v1/packages", Some(&reader))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    let refused = with(Method::POST, "/v1/packages", Some(&reader))
+        .json(&package("ci"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    assert_eq!(json_of(refused).await["code"], "forbidden");
+
+    // A producer-limited write token writes its producer only; the actor is
+    // the token's name, whatever header the client sends.
+    let created = with(Method::POST, "/v1/packages", Some(&ci))
+        .header("X-Artifactstore-Actor", "mallory")
+        .json(&package("ci"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let ci_package = json_of(created).await["id"].as_str().unwrap().to_owned();
+    let events = registry.fetch_events(0, 100).await.unwrap();
+    let creation = events
+        .iter()
+        .find(|e| e.event_type == "v1.package.created")
+        .unwrap();
+    assert_eq!(creation.actor, "ci-bot");
+    let other = with(Method::POST, "/v1/packages", Some(&ci))
+        .json(&package("finance"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), StatusCode::FORBIDDEN);
+    let foreign = with(Method::POST, "/v1/packages", Some(&admin))
+        .json(&package("finance"))
+        .send()
+        .await
+        .unwrap();
+    let foreign = json_of(foreign).await["id"].as_str().unwrap().to_owned();
+    let put = |package: &str, token: &str| {
+        with(
+            Method::PUT,
+            &format!("/v1/packages/{package}/files/a.txt"),
+            Some(token),
+        )
+        .body("x")
+    };
+    assert_eq!(
+        put(&foreign, &ci).send().await.unwrap().status(),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        put(&ci_package, &ci).send().await.unwrap().status(),
+        StatusCode::CREATED
+    );
+    let hold = with(
+        Method::POST,
+        &format!("/v1/packages/{foreign}/holds"),
+        Some(&ci),
+    )
+    .json(&json!({"reason": "r"}));
+    assert_eq!(hold.send().await.unwrap().status(), StatusCode::FORBIDDEN);
+    let finalize = with(
+        Method::POST,
+        &format!("/v1/packages/{foreign}/finalize"),
+        Some(&ci),
+    );
+    assert_eq!(
+        finalize.send().await.unwrap().status(),
+        StatusCode::FORBIDDEN
+    );
+
+    // Administration needs admin.
+    for (method, path) in [
+        (Method::POST, "/v1/retention/sweep"),
+        (Method::POST, "/v1/storage/verify"),
+    ] {
+        assert_eq!(
+            with(method.clone(), path, Some(&ci))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(
+            with(method, path, Some(&admin))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            StatusCode::OK
+        );
+    }
+    let schema = json!({"type": "object"});
+    let by_writer = with(Method::PUT, "/v1/metadata-schemas/s1", Some(&ci))
+        .json(&schema)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(by_writer.status(), StatusCode::FORBIDDEN);
+    let by_admin = with(Method::PUT, "/v1/metadata-schemas/s1", Some(&admin))
+        .json(&schema)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(by_admin.status(), StatusCode::CREATED);
+
+    // Revocation takes effect at once.
+    registry.revoke_token(&ci_record.id, "setup").await.unwrap();
+    assert_eq!(
+        with(Method::GET, "/v1/packages", Some(&ci))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+}
