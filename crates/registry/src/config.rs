@@ -78,6 +78,39 @@ pub struct Config {
     /// Access control.
     #[serde(default)]
     pub auth: AuthConfig,
+    /// Limits on what one request may ask for.
+    #[serde(default)]
+    pub limits: LimitsConfig,
+}
+
+/// Limits on what one request may ask for. Over a limit the request is
+/// refused before the work is done.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Largest file, in bytes (413 `payload_too_large`).
+    pub max_file_bytes: u64,
+    /// Largest package metadata, as compact JSON, in bytes (413).
+    pub max_metadata_bytes: usize,
+    /// Most files in one package (400 `too_many_files`).
+    pub max_files_per_package: u64,
+    /// Uploads streaming at once on one server (429 `too_many_uploads`).
+    pub max_concurrent_uploads: usize,
+    /// An upload that sends nothing for this long is dropped (400
+    /// `upload_interrupted`).
+    pub upload_idle_timeout_seconds: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_file_bytes: 1 << 40,
+            max_metadata_bytes: 64 * 1024,
+            max_files_per_package: 100_000,
+            max_concurrent_uploads: 64,
+            upload_idle_timeout_seconds: 60,
+        }
+    }
 }
 
 /// Access control.
@@ -222,6 +255,7 @@ impl Default for Config {
             routing: RoutingConfig::default(),
             retention_classes: Vec::new(),
             auth: AuthConfig::default(),
+            limits: LimitsConfig::default(),
         }
     }
 }

@@ -88,6 +88,17 @@ pub enum RegistryError {
     /// The upload ended early or failed while being read.
     #[error("the upload could not be read: {0}")]
     UploadInterrupted(String),
+    /// Over a size limit.
+    #[error("{what} is larger than the limit of {limit} bytes")]
+    PayloadTooLarge {
+        /// What was too large.
+        what: &'static str,
+        /// The limit.
+        limit: u64,
+    },
+    /// The package holds as many files as allowed.
+    #[error("the package already holds the most files allowed ({0})")]
+    TooManyFiles(u64),
     /// The backend is full.
     #[error("storage is full")]
     StorageFull,
@@ -126,6 +137,8 @@ impl RegistryError {
             Self::RetentionRefused(_) => "retention_refused",
             Self::RangeNotSatisfiable { .. } => "range_not_satisfiable",
             Self::UploadInterrupted(_) => "upload_interrupted",
+            Self::PayloadTooLarge { .. } => "payload_too_large",
+            Self::TooManyFiles(_) => "too_many_files",
             Self::StorageFull => "storage_full",
             Self::Unavailable(_) => "service_unavailable",
             Self::Config(_) => "configuration_invalid",

@@ -98,7 +98,13 @@ impl Registry {
             .route(&package.producer, &package.retention_class)
             .to_owned();
         let backend = self.backend(&backend_id)?.clone();
-        let digests = store_stream(backend.as_ref(), body, &expected).await?;
+        let digests = store_stream(
+            backend.as_ref(),
+            body,
+            &expected,
+            self.limits.max_file_bytes,
+        )
+        .await?;
         let object_key = digests.content_address().object_key();
 
         let file_id = Uuid::new_v4().to_string();
@@ -121,6 +127,11 @@ impl Registry {
             Some(p) if p.status == status::CREATED => {}
             Some(p) => return Err(illegal(&package_id, &p.status)),
             None => return Err(RegistryError::PackageNotFound(package_id)),
+        }
+        if tx.file_count(&package_id).await? >= self.limits.max_files_per_package {
+            return Err(RegistryError::TooManyFiles(
+                self.limits.max_files_per_package,
+            ));
         }
         let event = NewEvent::new(
             types::FILE_INGESTED,
@@ -148,13 +159,14 @@ async fn store_stream<S, E>(
     backend: &dyn Backend,
     body: S,
     expected: &ExpectedDigests,
+    max_bytes: u64,
 ) -> RegistryResult<FileDigests>
 where
     S: Stream<Item = Result<Bytes, E>> + Send,
     E: std::fmt::Display,
 {
     let mut writer = backend.begin_write().await?;
-    match pump(writer.as_mut(), body).await {
+    match pump(writer.as_mut(), body, max_bytes).await {
         Ok(digests) => {
             if let Err(e) = expected.check(&digests) {
                 let _ = writer.abort().await;
@@ -174,7 +186,11 @@ where
     }
 }
 
-async fn pump<S, E>(writer: &mut dyn ObjectWriter, body: S) -> RegistryResult<FileDigests>
+async fn pump<S, E>(
+    writer: &mut dyn ObjectWriter,
+    body: S,
+    max_bytes: u64,
+) -> RegistryResult<FileDigests>
 where
     S: Stream<Item = Result<Bytes, E>> + Send,
     E: std::fmt::Display,
@@ -204,6 +220,12 @@ where
             continue;
         }
         size_bytes += chunk.len() as u64;
+        if size_bytes > max_bytes {
+            return Err(RegistryError::PayloadTooLarge {
+                what: "the file",
+                limit: max_bytes,
+            });
+        }
         blake3_tx
             .send(chunk.clone())
             .await

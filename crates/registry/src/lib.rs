@@ -61,6 +61,7 @@ pub struct Registry {
     default_backend: String,
     rules: Arc<Vec<RoutingRule>>,
     classes: Arc<BTreeMap<String, RetentionClass>>,
+    limits: Arc<config::LimitsConfig>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -160,6 +161,7 @@ impl RegistryBuilder {
             default_backend,
             rules: Arc::new(self.config.routing.rules.clone()),
             classes: Arc::new(classes),
+            limits: Arc::new(self.config.limits.clone()),
         })
     }
 }
@@ -196,6 +198,11 @@ impl Registry {
         self.backends
             .get(id)
             .ok_or_else(|| RegistryError::Unavailable(format!("backend `{id}` is not configured")))
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &config::LimitsConfig {
+        &self.limits
     }
 
     /// Closes the database connections.

@@ -123,6 +123,13 @@ impl Registry {
                 ))
             }
         };
+        let metadata_bytes = serde_json::to_vec(&metadata).map_or(usize::MAX, |v| v.len());
+        if metadata_bytes > self.limits.max_metadata_bytes {
+            return Err(RegistryError::PayloadTooLarge {
+                what: "the metadata",
+                limit: self.limits.max_metadata_bytes as u64,
+            });
+        }
         if !metadata_without_nul(&metadata) {
             return Err(RegistryError::MetadataInvalid(
                 "metadata must not contain NUL characters".into(),

@@ -367,3 +367,39 @@ engine_tests! {
         assert_eq!(env.event_count().await, head);
     }
 }
+
+engine_tests! {
+    async fn limits_refuse_oversized_files_metadata_and_packages_before_recording_anything() {
+        let env = TestEnv::with_config(|config| {
+            config.limits.max_file_bytes = 10;
+            config.limits.max_metadata_bytes = 40;
+            config.limits.max_files_per_package = 2;
+        })
+        .await;
+        let package = env.package("standard").await;
+        let head = env.event_count().await;
+        let err = env
+            .registry
+            .ingest_file(package, "big.bin", "application/octet-stream", body(&[0u8; 11]), Default::default(), "t")
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "payload_too_large");
+        assert_eq!(env.event_count().await, head);
+        assert!(!env.dir.path().join("objects/blake3").exists());
+
+        let mut new = new_package("p", "standard");
+        new.metadata = serde_json::json!({"note": "x".repeat(40)});
+        assert_eq!(env.registry.create_package(new, "t").await.unwrap_err().code(), "payload_too_large");
+
+        env.put(package, "a", b"a").await;
+        env.put(package, "b", b"b").await;
+        let head = env.event_count().await;
+        let err = env
+            .registry
+            .ingest_file(package, "c", "text/plain", body(b"c"), Default::default(), "t")
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "too_many_files");
+        assert_eq!(env.event_count().await, head);
+    }
+}

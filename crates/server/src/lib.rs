@@ -86,6 +86,8 @@ pub(crate) struct AppState {
     pub(crate) shutdown: CancellationToken,
     /// The OpenAPI document, rendered once.
     pub(crate) openapi: Arc<String>,
+    /// Upload slots ([`artifactstore_registry::config::LimitsConfig::max_concurrent_uploads`]).
+    pub(crate) uploads: Arc<tokio::sync::Semaphore>,
 }
 
 /// The whole API as an axum router (for embedding or tests). Event streams
@@ -118,12 +120,16 @@ pub async fn serve(
 
 fn build_router(registry: Registry, options: ServerOptions, shutdown: CancellationToken) -> Router {
     let json_limit = options.max_json_body_bytes;
+    let uploads = Arc::new(tokio::sync::Semaphore::new(
+        registry.limits().max_concurrent_uploads.max(1),
+    ));
     let state = AppState {
         registry,
         options: Arc::new(options),
         metrics: Arc::new(Metrics::default()),
         shutdown,
         openapi: Arc::new(openapi::document_json()),
+        uploads,
     };
     use api::{events, files, health, manifest, packages, retention, schemas, storage};
     Router::new()

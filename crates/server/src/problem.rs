@@ -132,6 +132,8 @@ fn title(code: &str, status: StatusCode) -> String {
         "invalid_header" => "Invalid header",
         "invalid_digest" => "Invalid digest header",
         "payload_too_large" => "Payload too large",
+        "too_many_files" => "Too many files in the package",
+        "too_many_uploads" => "Too many concurrent uploads",
         "unauthorized" => "Unauthorized",
         "forbidden" => "Forbidden",
         _ => return status.canonical_reason().unwrap_or("Error").to_owned(),
@@ -184,9 +186,11 @@ impl From<RegistryError> for Problem {
             E::DuplicateRelativePath(_) | E::SchemaConflict(_) | E::IllegalPackageState { .. } => {
                 StatusCode::CONFLICT
             }
-            E::InvalidPath(_) | E::DigestMismatch { .. } | E::UploadInterrupted(_) => {
-                StatusCode::BAD_REQUEST
-            }
+            E::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            E::InvalidPath(_)
+            | E::DigestMismatch { .. }
+            | E::UploadInterrupted(_)
+            | E::TooManyFiles(_) => StatusCode::BAD_REQUEST,
             E::UnknownRetentionClass(_)
             | E::MetadataInvalid(_)
             | E::SchemaInvalid(_)

@@ -61,17 +61,23 @@ impl TestServer {
     }
 
     async fn start_with(options: ServerOptions) -> Self {
+        Self::start_configured(options, |_| {}).await
+    }
+
+    async fn start_configured(options: ServerOptions, edit: impl FnOnce(&mut Config)) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let data_dir = dir.path().to_path_buf();
         let clock = Arc::new(ShiftedClock::default());
-        let registry = Registry::builder(Config {
+        let mut config = Config {
             data_dir: data_dir.clone(),
             ..Default::default()
-        })
-        .clock(clock.clone())
-        .build()
-        .await
-        .expect("registry");
+        };
+        edit(&mut config);
+        let registry = Registry::builder(config)
+            .clock(clock.clone())
+            .build()
+            .await
+            .expect("registry");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -2213,5 +2219,82 @@ async fn tokens_scopes_and_producer_limits_are_enforced_when_auth_is_required() 
             .unwrap()
             .status(),
         StatusCode::UNAUTHORIZED
+    );
+}
+
+/// Limits: a declared oversize body is refused before it is read, uploads
+/// beyond the concurrency limit get 429, and a stalled upload is dropped.
+#[tokio::test]
+async fn upload_limits_answer_413_429_and_drop_stalled_uploads() {
+    let server = TestServer::start_configured(ServerOptions::default(), |config| {
+        config.limits.max_file_bytes = 1024;
+        config.limits.max_concurrent_uploads = 1;
+        config.limits.upload_idle_timeout_seconds = 1;
+    })
+    .await;
+    let created = server
+        .post_json(
+            "/v1/packages",
+            &json!({"name": "n", "producer": "p", "subject": "s", "retention_class": "standard"}),
+        )
+        .await;
+    let package = json_of(created).await["id"].as_str().unwrap().to_owned();
+    let url = server.url(&format!("/v1/packages/{package}/files/big.bin"));
+    let head = server.registry.head_sequence().await.unwrap();
+
+    let big = server
+        .client
+        .put(&url)
+        .body(vec![0u8; 2048])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(big.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(json_of(big).await["code"], "payload_too_large");
+
+    // One upload holds the only slot (it sends a little, then stalls)…
+    let (sender, receiver) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(1);
+    let mut receiver = receiver;
+    let stalled_body =
+        reqwest::Body::wrap_stream(futures::stream::poll_fn(move |cx| receiver.poll_recv(cx)));
+    let stalled = tokio::spawn({
+        let client = server.client.clone();
+        let url = server.url(&format!("/v1/packages/{package}/files/stalled.bin"));
+        async move { client.put(url).body(stalled_body).send().await }
+    });
+    sender.send(Ok(vec![1u8; 10])).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // …so a second one is refused at once with 429…
+    let second = server
+        .client
+        .put(server.url(&format!("/v1/packages/{package}/files/second.bin")))
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(second.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(header(&second, "retry-after"), "1");
+    assert_eq!(json_of(second).await["code"], "too_many_uploads");
+    // …and the stalled one is dropped after the idle timeout, freeing the slot.
+    let stalled = tokio::time::timeout(Duration::from_secs(10), stalled)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(stalled.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(json_of(stalled).await["code"], "upload_interrupted");
+    drop(sender);
+    let ok = server
+        .client
+        .put(server.url(&format!("/v1/packages/{package}/files/ok.bin")))
+        .body("fine")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), StatusCode::CREATED);
+    assert_eq!(
+        server.registry.head_sequence().await.unwrap(),
+        head + 1,
+        "only the good upload was recorded"
     );
 }

@@ -275,6 +275,16 @@ impl<'s> LogTx<'s> {
         queries::file_by_path(&mut self.tx, package_id, path).await
     }
 
+    /// How many files a package holds.
+    pub async fn file_count(&mut self, package_id: &str) -> StoreResult<u64> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM files WHERE package_id = $1")
+            .bind(package_id)
+            .fetch_one(&mut *self.tx)
+            .await?;
+        let n: i64 = row.try_get("n")?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
     /// A package's files sorted by path bytes.
     pub async fn files_of(&mut self, package_id: &str) -> StoreResult<Vec<FileRecord>> {
         queries::files_of(&mut self.tx, package_id).await

@@ -118,13 +118,41 @@ pub(crate) async fn put_file(
         .await?;
     let media_type = media_type(&headers)?;
     let expected = expected_digests(&headers)?;
+    let limits = state.registry.limits();
+    // Refuse before reading a byte when the client says it is too large.
+    let declared = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limits.max_file_bytes) {
+        return Err(RegistryError::PayloadTooLarge {
+            what: "the file",
+            limit: limits.max_file_bytes,
+        }
+        .into());
+    }
+    let Ok(_upload_slot) = state.uploads.clone().try_acquire_owned() else {
+        return Err(Problem::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_uploads",
+            format!(
+                "{} uploads are already streaming on this server; retry shortly",
+                limits.max_concurrent_uploads
+            ),
+        )
+        .with_header(
+            axum::http::header::RETRY_AFTER,
+            axum::http::HeaderValue::from_static("1"),
+        ));
+    };
+    let idle = std::time::Duration::from_secs(limits.upload_idle_timeout_seconds);
     let file = state
         .registry
         .ingest_file(
             package_id,
             &path.relative_path,
             &media_type,
-            body.into_data_stream(),
+            idle_limited(body.into_data_stream(), idle),
             expected,
             &caller.actor,
         )
@@ -377,4 +405,30 @@ async fn download(
         out.insert(CONTENT_RANGE, header_value(&value)?);
     }
     Ok(response)
+}
+
+/// Ends an upload stream with an error when the client sends nothing for
+/// `idle`, so a stalled client cannot hold an upload slot forever.
+fn idle_limited<S>(
+    body: S,
+    idle: std::time::Duration,
+) -> impl futures::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send
+where
+    S: futures::Stream<Item = Result<bytes::Bytes, axum::Error>> + Send + Unpin,
+{
+    futures::stream::unfold(Some(body), move |state| async move {
+        let mut body = state?;
+        match tokio::time::timeout(idle, futures::StreamExt::next(&mut body)).await {
+            Ok(Some(Ok(chunk))) => Some((Ok(chunk), Some(body))),
+            Ok(Some(Err(e))) => Some((Err(std::io::Error::other(e)), None)),
+            Ok(None) => None,
+            Err(_) => Some((
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("no data for {} s", idle.as_secs()),
+                )),
+                None,
+            )),
+        }
+    })
 }
