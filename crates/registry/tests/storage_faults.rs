@@ -175,8 +175,13 @@ engine_tests! {
             .unwrap_err();
         assert_eq!(err.code(), "upload_interrupted");
         assert_eq!(env.event_count().await, head);
-        let staging = std::fs::read_dir(env.dir.path().join("objects/.staging")).unwrap().count();
-        assert_eq!(staging, 0);
+        let parts: Vec<_> = std::fs::read_dir(env.dir.path().join("objects/.staging"))
+            .unwrap()
+            .flat_map(|dir| std::fs::read_dir(dir.unwrap().path()).unwrap())
+            .map(|entry| entry.unwrap().file_name())
+            .filter(|name| name.to_string_lossy().ends_with(".part"))
+            .collect();
+        assert!(parts.is_empty(), "staging files left behind: {parts:?}");
         assert!(!env.dir.path().join("objects/blake3").exists());
     }
 }

@@ -4,6 +4,7 @@
 use std::io::SeekFrom;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -15,6 +16,7 @@ use tokio_util::io::ReaderStream;
 use crate::{Backend, ByteStream, ObjectWriter, StorageError};
 
 const STAGING_DIR: &str = ".staging";
+const LOCK_FILE: &str = ".lock";
 const READ_CHUNK_BYTES: usize = 256 * 1024;
 /// A staging file not written for this long belongs to a dead upload.
 pub const STALE_STAGING: std::time::Duration = std::time::Duration::from_secs(15 * 60);
@@ -24,39 +26,82 @@ pub const STALE_STAGING: std::time::Duration = std::time::Duration::from_secs(15
 pub struct FilesystemBackend {
     id: String,
     root: PathBuf,
+    staging: Arc<Staging>,
+}
+
+/// This process's staging directory, `<root>/.staging/<uuid>/`, marked as
+/// alive by an exclusive lock on its `.lock` file. The kernel drops the
+/// lock when the process dies, however it dies, so the next process to
+/// open the root can tell a dead writer's leftovers from a live one's.
+#[derive(Debug)]
+struct Staging {
+    dir: PathBuf,
+    _lock: std::fs::File,
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Removes staging directories whose owner is gone (its lock can be
+/// taken), and loose files from older layouts that nobody touched for
+/// [`STALE_STAGING`].
+fn clean_staging(staging: &Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(staging)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            let dead = match std::fs::File::open(path.join(LOCK_FILE)) {
+                Ok(lock) => lock.try_lock().is_ok(),
+                Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+            };
+            if dead {
+                let _ = std::fs::remove_dir_all(&path);
+            }
+        } else {
+            let stale = std::fs::metadata(&path)
+                .and_then(|meta| meta.modified())
+                .ok()
+                .and_then(|modified| modified.elapsed().ok())
+                .is_some_and(|age| age >= STALE_STAGING);
+            if stale {
+                let _ = std::fs::remove_file(&path);
+            }
+        }
+    }
+    Ok(())
 }
 
 impl FilesystemBackend {
-    /// A backend rooted at `root`; creates the directory and removes
-    /// staging files a crash left behind. Other processes (an admin
-    /// command, another replica on a shared root) may be writing here too,
-    /// so only files untouched for [`STALE_STAGING`] are removed.
+    /// A backend rooted at `root`; creates the directory, removes what
+    /// crashed writers left in staging, and takes a staging directory of
+    /// its own. Other live processes on the same root keep theirs.
     pub async fn open(
         id: impl Into<String>,
         root: impl Into<PathBuf>,
     ) -> Result<Self, StorageError> {
-        let backend = Self {
-            id: id.into(),
-            root: root.into(),
-        };
-        let staging = backend.root.join(STAGING_DIR);
-        fs::create_dir_all(&staging)
-            .await
-            .map_err(|e| backend.io(e))?;
-        let mut entries = fs::read_dir(&staging).await.map_err(|e| backend.io(e))?;
-        while let Some(entry) = entries.next_entry().await.map_err(|e| backend.io(e))? {
-            let stale = entry
-                .metadata()
-                .await
-                .ok()
-                .and_then(|meta| meta.modified().ok())
-                .and_then(|modified| modified.elapsed().ok())
-                .is_some_and(|age| age >= STALE_STAGING);
-            if stale {
-                let _ = fs::remove_file(entry.path()).await;
-            }
-        }
-        Ok(backend)
+        let id = id.into();
+        let root = root.into();
+        let staging_root = root.join(STAGING_DIR);
+        let io = |e| StorageError::from_io(&id, e);
+        let staging = tokio::task::spawn_blocking(move || -> std::io::Result<Staging> {
+            std::fs::create_dir_all(&staging_root)?;
+            clean_staging(&staging_root)?;
+            let dir = staging_root.join(uuid::Uuid::new_v4().simple().to_string());
+            std::fs::create_dir(&dir)?;
+            let lock = std::fs::File::create(dir.join(LOCK_FILE))?;
+            lock.try_lock().map_err(std::io::Error::other)?;
+            Ok(Staging { dir, _lock: lock })
+        })
+        .await
+        .map_err(|e| io(std::io::Error::other(e)))?
+        .map_err(io)?;
+        Ok(Self {
+            id,
+            root,
+            staging: Arc::new(staging),
+        })
     }
 
     /// The root directory.
@@ -96,8 +141,8 @@ impl Backend for FilesystemBackend {
 
     async fn begin_write(&self) -> Result<Box<dyn ObjectWriter>, StorageError> {
         let staging_path = self
-            .root
-            .join(STAGING_DIR)
+            .staging
+            .dir
             .join(format!("{}.part", uuid::Uuid::new_v4()));
         let file = fs::File::create(&staging_path)
             .await
@@ -334,12 +379,43 @@ mod tests {
         let mut dropped = backend.begin_write().await.unwrap();
         dropped.write(Bytes::from_static(b"y")).await.unwrap();
         drop(dropped);
-        let staging = std::fs::read_dir(dir.path().join(STAGING_DIR))
+        let parts = std::fs::read_dir(&backend.staging.dir)
             .unwrap()
+            .filter(|e| e.as_ref().unwrap().file_name() != LOCK_FILE)
             .count();
-        assert_eq!(staging, 0);
+        assert_eq!(parts, 0);
         for bad in ["../x", "a/../../b", "/etc/passwd", ".staging/x", "a//b", ""] {
             assert!(backend.path_of(bad).is_err(), "{bad}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_dead_writers_staging_is_removed_and_a_live_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let live = FilesystemBackend::open("local", dir.path()).await.unwrap();
+        let mut in_flight = live.begin_write().await.unwrap();
+        in_flight
+            .write(Bytes::from_static(b"still coming"))
+            .await
+            .unwrap();
+        // A crashed process's directory: its lock file is not held.
+        let dead = dir.path().join(STAGING_DIR).join("deadbeef");
+        std::fs::create_dir_all(&dead).unwrap();
+        std::fs::write(dead.join(LOCK_FILE), b"").unwrap();
+        std::fs::write(dead.join("x.part"), b"half").unwrap();
+        let next = FilesystemBackend::open("local", dir.path()).await.unwrap();
+        assert!(!dead.exists(), "the dead writer's leftovers are removed");
+        assert!(
+            live.staging.dir.exists(),
+            "the live writer's staging is kept"
+        );
+        in_flight.commit("blake3/aa/bb/live").await.unwrap();
+        assert_eq!(next.size("blake3/aa/bb/live").await.unwrap(), Some(12));
+        let live_dir = live.staging.dir.clone();
+        drop(live);
+        assert!(
+            !live_dir.exists(),
+            "a backend dropped cleanly removes its staging"
+        );
     }
 }
