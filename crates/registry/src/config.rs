@@ -141,11 +141,28 @@ impl Default for ServerConfig {
 }
 
 /// Database settings.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseConfig {
     /// `sqlite://…` or `postgres://…`; default: SQLite in `data_dir`.
     pub url: Option<String>,
+    /// How long an operation waits for a database connection or lock
+    /// before it fails with 503.
+    #[serde(default = "default_database_timeout")]
+    pub timeout_seconds: u64,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            timeout_seconds: default_database_timeout(),
+        }
+    }
+}
+
+fn default_database_timeout() -> u64 {
+    10
 }
 
 /// Kinds of backend.

@@ -159,6 +159,7 @@ impl From<StoreError> for RegistryError {
                 }
             }
             StoreError::DuplicateRelativePath => Self::DuplicateRelativePath(String::new()),
+            StoreError::Busy => Self::Unavailable("the database is busy".into()),
             other => Self::Internal(other.to_string()),
         }
     }

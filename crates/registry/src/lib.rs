@@ -153,7 +153,9 @@ impl RegistryBuilder {
                 ))
             })?;
         }
-        let store = Store::connect(&self.config.database_url(), self.clock.clone()).await?;
+        let timeout = std::time::Duration::from_secs(self.config.database.timeout_seconds.max(1));
+        let store =
+            Store::connect(&self.config.database_url(), self.clock.clone(), timeout).await?;
         store.migrate().await?;
         Ok(Registry {
             store,

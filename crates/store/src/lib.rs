@@ -55,6 +55,9 @@ pub enum StoreError {
     /// A stored row cannot be read back (a bug or tampering).
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// No connection or lock could be had within the timeout.
+    #[error("the database is busy")]
+    Busy,
     /// The URL names no supported engine.
     #[error("unsupported database URL (use sqlite://… or postgres://…): {0}")]
     UnsupportedUrl(String),
@@ -78,6 +81,8 @@ pub struct Store {
     /// SQLite has one writer at a time anyway; queueing writers here instead
     /// of in SQLite's busy handler keeps latency low and fair.
     local_writer: Arc<Mutex<()>>,
+    /// How long to wait for a connection or lock.
+    timeout: Duration,
     /// The newest committed sequence this process knows of; followers wait
     /// on it instead of sleeping.
     head: Arc<watch::Sender<i64>>,
@@ -93,8 +98,10 @@ impl std::fmt::Debug for Store {
 
 impl Store {
     /// Connects to `url` (`sqlite://path` or `postgres://…`). SQLite files
-    /// are created when missing.
-    pub async fn connect(url: &str, clock: Arc<dyn Clock>) -> StoreResult<Self> {
+    /// are created when missing. `timeout` bounds how long an operation
+    /// waits for a connection or a lock before failing (a 503 to clients,
+    /// never a hang).
+    pub async fn connect(url: &str, clock: Arc<dyn Clock>, timeout: Duration) -> StoreResult<Self> {
         sqlx::any::install_default_drivers();
         let engine = if url.starts_with("sqlite:") {
             Engine::Sqlite
@@ -112,19 +119,20 @@ impl Store {
         };
         let options = AnyPoolOptions::new()
             .max_connections(if engine == Engine::Sqlite { 8 } else { 16 })
-            .acquire_timeout(Duration::from_secs(10));
+            .acquire_timeout(timeout);
+        let busy_timeout_ms = timeout.as_millis();
         let options = match engine {
-            Engine::Sqlite => options.after_connect(|conn, _meta| {
+            Engine::Sqlite => options.after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     // WAL lets readers run beside the writer; FULL makes
                     // every commit survive power loss (the durability
                     // promise); the busy timeout covers other processes
                     // (admin commands) writing the same file.
-                    conn.execute(
+                    let pragmas = format!(
                         "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-                         PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
-                    )
-                    .await?;
+                         PRAGMA busy_timeout = {busy_timeout_ms}; PRAGMA foreign_keys = ON;"
+                    );
+                    conn.execute(pragmas.as_str()).await?;
                     Ok(())
                 })
             }),
@@ -141,6 +149,7 @@ impl Store {
             engine,
             clock,
             local_writer: Arc::new(Mutex::new(())),
+            timeout,
             head,
         })
     }

@@ -57,7 +57,11 @@ impl Store {
     /// Starts a write transaction and takes the log head lock.
     pub async fn begin(&self) -> StoreResult<LogTx<'_>> {
         let local_writer = match self.engine {
-            Engine::Sqlite => Some(self.local_writer.lock().await),
+            Engine::Sqlite => Some(
+                tokio::time::timeout(self.timeout, self.local_writer.lock())
+                    .await
+                    .map_err(|_| StoreError::Busy)?,
+            ),
             Engine::Postgres => None,
         };
         let mut tx = self.pool.begin().await?;

@@ -327,3 +327,15 @@ pub async fn read_all(stream: artifactstore_registry::ByteStream) -> Vec<u8> {
     }
     out
 }
+
+/// A body stream of `data` in `chunk`-byte pieces.
+pub fn body_in(
+    data: &[u8],
+    chunk: usize,
+) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
+    let chunks: Vec<Result<Bytes, std::io::Error>> = data
+        .chunks(chunk)
+        .map(|c| Ok(Bytes::copy_from_slice(c)))
+        .collect();
+    futures::stream::iter(chunks)
+}
