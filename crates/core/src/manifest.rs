@@ -146,6 +146,13 @@ impl Manifest {
         if manifest.manifest_version != MANIFEST_VERSION {
             return Err(ManifestError::UnsupportedVersion(manifest.manifest_version));
         }
+        // Canonical CBOR is not enough: a field's text may have another
+        // spelling of the same value (`t` for `T` in a timestamp) that the
+        // typed model normalises. Only bytes the model writes back exactly
+        // keep their content address.
+        if manifest.encode()? != bytes {
+            return Err(ManifestError::Malformed(CborError::NotCanonical));
+        }
         Ok(manifest)
     }
 

@@ -126,3 +126,19 @@ fn json_projection_is_jcs_and_non_canonical_bytes_are_refused() {
         Err(artifactstore_core::manifest::ManifestError::UnsupportedVersion(2))
     ));
 }
+
+/// Fuzzing found a manifest whose timestamp spelled `t` for `T`: canonical
+/// CBOR, but re-encoded to other bytes. Such a manifest must be refused.
+#[test]
+fn regression_a_manifest_that_does_not_re_encode_exactly_is_refused() {
+    let bytes = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/fuzz/manifest-lowercase-t.cbor"
+    ))
+    .unwrap();
+    assert!(
+        cbor::decode_canonical(&bytes).is_ok(),
+        "the input is canonical CBOR"
+    );
+    assert!(Manifest::decode(&bytes).is_err());
+}

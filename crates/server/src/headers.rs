@@ -16,7 +16,7 @@ use base64::Engine;
 
 /// What a `Range` header asks of a representation of a known size.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum RangeRequest {
+pub enum RangeRequest {
     /// No usable `Range`: serve the whole representation (200). Malformed
     /// headers and unknown units land here, as RFC 9110 says to ignore them.
     Full,
@@ -61,7 +61,7 @@ fn parse_spec(text: &str) -> Option<Spec> {
 /// Several ranges are answered with the first satisfiable one alone (a
 /// single-part 206 is allowed for any range request, and multipart
 /// responses help no client of this API).
-pub(crate) fn parse_range(header: &str, size: u64) -> RangeRequest {
+pub fn parse_range(header: &str, size: u64) -> RangeRequest {
     let Some((unit, set)) = header.trim().split_once('=') else {
         return RangeRequest::Full;
     };
@@ -94,7 +94,7 @@ pub(crate) fn parse_range(header: &str, size: u64) -> RangeRequest {
 
 /// Whether an `If-None-Match` value matches the entity tag `etag` (quoted),
 /// by weak comparison as RFC 9110 §13.1.2 requires.
-pub(crate) fn if_none_match(header: &str, etag: &str) -> bool {
+pub fn if_none_match(header: &str, etag: &str) -> bool {
     let header = header.trim();
     if header == "*" {
         return true;
@@ -109,13 +109,13 @@ pub(crate) fn if_none_match(header: &str, etag: &str) -> bool {
 /// Whether an `If-Range` value lets the `Range` apply: only a strong match
 /// of our entity tag does (we send no `Last-Modified`, so a date never
 /// matches and the whole representation is served).
-pub(crate) fn if_range_matches(header: &str, etag: &str) -> bool {
+pub fn if_range_matches(header: &str, etag: &str) -> bool {
     header.trim() == etag
 }
 
 /// Why a digest header was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub(crate) enum DigestHeaderError {
+pub enum DigestHeaderError {
     /// Not a structured-field dictionary, or the `sha-256` member is not
     /// a byte sequence.
     #[error("Content-Digest is malformed: {0}")]
@@ -146,7 +146,7 @@ fn is_key(key: &str) -> bool {
 /// The SHA-256 of a `Content-Digest` value (RFC 9530), if it has one. Other
 /// algorithms are ignored; keys are compared case-insensitively. When the
 /// key repeats, the last member wins (RFC 8941 dictionaries).
-pub(crate) fn parse_content_digest(header: &str) -> Result<Option<Digest32>, DigestHeaderError> {
+pub fn parse_content_digest(header: &str) -> Result<Option<Digest32>, DigestHeaderError> {
     let mut sha256 = None;
     for member in header.split(',').map(str::trim) {
         if member.is_empty() {
@@ -182,12 +182,12 @@ pub(crate) fn parse_content_digest(header: &str) -> Result<Option<Digest32>, Dig
 }
 
 /// The BLAKE3 of an `X-Content-Blake3` value: 64 hex characters.
-pub(crate) fn parse_blake3(header: &str) -> Result<Digest32, DigestHeaderError> {
+pub fn parse_blake3(header: &str) -> Result<Digest32, DigestHeaderError> {
     Digest32::from_hex(header.trim()).map_err(|_| DigestHeaderError::BadBlake3)
 }
 
 /// A `Content-Digest` value for a SHA-256 given as hex (as records keep it).
-pub(crate) fn content_digest_value(sha256_hex: &str) -> Option<String> {
+pub fn content_digest_value(sha256_hex: &str) -> Option<String> {
     let bytes = hex::decode(sha256_hex).ok()?;
     Some(format!(
         "sha-256=:{}:",
@@ -198,7 +198,7 @@ pub(crate) fn content_digest_value(sha256_hex: &str) -> Option<String> {
 /// Whether an `Accept` value prefers `application/json` to
 /// `application/cbor` (ties, wildcards and no mention go to CBOR, the
 /// canonical form).
-pub(crate) fn accept_prefers_json(header: &str) -> bool {
+pub fn accept_prefers_json(header: &str) -> bool {
     let mut json = 0.0_f32;
     let mut cbor = 0.0_f32;
     for range in header.split(',') {

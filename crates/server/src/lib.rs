@@ -25,7 +25,7 @@
 mod api;
 mod auth;
 mod extract;
-mod headers;
+pub mod headers;
 mod metrics;
 mod openapi;
 mod problem;
