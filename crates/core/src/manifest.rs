@@ -141,7 +141,10 @@ impl Manifest {
     /// Decodes canonical CBOR bytes (non-canonical bytes are refused: they
     /// would have another content address).
     pub fn decode(bytes: &[u8]) -> Result<Self, ManifestError> {
-        cbor::decode_canonical(bytes)?;
+        let value = cbor::decode_canonical(bytes)?;
+        // Every manifest has a JSON form: metadata came from JSON, so tags,
+        // byte strings, non-text keys or bignums in it mean a forgery.
+        cbor::to_json(&value)?;
         let manifest: Self = cbor::from_cbor(bytes)?;
         if manifest.manifest_version != MANIFEST_VERSION {
             return Err(ManifestError::UnsupportedVersion(manifest.manifest_version));

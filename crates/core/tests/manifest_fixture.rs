@@ -142,3 +142,17 @@ fn regression_a_manifest_that_does_not_re_encode_exactly_is_refused() {
     );
     assert!(Manifest::decode(&bytes).is_err());
 }
+
+/// Fuzzing found a manifest that decoded but had no JSON projection (its
+/// metadata held a value JSON cannot carry). Such a manifest must be
+/// refused, since every real one came from JSON metadata.
+#[test]
+fn regression_a_manifest_without_a_json_form_is_refused() {
+    let bytes = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/fuzz/manifest-without-json-form.cbor"
+    ))
+    .unwrap();
+    assert!(Manifest::json_projection(&bytes).is_err());
+    assert!(Manifest::decode(&bytes).is_err());
+}
