@@ -99,6 +99,12 @@ pub struct LimitsConfig {
     /// An upload that sends nothing for this long is dropped (400
     /// `upload_interrupted`).
     pub upload_idle_timeout_seconds: u64,
+    /// Longest a request may take to produce its response head (an upload
+    /// counts until it is stored); 408 `request_timeout` after it.
+    pub request_timeout_seconds: u64,
+    /// Largest page of packages or events a request may ask for (at most
+    /// 1000).
+    pub max_page: i64,
 }
 
 impl Default for LimitsConfig {
@@ -109,6 +115,8 @@ impl Default for LimitsConfig {
             max_files_per_package: 100_000,
             max_concurrent_uploads: 64,
             upload_idle_timeout_seconds: 60,
+            request_timeout_seconds: 6 * 3600,
+            max_page: 1000,
         }
     }
 }

@@ -118,8 +118,33 @@ pub async fn serve(
         .await
 }
 
+/// Ends any request whose response head is not ready within the configured
+/// limit with 408 problem+json (streamed response bodies, such as event
+/// streams and downloads, are not cut once they started).
+async fn request_deadline(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let limit = Duration::from_secs(state.registry.limits().request_timeout_seconds.max(1));
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => problem::Problem::new(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            format!("the request took longer than {} s", limit.as_secs()),
+        )
+        .into_response(),
+    }
+}
+
 fn build_router(registry: Registry, options: ServerOptions, shutdown: CancellationToken) -> Router {
     let json_limit = options.max_json_body_bytes;
+    let options = ServerOptions {
+        max_page: options.max_page.min(registry.limits().max_page).max(1),
+        ..options
+    };
     let uploads = Arc::new(tokio::sync::Semaphore::new(
         registry.limits().max_concurrent_uploads.max(1),
     ));
@@ -187,6 +212,10 @@ fn build_router(registry: Registry, options: ServerOptions, shutdown: Cancellati
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::authenticate,
+        ))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            request_deadline,
         ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -134,6 +134,7 @@ fn title(code: &str, status: StatusCode) -> String {
         "payload_too_large" => "Payload too large",
         "too_many_files" => "Too many files in the package",
         "too_many_uploads" => "Too many concurrent uploads",
+        "request_timeout" => "Request timeout",
         "unauthorized" => "Unauthorized",
         "forbidden" => "Forbidden",
         _ => return status.canonical_reason().unwrap_or("Error").to_owned(),

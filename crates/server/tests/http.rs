@@ -2298,3 +2298,41 @@ async fn upload_limits_answer_413_429_and_drop_stalled_uploads() {
         "only the good upload was recorded"
     );
 }
+
+/// A request that takes longer than `request_timeout_seconds` gets 408,
+/// and pages are capped at `limits.max_page`.
+#[tokio::test]
+async fn slow_requests_time_out_with_408_and_pages_are_capped() {
+    let server = TestServer::start_configured(ServerOptions::default(), |config| {
+        config.limits.request_timeout_seconds = 1;
+        config.limits.upload_idle_timeout_seconds = 30;
+        config.limits.max_page = 2;
+    })
+    .await;
+    for _ in 0..3 {
+        server.create_package("ci", "standard", Value::Null).await;
+    }
+    let page = json_of(server.get("/v1/packages?limit=100").await).await;
+    assert_eq!(page["items"].as_array().unwrap().len(), 2);
+    assert!(!page["next"].is_null());
+
+    let package = server.create_package("ci", "standard", Value::Null).await;
+    let id = package["id"].as_str().unwrap();
+    let (sender, mut receiver) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(1);
+    let body =
+        reqwest::Body::wrap_stream(futures::stream::poll_fn(move |cx| receiver.poll_recv(cx)));
+    let slow = server
+        .client
+        .put(server.url(&format!("/v1/packages/{id}/files/slow.bin")))
+        .body(body)
+        .send();
+    sender.send(Ok(vec![1u8; 10])).await.unwrap();
+    let response = tokio::time::timeout(Duration::from_secs(10), slow)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::REQUEST_TIMEOUT);
+    assert_eq!(json_of(response).await["code"], "request_timeout");
+    drop(sender);
+    assert_eq!(server.file_count(id).await, 0);
+}
