@@ -1,16 +1,19 @@
 //! The real binary end to end: `serve` on a free port, then the client
 //! commands against it.
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
 
 use artifactstore_registry::core::Manifest;
 
-const BIN: &str = env!("CARGO_BIN_EXE_artifactstore");
+mod common;
+
+use common::{Served, BIN};
 
 struct Server {
-    child: Child,
+    /// Kept for its lifetime: dropping it stops the server.
+    _served: Served,
     url: String,
     data_dir: tempfile::TempDir,
 }
@@ -18,31 +21,13 @@ struct Server {
 impl Server {
     fn start() -> Self {
         let data_dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let listen = format!("127.0.0.1:{port}");
-        let child = Command::new(BIN)
-            .args(["serve", "--listen", &listen, "--data-dir"])
-            .arg(data_dir.path())
-            .env_remove("ARTIFACTSTORE_CONFIG")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let server = Self {
-            child,
-            url: format!("http://{listen}"),
+        let served = Served::start([OsStr::new("--data-dir"), data_dir.path().as_os_str()], &[]);
+        let url = served.url.clone();
+        Self {
+            _served: served,
+            url,
             data_dir,
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(&listen).is_err() {
-            assert!(Instant::now() < deadline, "server did not start");
-            std::thread::sleep(Duration::from_millis(50));
         }
-        server
     }
 
     fn run(&self, args: &[&str]) -> Output {
@@ -63,13 +48,6 @@ impl Server {
             String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8(out.stdout).unwrap()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -401,25 +379,11 @@ fn tokens_from_the_admin_cli_gate_a_server_that_requires_auth() {
         "the secret is never shown again"
     );
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let listen = format!("127.0.0.1:{port}");
-    let mut child = Command::new(BIN)
-        .args(["serve", "--listen", &listen, "--data-dir", dir])
-        .env("ARTIFACTSTORE_AUTH_REQUIRED", "true")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(&listen).is_err() {
-        assert!(Instant::now() < deadline, "server did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let url = format!("http://{listen}");
+    let served = Served::start(
+        ["--data-dir", dir],
+        &[("ARTIFACTSTORE_AUTH_REQUIRED", "true")],
+    );
+    let url = served.url.clone();
     let client = |token: Option<&str>| {
         let mut command = Command::new(BIN);
         command
@@ -454,8 +418,7 @@ fn tokens_from_the_admin_cli_gate_a_server_that_requires_auth() {
         .output()
         .unwrap();
     assert_eq!(after.status.code(), Some(1));
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(served);
 }
 
 #[test]

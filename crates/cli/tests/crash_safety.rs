@@ -5,35 +5,19 @@
 //! acknowledged finalize kept its manifest, and a dead process's staging
 //! files are gone. `ARTIFACTSTORE_KILL_ROUNDS` sets the rounds (default 20).
 
+use std::ffi::OsStr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use reqwest::StatusCode;
 
-const BIN: &str = env!("CARGO_BIN_EXE_artifactstore");
+mod common;
 
-fn start(data_dir: &Path) -> (Child, String) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let listen = format!("127.0.0.1:{port}");
-    let child = Command::new(BIN)
-        .args(["serve", "--listen", &listen, "--data-dir"])
-        .arg(data_dir)
-        .env_remove("ARTIFACTSTORE_CONFIG")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(&listen).is_err() {
-        assert!(Instant::now() < deadline, "server did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    (child, format!("http://{listen}"))
+use common::{Served, BIN};
+
+fn start(data_dir: &Path) -> Served {
+    Served::start([OsStr::new("--data-dir"), data_dir.as_os_str()], &[])
 }
 
 fn admin(data_dir: &Path, args: &[&str]) {
@@ -146,20 +130,20 @@ async fn killed_servers_lose_nothing_they_acknowledged() {
         .unwrap();
     let mut acked = Acknowledged::default();
     let mut delays = Lcg(42);
-    let (mut server, mut url) = start(data);
+    let mut server = start(data);
     for round in 0..rounds {
         let workers: Vec<_> = (0..4)
-            .map(|w| tokio::spawn(worker(client.clone(), url.clone(), round * 10 + w)))
+            .map(|w| tokio::spawn(worker(client.clone(), server.url.clone(), round * 10 + w)))
             .collect();
         tokio::time::sleep(Duration::from_millis(50 + delays.next() % 500)).await;
-        server.kill().unwrap();
-        server.wait().unwrap();
+        server.kill();
         for w in workers {
             let acks = w.await.unwrap();
             acked.files.extend(acks.files);
             acked.finalized.extend(acks.finalized);
         }
-        (server, url) = start(data);
+        server = start(data);
+        let url = server.url.clone();
 
         admin(data, &["replay", "--check"]);
         admin(data, &["verify-log"]);
@@ -211,6 +195,5 @@ async fn killed_servers_lose_nothing_they_acknowledged() {
         "the workload acknowledged too little to mean anything"
     );
     assert!(!acked.finalized.is_empty());
-    server.kill().unwrap();
-    let _ = server.wait();
+    server.kill();
 }

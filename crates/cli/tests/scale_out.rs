@@ -5,16 +5,19 @@
 //! up)"`); without them they are skipped with a printed reason, except under
 //! `CI=true`, where a missing service is a failure.
 
+use std::ffi::OsStr;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use reqwest::StatusCode;
 
-const BIN: &str = env!("CARGO_BIN_EXE_artifactstore");
+mod common;
+
+use common::Served;
 
 fn skip_or_fail(reason: &str) {
     if std::env::var("CI").is_ok_and(|v| v == "true") {
@@ -37,43 +40,9 @@ fn s3_backend_toml(endpoint: &str, prefix: &str) -> String {
     )
 }
 
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Server {
-    fn start(config: &Path) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let listen = format!("127.0.0.1:{port}");
-        let child = Command::new(BIN)
-            .args(["serve", "--listen", &listen, "--config"])
-            .arg(config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(&listen).is_err() {
-            assert!(Instant::now() < deadline, "server did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Self {
-            child,
-            url: format!("http://{listen}"),
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// A replica serving `config`.
+fn replica(config: &Path) -> Served {
+    Served::start([OsStr::new("--config"), config.as_os_str()], &[])
 }
 
 async fn create_package(client: &reqwest::Client, server: &str, name: &str) -> String {
@@ -167,8 +136,8 @@ async fn two_replicas_on_postgres_and_garage_behave_as_one_service() {
         ),
     )
     .unwrap();
-    let a = Server::start(&config);
-    let b = Server::start(&config);
+    let a = replica(&config);
+    let b = replica(&config);
     let servers = [a.url.clone(), b.url.clone()];
     let client = reqwest::Client::new();
 
@@ -324,7 +293,7 @@ async fn garage_dying_mid_upload_gives_503_no_event_and_the_server_recovers() {
         format!("data_dir = \"{}\"\n{backend}", dir.path().display()),
     )
     .unwrap();
-    let server = Server::start(&config);
+    let server = replica(&config);
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(120))
         .build()

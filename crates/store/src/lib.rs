@@ -206,12 +206,13 @@ pub fn sqlx_error_is_unavailable(e: &sqlx::Error) -> bool {
         | sqlx::Error::Tls(_) => true,
         sqlx::Error::Database(db) => {
             let message = db.message();
-            // SQLite busy/locked, PostgreSQL admin shutdown / cannot connect.
+            // SQLite busy/locked; PostgreSQL shutting down (57P), connection
+            // failure (08), out of resources such as connections (53).
             message.contains("database is locked")
                 || message.contains("database is busy")
                 || db
                     .code()
-                    .is_some_and(|c| c.starts_with("57P") || c.starts_with("08"))
+                    .is_some_and(|c| ["57P", "08", "53"].iter().any(|class| c.starts_with(class)))
         }
         _ => false,
     }
