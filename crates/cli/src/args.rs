@@ -242,9 +242,10 @@ pub enum TokenCommand {
     Create {
         #[command(flatten)]
         config: ConfigArgs,
-        /// Name, recorded as the actor of the token's events.
+        /// Name, recorded as the actor of the token's events (default:
+        /// `token-` and 8 random hex digits).
         #[arg(long)]
-        name: String,
+        name: Option<String>,
         /// `read`, `write` or `admin`.
         #[arg(long)]
         scope: String,

@@ -124,6 +124,10 @@ async fn token(command: TokenCommand, out: Output) -> CliResult<()> {
                         .map_err(|e: TimestampError| CliError::Usage(e.to_string()))
                 })
                 .transpose()?;
+            let name = name.unwrap_or_else(|| {
+                let suffix = uuid::Uuid::new_v4().simple().to_string();
+                format!("token-{}", &suffix[..8])
+            });
             let registry = Registry::open(&load_config(&config)?).await?;
             let (record, secret) = registry
                 .create_token(&name, scope, producers, expires, ADMIN_ACTOR)
