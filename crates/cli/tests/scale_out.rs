@@ -241,19 +241,44 @@ fn garage_script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/s3/garage-up")
 }
 
-fn garage_up(dir: &Path, arg: &str) -> String {
+fn try_garage_up(dir: &Path, arg: &str) -> Result<String, String> {
     let out = Command::new(garage_script())
         .arg(dir)
         .arg(arg)
         .env("GARAGE_BIN", garage_env("BIN").unwrap())
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "garage-up failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    if out.status.success() {
+        Ok(String::from_utf8(out.stdout).unwrap())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+fn garage_up(dir: &Path, arg: &str) -> String {
+    try_garage_up(dir, arg).unwrap_or_else(|e| panic!("garage-up failed: {e}"))
+}
+
+/// A Garage on free ports (its S3, RPC and admin ports are a base and the
+/// two after it, so a base is tried until all three are free).
+fn garage_on_free_ports(dir: &Path) -> String {
+    let mut last_error = String::new();
+    for _ in 0..5 {
+        let base = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if base > 65_000 {
+            continue;
+        }
+        let _ = std::fs::remove_dir_all(dir);
+        match try_garage_up(dir, &base.to_string()) {
+            Ok(line) => return line,
+            Err(e) => last_error = e,
+        }
+    }
+    panic!("garage-up failed: {last_error}");
 }
 
 fn export(line: &str, name: &str) -> String {
@@ -270,7 +295,7 @@ async fn garage_dying_mid_upload_gives_503_no_event_and_the_server_recovers() {
     }
     // A Garage of this test's own, so killing it disturbs nothing else.
     let garage_dir = tempfile::tempdir().unwrap();
-    let line = garage_up(garage_dir.path(), "3920");
+    let line = garage_on_free_ports(garage_dir.path());
     let kill_garage = || {
         let pid = std::fs::read_to_string(garage_dir.path().join("pid")).unwrap();
         Command::new("kill")
