@@ -56,6 +56,15 @@ pub enum StorageError {
         /// Internal cause (logged, never sent to clients).
         cause: String,
     },
+    /// The backend refuses the operation for good (credentials, policy,
+    /// an unsupported feature): retrying will not help.
+    #[error("storage backend {backend} refused the operation: {cause}")]
+    Refused {
+        /// Backend id.
+        backend: String,
+        /// Internal cause (logged, never sent to clients).
+        cause: String,
+    },
     /// Any other IO failure.
     #[error("storage backend {backend} failed: {source}")]
     Io {

@@ -137,6 +137,18 @@ impl S3Backend {
 fn map_error(backend: &str, e: object_store::Error) -> StorageError {
     match e {
         object_store::Error::NotFound { path, .. } => StorageError::NotFound(path),
+        // Retrying will not help these: the credentials, the bucket policy
+        // or the store's feature set are wrong. Operators must see them as
+        // failures, not as "try again later".
+        refused @ (object_store::Error::PermissionDenied { .. }
+        | object_store::Error::Unauthenticated { .. }
+        | object_store::Error::NotSupported { .. }
+        | object_store::Error::NotImplemented { .. }
+        | object_store::Error::InvalidPath { .. }
+        | object_store::Error::UnknownConfigurationKey { .. }) => StorageError::Refused {
+            backend: backend.to_owned(),
+            cause: refused.to_string(),
+        },
         other => StorageError::Unavailable {
             backend: backend.to_owned(),
             cause: other.to_string(),

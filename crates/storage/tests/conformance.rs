@@ -196,3 +196,37 @@ conformance!(
     aborted_writes_leave_nothing,
     missing_and_deleted_objects_are_not_found,
 );
+
+/// Wrong credentials are a refusal to fix, not an outage to retry.
+async fn wrong_credentials_are_refused(name: &str) {
+    if s3(name).is_none() {
+        return;
+    }
+    let var = |field: &str| std::env::var(format!("ARTIFACTSTORE_TEST_{name}_{field}")).ok();
+    let backend = S3Backend::new(S3Settings {
+        id: name.to_lowercase(),
+        endpoint: var("ENDPOINT"),
+        region: var("REGION").unwrap_or_else(|| "us-east-1".into()),
+        bucket: var("BUCKET").expect("bucket"),
+        path_style: true,
+        access_key_id: var("ACCESS_KEY_ID"),
+        secret_access_key: Some("not-the-secret".into()),
+        prefix: String::new(),
+    })
+    .unwrap();
+    let err = backend.probe().await.unwrap_err();
+    assert!(
+        matches!(err, StorageError::Refused { .. }),
+        "{name}: {err:?}"
+    );
+}
+
+#[tokio::test]
+async fn garage_wrong_credentials_are_refused() {
+    wrong_credentials_are_refused("GARAGE").await;
+}
+
+#[tokio::test]
+async fn ceph_rgw_wrong_credentials_are_refused() {
+    wrong_credentials_are_refused("CEPH").await;
+}
