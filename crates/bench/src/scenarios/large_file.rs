@@ -1,0 +1,254 @@
+//! One large file: ingest (to the filesystem and through the server into
+//! Garage), download, and server memory, each beside its references
+//! (`openssl dgst -sha256`, `dd conv=fsync`, nginx, direct Garage PUT/GET)
+//! interleaved run by run so drift in the machine's load hits all alike.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{bail, Result};
+use futures::StreamExt;
+use object_store::{ObjectStoreExt, WriteMultipart};
+use tokio::io::AsyncReadExt;
+
+use crate::harness::{
+    generate, memory_kib, package_body, timed, Env, Garage, Nginx, Server, ServerSetup,
+};
+use crate::report::{gb_per_s, row, verdict, Samples, TABLE_HEAD};
+
+/// The server's multipart settings, so a direct PUT is the same work.
+const PART_BYTES: usize = 16 * 1024 * 1024;
+const PARTS_IN_FLIGHT: usize = 3;
+
+#[derive(Default)]
+struct Figures {
+    openssl: Samples,
+    dd: Samples,
+    put_fs: Samples,
+    rss_fs: Samples,
+    get_ours: Samples,
+    get_nginx: Samples,
+    put_garage: Samples,
+    get_garage: Samples,
+    put_via_s3: Samples,
+    rss_s3: Samples,
+}
+
+async fn put(client: &reqwest::Client, server: &Server, path: &Path) -> Result<(String, f64)> {
+    let package = server.create_package(client, package_body("large")).await?;
+    let file = tokio::fs::File::open(path).await?;
+    let size = file.metadata().await?.len();
+    let body =
+        reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(file, 1 << 20));
+    let url = format!("{}/v1/packages/{package}/files/big.bin", server.url);
+    let start = Instant::now();
+    let response = client
+        .put(&url)
+        .header("Content-Length", size)
+        .body(body)
+        .send()
+        .await?;
+    let seconds = start.elapsed().as_secs_f64();
+    if response.status().as_u16() != 201 {
+        bail!("upload answered {}", response.status());
+    }
+    Ok((url, seconds))
+}
+
+/// Seconds to GET `url` and drop every byte; checks the length.
+async fn get(client: &reqwest::Client, url: &str, size: u64) -> Result<f64> {
+    let start = Instant::now();
+    let response = client.get(url).send().await?.error_for_status()?;
+    let mut body = response.bytes_stream();
+    let mut received = 0u64;
+    while let Some(chunk) = body.next().await {
+        received += chunk?.len() as u64;
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    if received != size {
+        bail!("GET {url} gave {received} bytes, not {size}");
+    }
+    Ok(seconds)
+}
+
+async fn garage_put(garage: &Garage, path: &Path) -> Result<f64> {
+    let store = garage.s3.client()?;
+    let mut file = tokio::fs::File::open(path).await?;
+    let start = Instant::now();
+    let upload = store
+        .put_multipart(&object_store::path::Path::from("direct/big.bin"))
+        .await?;
+    let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_BYTES);
+    let mut buffer = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buffer).await?;
+        if n == 0 {
+            break;
+        }
+        writer.wait_for_capacity(PARTS_IN_FLIGHT).await?;
+        writer.write(&buffer[..n]);
+    }
+    writer.finish().await?;
+    Ok(start.elapsed().as_secs_f64())
+}
+
+async fn garage_get(garage: &Garage, size: u64) -> Result<f64> {
+    let store = garage.s3.client()?;
+    let start = Instant::now();
+    let mut stream = store
+        .get(&object_store::path::Path::from("direct/big.bin"))
+        .await?
+        .into_stream();
+    let mut received = 0u64;
+    while let Some(chunk) = stream.next().await {
+        received += chunk?.len() as u64;
+    }
+    if received != size {
+        bail!("Garage GET gave {received} bytes, not {size}");
+    }
+    Ok(start.elapsed().as_secs_f64())
+}
+
+/// Runs the ingest with the server's peak RSS growth over its idle RSS.
+async fn measured_put(
+    client: &reqwest::Client,
+    server: &Server,
+    input: &Path,
+) -> Result<(String, f64, f64)> {
+    let idle = memory_kib(server.pid(), "VmRSS:")?;
+    let (url, seconds) = put(client, server, input).await?;
+    let peak = memory_kib(server.pid(), "VmHWM:")?;
+    Ok((url, seconds, peak.saturating_sub(idle) as f64 / 1024.0))
+}
+
+pub async fn run(env: &Env, size_mib: u64, runs: usize) -> Result<String> {
+    let dir = env.scratch("large")?;
+    let input = dir.join("input.bin");
+    let size = size_mib << 20;
+    eprintln!("large file: generating {size_mib} MiB");
+    generate(&input, size, 1)?;
+    let nginx = Nginx::start(env, &dir)?;
+    let client = reqwest::Client::new();
+    let mut f = Figures::default();
+    for run in 0..runs {
+        eprintln!("large file: run {}/{runs}", run + 1);
+        f.openssl.push(timed(
+            Command::new("openssl")
+                .args(["dgst", "-sha256"])
+                .arg(&input),
+        )?);
+        let copy = dir.join("dd.bin");
+        f.dd.push(timed(
+            Command::new("dd")
+                .arg(format!("if={}", input.display()))
+                .arg(format!("of={}", copy.display()))
+                .args(["bs=1M", "conv=fsync"]),
+        )?);
+        std::fs::remove_file(&copy)?;
+
+        let data = dir.join(format!("data-fs-{run}"));
+        {
+            let server = Server::start(env, &data, &ServerSetup::default())?;
+            let (url, seconds, growth) = measured_put(&client, &server, &input).await?;
+            f.put_fs.push(seconds);
+            f.rss_fs.push(growth);
+            f.get_ours.push(get(&client, &url, size).await?);
+        }
+        std::fs::remove_dir_all(&data)?;
+        f.get_nginx
+            .push(get(&client, &format!("{}/input.bin", nginx.url), size).await?);
+
+        {
+            let garage = Garage::start(env)?;
+            f.put_garage.push(garage_put(&garage, &input).await?);
+            f.get_garage.push(garage_get(&garage, size).await?);
+        }
+        {
+            let garage = Garage::start(env)?;
+            let data = dir.join(format!("data-s3-{run}"));
+            let setup = ServerSetup {
+                s3: Some(garage.s3.clone()),
+                ..ServerSetup::default()
+            };
+            let server = Server::start(env, &data, &setup)?;
+            let (_, seconds, growth) = measured_put(&client, &server, &input).await?;
+            f.put_via_s3.push(seconds);
+            f.rss_s3.push(growth);
+            drop(server);
+            std::fs::remove_dir_all(&data)?;
+        }
+    }
+    drop(nginx);
+    std::fs::remove_dir_all(&dir)?;
+
+    let rate = gb_per_s(size);
+    let r = |s: &Samples| s.map(&rate);
+    let median = |s: &Samples| r(s).median();
+    let floor = median(&f.openssl).min(median(&f.dd));
+    let mut out = format!(
+        "## Large file ({size_mib} MiB, {runs} runs)\n\nRates in GB/s (10^9 bytes per second); RSS growth is the server's peak RSS (VmHWM) minus its idle RSS before the upload.\n\n{TABLE_HEAD}\n"
+    );
+    for (name, samples) in [
+        ("openssl dgst -sha256", &f.openssl),
+        ("dd bs=1M conv=fsync", &f.dd),
+        ("artifactstore PUT, filesystem (201 durable)", &f.put_fs),
+        ("Garage PUT, direct (object_store multipart)", &f.put_garage),
+        ("artifactstore PUT into Garage (201 durable)", &f.put_via_s3),
+        ("artifactstore GET", &f.get_ours),
+        ("nginx GET (sendfile)", &f.get_nginx),
+        ("Garage GET, direct", &f.get_garage),
+    ] {
+        out.push_str(&row(name, &r(samples), "GB/s", 3));
+        out.push('\n');
+    }
+    out.push_str(&row("server RSS growth, filesystem", &f.rss_fs, "MiB", 1));
+    out.push('\n');
+    out.push_str(&row(
+        "server RSS growth, Garage backend",
+        &f.rss_s3,
+        "MiB",
+        1,
+    ));
+    out.push_str("\n\nRatios of medians measured in this run:\n\n");
+    let ingest_ratio = median(&f.put_fs) / floor;
+    let lines = [
+        verdict(
+            "ingest / min(openssl, dd)",
+            ingest_ratio,
+            "≥ 0.8",
+            ingest_ratio >= 0.8,
+        ),
+        {
+            let v = median(&f.put_fs) / median(&f.put_garage);
+            verdict("ingest / Garage PUT", v, "≥ 3", v >= 3.0)
+        },
+        verdict(
+            "ingest RSS growth, filesystem (MiB, max of runs)",
+            f.rss_fs.max(),
+            "≤ 64",
+            f.rss_fs.max() <= 64.0,
+        ),
+        verdict(
+            "ingest RSS growth, Garage backend (MiB, max of runs)",
+            f.rss_s3.max(),
+            "≤ 128",
+            f.rss_s3.max() <= 128.0,
+        ),
+        {
+            let v = median(&f.get_ours) / median(&f.get_nginx);
+            verdict("GET / nginx GET", v, "≥ 0.8", v >= 0.8)
+        },
+        {
+            let v = median(&f.get_ours) / median(&f.get_garage);
+            verdict("GET / Garage GET", v, "≥ 1.5", v >= 1.5)
+        },
+        {
+            let v = median(&f.put_via_s3) / median(&f.put_garage);
+            verdict("PUT into Garage / direct Garage PUT", v, "≥ 1", v >= 1.0)
+        },
+    ];
+    out.push_str(&lines.join("\n"));
+    out.push('\n');
+    Ok(out)
+}
