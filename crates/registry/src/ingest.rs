@@ -140,13 +140,15 @@ impl Registry {
             actor,
             &ingested,
         )?;
-        match tx.append(event).await {
+        tx.append(event).await?;
+        // The append reaches the database with this read, and so does a
+        // concurrent upload's path taken first.
+        let file = match tx.file_by_path(&package_id, path.as_str()).await {
             Err(StoreError::DuplicateRelativePath) => {
                 return Err(RegistryError::DuplicateRelativePath(path.to_string()))
             }
             other => other?,
         };
-        let file = tx.file_by_path(&package_id, path.as_str()).await?;
         tx.commit().await?;
         file.ok_or_else(|| RegistryError::Internal("ingested file has no view row".into()))
     }

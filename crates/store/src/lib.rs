@@ -7,16 +7,17 @@
 //!
 //! Writes go through [`LogTx`]: it locks the log head row for the length of
 //! one short transaction, appends events, applies each to the views with
-//! the same handler replay uses ([`views::apply`]), and commits. Because the
+//! the same handler replay uses ([`views::plan`]), and commits. Because the
 //! head lock is held until commit, sequences become visible in order, and a
 //! follower reading "after N" can never skip a sequence that commits late.
 
+mod batch;
 mod log;
 mod notify;
 mod queries;
 pub mod records;
 mod replay;
-pub mod views;
+mod views;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -127,10 +128,13 @@ impl Store {
                     // WAL lets readers run beside the writer; FULL makes
                     // every commit survive power loss (the durability
                     // promise); the busy timeout covers other processes
-                    // (admin commands) writing the same file.
+                    // (admin commands) writing the same file. A 16 MiB page
+                    // cache (default 2 MiB) keeps the indexes of large
+                    // views in memory during replay and big transactions.
                     let pragmas = format!(
                         "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-                         PRAGMA busy_timeout = {busy_timeout_ms}; PRAGMA foreign_keys = ON;"
+                         PRAGMA busy_timeout = {busy_timeout_ms}; PRAGMA foreign_keys = ON; \
+                         PRAGMA cache_size = -16384;"
                     );
                     conn.execute(pragmas.as_str()).await?;
                     Ok(())

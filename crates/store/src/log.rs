@@ -9,6 +9,7 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, AnyConnection, Row, Transaction};
 use tokio::sync::{watch, MutexGuard};
 
+use crate::batch::{Batch, Bind};
 use crate::records::{FileRecord, HoldRecord, PackageRecord, RetentionRecord, SchemaRecord};
 use crate::{queries, views, Engine, Store, StoreError, StoreResult};
 
@@ -44,6 +45,10 @@ pub(crate) fn event_from_row(row: &AnyRow) -> StoreResult<Event> {
 
 /// A write transaction on the log: holds the head lock from begin to
 /// commit. Dropping it without [`LogTx::commit`] rolls everything back.
+///
+/// Appends are planned, not sent: their statements go to the database
+/// together, before the transaction's next read and at commit, so an error
+/// an append causes (a duplicate path, say) surfaces there.
 pub struct LogTx<'s> {
     store: &'s Store,
     tx: Transaction<'static, Any>,
@@ -51,7 +56,15 @@ pub struct LogTx<'s> {
     head_sequence: i64,
     head_chain: Digest32,
     appended: Vec<Event>,
+    pending: Batch,
 }
+
+/// Planned statements that make an open transaction send them.
+const MAX_PENDING_STATEMENTS: usize = 512;
+
+const INSERT_EVENT: &str =
+    "INSERT INTO events (sequence, event_type, subject_kind, subject_id, actor, \
+     payload, payload_digest, created_at, chain_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
 
 impl Store {
     /// Starts a write transaction and takes the log head lock.
@@ -80,6 +93,7 @@ impl Store {
             tx,
             _local_writer: local_writer,
             appended: Vec::new(),
+            pending: Batch::default(),
         })
     }
 
@@ -217,48 +231,64 @@ impl<'s> LogTx<'s> {
         &mut self.tx
     }
 
-    /// Appends one event and applies it to the views.
+    /// Sends the planned statements.
+    async fn flush(&mut self) -> StoreResult<&mut AnyConnection> {
+        if !self.pending.is_empty() {
+            self.pending.execute(&mut self.tx).await?;
+        }
+        Ok(&mut self.tx)
+    }
+
+    /// Appends one event and plans its view changes; both reach the
+    /// database with the next flush.
     pub async fn append(&mut self, new: NewEvent) -> StoreResult<Event> {
         let created_at: Timestamp = self.store.clock.now();
         let event = Event::seal(new, self.head_sequence + 1, created_at, &self.head_chain);
-        let sql = format!(
-            "INSERT INTO events ({EVENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+        self.pending.push(
+            INSERT_EVENT,
+            vec![
+                Bind::from(event.sequence),
+                Bind::from(event.event_type.as_str()),
+                Bind::from(event.subject_kind.as_str()),
+                Bind::from(event.subject_id.as_str()),
+                Bind::from(event.actor.as_str()),
+                Bind::from(event.payload.as_slice()),
+                Bind::from(event.payload_digest.0.as_slice()),
+                Bind::from(event.created_at.to_string()),
+                Bind::from(event.chain_hash.0.as_slice()),
+            ],
         );
-        sqlx::query(&sql)
-            .bind(event.sequence)
-            .bind(event.event_type.as_str())
-            .bind(event.subject_kind.as_str())
-            .bind(event.subject_id.as_str())
-            .bind(event.actor.as_str())
-            .bind(event.payload.as_slice())
-            .bind(event.payload_digest.0.as_slice())
-            .bind(event.created_at.to_string())
-            .bind(event.chain_hash.0.as_slice())
-            .execute(&mut *self.tx)
-            .await?;
-        views::apply(&mut self.tx, &event).await?;
+        views::plan(&mut self.pending, &event)?;
         self.head_sequence = event.sequence;
         self.head_chain = event.chain_hash;
         self.appended.push(event.clone());
+        if self.pending.len() >= MAX_PENDING_STATEMENTS {
+            self.flush().await?;
+        }
         Ok(event)
     }
 
     /// Commits and wakes followers; returns the events appended.
     pub async fn commit(mut self) -> StoreResult<Vec<Event>> {
         if !self.appended.is_empty() {
-            sqlx::query("UPDATE log_head SET sequence = $1, chain_hash = $2 WHERE id = 1")
-                .bind(self.head_sequence)
-                .bind(self.head_chain.0.as_slice())
-                .execute(&mut *self.tx)
-                .await?;
+            self.pending.push(
+                "UPDATE log_head SET sequence = $1, chain_hash = $2 WHERE id = 1",
+                vec![
+                    Bind::from(self.head_sequence),
+                    Bind::from(self.head_chain.0.as_slice()),
+                ],
+            );
             if self.store.engine == Engine::Postgres {
                 // Delivered to every listener when (and only if) this commits.
-                sqlx::query("SELECT 1 AS sent FROM (SELECT pg_notify($1, $2)) AS notified")
-                    .bind(crate::notify::CHANNEL)
-                    .bind(self.head_sequence.to_string())
-                    .execute(&mut *self.tx)
-                    .await?;
+                self.pending.push(
+                    "SELECT 1 AS sent FROM (SELECT pg_notify($1, $2)) AS notified",
+                    vec![
+                        Bind::from(crate::notify::CHANNEL),
+                        Bind::from(self.head_sequence.to_string()),
+                    ],
+                );
             }
+            self.flush().await?;
         }
         self.tx.commit().await?;
         self.store.announce(self.head_sequence);
@@ -267,7 +297,7 @@ impl<'s> LogTx<'s> {
 
     /// One package, as this transaction sees it.
     pub async fn package(&mut self, id: &str) -> StoreResult<Option<PackageRecord>> {
-        queries::package(&mut self.tx, id).await
+        queries::package(self.flush().await?, id).await
     }
 
     /// One file by path, as this transaction sees it.
@@ -276,14 +306,14 @@ impl<'s> LogTx<'s> {
         package_id: &str,
         path: &str,
     ) -> StoreResult<Option<FileRecord>> {
-        queries::file_by_path(&mut self.tx, package_id, path).await
+        queries::file_by_path(self.flush().await?, package_id, path).await
     }
 
     /// How many files a package holds.
     pub async fn file_count(&mut self, package_id: &str) -> StoreResult<u64> {
         let row = sqlx::query("SELECT COUNT(*) AS n FROM files WHERE package_id = $1")
             .bind(package_id)
-            .fetch_one(&mut *self.tx)
+            .fetch_one(self.flush().await?)
             .await?;
         let n: i64 = row.try_get("n")?;
         Ok(u64::try_from(n).unwrap_or(0))
@@ -291,27 +321,27 @@ impl<'s> LogTx<'s> {
 
     /// A package's files sorted by path bytes.
     pub async fn files_of(&mut self, package_id: &str) -> StoreResult<Vec<FileRecord>> {
-        queries::files_of(&mut self.tx, package_id).await
+        queries::files_of(self.flush().await?, package_id).await
     }
 
     /// A package's retention state.
     pub async fn retention(&mut self, package_id: &str) -> StoreResult<Option<RetentionRecord>> {
-        queries::retention(&mut self.tx, package_id).await
+        queries::retention(self.flush().await?, package_id).await
     }
 
     /// A hold and its package id.
     pub async fn hold(&mut self, hold_id: &str) -> StoreResult<Option<(String, HoldRecord)>> {
-        queries::hold(&mut self.tx, hold_id).await
+        queries::hold(self.flush().await?, hold_id).await
     }
 
     /// A schema by slug.
     pub async fn schema_by_slug(&mut self, slug: &str) -> StoreResult<Option<SchemaRecord>> {
-        queries::schema_where(&mut self.tx, "slug", slug).await
+        queries::schema_where(self.flush().await?, "slug", slug).await
     }
 
     /// A schema by id.
     pub async fn schema_by_id(&mut self, id: &str) -> StoreResult<Option<SchemaRecord>> {
-        queries::schema_where(&mut self.tx, "id", id).await
+        queries::schema_where(self.flush().await?, "id", id).await
     }
 
     /// Packages whose expiry has passed at `now`, not yet eligible, unheld.
@@ -319,7 +349,7 @@ impl<'s> LogTx<'s> {
         &mut self,
         now: &Timestamp,
     ) -> StoreResult<Vec<(String, Option<Timestamp>)>> {
-        queries::due_for_sweep(&mut self.tx, now).await
+        queries::due_for_sweep(self.flush().await?, now).await
     }
 
     /// The time the store's clock says it is.

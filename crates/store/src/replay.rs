@@ -2,6 +2,7 @@
 
 use sqlx::{AnyConnection, Row};
 
+use crate::batch::Batch;
 use crate::log::{event_from_row, EVENT_COLUMNS};
 use crate::{views, Store, StoreResult};
 
@@ -190,12 +191,16 @@ async fn rebuild(conn: &mut AnyConnection) -> StoreResult<u64> {
         if rows.is_empty() {
             return Ok(applied);
         }
+        // Planned together and sent in a few calls (see batch.rs): the
+        // same handlers as the live path, far fewer round trips.
+        let mut batch = Batch::default();
         for row in &rows {
             let event = event_from_row(row)?;
-            views::apply(conn, &event).await?;
+            views::plan(&mut batch, &event)?;
             cursor = event.sequence;
             applied += 1;
         }
+        batch.execute(conn).await?;
     }
 }
 
