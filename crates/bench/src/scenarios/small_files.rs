@@ -44,7 +44,7 @@ async fn one_run(env: &Env, shape: &Shape, setup: &ServerSetup, seed: u64) -> Re
         let (files, file_bytes) = (shape.files, shape.file_bytes);
         tasks.push(tokio::spawn(async move {
             let mut latencies = Samples::default();
-            let mut state = seed ^ (worker as u64 + 1) * 0x2545_F491_4F6C_DD1D;
+            let mut state = seed ^ ((worker as u64 + 1) * 0x2545_F491_4F6C_DD1D);
             let mut body = vec![0u8; file_bytes];
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
