@@ -3,12 +3,14 @@
 //! memory. The bytes are durable before the event commits (DESIGN.md
 //! invariant 3): a failure in between leaves at most an unreferenced object.
 
+use std::sync::Arc;
+
 use artifactstore_core::digest::{Blake3Hasher, Sha256Hasher};
-use artifactstore_core::event::{subjects, types, FileIngested};
-use artifactstore_core::{Digest32, FileDigests, NewEvent, RelativePath};
+use artifactstore_core::event::FileIngested;
+use artifactstore_core::{ContentAddress, Digest32, FileDigests, RelativePath};
 use artifactstore_storage::{Backend, ObjectWriter};
 use artifactstore_store::records::status;
-use artifactstore_store::{FileRecord, StoreError};
+use artifactstore_store::FileRecord;
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use tokio::sync::mpsc;
@@ -17,9 +19,12 @@ use uuid::Uuid;
 use crate::operations::label;
 use crate::{Registry, RegistryError, RegistryResult};
 
-/// Chunks in flight to each hasher; with the client's chunk size this bounds
+/// Batches in flight to each hasher; with [`HASH_BATCH_BYTES`] this bounds
 /// the memory an ingest holds.
-const HASH_QUEUE: usize = 16;
+const HASH_QUEUE: usize = 8;
+/// Bytes handed to the hashing threads at once: one wake-up per batch, not
+/// per socket read.
+const HASH_BATCH_BYTES: usize = 512 * 1024;
 
 /// Digests a client declared for an upload; a mismatch rejects the file.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -78,25 +83,23 @@ impl Registry {
         let path = RelativePath::parse(relative_path)?;
         label("media type", media_type)?;
         let package_id = package_id.to_string();
-        let package = self
+        let slot = self
             .store
-            .package(&package_id)
+            .file_slot(&package_id, path.as_str())
             .await?
             .ok_or_else(|| RegistryError::PackageNotFound(package_id.clone()))?;
-        if package.status != status::CREATED {
-            return Err(illegal(&package_id, &package.status));
+        if slot.status != status::CREATED {
+            return Err(illegal(&package_id, &slot.status));
         }
-        if self
-            .store
-            .file_by_path(&package_id, path.as_str())
-            .await?
-            .is_some()
-        {
+        if slot.path_taken {
             return Err(RegistryError::DuplicateRelativePath(path.to_string()));
         }
-        let backend_id = self
-            .route(&package.producer, &package.retention_class)
-            .to_owned();
+        if slot.file_count >= self.limits.max_files_per_package {
+            return Err(RegistryError::TooManyFiles(
+                self.limits.max_files_per_package,
+            ));
+        }
+        let backend_id = self.route(&slot.producer, &slot.retention_class).to_owned();
         let backend = self.backend(&backend_id)?.clone();
         let digests = store_stream(
             backend.as_ref(),
@@ -122,35 +125,13 @@ impl Registry {
             object_key,
             retrieval_tier: "hot".to_owned(),
         };
-        let mut tx = self.store.begin().await?;
-        match tx.package(&package_id).await? {
-            Some(p) if p.status == status::CREATED => {}
-            Some(p) => return Err(illegal(&package_id, &p.status)),
-            None => return Err(RegistryError::PackageNotFound(package_id)),
-        }
-        if tx.file_count(&package_id).await? >= self.limits.max_files_per_package {
-            return Err(RegistryError::TooManyFiles(
-                self.limits.max_files_per_package,
-            ));
-        }
-        let event = NewEvent::new(
-            types::FILE_INGESTED,
-            subjects::PACKAGE,
-            &package_id,
-            actor,
-            &ingested,
-        )?;
-        tx.append(event).await?;
-        // The append reaches the database with this read, and so does a
-        // concurrent upload's path taken first.
-        let file = match tx.file_by_path(&package_id, path.as_str()).await {
-            Err(StoreError::DuplicateRelativePath) => {
-                return Err(RegistryError::DuplicateRelativePath(path.to_string()))
-            }
-            other => other?,
-        };
-        tx.commit().await?;
-        file.ok_or_else(|| RegistryError::Internal("ingested file has no view row".into()))
+        // Checked again under the head lock, with the other files of its
+        // group (see file_commits.rs).
+        self.file_commits.record(ingested, actor).await?;
+        self.store
+            .file_by_path(&package_id, path.as_str())
+            .await?
+            .ok_or_else(|| RegistryError::Internal("ingested file has no view row".into()))
     }
 }
 
@@ -167,7 +148,14 @@ where
     S: Stream<Item = Result<Bytes, E>> + Send,
     E: std::fmt::Display,
 {
-    let mut writer = backend.begin_write().await?;
+    let mut writer = match expected.blake3 {
+        Some(blake3) => {
+            backend
+                .begin_write_expecting(&ContentAddress(blake3).object_key())
+                .await?
+        }
+        None => backend.begin_write().await?,
+    };
     match pump(writer.as_mut(), body, max_bytes).await {
         Ok(digests) => {
             if let Err(e) = expected.check(&digests) {
@@ -188,6 +176,130 @@ where
     }
 }
 
+/// Bytes hashed on the request's own task before hashing moves to two
+/// threads: for a small file two thread handoffs cost more than the
+/// hashing itself.
+const INLINE_HASH_BYTES: u64 = 64 * 1024;
+
+/// The two digests of the bytes so far: computed inline at first, on two
+/// threads (BLAKE3 and SHA-256 side by side) once the file is large.
+enum Hashing {
+    Inline(Box<Blake3Hasher>, Sha256Hasher),
+    Threads {
+        batch: Vec<Bytes>,
+        batch_bytes: usize,
+        blake3: mpsc::Sender<Arc<Vec<Bytes>>>,
+        sha256: mpsc::Sender<Arc<Vec<Bytes>>>,
+        blake3_task: tokio::task::JoinHandle<Digest32>,
+        sha256_task: tokio::task::JoinHandle<Digest32>,
+    },
+}
+
+fn hasher_gone() -> RegistryError {
+    RegistryError::Internal("hashing thread stopped".into())
+}
+
+impl Hashing {
+    /// Moves each hasher, with the state it has, onto its own thread.
+    fn to_threads(blake3: Blake3Hasher, sha256: Sha256Hasher) -> Self {
+        fn spawn<H: Send + 'static>(
+            mut hasher: H,
+            update: fn(&mut H, &[u8]),
+            finalize: fn(H) -> Digest32,
+        ) -> (
+            mpsc::Sender<Arc<Vec<Bytes>>>,
+            tokio::task::JoinHandle<Digest32>,
+        ) {
+            let (tx, mut rx) = mpsc::channel::<Arc<Vec<Bytes>>>(HASH_QUEUE);
+            let task = tokio::task::spawn_blocking(move || {
+                while let Some(batch) = rx.blocking_recv() {
+                    for chunk in batch.iter() {
+                        update(&mut hasher, chunk);
+                    }
+                }
+                finalize(hasher)
+            });
+            (tx, task)
+        }
+        let (blake3, blake3_task) = spawn(blake3, Blake3Hasher::update, |h| h.finalize());
+        let (sha256, sha256_task) = spawn(sha256, Sha256Hasher::update, Sha256Hasher::finalize);
+        Hashing::Threads {
+            batch: Vec::new(),
+            batch_bytes: 0,
+            blake3,
+            sha256,
+            blake3_task,
+            sha256_task,
+        }
+    }
+
+    /// Hands the gathered chunks to both threads.
+    async fn send_batch(&mut self) -> RegistryResult<()> {
+        if let Hashing::Threads {
+            batch,
+            batch_bytes,
+            blake3,
+            sha256,
+            ..
+        } = self
+        {
+            if batch.is_empty() {
+                return Ok(());
+            }
+            let shared = Arc::new(std::mem::take(batch));
+            *batch_bytes = 0;
+            blake3
+                .send(shared.clone())
+                .await
+                .map_err(|_| hasher_gone())?;
+            sha256.send(shared).await.map_err(|_| hasher_gone())?;
+        }
+        Ok(())
+    }
+
+    async fn update(&mut self, chunk: &Bytes, size_so_far: u64) -> RegistryResult<()> {
+        if let Hashing::Inline(blake3, sha256) = self {
+            if size_so_far <= INLINE_HASH_BYTES {
+                blake3.update(chunk);
+                sha256.update(chunk);
+                return Ok(());
+            }
+            let (blake3, sha256) = (std::mem::take(blake3), std::mem::take(sha256));
+            *self = Hashing::to_threads(*blake3, sha256);
+        }
+        if let Hashing::Threads {
+            batch, batch_bytes, ..
+        } = self
+        {
+            batch.push(chunk.clone());
+            *batch_bytes += chunk.len();
+            if *batch_bytes >= HASH_BATCH_BYTES {
+                self.send_batch().await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn finalize(mut self) -> RegistryResult<(Digest32, Digest32)> {
+        self.send_batch().await?;
+        match self {
+            Hashing::Inline(blake3, sha256) => Ok((blake3.finalize(), sha256.finalize())),
+            Hashing::Threads {
+                blake3,
+                sha256,
+                blake3_task,
+                sha256_task,
+                ..
+            } => {
+                drop((blake3, sha256));
+                let blake3 = blake3_task.await.map_err(|_| hasher_gone())?;
+                let sha256 = sha256_task.await.map_err(|_| hasher_gone())?;
+                Ok((blake3, sha256))
+            }
+        }
+    }
+}
+
 async fn pump<S, E>(
     writer: &mut dyn ObjectWriter,
     body: S,
@@ -197,23 +309,7 @@ where
     S: Stream<Item = Result<Bytes, E>> + Send,
     E: std::fmt::Display,
 {
-    let (blake3_tx, mut blake3_rx) = mpsc::channel::<Bytes>(HASH_QUEUE);
-    let (sha256_tx, mut sha256_rx) = mpsc::channel::<Bytes>(HASH_QUEUE);
-    let blake3_task = tokio::task::spawn_blocking(move || {
-        let mut hasher = Blake3Hasher::default();
-        while let Some(chunk) = blake3_rx.blocking_recv() {
-            hasher.update(&chunk);
-        }
-        hasher.finalize()
-    });
-    let sha256_task = tokio::task::spawn_blocking(move || {
-        let mut hasher = Sha256Hasher::default();
-        while let Some(chunk) = sha256_rx.blocking_recv() {
-            hasher.update(&chunk);
-        }
-        hasher.finalize()
-    });
-    let hasher_gone = || RegistryError::Internal("hashing thread stopped".into());
+    let mut hashing = Hashing::Inline(Box::default(), Sha256Hasher::default());
     let mut size_bytes = 0u64;
     let mut body = std::pin::pin!(body);
     while let Some(chunk) = body.next().await {
@@ -228,19 +324,10 @@ where
                 limit: max_bytes,
             });
         }
-        blake3_tx
-            .send(chunk.clone())
-            .await
-            .map_err(|_| hasher_gone())?;
-        sha256_tx
-            .send(chunk.clone())
-            .await
-            .map_err(|_| hasher_gone())?;
+        hashing.update(&chunk, size_bytes).await?;
         writer.write(chunk).await?;
     }
-    drop((blake3_tx, sha256_tx));
-    let blake3 = blake3_task.await.map_err(|_| hasher_gone())?;
-    let sha256 = sha256_task.await.map_err(|_| hasher_gone())?;
+    let (blake3, sha256) = hashing.finalize().await?;
     Ok(FileDigests {
         size_bytes,
         blake3,

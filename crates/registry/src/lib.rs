@@ -25,6 +25,7 @@
 mod auth;
 pub mod config;
 mod error;
+mod file_commits;
 mod ingest;
 mod operations;
 mod retention;
@@ -62,6 +63,7 @@ pub struct Registry {
     rules: Arc<Vec<RoutingRule>>,
     classes: Arc<BTreeMap<String, RetentionClass>>,
     limits: Arc<config::LimitsConfig>,
+    file_commits: file_commits::FileCommits,
 }
 
 impl std::fmt::Debug for Registry {
@@ -157,7 +159,12 @@ impl RegistryBuilder {
         let store =
             Store::connect(&self.config.database_url(), self.clock.clone(), timeout).await?;
         store.migrate().await?;
+        let file_commits = file_commits::FileCommits::start(
+            store.clone(),
+            self.config.limits.max_files_per_package,
+        );
         Ok(Registry {
+            file_commits,
             store,
             backends: Arc::new(backends),
             default_backend,

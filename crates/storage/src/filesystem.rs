@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::StreamExt;
 use tokio::fs;
-use tokio::io::{AsyncSeekExt, AsyncWriteExt};
+use tokio::io::AsyncSeekExt;
 use tokio_util::io::ReaderStream;
 
 use crate::{Backend, ByteStream, ObjectWriter, StorageError};
@@ -144,13 +144,13 @@ impl Backend for FilesystemBackend {
             .staging
             .dir
             .join(format!("{}.part", uuid::Uuid::new_v4()));
-        let file = fs::File::create(&staging_path)
-            .await
-            .map_err(|e| self.io(e))?;
         Ok(Box::new(FilesystemWriter {
             backend: self.clone(),
             staging_path,
-            file: Some(file),
+            file: None,
+            buffered: Vec::new(),
+            buffered_bytes: 0,
+            closed: false,
         }))
     }
 
@@ -216,16 +216,16 @@ impl Backend for FilesystemBackend {
     }
 }
 
-async fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    fs::File::open(dir).await?.sync_all().await
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
 }
 
 /// Creates `dir` and any missing parents below `root`; returns the
 /// directories it created, outermost first.
-async fn create_dirs(root: &Path, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+fn create_dirs(root: &Path, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut missing = Vec::new();
     let mut current = dir.to_path_buf();
-    while current != root && !fs::try_exists(&current).await? {
+    while current != root && !current.try_exists()? {
         missing.push(current.clone());
         match current.parent() {
             Some(up) => current = up.to_path_buf(),
@@ -234,7 +234,7 @@ async fn create_dirs(root: &Path, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     }
     missing.reverse();
     for created in &missing {
-        match fs::create_dir(created).await {
+        match std::fs::create_dir(created) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(e),
@@ -243,70 +243,133 @@ async fn create_dirs(root: &Path, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(missing)
 }
 
+/// Bytes gathered before they go to the staging file in one blocking call:
+/// a small object never touches the disk until commit, and a large one
+/// costs one thread handoff per MiB rather than one per socket read.
+const WRITE_BATCH_BYTES: usize = 1024 * 1024;
+
 struct FilesystemWriter {
     backend: FilesystemBackend,
     staging_path: PathBuf,
-    file: Option<fs::File>,
+    /// Created once the first batch is written.
+    file: Option<std::fs::File>,
+    buffered: Vec<Bytes>,
+    buffered_bytes: usize,
+    closed: bool,
+}
+
+/// Appends `chunks` to the staging file, creating it first if needed.
+fn write_chunks(
+    file: Option<std::fs::File>,
+    path: &Path,
+    chunks: &[Bytes],
+) -> std::io::Result<std::fs::File> {
+    use std::io::Write;
+    let mut file = match file {
+        Some(file) => file,
+        None => std::fs::File::create(path)?,
+    };
+    for chunk in chunks {
+        file.write_all(chunk)?;
+    }
+    Ok(file)
 }
 
 impl FilesystemWriter {
-    fn file(&mut self) -> Result<&mut fs::File, StorageError> {
-        self.file.as_mut().ok_or_else(|| StorageError::Io {
+    fn closed_error(&self) -> StorageError {
+        StorageError::Io {
             backend: self.backend.id.clone(),
             source: std::io::Error::other("writer already closed"),
-        })
+        }
+    }
+
+    /// Writes what is buffered to the staging file (one blocking call).
+    async fn spill(&mut self) -> Result<(), StorageError> {
+        let chunks = std::mem::take(&mut self.buffered);
+        self.buffered_bytes = 0;
+        let file = self.file.take();
+        let path = self.staging_path.clone();
+        let written = tokio::task::spawn_blocking(move || write_chunks(file, &path, &chunks))
+            .await
+            .map_err(|e| self.backend.io(std::io::Error::other(e)))?;
+        match written {
+            Ok(file) => {
+                self.file = Some(file);
+                Ok(())
+            }
+            Err(e) => {
+                self.closed = true;
+                let _ = std::fs::remove_file(&self.staging_path);
+                Err(self.backend.io(e))
+            }
+        }
     }
 }
 
 #[async_trait]
 impl ObjectWriter for FilesystemWriter {
     async fn write(&mut self, chunk: Bytes) -> Result<(), StorageError> {
-        let backend = self.backend.clone();
-        self.file()?
-            .write_all(&chunk)
-            .await
-            .map_err(|e| backend.io(e))
+        if self.closed {
+            return Err(self.closed_error());
+        }
+        self.buffered_bytes += chunk.len();
+        self.buffered.push(chunk);
+        if self.buffered_bytes >= WRITE_BATCH_BYTES {
+            self.spill().await?;
+        }
+        Ok(())
     }
 
     async fn commit(mut self: Box<Self>, key: &str) -> Result<(), StorageError> {
+        if self.closed {
+            return Err(self.closed_error());
+        }
         let target = self.backend.path_of(key)?;
-        let mut file = self.file.take().ok_or_else(|| StorageError::Io {
-            backend: self.backend.id.clone(),
-            source: std::io::Error::other("writer already closed"),
-        })?;
-        let result = async {
-            file.flush().await?;
-            file.sync_all().await?;
+        let root = self.backend.root().to_path_buf();
+        let staging_path = self.staging_path.clone();
+        let file = self.file.take();
+        let chunks = std::mem::take(&mut self.buffered);
+        self.closed = true;
+        // Everything from the last bytes to the durable directory entry in
+        // one blocking call.
+        let result = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            let file = write_chunks(file, &staging_path, &chunks)?;
+            file.sync_all()?;
             drop(file);
-            let parent = target.parent().unwrap_or(self.backend.root()).to_path_buf();
-            if fs::try_exists(&target).await? {
+            let parent = target.parent().unwrap_or(&root).to_path_buf();
+            if target.try_exists()? {
                 // Same key, same bytes: keep the object already there, but
                 // make sure its directory entry is durable too (its writer
                 // may not have synced the directory yet).
-                fs::remove_file(&self.staging_path).await?;
-                return sync_dir(&parent).await;
+                std::fs::remove_file(&staging_path)?;
+                return sync_dir(&parent);
             }
-            let created = create_dirs(self.backend.root(), &parent).await?;
-            fs::rename(&self.staging_path, &target).await?;
+            let created = create_dirs(&root, &parent)?;
+            std::fs::rename(&staging_path, &target)?;
             // The rename is durable only once the directory entry is, and a
             // new directory only once its own entry in its parent is.
-            sync_dir(&parent).await?;
+            sync_dir(&parent)?;
             for dir in created.iter().rev() {
                 if let Some(up) = dir.parent() {
-                    sync_dir(up).await?;
+                    sync_dir(up)?;
                 }
             }
             Ok(())
-        }
-        .await;
+        })
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e)));
         if result.is_err() {
-            let _ = fs::remove_file(&self.staging_path).await;
+            let _ = std::fs::remove_file(&self.staging_path);
         }
         result.map_err(|e| self.backend.io(e))
     }
 
     async fn abort(mut self: Box<Self>) -> Result<(), StorageError> {
-        drop(self.file.take());
+        self.closed = true;
+        self.buffered.clear();
+        if self.file.take().is_none() {
+            return Ok(());
+        }
         match fs::remove_file(&self.staging_path).await {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -319,7 +382,7 @@ impl Drop for FilesystemWriter {
     fn drop(&mut self) {
         // A writer dropped mid-stream (client gone, task cancelled) must not
         // leave its staging file behind.
-        if self.file.is_some() {
+        if self.file.take().is_some() {
             let _ = std::fs::remove_file(&self.staging_path);
         }
     }

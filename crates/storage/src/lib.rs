@@ -101,6 +101,22 @@ pub trait Backend: Send + Sync + 'static {
     /// (and so their content address) are known.
     async fn begin_write(&self) -> Result<Box<dyn ObjectWriter>, StorageError>;
 
+    /// Starts a new object whose key the client declared up front (from a
+    /// BLAKE3 it sent). A backend may write straight to that key, saving a
+    /// copy, but must make the object visible only if [`ObjectWriter::commit`]
+    /// confirms the same key. By default the bytes are written as by
+    /// [`Backend::begin_write`] and a commit under another key is refused.
+    async fn begin_write_expecting(
+        &self,
+        expected_key: &str,
+    ) -> Result<Box<dyn ObjectWriter>, StorageError> {
+        Ok(Box::new(DeclaredKey {
+            inner: self.begin_write().await?,
+            backend: self.id().to_owned(),
+            expected_key: expected_key.to_owned(),
+        }))
+    }
+
     /// Reads an object, or the byte range of it.
     async fn open(&self, key: &str, range: Option<Range<u64>>) -> Result<ByteStream, StorageError>;
 
@@ -112,6 +128,40 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Checks that the backend can serve: reachable and writable.
     async fn probe(&self) -> Result<(), StorageError>;
+}
+
+/// The refusal when bytes are committed under a key other than declared.
+pub(crate) fn undeclared_key(backend: &str, key: &str) -> StorageError {
+    StorageError::Refused {
+        backend: backend.to_owned(),
+        cause: format!("bytes committed as {key} were declared as another object"),
+    }
+}
+
+/// A writer that only commits under the key declared when it began.
+struct DeclaredKey {
+    inner: Box<dyn ObjectWriter>,
+    backend: String,
+    expected_key: String,
+}
+
+#[async_trait]
+impl ObjectWriter for DeclaredKey {
+    async fn write(&mut self, chunk: Bytes) -> Result<(), StorageError> {
+        self.inner.write(chunk).await
+    }
+
+    async fn commit(self: Box<Self>, key: &str) -> Result<(), StorageError> {
+        if key != self.expected_key {
+            let _ = self.inner.abort().await;
+            return Err(undeclared_key(&self.backend, key));
+        }
+        self.inner.commit(key).await
+    }
+
+    async fn abort(self: Box<Self>) -> Result<(), StorageError> {
+        self.inner.abort().await
+    }
 }
 
 /// An object being written.

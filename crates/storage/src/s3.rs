@@ -4,8 +4,12 @@
 //! The content address, and so the key, is known only after the last byte.
 //! Small objects are buffered (at most [`SINGLE_PUT_LIMIT`]) and written
 //! with one PUT under their final key. Larger ones stream as a multipart
-//! upload to a server-made staging key and are copied to their final key
-//! on commit; the staging object is then deleted. Conditional PUT is not
+//! upload. When the client declared the BLAKE3 (the CLI always does), the
+//! upload goes to the final key and is completed only if the bytes match;
+//! a multipart upload is invisible until completed, so nothing unverified
+//! ever shows. Otherwise it goes to a server-made staging key and is copied
+//! to its final key on commit (one CopyObject, which AWS and MinIO cap at
+//! 5 GiB), and the staging object is deleted. Conditional PUT is not
 //! relied on (Garage ignores it): a HEAD first skips bytes already stored,
 //! and overwriting identical bytes under a content address is harmless.
 
@@ -165,6 +169,18 @@ impl Backend for S3Backend {
     async fn begin_write(&self) -> Result<Box<dyn ObjectWriter>, StorageError> {
         Ok(Box::new(S3Writer {
             backend: self.clone(),
+            expected_key: None,
+            state: WriteState::Buffering(Vec::new(), 0),
+        }))
+    }
+
+    async fn begin_write_expecting(
+        &self,
+        expected_key: &str,
+    ) -> Result<Box<dyn ObjectWriter>, StorageError> {
+        Ok(Box::new(S3Writer {
+            backend: self.clone(),
+            expected_key: Some(expected_key.to_owned()),
             state: WriteState::Buffering(Vec::new(), 0),
         }))
     }
@@ -230,23 +246,36 @@ impl Backend for S3Backend {
     }
 }
 
-/// Completes a multipart upload to `staging`, copies it to `target` unless
-/// it exists already, and deletes the staging object.
+/// Completes a multipart upload. Uploaded under its final key, it is just
+/// completed (or abandoned if the object is there already); uploaded under
+/// a staging key, it is completed, copied to `target` unless that exists,
+/// and the staging object deleted.
 async fn finish_multipart(
     store: Arc<AmazonS3>,
     upload: WriteMultipart,
-    staging: Path,
+    uploaded_to: Path,
     target: Path,
     exists: bool,
     backend: String,
 ) -> Result<(), StorageError> {
+    if uploaded_to == target {
+        return if exists {
+            upload.abort().await.map_err(|e| map_error(&backend, e))
+        } else {
+            upload
+                .finish()
+                .await
+                .map(|_| ())
+                .map_err(|e| map_error(&backend, e))
+        };
+    }
     upload.finish().await.map_err(|e| map_error(&backend, e))?;
     let copied = if exists {
         Ok(())
     } else {
-        store.copy(&staging, &target).await
+        store.copy(&uploaded_to, &target).await
     };
-    let deleted = store.delete(&staging).await;
+    let deleted = store.delete(&uploaded_to).await;
     copied.map_err(|e| map_error(&backend, e))?;
     if let Err(e) = deleted {
         tracing::warn!(%backend, error = %e, "could not delete a staging object");
@@ -258,32 +287,44 @@ enum WriteState {
     Buffering(Vec<Bytes>, usize),
     Multipart {
         upload: WriteMultipart,
-        staging: Path,
+        /// The final key when one was declared, else a staging key.
+        uploaded_to: Path,
     },
     Done,
 }
 
 struct S3Writer {
     backend: S3Backend,
+    /// The key the client declared: a multipart upload goes straight there
+    /// and is completed only if the bytes turn out to have that key.
+    expected_key: Option<String>,
     state: WriteState,
 }
 
 impl S3Writer {
     async fn start_multipart(&mut self, buffered: Vec<Bytes>) -> Result<(), StorageError> {
-        let staging = self
-            .backend
-            .path(&format!("{STAGING_PREFIX}/{}", uuid::Uuid::new_v4()));
+        // A multipart upload is invisible until completed, so writing under
+        // the declared key shows nothing unless commit confirms it.
+        let uploaded_to = match &self.expected_key {
+            Some(key) => self.backend.path(key),
+            None => self
+                .backend
+                .path(&format!("{STAGING_PREFIX}/{}", uuid::Uuid::new_v4())),
+        };
         let upload = self
             .backend
             .store
-            .put_multipart(&staging)
+            .put_multipart(&uploaded_to)
             .await
             .map_err(|e| self.backend.error(e))?;
         let mut upload = WriteMultipart::new_with_chunk_size(upload, PART_BYTES);
         for chunk in buffered {
             upload.put(chunk);
         }
-        self.state = WriteState::Multipart { upload, staging };
+        self.state = WriteState::Multipart {
+            upload,
+            uploaded_to,
+        };
         Ok(())
     }
 }
@@ -317,6 +358,13 @@ impl ObjectWriter for S3Writer {
     }
 
     async fn commit(mut self: Box<Self>, key: &str) -> Result<(), StorageError> {
+        if self.expected_key.as_deref().is_some_and(|k| k != key) {
+            // Callers check digests before committing; still, never let
+            // bytes appear under an address they were not declared for.
+            let backend = self.backend.id.clone();
+            let _ = self.abort().await;
+            return Err(crate::undeclared_key(&backend, key));
+        }
         let target = self.backend.path(key);
         let exists = self.backend.size(key).await?.is_some();
         match std::mem::replace(&mut self.state, WriteState::Done) {
@@ -331,14 +379,17 @@ impl ObjectWriter for S3Writer {
                 }
                 Ok(())
             }
-            WriteState::Multipart { upload, staging } => {
+            WriteState::Multipart {
+                upload,
+                uploaded_to,
+            } => {
                 // Completion runs in its own task: if the client goes away
                 // mid-commit the upload is still completed (or aborted), so
                 // no parts or staging object are left behind.
                 let finishing = tokio::spawn(finish_multipart(
                     self.backend.store.clone(),
                     upload,
-                    staging,
+                    uploaded_to,
                     target,
                     exists,
                     self.backend.id.clone(),

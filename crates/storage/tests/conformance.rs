@@ -147,6 +147,43 @@ async fn aborted_writes_leave_nothing(backend: &dyn Backend) {
     }
 }
 
+async fn write_declared(
+    backend: &dyn Backend,
+    data: &[u8],
+    declared: &str,
+) -> Box<dyn artifactstore_storage::ObjectWriter> {
+    let mut writer = backend.begin_write_expecting(declared).await.unwrap();
+    for piece in data.chunks(1024 * 1024) {
+        writer.write(Bytes::copy_from_slice(piece)).await.unwrap();
+    }
+    writer
+}
+
+async fn declared_keys_show_only_matching_bytes(backend: &dyn Backend) {
+    // Past the single-PUT limit, so S3 uploads in parts straight to the
+    // declared key.
+    let data = pattern(12 * 1024 * 1024 + 99);
+    let key = ContentAddress::of(&data).object_key();
+    // Declared as something else: the commit under the real key is refused
+    // and nothing appears under either key.
+    let wrong = ContentAddress::of(b"other bytes").object_key();
+    let writer = write_declared(backend, &data, &wrong).await;
+    assert!(writer.commit(&key).await.is_err());
+    assert_eq!(backend.size(&wrong).await.unwrap(), None);
+    assert_eq!(backend.size(&key).await.unwrap(), None);
+    // Declared, then aborted: nothing.
+    let writer = write_declared(backend, &data, &key).await;
+    writer.abort().await.unwrap();
+    assert_eq!(backend.size(&key).await.unwrap(), None);
+    // Declared right: stored, and twice over is one object.
+    for _ in 0..2 {
+        let writer = write_declared(backend, &data, &key).await;
+        writer.commit(&key).await.unwrap();
+    }
+    let back = read(backend.open(&key, None).await.unwrap()).await;
+    assert_eq!(FileDigests::of(&back), FileDigests::of(&data));
+}
+
 async fn missing_and_deleted_objects_are_not_found(backend: &dyn Backend) {
     let key = store(backend, b"to be deleted", 3).await;
     backend.delete(&key).await.unwrap();
@@ -194,6 +231,7 @@ conformance!(
     identical_bytes_commit_twice_to_one_object,
     empty_objects_work,
     aborted_writes_leave_nothing,
+    declared_keys_show_only_matching_bytes,
     missing_and_deleted_objects_are_not_found,
 );
 

@@ -28,7 +28,7 @@ use sqlx::{AnyPool, Executor};
 use tokio::sync::{watch, Mutex};
 
 pub use log::{LogTx, LogVerification};
-pub use queries::{PackageFilter, PackagePage};
+pub use queries::{FileSlot, PackageFilter, PackagePage};
 pub use records::*;
 pub use replay::ReplayReport;
 

@@ -10,6 +10,7 @@ use sqlx::{Any, AnyConnection, Row, Transaction};
 use tokio::sync::{watch, MutexGuard};
 
 use crate::batch::{Batch, Bind};
+use crate::queries::FileSlot;
 use crate::records::{FileRecord, HoldRecord, PackageRecord, RetentionRecord, SchemaRecord};
 use crate::{queries, views, Engine, Store, StoreError, StoreResult};
 
@@ -309,14 +310,14 @@ impl<'s> LogTx<'s> {
         queries::file_by_path(self.flush().await?, package_id, path).await
     }
 
-    /// How many files a package holds.
-    pub async fn file_count(&mut self, package_id: &str) -> StoreResult<u64> {
-        let row = sqlx::query("SELECT COUNT(*) AS n FROM files WHERE package_id = $1")
-            .bind(package_id)
-            .fetch_one(self.flush().await?)
-            .await?;
-        let n: i64 = row.try_get("n")?;
-        Ok(u64::try_from(n).unwrap_or(0))
+    /// A package's status, file count and whether `path` is taken, as this
+    /// transaction sees them.
+    pub async fn file_slot(
+        &mut self,
+        package_id: &str,
+        path: &str,
+    ) -> StoreResult<Option<FileSlot>> {
+        queries::file_slot(self.flush().await?, package_id, path).await
     }
 
     /// A package's files sorted by path bytes.

@@ -82,6 +82,48 @@ pub(crate) async fn file_by_path(
     row.as_ref().map(file_from_row).transpose()
 }
 
+/// What an upload into a package must know, read in one query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileSlot {
+    /// The package's status.
+    pub status: String,
+    /// Its producer (routing picks the backend by it).
+    pub producer: String,
+    /// Its retention class (routing, too).
+    pub retention_class: String,
+    /// Files it holds.
+    pub file_count: u64,
+    /// Whether the path is taken.
+    pub path_taken: bool,
+}
+
+pub(crate) async fn file_slot(
+    conn: &mut AnyConnection,
+    package_id: &str,
+    relative_path: &str,
+) -> StoreResult<Option<FileSlot>> {
+    let row = sqlx::query(
+        "SELECT p.status, p.producer, p.retention_class, \
+         (SELECT COUNT(*) FROM files f WHERE f.package_id = p.id) AS file_count, \
+         (SELECT COUNT(*) FROM files f WHERE f.package_id = p.id AND f.relative_path = $2) AS taken \
+         FROM packages p WHERE p.id = $1",
+    )
+    .bind(package_id)
+    .bind(relative_path)
+    .fetch_optional(conn)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let file_count: i64 = row.try_get("file_count")?;
+    let taken: i64 = row.try_get("taken")?;
+    Ok(Some(FileSlot {
+        status: row.try_get("status")?,
+        producer: row.try_get("producer")?,
+        retention_class: row.try_get("retention_class")?,
+        file_count: u64::try_from(file_count).unwrap_or(0),
+        path_taken: taken > 0,
+    }))
+}
+
 /// Files sorted by the bytes of their path, the same on every engine
 /// (database collations differ; manifests must not).
 pub(crate) async fn files_of(
@@ -207,6 +249,15 @@ impl Store {
         relative_path: &str,
     ) -> StoreResult<Option<FileRecord>> {
         file_by_path(&mut *self.pool.acquire().await?, package_id, relative_path).await
+    }
+
+    /// A package's status, file count and whether `relative_path` is taken.
+    pub async fn file_slot(
+        &self,
+        package_id: &str,
+        relative_path: &str,
+    ) -> StoreResult<Option<FileSlot>> {
+        file_slot(&mut *self.pool.acquire().await?, package_id, relative_path).await
     }
 
     /// A package's files, sorted by path bytes.

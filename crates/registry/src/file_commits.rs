@@ -1,0 +1,190 @@
+//! Group commit for uploaded files.
+//!
+//! Every upload ends with a short write transaction that records its
+//! `file.ingested` event. One at a time, each would pay for its own
+//! transaction, head lock and durable commit (an fsync of SQLite's WAL),
+//! which caps small-file uploads far below what the disk and the hashing
+//! can do. Instead each upload, once its bytes are durable, queues its event
+//! here; one task records whatever is queued in one transaction, checking
+//! each file under the head lock as a lone upload would, and answers every
+//! upload only after the commit. An upload that arrives alone is recorded
+//! at once: nothing waits to fill a group.
+
+use std::collections::{HashMap, HashSet};
+
+use artifactstore_core::event::{subjects, types, FileIngested};
+use artifactstore_core::NewEvent;
+use artifactstore_store::records::status;
+use artifactstore_store::Store;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::{RegistryError, RegistryResult};
+
+/// Most files recorded in one transaction.
+const MAX_GROUP: usize = 256;
+/// Uploads waiting to be recorded; more wait for room.
+const QUEUE: usize = 1024;
+
+struct Pending {
+    ingested: FileIngested,
+    actor: String,
+    answer: oneshot::Sender<RegistryResult<()>>,
+}
+
+/// The queue of files waiting for their event; cloned into every
+/// [`crate::Registry`] handle. The recording task ends when the last
+/// handle is dropped.
+#[derive(Clone)]
+pub(crate) struct FileCommits {
+    queue: mpsc::Sender<Pending>,
+}
+
+impl FileCommits {
+    pub(crate) fn start(store: Store, max_files_per_package: u64) -> Self {
+        let (queue, waiting) = mpsc::channel(QUEUE);
+        tokio::spawn(record_queued(store, max_files_per_package, waiting));
+        Self { queue }
+    }
+
+    /// Records `ingested` durably, or says why not.
+    pub(crate) async fn record(&self, ingested: FileIngested, actor: &str) -> RegistryResult<()> {
+        let (answer, answered) = oneshot::channel();
+        let stopped = || RegistryError::Internal("the file commit task stopped".into());
+        self.queue
+            .send(Pending {
+                ingested,
+                actor: actor.to_owned(),
+                answer,
+            })
+            .await
+            .map_err(|_| stopped())?;
+        answered.await.map_err(|_| stopped())?
+    }
+}
+
+async fn record_queued(store: Store, max_files: u64, mut waiting: mpsc::Receiver<Pending>) {
+    while let Some(first) = waiting.recv().await {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match waiting.try_recv() {
+                Ok(next) => group.push(next),
+                Err(_) => break,
+            }
+        }
+        record_group(&store, max_files, group).await;
+    }
+}
+
+/// The same error for every upload of a failed group.
+fn for_each(error: &RegistryError) -> RegistryError {
+    match error {
+        RegistryError::Unavailable(cause) => RegistryError::Unavailable(cause.clone()),
+        other => RegistryError::Internal(other.to_string()),
+    }
+}
+
+async fn record_group(store: &Store, max_files: u64, group: Vec<Pending>) {
+    let mut tx = match store.begin().await {
+        Ok(tx) => tx,
+        Err(e) => return fail_all(group, &RegistryError::from(e)),
+    };
+    // Every check first, then every append: the appends then reach the
+    // database in one call at commit instead of one per file.
+    let mut accepted = Vec::with_capacity(group.len());
+    let mut added: HashMap<String, u64> = HashMap::new();
+    let mut paths: HashSet<(String, String)> = HashSet::new();
+    let mut group = group.into_iter();
+    while let Some(pending) = group.next() {
+        match check(
+            &mut tx,
+            &pending.ingested,
+            max_files,
+            &mut added,
+            &mut paths,
+        )
+        .await
+        {
+            Ok(()) => accepted.push(pending),
+            Err(e @ (RegistryError::Unavailable(_) | RegistryError::Internal(_))) => {
+                // The transaction failed: nothing of it commits.
+                fail_all(accepted.into_iter().chain(group), &e);
+                let _ = pending.answer.send(Err(e));
+                return;
+            }
+            Err(refused) => {
+                let _ = pending.answer.send(Err(refused));
+            }
+        }
+    }
+    let events: Result<Vec<NewEvent>, _> = accepted
+        .iter()
+        .map(|pending| {
+            NewEvent::new(
+                types::FILE_INGESTED,
+                subjects::PACKAGE,
+                &pending.ingested.package_id,
+                &pending.actor,
+                &pending.ingested,
+            )
+        })
+        .collect();
+    let events = match events {
+        Ok(events) => events,
+        Err(e) => return fail_all(accepted, &RegistryError::from(e)),
+    };
+    for event in events {
+        if let Err(e) = tx.append(event).await {
+            return fail_all(accepted, &RegistryError::from(e));
+        }
+    }
+    match tx.commit().await {
+        Ok(_) => {
+            for pending in accepted {
+                let _ = pending.answer.send(Ok(()));
+            }
+        }
+        Err(e) => fail_all(accepted, &RegistryError::from(e)),
+    }
+}
+
+fn fail_all(group: impl IntoIterator<Item = Pending>, error: &RegistryError) {
+    for pending in group {
+        let _ = pending.answer.send(Err(for_each(error)));
+    }
+}
+
+/// The checks a lone upload makes under the head lock, counting the files
+/// this group has already accepted.
+async fn check(
+    tx: &mut artifactstore_store::LogTx<'_>,
+    file: &FileIngested,
+    max_files: u64,
+    added: &mut HashMap<String, u64>,
+    paths: &mut HashSet<(String, String)>,
+) -> RegistryResult<()> {
+    let package_id = &file.package_id;
+    let slot = tx
+        .file_slot(package_id, &file.relative_path)
+        .await?
+        .ok_or_else(|| RegistryError::PackageNotFound(package_id.clone()))?;
+    if slot.status != status::CREATED {
+        return Err(RegistryError::IllegalPackageState {
+            package_id: package_id.clone(),
+            status: slot.status,
+            operation: "add files to it",
+        });
+    }
+    let key = (package_id.clone(), file.relative_path.clone());
+    if slot.path_taken || paths.contains(&key) {
+        return Err(RegistryError::DuplicateRelativePath(
+            file.relative_path.clone(),
+        ));
+    }
+    let in_group = added.get(package_id).copied().unwrap_or(0);
+    if slot.file_count + in_group >= max_files {
+        return Err(RegistryError::TooManyFiles(max_files));
+    }
+    *added.entry(package_id.clone()).or_default() += 1;
+    paths.insert(key);
+    Ok(())
+}
