@@ -98,6 +98,19 @@ pub fn memory_kib(pid: u32, field: &str) -> Result<u64> {
         .context("no such /proc field")
 }
 
+/// CPU seconds (user + system, all threads) a process has used so far;
+/// `/proc/PID/stat` counts in USER_HZ ticks, 100 per second on Linux.
+pub fn cpu_seconds(pid: u32) -> Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let after_name = stat.rsplit_once(')').context("malformed /proc stat")?.1;
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks = |i: usize| -> Result<f64> {
+        Ok(fields.get(i).context("short /proc stat")?.parse::<f64>()?)
+    };
+    // Fields 14 and 15 of stat(5), counted from the state field (3).
+    Ok((ticks(11)? + ticks(12)?) / 100.0)
+}
+
 /// Writes `size` pseudo-random bytes (incompressible, so no layer can
 /// cheat) seeded by `seed`.
 pub fn generate(path: &Path, size: u64, seed: u64) -> Result<()> {
@@ -197,6 +210,14 @@ impl Garage {
             },
             dir,
         })
+    }
+}
+
+impl Garage {
+    pub fn pid(&self) -> Result<u32> {
+        Ok(std::fs::read_to_string(self.dir.join("pid"))?
+            .trim()
+            .parse()?)
     }
 }
 

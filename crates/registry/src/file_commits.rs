@@ -15,7 +15,7 @@ use std::collections::{HashMap, HashSet};
 use artifactstore_core::event::{subjects, types, FileIngested};
 use artifactstore_core::NewEvent;
 use artifactstore_store::records::status;
-use artifactstore_store::Store;
+use artifactstore_store::{FileSlot, Store};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{RegistryError, RegistryResult};
@@ -88,29 +88,27 @@ async fn record_group(store: &Store, max_files: u64, group: Vec<Pending>) {
         Ok(tx) => tx,
         Err(e) => return fail_all(group, &RegistryError::from(e)),
     };
-    // Every check first, then every append: the appends then reach the
+    // Every check in one query, then every append: the appends reach the
     // database in one call at commit instead of one per file.
+    let wanted: Vec<(&str, &str)> = group
+        .iter()
+        .map(|p| {
+            (
+                p.ingested.package_id.as_str(),
+                p.ingested.relative_path.as_str(),
+            )
+        })
+        .collect();
+    let slots = match tx.file_slots(&wanted).await {
+        Ok(slots) => slots,
+        Err(e) => return fail_all(group, &RegistryError::from(e)),
+    };
     let mut accepted = Vec::with_capacity(group.len());
     let mut added: HashMap<String, u64> = HashMap::new();
     let mut paths: HashSet<(String, String)> = HashSet::new();
-    let mut group = group.into_iter();
-    while let Some(pending) = group.next() {
-        match check(
-            &mut tx,
-            &pending.ingested,
-            max_files,
-            &mut added,
-            &mut paths,
-        )
-        .await
-        {
+    for (pending, slot) in group.into_iter().zip(slots) {
+        match check(slot, &pending.ingested, max_files, &mut added, &mut paths) {
             Ok(()) => accepted.push(pending),
-            Err(e @ (RegistryError::Unavailable(_) | RegistryError::Internal(_))) => {
-                // The transaction failed: nothing of it commits.
-                fail_all(accepted.into_iter().chain(group), &e);
-                let _ = pending.answer.send(Err(e));
-                return;
-            }
             Err(refused) => {
                 let _ = pending.answer.send(Err(refused));
             }
@@ -155,18 +153,15 @@ fn fail_all(group: impl IntoIterator<Item = Pending>, error: &RegistryError) {
 
 /// The checks a lone upload makes under the head lock, counting the files
 /// this group has already accepted.
-async fn check(
-    tx: &mut artifactstore_store::LogTx<'_>,
+fn check(
+    slot: Option<FileSlot>,
     file: &FileIngested,
     max_files: u64,
     added: &mut HashMap<String, u64>,
     paths: &mut HashSet<(String, String)>,
 ) -> RegistryResult<()> {
     let package_id = &file.package_id;
-    let slot = tx
-        .file_slot(package_id, &file.relative_path)
-        .await?
-        .ok_or_else(|| RegistryError::PackageNotFound(package_id.clone()))?;
+    let slot = slot.ok_or_else(|| RegistryError::PackageNotFound(package_id.clone()))?;
     if slot.status != status::CREATED {
         return Err(RegistryError::IllegalPackageState {
             package_id: package_id.clone(),

@@ -310,14 +310,14 @@ impl<'s> LogTx<'s> {
         queries::file_by_path(self.flush().await?, package_id, path).await
     }
 
-    /// A package's status, file count and whether `path` is taken, as this
-    /// transaction sees them.
-    pub async fn file_slot(
+    /// For each (package, path): the package's status, file count and
+    /// whether the path is taken, as this transaction sees them; `None`
+    /// where the package does not exist. One query for them all.
+    pub async fn file_slots(
         &mut self,
-        package_id: &str,
-        path: &str,
-    ) -> StoreResult<Option<FileSlot>> {
-        queries::file_slot(self.flush().await?, package_id, path).await
+        wanted: &[(&str, &str)],
+    ) -> StoreResult<Vec<Option<FileSlot>>> {
+        queries::file_slots(self.flush().await?, wanted).await
     }
 
     /// A package's files sorted by path bytes.

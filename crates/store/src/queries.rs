@@ -97,31 +97,52 @@ pub struct FileSlot {
     pub path_taken: bool,
 }
 
-pub(crate) async fn file_slot(
+/// [`FileSlot`]s of several (package, path) pairs in one query, in order;
+/// `None` where the package does not exist.
+pub(crate) async fn file_slots(
     conn: &mut AnyConnection,
-    package_id: &str,
-    relative_path: &str,
-) -> StoreResult<Option<FileSlot>> {
-    let row = sqlx::query(
-        "SELECT p.status, p.producer, p.retention_class, \
-         (SELECT COUNT(*) FROM files f WHERE f.package_id = p.id) AS file_count, \
-         (SELECT COUNT(*) FROM files f WHERE f.package_id = p.id AND f.relative_path = $2) AS taken \
-         FROM packages p WHERE p.id = $1",
-    )
-    .bind(package_id)
-    .bind(relative_path)
-    .fetch_optional(conn)
-    .await?;
-    let Some(row) = row else { return Ok(None) };
-    let file_count: i64 = row.try_get("file_count")?;
-    let taken: i64 = row.try_get("taken")?;
-    Ok(Some(FileSlot {
-        status: row.try_get("status")?,
-        producer: row.try_get("producer")?,
-        retention_class: row.try_get("retention_class")?,
-        file_count: u64::try_from(file_count).unwrap_or(0),
-        path_taken: taken > 0,
-    }))
+    wanted: &[(&str, &str)],
+) -> StoreResult<Vec<Option<FileSlot>>> {
+    if wanted.is_empty() {
+        return Ok(Vec::new());
+    }
+    // A VALUES table of the pairs (columns column1..3 on both engines),
+    // its third column the position.
+    let values: Vec<String> = (0..wanted.len())
+        .map(|i| format!("(${}, ${}, {i})", 2 * i + 1, 2 * i + 2))
+        .collect();
+    let sql = format!(
+        "SELECT q.column3 AS position, p.status, p.producer, p.retention_class, \
+         (SELECT COUNT(*) FROM files f WHERE f.package_id = q.column1) AS file_count, \
+         (SELECT COUNT(*) FROM files f WHERE f.package_id = q.column1 AND f.relative_path = q.column2) AS taken \
+         FROM (VALUES {}) AS q LEFT JOIN packages p ON p.id = q.column1 ORDER BY q.column3",
+        values.join(", ")
+    );
+    let mut query = sqlx::query(&sql);
+    for (package_id, path) in wanted {
+        query = query.bind(*package_id).bind(*path);
+    }
+    let rows = query.fetch_all(conn).await?;
+    let mut slots = vec![None; wanted.len()];
+    for row in &rows {
+        let position: i64 = row.try_get("position")?;
+        let Some(status) = row.try_get::<Option<String>, _>("status")? else {
+            continue;
+        };
+        let file_count: i64 = row.try_get("file_count")?;
+        let taken: i64 = row.try_get("taken")?;
+        let slot = slots
+            .get_mut(usize::try_from(position).unwrap_or(usize::MAX))
+            .ok_or_else(|| StoreError::corrupt("file slot out of range"))?;
+        *slot = Some(FileSlot {
+            status,
+            producer: row.try_get("producer")?,
+            retention_class: row.try_get("retention_class")?,
+            file_count: u64::try_from(file_count).unwrap_or(0),
+            path_taken: taken > 0,
+        });
+    }
+    Ok(slots)
 }
 
 /// Files sorted by the bytes of their path, the same on every engine
@@ -257,7 +278,12 @@ impl Store {
         package_id: &str,
         relative_path: &str,
     ) -> StoreResult<Option<FileSlot>> {
-        file_slot(&mut *self.pool.acquire().await?, package_id, relative_path).await
+        let mut slots = file_slots(
+            &mut *self.pool.acquire().await?,
+            &[(package_id, relative_path)],
+        )
+        .await?;
+        Ok(slots.pop().flatten())
     }
 
     /// A package's files, sorted by path bytes.

@@ -175,7 +175,42 @@ async fn snapshot(conn: &mut AnyConnection) -> StoreResult<Vec<(String, Vec<u8>)
     Ok(tables)
 }
 
+/// The secondary indexes of the views (not those behind a primary key or
+/// a unique constraint), as statements that recreate them.
+async fn secondary_indexes(conn: &mut AnyConnection) -> StoreResult<Vec<(String, String)>> {
+    let tables: Vec<String> = VIEWS.iter().map(|v| format!("'{}'", v.table)).collect();
+    let sql = if conn.backend_name() == "SQLite" {
+        // Constraint indexes have no SQL of their own.
+        format!(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL \
+             AND tbl_name IN ({})",
+            tables.join(", ")
+        )
+    } else {
+        format!(
+            "SELECT i.relname AS name, pg_get_indexdef(i.oid) AS sql FROM pg_index x \
+             JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid \
+             WHERE t.relname IN ({}) AND NOT x.indisprimary AND NOT x.indisunique \
+             AND t.relnamespace = to_regnamespace(current_schema())::oid",
+            tables.join(", ")
+        )
+    };
+    let rows = sqlx::query(&sql).fetch_all(&mut *conn).await?;
+    rows.iter()
+        .map(|row| Ok((row.try_get("name")?, row.try_get("sql")?)))
+        .collect()
+}
+
 async fn rebuild(conn: &mut AnyConnection) -> StoreResult<u64> {
+    // Building an index once over all rows beats updating it row by row,
+    // and both engines take DDL inside the transaction, so a check that
+    // rolls back restores them.
+    let indexes = secondary_indexes(conn).await?;
+    for (name, _) in &indexes {
+        sqlx::query(&format!("DROP INDEX {name}"))
+            .execute(&mut *conn)
+            .await?;
+    }
     for View { table, .. } in VIEWS.iter().rev() {
         sqlx::query(&format!("DELETE FROM {table}"))
             .execute(&mut *conn)
@@ -189,7 +224,7 @@ async fn rebuild(conn: &mut AnyConnection) -> StoreResult<u64> {
     loop {
         let rows = sqlx::query(&sql).bind(cursor).fetch_all(&mut *conn).await?;
         if rows.is_empty() {
-            return Ok(applied);
+            break;
         }
         // Planned together and sent in a few calls (see batch.rs): the
         // same handlers as the live path, far fewer round trips.
@@ -202,6 +237,10 @@ async fn rebuild(conn: &mut AnyConnection) -> StoreResult<u64> {
         }
         batch.execute(conn).await?;
     }
+    for (_, create) in &indexes {
+        sqlx::query(create).execute(&mut *conn).await?;
+    }
+    Ok(applied)
 }
 
 impl Store {

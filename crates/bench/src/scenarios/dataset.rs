@@ -157,7 +157,11 @@ pub async fn replay(env: &Env, events_wanted: usize, runs: usize) -> Result<Stri
         rates.push(generated.events as f64 / seconds);
     }
     let identical = snapshot(&url).await? == live;
-    std::fs::remove_dir_all(&data)?;
+    if std::env::var_os("BENCH_KEEP").is_some() {
+        eprintln!("replay: kept {} (BENCH_KEEP)", data.display());
+    } else {
+        std::fs::remove_dir_all(&data)?;
+    }
     if !identical {
         bail!("the replayed views differ from the live ones");
     }

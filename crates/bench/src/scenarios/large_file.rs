@@ -13,7 +13,7 @@ use object_store::{ObjectStoreExt, WriteMultipart};
 use tokio::io::AsyncReadExt;
 
 use crate::harness::{
-    generate, memory_kib, package_body, timed, Env, Garage, Nginx, Server, ServerSetup,
+    cpu_seconds, generate, memory_kib, package_body, timed, Env, Garage, Nginx, Server, ServerSetup,
 };
 use crate::report::{gb_per_s, row, verdict, Samples, TABLE_HEAD};
 
@@ -34,6 +34,11 @@ struct Figures {
     put_via_s3: Samples,
     put_via_s3_undeclared: Samples,
     rss_s3: Samples,
+    cpu_server_fs: Samples,
+    cpu_garage_direct: Samples,
+    cpu_client_direct: Samples,
+    cpu_server_s3: Samples,
+    cpu_garage_s3: Samples,
 }
 
 /// The BLAKE3 of a file, as `artifactstore push` computes before it uploads.
@@ -173,7 +178,9 @@ pub async fn run(env: &Env, size_mib: u64, runs: usize) -> Result<String> {
         let data = dir.join(format!("data-fs-{run}"));
         {
             let server = Server::start(env, &data, &ServerSetup::default())?;
+            let cpu = cpu_seconds(server.pid())?;
             let (url, seconds, growth) = measured_put(&client, &server, &input, declared).await?;
+            f.cpu_server_fs.push(cpu_seconds(server.pid())? - cpu);
             f.put_fs.push(seconds);
             f.rss_fs.push(growth);
             f.get_ours.push(get(&client, &url, size).await?);
@@ -184,7 +191,15 @@ pub async fn run(env: &Env, size_mib: u64, runs: usize) -> Result<String> {
 
         {
             let garage = Garage::start(env)?;
+            let (garage_cpu, own_cpu) = (
+                cpu_seconds(garage.pid()?)?,
+                cpu_seconds(std::process::id())?,
+            );
             f.put_garage.push(garage_put(&garage, &input).await?);
+            f.cpu_garage_direct
+                .push(cpu_seconds(garage.pid()?)? - garage_cpu);
+            f.cpu_client_direct
+                .push(cpu_seconds(std::process::id())? - own_cpu);
             f.get_garage.push(garage_get(&garage, size).await?);
         }
         for declare in [true, false] {
@@ -196,9 +211,15 @@ pub async fn run(env: &Env, size_mib: u64, runs: usize) -> Result<String> {
             };
             let server = Server::start(env, &data, &setup)?;
             if declare {
+                let (server_cpu, garage_cpu) =
+                    (cpu_seconds(server.pid())?, cpu_seconds(garage.pid()?)?);
                 let (_, seconds, growth) = measured_put(&client, &server, &input, declared).await?;
                 f.put_via_s3.push(seconds);
                 f.rss_s3.push(growth);
+                f.cpu_server_s3
+                    .push(cpu_seconds(server.pid())? - server_cpu);
+                f.cpu_garage_s3
+                    .push(cpu_seconds(garage.pid()?)? - garage_cpu);
             } else {
                 let (_, seconds, _) = measured_put(&client, &server, &input, None).await?;
                 f.put_via_s3_undeclared.push(seconds);

@@ -1,6 +1,7 @@
 //! Many small files from many clients at once: throughput of 201-durable
 //! uploads and their latency, on SQLite and on PostgreSQL.
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -20,6 +21,10 @@ pub struct Shape {
 struct Outcome {
     files_per_second: f64,
     latencies_ms: Samples,
+    /// Removed at the end of the scenario: ext4 slows the creation of new
+    /// inodes while many were deleted in the last minute, which would tax
+    /// whichever run came next.
+    data: std::path::PathBuf,
 }
 
 async fn one_run(env: &Env, shape: &Shape, setup: &ServerSetup, seed: u64) -> Result<Outcome> {
@@ -75,11 +80,69 @@ async fn one_run(env: &Env, shape: &Shape, setup: &ServerSetup, seed: u64) -> Re
     }
     let seconds = start.elapsed().as_secs_f64();
     drop(server);
-    std::fs::remove_dir_all(&data)?;
     Ok(Outcome {
         files_per_second: shape.files as f64 / seconds,
         latencies_ms,
+        data,
     })
+}
+
+/// The floor without HTTP or a database: `clients` threads storing the same
+/// number of distinct small files durably, the way the filesystem backend
+/// does (write a staging file, fsync it, create the fan-out directories,
+/// rename into place, fsync the directory and every new directory's
+/// parent). Returns files per second.
+fn durable_files_reference(env: &Env, shape: &Shape, seed: u64) -> Result<(f64, PathBuf)> {
+    use std::io::Write;
+    let root = env.scratch("small-reference")?;
+    let staging = root.join("staging");
+    std::fs::create_dir_all(&staging)?;
+    let next = AtomicUsize::new(0);
+    let sync_dir = |dir: &std::path::Path| std::fs::File::open(dir)?.sync_all();
+    let start = Instant::now();
+    std::thread::scope(|scope| -> Result<()> {
+        let mut workers = Vec::new();
+        for worker in 0..shape.clients {
+            let (root, staging, next) = (&root, &staging, &next);
+            workers.push(scope.spawn(move || -> Result<()> {
+                let mut state = seed ^ ((worker as u64 + 1) * 0x9E37_79B9_7F4A_7C15);
+                let mut body = vec![0u8; shape.file_bytes];
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= shape.files {
+                        return Ok(());
+                    }
+                    fill(&mut body, &mut state);
+                    let hex = artifactstore_core::Digest32::blake3_of(&body).to_hex();
+                    let part = staging.join(format!("{i}.part"));
+                    let mut file = std::fs::File::create(&part)?;
+                    file.write_all(&body)?;
+                    file.sync_all()?;
+                    drop(file);
+                    let first = root.join(&hex[..2]);
+                    let second = first.join(&hex[2..4]);
+                    let new_first = std::fs::create_dir(&first).is_ok();
+                    let new_second = std::fs::create_dir(&second).is_ok();
+                    std::fs::rename(&part, second.join(&hex))?;
+                    sync_dir(&second)?;
+                    if new_second {
+                        sync_dir(&first)?;
+                    }
+                    if new_first {
+                        sync_dir(root)?;
+                    }
+                }
+            }));
+        }
+        for worker in workers {
+            worker
+                .join()
+                .map_err(|_| anyhow::anyhow!("a writer thread panicked"))??;
+        }
+        Ok(())
+    })?;
+    let seconds = start.elapsed().as_secs_f64();
+    Ok((shape.files as f64 / seconds, root))
 }
 
 pub async fn run(env: &Env, shape: &Shape, runs: usize) -> Result<String> {
@@ -89,6 +152,21 @@ pub async fn run(env: &Env, shape: &Shape, runs: usize) -> Result<String> {
         shape.files, shape.file_bytes, shape.packages, shape.clients
     );
     let mut verdicts = Vec::new();
+    let mut reference = Samples::default();
+    let mut leftovers = Vec::new();
+    for run in 0..runs {
+        eprintln!("small files, filesystem reference: run {}/{runs}", run + 1);
+        let (rate, root) = durable_files_reference(env, shape, run as u64 + 7)?;
+        reference.push(rate);
+        leftovers.push(root);
+    }
+    out.push_str(&row(
+        "reference: threads storing the files durably, no HTTP or database",
+        &reference,
+        "files/s",
+        0,
+    ));
+    out.push('\n');
     for (engine, goal) in [("SQLite", 3000.0), ("PostgreSQL", 1500.0)] {
         let mut rates = Samples::default();
         let mut latencies = Samples::default();
@@ -108,6 +186,7 @@ pub async fn run(env: &Env, shape: &Shape, runs: usize) -> Result<String> {
                 database.drop_now().await?;
             }
             let outcome = outcome?;
+            leftovers.push(outcome.data);
             rates.push(outcome.files_per_second);
             latencies.extend(&outcome.latencies_ms);
         }
@@ -125,6 +204,13 @@ pub async fn run(env: &Env, shape: &Shape, runs: usize) -> Result<String> {
             &format!("≥ {goal}"),
             rates.median() >= goal,
         ));
+        verdicts.push(format!(
+            "- {engine} / the filesystem reference = {:.2}",
+            rates.median() / reference.median()
+        ));
+    }
+    for dir in leftovers {
+        std::fs::remove_dir_all(dir)?;
     }
     out.push('\n');
     out.push_str(&verdicts.join("\n"));
