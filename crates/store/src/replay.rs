@@ -188,7 +188,7 @@ async fn secondary_indexes(conn: &mut AnyConnection) -> StoreResult<Vec<(String,
         )
     } else {
         format!(
-            "SELECT i.relname AS name, pg_get_indexdef(i.oid) AS sql FROM pg_index x \
+            "SELECT i.relname::text AS name, pg_get_indexdef(i.oid) AS sql FROM pg_index x \
              JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid \
              WHERE t.relname IN ({}) AND NOT x.indisprimary AND NOT x.indisunique \
              AND t.relnamespace = to_regnamespace(current_schema())::oid",
