@@ -306,13 +306,17 @@ impl Store {
         let mut sql = format!("SELECT {PACKAGE_COLUMNS} FROM packages p");
         let mut binds: Vec<String> = Vec::new();
         let mut conditions: Vec<String> = Vec::new();
-        for (i, (key, value)) in filter.metadata.iter().enumerate() {
+        // Metadata rows carry their package's creation sequence, so testing
+        // a candidate is one seek in `package_metadata_by_sequence`, whether
+        // the value is rare or common, without visiting either table.
+        for (key, value) in &filter.metadata {
             binds.push(key.clone());
             let k = binds.len();
             binds.push(value.clone());
             let v = binds.len();
-            sql.push_str(&format!(
-                " JOIN package_metadata m{i} ON m{i}.package_id = p.id AND m{i}.key = ${k} AND m{i}.value = ${v}"
+            conditions.push(format!(
+                "EXISTS (SELECT 1 FROM package_metadata m WHERE m.created_sequence = p.created_sequence \
+                 AND m.key = ${k} AND m.value = ${v})"
             ));
         }
         for (column, value) in [

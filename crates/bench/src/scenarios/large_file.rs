@@ -266,7 +266,27 @@ pub async fn run(env: &Env, size_mib: u64, runs: usize) -> Result<String> {
         "MiB",
         1,
     ));
-    out.push_str("\n\nRatios of medians measured in this run:\n\n");
+    out.push('\n');
+    for (name, samples) in [
+        (
+            "CPU: artifactstore server, PUT to filesystem",
+            &f.cpu_server_fs,
+        ),
+        ("CPU: Garage, direct PUT", &f.cpu_garage_direct),
+        (
+            "CPU: the S3 client (bench process), direct PUT",
+            &f.cpu_client_direct,
+        ),
+        (
+            "CPU: artifactstore server, PUT into Garage",
+            &f.cpu_server_s3,
+        ),
+        ("CPU: Garage, PUT through artifactstore", &f.cpu_garage_s3),
+    ] {
+        out.push_str(&row(name, samples, "s", 2));
+        out.push('\n');
+    }
+    out.push_str("\nRatios of medians measured in this run:\n\n");
     let ingest_ratio = median(&f.put_fs) / floor;
     let lines = [
         verdict(

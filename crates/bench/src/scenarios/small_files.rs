@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Result};
 
-use crate::harness::{fill, package_body, Database, Env, Server, ServerSetup};
+use crate::harness::{cpu_seconds, fill, package_body, Database, Env, Server, ServerSetup};
 use crate::report::{row, verdict, Samples, TABLE_HEAD};
 
 pub struct Shape {
@@ -21,6 +21,9 @@ pub struct Shape {
 struct Outcome {
     files_per_second: f64,
     latencies_ms: Samples,
+    /// CPU milliseconds per upload: the server's, and this client's.
+    server_cpu_ms: f64,
+    client_cpu_ms: f64,
     /// Removed at the end of the scenario: ext4 slows the creation of new
     /// inodes while many were deleted in the last minute, which would tax
     /// whichever run came next.
@@ -41,6 +44,7 @@ async fn one_run(env: &Env, shape: &Shape, setup: &ServerSetup, seed: u64) -> Re
     }
     let packages = Arc::new(packages);
     let next = Arc::new(AtomicUsize::new(0));
+    let (server_cpu, client_cpu) = (cpu_seconds(server.pid())?, cpu_seconds(std::process::id())?);
     let start = Instant::now();
     let mut tasks = Vec::new();
     for worker in 0..shape.clients {
@@ -79,10 +83,15 @@ async fn one_run(env: &Env, shape: &Shape, setup: &ServerSetup, seed: u64) -> Re
         latencies_ms.extend(&task.await??);
     }
     let seconds = start.elapsed().as_secs_f64();
+    let per_file_ms = |cpu: f64| cpu * 1000.0 / shape.files as f64;
+    let server_cpu_ms = per_file_ms(cpu_seconds(server.pid())? - server_cpu);
+    let client_cpu_ms = per_file_ms(cpu_seconds(std::process::id())? - client_cpu);
     drop(server);
     Ok(Outcome {
         files_per_second: shape.files as f64 / seconds,
         latencies_ms,
+        server_cpu_ms,
+        client_cpu_ms,
         data,
     })
 }
@@ -170,6 +179,7 @@ pub async fn run(env: &Env, shape: &Shape, runs: usize) -> Result<String> {
     for (engine, goal) in [("SQLite", 3000.0), ("PostgreSQL", 1500.0)] {
         let mut rates = Samples::default();
         let mut latencies = Samples::default();
+        let (mut server_cpu, mut client_cpu) = (Samples::default(), Samples::default());
         for run in 0..runs {
             eprintln!("small files, {engine}: run {}/{runs}", run + 1);
             let database = if engine == "PostgreSQL" {
@@ -188,6 +198,8 @@ pub async fn run(env: &Env, shape: &Shape, runs: usize) -> Result<String> {
             let outcome = outcome?;
             leftovers.push(outcome.data);
             rates.push(outcome.files_per_second);
+            server_cpu.push(outcome.server_cpu_ms);
+            client_cpu.push(outcome.client_cpu_ms);
             latencies.extend(&outcome.latencies_ms);
         }
         out.push_str(&row(&format!("{engine}: files/s"), &rates, "files/s", 0));
@@ -198,6 +210,20 @@ pub async fn run(env: &Env, shape: &Shape, runs: usize) -> Result<String> {
             latencies.percentile(99.0),
             latencies.max()
         ));
+        out.push_str(&row(
+            &format!("{engine}: server CPU per upload"),
+            &server_cpu,
+            "ms",
+            2,
+        ));
+        out.push('\n');
+        out.push_str(&row(
+            &format!("{engine}: client CPU per upload"),
+            &client_cpu,
+            "ms",
+            2,
+        ));
+        out.push('\n');
         verdicts.push(verdict(
             &format!("{engine} files/s"),
             rates.median(),
