@@ -301,15 +301,6 @@ impl<'s> LogTx<'s> {
         queries::package(self.flush().await?, id).await
     }
 
-    /// One file by path, as this transaction sees it.
-    pub async fn file_by_path(
-        &mut self,
-        package_id: &str,
-        path: &str,
-    ) -> StoreResult<Option<FileRecord>> {
-        queries::file_by_path(self.flush().await?, package_id, path).await
-    }
-
     /// For each (package, path): the package's status, file count and
     /// whether the path is taken, as this transaction sees them; `None`
     /// where the package does not exist. One query for them all.
