@@ -293,3 +293,46 @@ proptest! {
         common::run_on(common::Engine::Postgres, run_ops(ops));
     }
 }
+
+/// The names of every index a migration made (constraint indexes aside).
+async fn index_names(env: &TestEnv) -> Vec<String> {
+    use sqlx::Row;
+    let sql = match env.registry.store().engine() {
+        artifactstore_store::Engine::Sqlite => {
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL ORDER BY name"
+        }
+        _ => {
+            "SELECT indexname::text AS name FROM pg_indexes WHERE schemaname = current_schema() \
+             ORDER BY indexname"
+        }
+    };
+    sqlx::query(sql)
+        .fetch_all(env.registry.store().pool())
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.try_get("name").unwrap())
+        .collect()
+}
+
+engine_tests! {
+    async fn replay_rebuilds_the_indexes_it_drops() {
+        let env = TestEnv::new().await;
+        let id = env.package("standard").await;
+        let before = index_names(&env).await;
+        assert!(before.contains(&"package_metadata_by_sequence".to_owned()), "{before:?}");
+        assert!(env.registry.replay_check().await.unwrap().identical);
+        assert_eq!(index_names(&env).await, before, "a rolled-back check keeps them");
+        assert_eq!(env.registry.replay().await.unwrap().events, 2);
+        assert_eq!(index_names(&env).await, before, "a replay recreates them");
+        let filter = artifactstore_registry::PackageFilter {
+            producer: Some("ci".into()),
+            metadata: vec![("branch".into(), "main".into())],
+            limit: 10,
+            ..Default::default()
+        };
+        let page = env.registry.list_packages(filter).await.unwrap();
+        assert_eq!(page.items.len(), 1);
+        assert_eq!(page.items[0].id, id.to_string());
+    }
+}
