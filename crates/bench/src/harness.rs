@@ -323,6 +323,33 @@ impl Database {
     }
 }
 
+/// Runs `run` with the setup of an engine: the embedded SQLite default, or a
+/// fresh PostgreSQL database that is dropped afterwards, whatever `run`
+/// returned.
+pub async fn with_engine<T, Fut>(
+    env: &Env,
+    postgres: bool,
+    run: impl FnOnce(ServerSetup) -> Fut,
+) -> Result<T>
+where
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let database = if postgres {
+        Some(Database::create(env).await?)
+    } else {
+        None
+    };
+    let setup = ServerSetup {
+        database_url: database.as_ref().map(|d| d.url.clone()),
+        ..ServerSetup::default()
+    };
+    let outcome = run(setup).await;
+    if let Some(database) = database {
+        database.drop_now().await?;
+    }
+    outcome
+}
+
 /// How a server stores its state.
 #[derive(Clone, Default)]
 pub struct ServerSetup {

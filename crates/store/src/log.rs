@@ -14,8 +14,14 @@ use crate::queries::FileSlot;
 use crate::records::{FileRecord, HoldRecord, PackageRecord, RetentionRecord, SchemaRecord};
 use crate::{queries, views, Engine, Store, StoreError, StoreResult};
 
-pub(crate) const EVENT_COLUMNS: &str =
-    "sequence, event_type, subject_kind, subject_id, actor, payload, payload_digest, created_at, chain_hash";
+/// The events table's columns, written once for the insert and the selects.
+macro_rules! event_columns {
+    () => {
+        "sequence, event_type, subject_kind, subject_id, actor, payload, payload_digest, created_at, chain_hash"
+    };
+}
+
+pub(crate) const EVENT_COLUMNS: &str = event_columns!();
 
 /// How often a follower looks at the log when nothing woke it: other
 /// processes (admin commands, other replicas) append without telling us.
@@ -63,9 +69,11 @@ pub struct LogTx<'s> {
 /// Planned statements that make an open transaction send them.
 const MAX_PENDING_STATEMENTS: usize = 512;
 
-const INSERT_EVENT: &str =
-    "INSERT INTO events (sequence, event_type, subject_kind, subject_id, actor, \
-     payload, payload_digest, created_at, chain_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+const INSERT_EVENT: &str = concat!(
+    "INSERT INTO events (",
+    event_columns!(),
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+);
 
 impl Store {
     /// Starts a write transaction and takes the log head lock.

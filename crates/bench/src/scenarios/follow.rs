@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use futures::StreamExt;
 
-use crate::harness::{package_body, Database, Env, Server, ServerSetup};
+use crate::harness::{package_body, with_engine, Env, Server, ServerSetup};
 use crate::report::{row, verdict, Samples, TABLE_HEAD};
 
 /// Reads the stream and notes when each `package.created` event arrived,
@@ -110,20 +110,11 @@ pub async fn run(env: &Env, events: usize, runs: usize) -> Result<String> {
         let mut all = Samples::default();
         for run in 0..runs {
             eprintln!("follow, {engine}: run {}/{runs}", run + 1);
-            let database = if engine == "PostgreSQL" {
-                Some(Database::create(env).await?)
-            } else {
-                None
-            };
-            let setup = ServerSetup {
-                database_url: database.as_ref().map(|d| d.url.clone()),
-                ..ServerSetup::default()
-            };
-            let delays = one_run(env, &setup, database.is_some(), events).await;
-            if let Some(database) = database {
-                database.drop_now().await?;
-            }
-            let delays = delays?;
+            let postgres = engine == "PostgreSQL";
+            let delays = with_engine(env, postgres, |setup| async move {
+                one_run(env, &setup, postgres, events).await
+            })
+            .await?;
             p50s.push(delays.median());
             all.extend(&delays);
         }

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Result};
 
-use crate::harness::{cpu_seconds, fill, package_body, Database, Env, Server, ServerSetup};
+use crate::harness::{cpu_seconds, fill, package_body, with_engine, Env, Server, ServerSetup};
 use crate::report::{row, verdict, Samples, TABLE_HEAD};
 
 pub struct Shape {
@@ -182,20 +182,10 @@ pub async fn run(env: &Env, shape: &Shape, runs: usize) -> Result<String> {
         let (mut server_cpu, mut client_cpu) = (Samples::default(), Samples::default());
         for run in 0..runs {
             eprintln!("small files, {engine}: run {}/{runs}", run + 1);
-            let database = if engine == "PostgreSQL" {
-                Some(Database::create(env).await?)
-            } else {
-                None
-            };
-            let setup = ServerSetup {
-                database_url: database.as_ref().map(|d| d.url.clone()),
-                ..ServerSetup::default()
-            };
-            let outcome = one_run(env, shape, &setup, run as u64 + 7).await;
-            if let Some(database) = database {
-                database.drop_now().await?;
-            }
-            let outcome = outcome?;
+            let outcome = with_engine(env, engine == "PostgreSQL", |setup| async move {
+                one_run(env, shape, &setup, run as u64 + 7).await
+            })
+            .await?;
             leftovers.push(outcome.data);
             rates.push(outcome.files_per_second);
             server_cpu.push(outcome.server_cpu_ms);
