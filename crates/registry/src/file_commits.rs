@@ -15,7 +15,7 @@ use std::collections::{HashMap, HashSet};
 use artifactstore_core::event::{subjects, types, FileIngested};
 use artifactstore_core::NewEvent;
 use artifactstore_store::records::status;
-use artifactstore_store::{FileSlot, Store};
+use artifactstore_store::{FileRecord, FileSlot, Store};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{RegistryError, RegistryResult};
@@ -28,7 +28,7 @@ const QUEUE: usize = 1024;
 struct Pending {
     ingested: FileIngested,
     actor: String,
-    answer: oneshot::Sender<RegistryResult<()>>,
+    answer: oneshot::Sender<RegistryResult<FileRecord>>,
 }
 
 /// The queue of files waiting for their event; cloned into every
@@ -46,8 +46,13 @@ impl FileCommits {
         Self { queue }
     }
 
-    /// Records `ingested` durably, or says why not.
-    pub(crate) async fn record(&self, ingested: FileIngested, actor: &str) -> RegistryResult<()> {
+    /// Records `ingested` durably and returns the file's view row, or says
+    /// why not.
+    pub(crate) async fn record(
+        &self,
+        ingested: FileIngested,
+        actor: &str,
+    ) -> RegistryResult<FileRecord> {
         let (answer, answered) = oneshot::channel();
         let stopped = || RegistryError::Internal("the file commit task stopped".into());
         self.queue
@@ -130,15 +135,18 @@ async fn record_group(store: &Store, max_files: u64, group: Vec<Pending>) {
         Ok(events) => events,
         Err(e) => return fail_all(accepted, &RegistryError::from(e)),
     };
+    let mut created_at = Vec::with_capacity(accepted.len());
     for event in events {
-        if let Err(e) = tx.append(event).await {
-            return fail_all(accepted, &RegistryError::from(e));
+        match tx.append(event).await {
+            Ok(event) => created_at.push(event.created_at),
+            Err(e) => return fail_all(accepted, &RegistryError::from(e)),
         }
     }
     match tx.commit().await {
         Ok(_) => {
-            for pending in accepted {
-                let _ = pending.answer.send(Ok(()));
+            for (pending, at) in accepted.into_iter().zip(created_at) {
+                let record = FileRecord::recorded(&pending.ingested, at);
+                let _ = pending.answer.send(Ok(record));
             }
         }
         Err(e) => fail_all(accepted, &RegistryError::from(e)),

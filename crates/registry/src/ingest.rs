@@ -127,11 +127,7 @@ impl Registry {
         };
         // Checked again under the head lock, with the other files of its
         // group (see file_commits.rs).
-        self.file_commits.record(ingested, actor).await?;
-        self.store
-            .file_by_path(&package_id, path.as_str())
-            .await?
-            .ok_or_else(|| RegistryError::Internal("ingested file has no view row".into()))
+        self.file_commits.record(ingested, actor).await
     }
 }
 

@@ -336,3 +336,32 @@ engine_tests! {
         assert_eq!(page.items[0].id, id.to_string());
     }
 }
+
+engine_tests! {
+    async fn a_replay_check_finds_a_tampered_view_and_a_replay_repairs_it() {
+        let env = TestEnv::new().await;
+        let id = env.package("standard").await;
+        env.put(id, "a.txt", b"alpha").await;
+        let live = env.registry.store().snapshot_views().await.unwrap();
+        sqlx::query("UPDATE files SET size_bytes = size_bytes + 1")
+            .execute(env.registry.store().pool())
+            .await
+            .unwrap();
+        let tampered = env.registry.store().snapshot_views().await.unwrap();
+        assert_ne!(tampered, live);
+
+        let check = env.registry.replay_check().await.unwrap();
+        assert_eq!(check.events, 3);
+        assert!(!check.identical);
+        assert_eq!(check.first_difference.as_deref(), Some("files"));
+        assert_eq!(
+            env.registry.store().snapshot_views().await.unwrap(),
+            tampered,
+            "a check changes nothing"
+        );
+
+        assert_eq!(env.registry.replay().await.unwrap().events, 3);
+        assert_eq!(env.registry.store().snapshot_views().await.unwrap(), live);
+        assert!(env.registry.replay_check().await.unwrap().identical);
+    }
+}

@@ -403,3 +403,20 @@ engine_tests! {
         assert_eq!(env.event_count().await, head);
     }
 }
+
+engine_tests! {
+    async fn an_upload_answers_with_the_row_the_views_hold() {
+        // Uploads answer from the recorded event instead of reading their
+        // row back: the two must agree field for field.
+        let env = TestEnv::new().await;
+        let id = env.package("standard").await;
+        env.clock.advance_seconds(7);
+        let answered = env.put(id, "dir/a.txt", b"alpha").await;
+        let stored = env.registry.file_by_path(id, "dir/a.txt").await.unwrap();
+        assert_eq!(answered, stored);
+        assert_eq!(answered.storage_status, "recorded");
+        assert_eq!(answered.size_bytes, 5);
+        let listed = env.registry.list_files(id).await.unwrap();
+        assert_eq!(listed, vec![answered]);
+    }
+}

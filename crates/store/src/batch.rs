@@ -6,7 +6,9 @@
 //! against 2–5 µs when 50 go in one call). On SQLite a [`Batch`] therefore
 //! goes as one multi-statement call, its `$N` placeholders renumbered to
 //! index one shared argument list. PostgreSQL's extended protocol takes
-//! one statement per call, so there the statements go one by one.
+//! one statement per call, so there the statements go one by one. Replay
+//! on SQLite runs a batch on its own blocking connection instead
+//! ([`Batch::execute_blocking`]), each statement prepared once.
 
 use sqlx::AnyConnection;
 
@@ -113,6 +115,59 @@ impl Batch {
             other => Ok(other?),
         }
     }
+}
+
+impl Batch {
+    /// Runs every statement on a blocking SQLite connection, each prepared
+    /// once per connection; leaves the batch empty.
+    pub(crate) fn execute_blocking(&mut self, conn: &rusqlite::Connection) -> StoreResult<()> {
+        let unique_is_duplicate_path = std::mem::take(&mut self.unique_is_duplicate_path);
+        let result = self
+            .statements
+            .drain(..)
+            .try_for_each(|statement| execute_prepared(conn, statement));
+        match result {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if unique_is_duplicate_path
+                    && matches!(
+                        e.extended_code,
+                        rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                            | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+                    ) =>
+            {
+                Err(StoreError::DuplicateRelativePath)
+            }
+            other => Ok(other?),
+        }
+    }
+}
+
+/// Binds each `$N` of the statement (SQLite numbers named parameters in
+/// order of first appearance, so look each one up by name) and runs it.
+fn execute_prepared(conn: &rusqlite::Connection, statement: Statement) -> rusqlite::Result<()> {
+    let mut prepared = conn.prepare_cached(statement.sql)?;
+    for index in 1..=prepared.parameter_count() {
+        let n: usize = prepared
+            .parameter_name(index)
+            .and_then(|name| name.strip_prefix('$'))
+            .and_then(|digits| digits.parse().ok())
+            .unwrap_or(0);
+        let Some(bind) = n.checked_sub(1).and_then(|i| statement.binds.get(i)) else {
+            return Err(rusqlite::Error::InvalidParameterName(format!(
+                "{} in {}",
+                prepared.parameter_name(index).unwrap_or("?"),
+                statement.sql
+            )));
+        };
+        match bind {
+            Bind::Text(v) => prepared.raw_bind_parameter(index, v.as_str())?,
+            Bind::OptText(v) => prepared.raw_bind_parameter(index, v.as_deref())?,
+            Bind::Int(v) => prepared.raw_bind_parameter(index, v)?,
+            Bind::Blob(v) => prepared.raw_bind_parameter(index, v.as_slice())?,
+        }
+    }
+    prepared.raw_execute()?;
+    Ok(())
 }
 
 fn bind_all<'q>(

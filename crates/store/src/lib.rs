@@ -19,6 +19,8 @@ pub mod records;
 mod replay;
 mod views;
 
+use std::path::PathBuf;
+use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -59,6 +61,9 @@ pub enum StoreError {
     /// No connection or lock could be had within the timeout.
     #[error("the database is busy")]
     Busy,
+    /// SQLite failed on the dedicated connection that replay uses.
+    #[error("database error: {0}")]
+    Sqlite(rusqlite::Error),
     /// The URL names no supported engine.
     #[error("unsupported database URL (use sqlite://… or postgres://…): {0}")]
     UnsupportedUrl(String),
@@ -67,6 +72,17 @@ pub enum StoreError {
 impl StoreError {
     pub(crate) fn corrupt(what: impl std::fmt::Display) -> Self {
         Self::Corrupt(what.to_string())
+    }
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
+                Self::Busy
+            }
+            _ => Self::Sqlite(e),
+        }
     }
 }
 
@@ -87,6 +103,9 @@ pub struct Store {
     /// The newest committed sequence this process knows of; followers wait
     /// on it instead of sleeping.
     head: Arc<watch::Sender<i64>>,
+    /// The SQLite database file (None on PostgreSQL), for replay's own
+    /// connection.
+    sqlite_path: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Store {
@@ -117,6 +136,14 @@ impl Store {
                 format!("{url}{sep}mode=rwc")
             }
             _ => url.to_owned(),
+        };
+        let sqlite_path = match engine {
+            Engine::Sqlite => Some(
+                sqlx::sqlite::SqliteConnectOptions::from_str(&url)?
+                    .get_filename()
+                    .to_owned(),
+            ),
+            Engine::Postgres => None,
         };
         let options = AnyPoolOptions::new()
             .max_connections(if engine == Engine::Sqlite { 8 } else { 16 })
@@ -155,6 +182,7 @@ impl Store {
             local_writer: Arc::new(Mutex::new(())),
             timeout,
             head,
+            sqlite_path,
         })
     }
 

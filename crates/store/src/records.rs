@@ -1,5 +1,6 @@
 //! The rows of the views, as the registry hands them out.
 
+use artifactstore_core::event::FileIngested;
 use artifactstore_core::Timestamp;
 use serde::Serialize;
 use sqlx::any::AnyRow;
@@ -50,6 +51,16 @@ pub mod status {
     pub const CREATED: &str = "created";
     /// Immutable, has a manifest.
     pub const FINALIZED: &str = "finalized";
+}
+
+/// Storage location status names.
+pub mod storage_status {
+    /// Written and recorded, not yet verified.
+    pub const RECORDED: &str = "recorded";
+    /// Read back and matched its digests.
+    pub const VERIFIED: &str = "verified";
+    /// Missing or changed when last verified.
+    pub const FAILED: &str = "failed";
 }
 
 /// A file with its storage location.
@@ -184,6 +195,29 @@ pub(crate) fn package_from_row(row: &AnyRow) -> StoreResult<PackageRecord> {
         created_by: row.try_get("created_by")?,
         created_sequence: row.try_get("created_sequence")?,
     })
+}
+
+impl FileRecord {
+    /// The view row `file.ingested` makes (see `views.rs`), built from the
+    /// event itself: an upload answers with it without reading it back.
+    pub fn recorded(file: &FileIngested, created_at: Timestamp) -> Self {
+        Self {
+            id: file.file_id.clone(),
+            package_id: file.package_id.clone(),
+            relative_path: file.relative_path.clone(),
+            media_type: file.media_type.clone(),
+            size_bytes: file.size_bytes,
+            blake3: file.blake3.clone(),
+            sha256: file.sha256.clone(),
+            content_address: format!("blake3:{}", file.blake3),
+            backend_id: file.backend_id.clone(),
+            object_key: file.object_key.clone(),
+            retrieval_tier: file.retrieval_tier.clone(),
+            storage_status: storage_status::RECORDED.to_owned(),
+            created_at,
+            storage_location_id: file.storage_location_id.clone(),
+        }
+    }
 }
 
 pub(crate) fn file_from_row(row: &AnyRow) -> StoreResult<FileRecord> {

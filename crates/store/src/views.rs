@@ -14,7 +14,7 @@ use artifactstore_core::event::{
 use artifactstore_core::{cbor, Event, Manifest};
 
 use crate::batch::{Batch, Bind};
-use crate::records::status;
+use crate::records::{status, storage_status};
 use crate::{StoreError, StoreResult};
 
 /// Adds the view statements of one event to `batch`. Unknown event types
@@ -125,8 +125,8 @@ fn file_ingested(batch: &mut Batch, event: &Event) -> StoreResult<()> {
     );
     batch.push(
         "INSERT INTO storage_locations (id, file_id, backend_id, object_key, content_address, retrieval_tier, \
-         status, verified_at, failure, created_at) VALUES ($1, $2, $3, $4, $5, $6, 'recorded', NULL, NULL, $7)",
-        vec![Bind::from(p.storage_location_id.as_str()), Bind::from(p.file_id.as_str()), Bind::from(p.backend_id.as_str()), Bind::from(p.object_key.as_str()), Bind::from(format!("blake3:{}", p.blake3)), Bind::from(p.retrieval_tier.as_str()), Bind::from(event.created_at.to_string())],
+         status, verified_at, failure, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, NULL, $8)",
+        vec![Bind::from(p.storage_location_id.as_str()), Bind::from(p.file_id.as_str()), Bind::from(p.backend_id.as_str()), Bind::from(p.object_key.as_str()), Bind::from(format!("blake3:{}", p.blake3)), Bind::from(p.retrieval_tier.as_str()), Bind::from(storage_status::RECORDED), Bind::from(event.created_at.to_string())],
     );
     touch_package(batch, &p.package_id, event);
     Ok(())
@@ -214,7 +214,11 @@ fn location_verified(batch: &mut Batch, event: &Event) -> StoreResult<()> {
     batch.push(
         "UPDATE storage_locations SET status = $1, verified_at = $2, failure = $3 WHERE id = $4",
         vec![
-            Bind::from(if p.ok { "verified" } else { "failed" }),
+            Bind::from(if p.ok {
+                storage_status::VERIFIED
+            } else {
+                storage_status::FAILED
+            }),
             Bind::from(event.created_at.to_string()),
             Bind::from(p.failure.as_deref()),
             Bind::from(p.storage_location_id.as_str()),

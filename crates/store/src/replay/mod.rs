@@ -1,10 +1,21 @@
 //! Replay: rebuild every view from the log, and compare views byte for byte.
+//!
+//! The steps are the same on both engines (drop the views' secondary
+//! indexes, empty the views, apply every event with [`crate::views::plan`],
+//! the live path's handlers, build the indexes again) and so is the dump
+//! a check compares. Only the connection differs:
+//!
+//! - SQLite ([`sqlite`]): a dedicated connection on a blocking thread
+//!   with prepared statements, because sqlx hands every statement and every
+//!   row to its worker thread and back, which cost most of replay's time.
+//! - PostgreSQL ([`pooled`]): a pooled sqlx connection, statements one by one.
+
+mod pooled;
+mod sqlite;
 
 use sqlx::{AnyConnection, Row};
 
-use crate::batch::Batch;
-use crate::log::{event_from_row, EVENT_COLUMNS};
-use crate::{views, Store, StoreResult};
+use crate::{Engine, Store, StoreError, StoreResult};
 
 /// Column kinds, so a snapshot can read any view through the `Any` driver.
 #[derive(Clone, Copy)]
@@ -14,7 +25,6 @@ enum Kind {
 }
 use Kind::{Integer as I, Text as T};
 
-/// Every view, its columns and a total order of its rows.
 /// One view: its table, a total order of its rows, and its columns.
 struct View {
     table: &'static str,
@@ -145,136 +155,127 @@ pub struct ReplayReport {
     pub first_difference: Option<String>,
 }
 
-/// A byte-exact dump of every view (one JSON line per row, tables in a
-/// fixed order, rows in primary-key order).
-async fn snapshot(conn: &mut AnyConnection) -> StoreResult<Vec<(String, Vec<u8>)>> {
-    let mut tables = Vec::with_capacity(VIEWS.len());
-    for View {
-        table,
-        order_by: order,
-        columns,
-    } in VIEWS
-    {
-        let names: Vec<&str> = columns.iter().map(|(name, _)| *name).collect();
-        let sql = format!("SELECT {} FROM {table} ORDER BY {order}", names.join(", "));
-        let rows = sqlx::query(&sql).fetch_all(&mut *conn).await?;
-        let mut dump = Vec::new();
-        for row in &rows {
-            let mut values = Vec::with_capacity(columns.len());
-            for (i, (_, kind)) in columns.iter().enumerate() {
-                values.push(match kind {
-                    Kind::Text => serde_json::json!(row.try_get::<Option<String>, _>(i)?),
-                    Kind::Integer => serde_json::json!(row.try_get::<Option<i64>, _>(i)?),
-                });
-            }
-            dump.extend_from_slice(serde_json::Value::Array(values).to_string().as_bytes());
-            dump.push(b'\n');
+impl ReplayReport {
+    /// The report of a replay that was not compared.
+    fn applied(events: u64) -> Self {
+        Self {
+            events,
+            identical: true,
+            first_difference: None,
         }
-        tables.push(((*table).to_owned(), dump));
     }
-    Ok(tables)
 }
 
-/// The secondary indexes of the views (not those behind a primary key or
-/// a unique constraint), as statements that recreate them.
-async fn secondary_indexes(conn: &mut AnyConnection) -> StoreResult<Vec<(String, String)>> {
+/// Appends one row of a dump: its values as one JSON array on one line.
+fn dump_row(dump: &mut Vec<u8>, values: Vec<serde_json::Value>) {
+    dump.extend_from_slice(serde_json::Value::Array(values).to_string().as_bytes());
+    dump.push(b'\n');
+}
+
+/// The query that reads each view in its total order.
+fn view_query(view: &View) -> String {
+    let names: Vec<&str> = view.columns.iter().map(|(name, _)| *name).collect();
+    format!(
+        "SELECT {} FROM {} ORDER BY {}",
+        names.join(", "),
+        view.table,
+        view.order_by
+    )
+}
+
+/// The query listing the views' secondary indexes (not those behind a
+/// primary key or a unique constraint) as `name, sql`, where `sql`
+/// recreates the index. Building an index once over all rows beats
+/// updating it row by row, and both engines take DDL inside the
+/// transaction, so a check that rolls back restores them.
+fn secondary_indexes_query(engine: Engine) -> String {
     let tables: Vec<String> = VIEWS.iter().map(|v| format!("'{}'", v.table)).collect();
-    let sql = if conn.backend_name() == "SQLite" {
+    match engine {
         // Constraint indexes have no SQL of their own.
-        format!(
+        Engine::Sqlite => format!(
             "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL \
              AND tbl_name IN ({})",
             tables.join(", ")
-        )
-    } else {
-        format!(
+        ),
+        Engine::Postgres => format!(
             "SELECT i.relname::text AS name, pg_get_indexdef(i.oid) AS sql FROM pg_index x \
              JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid \
              WHERE t.relname IN ({}) AND NOT x.indisprimary AND NOT x.indisunique \
              AND t.relnamespace = to_regnamespace(current_schema())::oid",
             tables.join(", ")
-        )
-    };
-    let rows = sqlx::query(&sql).fetch_all(&mut *conn).await?;
-    rows.iter()
-        .map(|row| Ok((row.try_get("name")?, row.try_get("sql")?)))
-        .collect()
+        ),
+    }
 }
 
-async fn rebuild(conn: &mut AnyConnection) -> StoreResult<u64> {
-    // Building an index once over all rows beats updating it row by row,
-    // and both engines take DDL inside the transaction, so a check that
-    // rolls back restores them.
-    let indexes = secondary_indexes(conn).await?;
-    for (name, _) in &indexes {
-        sqlx::query(&format!("DROP INDEX {name}"))
-            .execute(&mut *conn)
-            .await?;
+/// Events read and planned per batch of view statements.
+const EVENTS_PER_BATCH: usize = 4096;
+
+/// The report of a check: the first view whose dumps differ, if any.
+fn compare(events: u64, live: &[(String, Vec<u8>)], rebuilt: &[(String, Vec<u8>)]) -> ReplayReport {
+    let first_difference = live
+        .iter()
+        .zip(rebuilt)
+        .find(|((_, a), (_, b))| a != b)
+        .map(|((table, _), _)| table.clone());
+    ReplayReport {
+        events,
+        identical: first_difference.is_none(),
+        first_difference,
     }
-    for View { table, .. } in VIEWS.iter().rev() {
-        sqlx::query(&format!("DELETE FROM {table}"))
-            .execute(&mut *conn)
-            .await?;
-    }
-    let sql = format!(
-        "SELECT {EVENT_COLUMNS} FROM events WHERE sequence > $1 ORDER BY sequence LIMIT 4096"
-    );
-    let mut cursor = 0i64;
-    let mut applied = 0u64;
-    loop {
-        let rows = sqlx::query(&sql).bind(cursor).fetch_all(&mut *conn).await?;
-        if rows.is_empty() {
-            break;
-        }
-        // Planned together and sent in a few calls (see batch.rs): the
-        // same handlers as the live path, far fewer round trips.
-        let mut batch = Batch::default();
+}
+
+/// A byte-exact dump of every view through sqlx (one JSON line per row,
+/// tables in a fixed order, rows in primary-key order).
+async fn snapshot(conn: &mut AnyConnection) -> StoreResult<Vec<(String, Vec<u8>)>> {
+    let mut tables = Vec::with_capacity(VIEWS.len());
+    for view in VIEWS {
+        let rows = sqlx::query(&view_query(view)).fetch_all(&mut *conn).await?;
+        let mut dump = Vec::new();
         for row in &rows {
-            let event = event_from_row(row)?;
-            views::plan(&mut batch, &event)?;
-            cursor = event.sequence;
-            applied += 1;
+            let mut values = Vec::with_capacity(view.columns.len());
+            for (i, (_, kind)) in view.columns.iter().enumerate() {
+                values.push(match kind {
+                    Kind::Text => serde_json::json!(row.try_get::<Option<String>, _>(i)?),
+                    Kind::Integer => serde_json::json!(row.try_get::<Option<i64>, _>(i)?),
+                });
+            }
+            dump_row(&mut dump, values);
         }
-        batch.execute(conn).await?;
+        tables.push((view.table.to_owned(), dump));
     }
-    for (_, create) in &indexes {
-        sqlx::query(create).execute(&mut *conn).await?;
-    }
-    Ok(applied)
+    Ok(tables)
 }
 
 impl Store {
     /// Rebuilds every view from the log, in one transaction.
     pub async fn replay(&self) -> StoreResult<ReplayReport> {
-        let mut tx = self.begin().await?;
-        let events = rebuild(tx.conn()).await?;
-        tx.commit().await?;
-        Ok(ReplayReport {
-            events,
-            identical: true,
-            first_difference: None,
-        })
+        self.rebuild_views(false).await
     }
 
     /// Rebuilds every view inside a transaction that is rolled back, and
     /// compares the result with the live views byte for byte. The live
     /// views are never changed.
     pub async fn replay_check(&self) -> StoreResult<ReplayReport> {
-        let mut tx = self.begin().await?;
-        let live = snapshot(tx.conn()).await?;
-        let events = rebuild(tx.conn()).await?;
-        let rebuilt = snapshot(tx.conn()).await?;
-        drop(tx);
-        let first_difference = live
-            .iter()
-            .zip(&rebuilt)
-            .find(|((_, a), (_, b))| a != b)
-            .map(|((table, _), _)| table.clone());
-        Ok(ReplayReport {
-            events,
-            identical: first_difference.is_none(),
-            first_difference,
-        })
+        self.rebuild_views(true).await
+    }
+
+    async fn rebuild_views(&self, check: bool) -> StoreResult<ReplayReport> {
+        let Some(path) = self.sqlite_path.clone() else {
+            return pooled::replay(self, check).await;
+        };
+        // Writers of this process queue here as for any write; other
+        // processes wait on SQLite's lock within the timeout.
+        let _local_writer = tokio::time::timeout(self.timeout, self.local_writer.lock())
+            .await
+            .map_err(|_| StoreError::Busy)?;
+        let timeout = self.timeout;
+        match tokio::task::spawn_blocking(move || sqlite::replay(&path, timeout, check)).await {
+            Ok(report) => report,
+            Err(e) => match e.try_into_panic() {
+                Ok(panic) => std::panic::resume_unwind(panic),
+                Err(e) => Err(StoreError::corrupt(format!("replay thread: {e}"))),
+            },
+        }
     }
 
     /// A byte-exact dump of every view, for comparisons in tests and tools.
