@@ -420,3 +420,55 @@ engine_tests! {
         assert_eq!(listed, vec![answered]);
     }
 }
+
+engine_tests! {
+    async fn concurrent_uploads_into_several_packages_are_each_recorded_once() {
+        // Enough uploads at once that the group commit records them in
+        // groups, with duplicates of one path among them.
+        let env = TestEnv::new().await;
+        let packages = [env.package("standard").await, env.package("standard").await, env.package("standard").await];
+        let mut tasks = Vec::new();
+        for (p, package) in packages.iter().copied().enumerate() {
+            for i in 0..8u8 {
+                let registry = env.registry.clone();
+                tasks.push(tokio::spawn(async move {
+                    let data = vec![i; 100 + p];
+                    registry
+                        .ingest_file(package, &format!("f{i}.bin"), "application/octet-stream", body(&data), Default::default(), "t")
+                        .await
+                }));
+            }
+        }
+        for i in 0..8u8 {
+            let registry = env.registry.clone();
+            let package = packages[0];
+            tasks.push(tokio::spawn(async move {
+                registry
+                    .ingest_file(package, "same.bin", "application/octet-stream", body(&[i; 10]), Default::default(), "t")
+                    .await
+            }));
+        }
+        let mut answered = Vec::new();
+        let mut refused = BTreeSet::new();
+        for task in tasks {
+            match task.await.unwrap() {
+                Ok(record) => answered.push(record),
+                Err(e) => {
+                    refused.insert(e.code());
+                }
+            }
+        }
+        assert_eq!(answered.len(), 3 * 8 + 1);
+        assert_eq!(refused, BTreeSet::from(["duplicate_relative_path"]));
+        let mut stored = Vec::new();
+        for package in packages {
+            stored.extend(env.registry.list_files(package).await.unwrap());
+        }
+        answered.sort_by(|a, b| a.id.cmp(&b.id));
+        stored.sort_by(|a, b| a.id.cmp(&b.id));
+        assert_eq!(answered, stored, "each answer is its stored row");
+        assert_eq!(env.event_count().await, 3 * 2 + 3 * 8 + 1);
+        assert!(env.registry.verify_log().await.unwrap().is_intact());
+        assert!(env.registry.replay_check().await.unwrap().identical);
+    }
+}

@@ -28,7 +28,7 @@ pub(crate) const ANONYMOUS: &str = "anonymous";
 /// Longest actor name accepted, in bytes.
 const MAX_ACTOR_BYTES: usize = 256;
 /// Routes anyone may call: load balancers and scrapers have no token.
-const PUBLIC_PATHS: [&str; 3] = ["/health", "/metrics", "/openapi.json"];
+pub(crate) const PUBLIC_PATHS: [&str; 3] = ["/health", "/metrics", "/openapi.json"];
 
 /// The caller of a request.
 #[derive(Debug, Clone)]

@@ -12,7 +12,8 @@ use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
-use utoipa::{OpenApi, ToSchema};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+use utoipa::{Modify, OpenApi, ToSchema};
 
 use crate::api::events::EventBody;
 use crate::AppState;
@@ -270,6 +271,7 @@ pub(crate) struct HealthSchema {
         crate::api::storage::verify,
     ),
     components(schemas(crate::problem::ProblemBody)),
+    modifiers(&CommonResponses),
     tags(
         (name = "packages", description = "Packages and their manifests"),
         (name = "files", description = "Streamed uploads and downloads"),
@@ -281,6 +283,73 @@ pub(crate) struct HealthSchema {
     )
 )]
 struct ApiDoc;
+
+/// The answers that layers, not handlers, give, added to every operation
+/// that does not list them itself: the auth layer's 401 and 403 (every
+/// route but the public ones), the request deadline's 408, 503 when the
+/// database or a backend cannot be reached, and 413 on every route that
+/// reads a JSON body.
+struct CommonResponses;
+
+impl Modify for CommonResponses {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        for (path, item) in doc.paths.paths.iter_mut() {
+            let public = crate::auth::PUBLIC_PATHS.contains(&path.as_str());
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.head,
+                &mut item.patch,
+                &mut item.options,
+            ];
+            for operation in operations.into_iter().flatten() {
+                let takes_json = operation
+                    .request_body
+                    .as_ref()
+                    .is_some_and(|body| body.content.contains_key("application/json"));
+                let mut common = vec![(
+                    "408",
+                    "`request_timeout`: the answer was not ready within the server's request limit",
+                )];
+                if !public {
+                    common.extend([
+                        ("401", "`unauthorized`: no token, or an unknown, expired or revoked one, where the server requires tokens (`WWW-Authenticate: Bearer`)"),
+                        ("403", "`forbidden`: the token's scope or producers do not allow this"),
+                        ("503", "`service_unavailable`: the database or a storage backend cannot be reached; retry later"),
+                    ]);
+                }
+                if takes_json {
+                    common.push((
+                        "413",
+                        "`payload_too_large`: the JSON body is larger than the server accepts",
+                    ));
+                }
+                for (status, description) in common {
+                    operation
+                        .responses
+                        .responses
+                        .entry(status.to_owned())
+                        .or_insert_with(|| problem_response(description));
+                }
+            }
+        }
+    }
+}
+
+fn problem_response(description: &str) -> RefOr<utoipa::openapi::Response> {
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            crate::problem::PROBLEM_JSON,
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("Problem")))
+                .build(),
+        )
+        .build()
+        .into()
+}
 
 /// The document as JSON text.
 pub(crate) fn document_json() -> String {

@@ -2336,3 +2336,53 @@ async fn slow_requests_time_out_with_408_and_pages_are_capped() {
     drop(sender);
     assert_eq!(server.file_count(id).await, 0);
 }
+
+/// The answers the layers give (auth, deadline, body limit, an unreachable
+/// database) are documented on every route they can come from, and the
+/// upload route documents its own limits.
+#[tokio::test]
+async fn openapi_documents_the_layers_answers_on_every_route() {
+    let server = TestServer::start().await;
+    let doc = json_of(server.get("/openapi.json").await).await;
+    let public = ["/health", "/metrics", "/openapi.json"];
+    let mut checked = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let responses = operation["responses"].as_object().unwrap();
+            let has = |status: &str| responses.contains_key(status);
+            let at = format!("{method} {path}");
+            assert!(has("408"), "{at} lacks 408");
+            let is_public = public.contains(&path.as_str());
+            for status in ["401", "403"] {
+                assert_eq!(has(status), !is_public, "{at}: {status}");
+            }
+            assert!(is_public || has("503"), "{at} lacks 503");
+            let takes_json = operation["requestBody"]["content"]
+                .get("application/json")
+                .is_some();
+            if takes_json {
+                assert!(has("413"), "{at} reads JSON but lacks 413");
+            }
+            if responses.contains_key("401") {
+                let problem = &responses["401"]["content"]["application/problem+json"];
+                assert_eq!(
+                    problem["schema"]["$ref"], "#/components/schemas/Problem",
+                    "{at}"
+                );
+            }
+            checked += 1;
+        }
+    }
+    let operations: usize = CONTRACT_ROUTES
+        .iter()
+        .map(|(_, methods)| methods.len())
+        .sum();
+    assert_eq!(checked, operations);
+    let upload = &doc["paths"]["/v1/packages/{id}/files/{relative_path}"]["put"]["responses"];
+    for status in ["413", "429", "507"] {
+        assert!(upload.get(status).is_some(), "PUT file lacks {status}");
+    }
+    let create = &doc["paths"]["/v1/packages"]["post"]["responses"];
+    assert!(create.get("413").is_some());
+    server.stop().await;
+}

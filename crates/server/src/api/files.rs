@@ -99,9 +99,11 @@ fn media_type(headers: &HeaderMap) -> ApiResult<String> {
     request_body(content = BinarySchema, description = "The raw bytes, streamed", content_type = "application/octet-stream"),
     responses(
         (status = 201, description = "Stored; `Location` names the file", body = FileSchema),
-        (status = 400, description = "`invalid_id`, `invalid_path`, `invalid_digest`, `digest_mismatch` (nothing stored), `upload_interrupted`", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_id`, `invalid_path`, `invalid_digest`, `digest_mismatch` (nothing stored), `upload_interrupted`, `too_many_files`", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "`package_not_found`", body = ProblemBody, content_type = "application/problem+json"),
         (status = 409, description = "`duplicate_relative_path`, `illegal_package_state` (finalized)", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 413, description = "`payload_too_large`: the file (its `Content-Length`, or the bytes streamed) is over the server's limit", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 429, description = "`too_many_uploads`: the server's concurrent upload limit is reached; retry after `Retry-After` seconds", body = ProblemBody, content_type = "application/problem+json"),
         (status = 507, description = "`storage_full`", body = ProblemBody, content_type = "application/problem+json"),
     )
 )]
