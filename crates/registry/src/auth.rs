@@ -2,6 +2,7 @@
 //! events; only a hash of each secret is stored.
 
 use artifactstore_core::event::{subjects, types, TokenCreated, TokenRevoked};
+use artifactstore_core::id::new_id;
 use artifactstore_core::token::{Scope, TokenText};
 use artifactstore_core::{NewEvent, Timestamp};
 use artifactstore_store::TokenRecord;
@@ -70,7 +71,7 @@ impl Registry {
         for producer in &producers {
             label("producer", producer)?;
         }
-        let id = Uuid::new_v4().simple().to_string();
+        let id = new_id().simple().to_string();
         let token = TokenText::new(&id, random_secret());
         let payload = TokenCreated {
             v: 1,

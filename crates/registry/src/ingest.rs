@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use artifactstore_core::digest::{Blake3Hasher, Sha256Hasher};
 use artifactstore_core::event::FileIngested;
+use artifactstore_core::id::new_id;
 use artifactstore_core::{ContentAddress, Digest32, FileDigests, RelativePath};
 use artifactstore_storage::{Backend, ObjectWriter};
 use artifactstore_store::records::status;
@@ -110,7 +111,7 @@ impl Registry {
         .await?;
         let object_key = digests.content_address().object_key();
 
-        let file_id = Uuid::new_v4().to_string();
+        let file_id = new_id().to_string();
         let ingested = FileIngested {
             v: 1,
             file_id: file_id.clone(),
@@ -120,7 +121,7 @@ impl Registry {
             size_bytes: digests.size_bytes,
             blake3: digests.blake3.to_hex(),
             sha256: digests.sha256.to_hex(),
-            storage_location_id: Uuid::new_v4().to_string(),
+            storage_location_id: new_id().to_string(),
             backend_id,
             object_key,
             retrieval_tier: "hot".to_owned(),

@@ -1,5 +1,6 @@
 //! Packages, files, manifests and the log.
 
+use artifactstore_core::id::new_id;
 use std::ops::Range;
 
 use artifactstore_core::event::{subjects, types, PackageCreated, RetentionDefaultApplied};
@@ -141,7 +142,7 @@ impl Registry {
             Some(slug) => Some(self.validate_metadata(slug, &metadata).await?),
             None => None,
         };
-        let package_id = Uuid::new_v4().to_string();
+        let package_id = new_id().to_string();
         let created = PackageCreated {
             v: 1,
             package_id: package_id.clone(),

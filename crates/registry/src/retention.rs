@@ -3,6 +3,7 @@
 use artifactstore_core::event::{
     subjects, types, DeletionEligible, RetentionExtended, RetentionHold,
 };
+use artifactstore_core::id::new_id;
 use artifactstore_core::{Event, NewEvent, RetentionClass, Timestamp};
 use artifactstore_store::{LogTx, RetentionRecord};
 use uuid::Uuid;
@@ -100,7 +101,7 @@ impl Registry {
     ) -> RegistryResult<String> {
         let why = reason(why)?;
         let id = package_id.to_string();
-        let hold_id = Uuid::new_v4().to_string();
+        let hold_id = new_id().to_string();
         let mut tx = self.store.begin().await?;
         state(&mut tx, &id).await?;
         let payload = RetentionHold {

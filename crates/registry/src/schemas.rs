@@ -2,9 +2,9 @@
 //! with a full validator (every keyword of the schema's draft).
 
 use artifactstore_core::event::{subjects, types, MetadataSchemaRegistered};
+use artifactstore_core::id::new_id;
 use artifactstore_core::{jcs, NewEvent};
 use artifactstore_store::SchemaRecord;
-use uuid::Uuid;
 
 use crate::{Registry, RegistryError, RegistryResult};
 
@@ -55,7 +55,7 @@ impl Registry {
             }
             return Err(RegistryError::SchemaConflict(slug.to_owned()));
         }
-        let schema_id = Uuid::new_v4().to_string();
+        let schema_id = new_id().to_string();
         let payload = MetadataSchemaRegistered {
             v: 1,
             schema_id: schema_id.clone(),

@@ -235,13 +235,9 @@ impl LogVerification {
 }
 
 impl<'s> LogTx<'s> {
-    /// The connection of this transaction, for the view handlers.
-    pub(crate) fn conn(&mut self) -> &mut AnyConnection {
-        &mut self.tx
-    }
-
-    /// Sends the planned statements.
-    async fn flush(&mut self) -> StoreResult<&mut AnyConnection> {
+    /// Sends the planned statements; returns the transaction's connection,
+    /// so a read through it sees every append so far.
+    pub(crate) async fn flush(&mut self) -> StoreResult<&mut AnyConnection> {
         if !self.pending.is_empty() {
             self.pending.execute(&mut self.tx).await?;
         }

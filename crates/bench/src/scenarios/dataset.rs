@@ -60,7 +60,7 @@ async fn generate(url: &str, packages: usize, files: usize) -> Result<Generated>
         let batch = PACKAGES_PER_TRANSACTION.min(packages - done);
         let mut pending = Vec::with_capacity(batch * (2 + files));
         for i in done..done + batch {
-            let id = uuid::Uuid::new_v4().to_string();
+            let id = artifactstore_core::id::new_id().to_string();
             if i % 997 == 0 {
                 sample_ids.push(id.clone());
             }
@@ -97,7 +97,7 @@ async fn generate(url: &str, packages: usize, files: usize) -> Result<Generated>
                 let blake3 = Digest32::blake3_of(format!("{i}/{f}").as_bytes()).to_hex();
                 let ingested = FileIngested {
                     v: 1,
-                    file_id: uuid::Uuid::new_v4().to_string(),
+                    file_id: artifactstore_core::id::new_id().to_string(),
                     package_id: id.clone(),
                     relative_path: format!("reports/{f}.json"),
                     media_type: "application/json".into(),
@@ -105,7 +105,7 @@ async fn generate(url: &str, packages: usize, files: usize) -> Result<Generated>
                     sha256: Digest32::blake3_of(blake3.as_bytes()).to_hex(),
                     object_key: format!("blake3/{}/{}/{blake3}", &blake3[..2], &blake3[2..4]),
                     blake3,
-                    storage_location_id: uuid::Uuid::new_v4().to_string(),
+                    storage_location_id: artifactstore_core::id::new_id().to_string(),
                     backend_id: "local".into(),
                     retrieval_tier: "hot".into(),
                 };

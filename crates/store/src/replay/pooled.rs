@@ -10,13 +10,13 @@ use crate::{views, Store, StoreResult};
 pub(super) async fn replay(store: &Store, check: bool) -> StoreResult<ReplayReport> {
     let mut tx = store.begin().await?;
     if !check {
-        let events = rebuild(store, tx.conn()).await?;
+        let events = rebuild(store, tx.flush().await?).await?;
         tx.commit().await?;
         return Ok(ReplayReport::applied(events));
     }
-    let live = snapshot(tx.conn()).await?;
-    let events = rebuild(store, tx.conn()).await?;
-    let rebuilt = snapshot(tx.conn()).await?;
+    let live = snapshot(tx.flush().await?).await?;
+    let events = rebuild(store, tx.flush().await?).await?;
+    let rebuilt = snapshot(tx.flush().await?).await?;
     // Dropped without commit: rolled back.
     drop(tx);
     Ok(compare(events, &live, &rebuilt))
