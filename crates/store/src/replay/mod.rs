@@ -17,7 +17,8 @@ use sqlx::{AnyConnection, Row};
 
 use crate::{Engine, Store, StoreError, StoreResult};
 
-/// Column kinds, so a snapshot can read any view through the `Any` driver.
+/// Column kinds, so a snapshot reads every view the same way through
+/// either driver (sqlx `Any` or rusqlite).
 #[derive(Clone, Copy)]
 enum Kind {
     Text,
