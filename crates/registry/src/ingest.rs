@@ -1,7 +1,8 @@
 //! Streaming ingest: bytes flow once from the client stream to the backend
 //! while they are hashed (a small file on the request's task, a large one
-//! on two threads, BLAKE3 and SHA-256 side by side), in bounded memory. The bytes are durable before the event commits (DESIGN.md
-//! invariant 3): a failure in between leaves at most an unreferenced object.
+//! on two threads, BLAKE3 and SHA-256 side by side), in bounded memory.
+//! The bytes are durable before the event commits (DESIGN.md invariant 3):
+//! a failure in between leaves at most an unreferenced object.
 
 use std::sync::Arc;
 

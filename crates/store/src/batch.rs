@@ -115,9 +115,7 @@ impl Batch {
             other => Ok(other?),
         }
     }
-}
 
-impl Batch {
     /// Runs every statement on a blocking SQLite connection, each prepared
     /// once per connection; leaves the batch empty.
     pub(crate) fn execute_blocking(&mut self, conn: &rusqlite::Connection) -> StoreResult<()> {

@@ -152,17 +152,7 @@ impl Store {
         let options = match engine {
             Engine::Sqlite => options.after_connect(move |conn, _meta| {
                 Box::pin(async move {
-                    // WAL lets readers run beside the writer; FULL makes
-                    // every commit survive power loss (the durability
-                    // promise); the busy timeout covers other processes
-                    // (admin commands) writing the same file. A 16 MiB page
-                    // cache (default 2 MiB) keeps the indexes of large
-                    // views in memory during replay and big transactions.
-                    let pragmas = format!(
-                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-                         PRAGMA busy_timeout = {busy_timeout_ms}; PRAGMA foreign_keys = ON; \
-                         PRAGMA cache_size = -16384;"
-                    );
+                    let pragmas = sqlite_pragmas(busy_timeout_ms, POOL_CACHE_KIB);
                     conn.execute(pragmas.as_str()).await?;
                     Ok(())
                 })
@@ -226,6 +216,22 @@ impl Store {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// Page cache of each pooled SQLite connection (SQLite's default is 2 MiB):
+/// keeps the indexes of large views in memory during big transactions.
+const POOL_CACHE_KIB: u32 = 16 * 1024;
+
+/// The settings of every SQLite connection, pooled or replay's own. WAL
+/// lets readers run beside the writer; FULL makes every commit survive
+/// power loss (the durability promise); the busy timeout covers other
+/// connections and processes (admin commands) writing the same file.
+pub(crate) fn sqlite_pragmas(busy_timeout_ms: u128, cache_kib: u32) -> String {
+    format!(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+         PRAGMA busy_timeout = {busy_timeout_ms}; PRAGMA foreign_keys = ON; \
+         PRAGMA cache_size = -{cache_kib};"
+    )
 }
 
 /// Whether a database error means "cannot reach or lock the database right

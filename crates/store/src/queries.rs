@@ -417,10 +417,10 @@ impl Store {
 
     /// How many storage locations are marked failed.
     pub async fn failed_location_count(&self) -> StoreResult<i64> {
-        let row =
-            sqlx::query("SELECT COUNT(*) AS n FROM storage_locations WHERE status = 'failed'")
-                .fetch_one(&self.pool)
-                .await?;
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM storage_locations WHERE status = $1")
+            .bind(crate::records::storage_status::FAILED)
+            .fetch_one(&self.pool)
+            .await?;
         Ok(row.try_get("n")?)
     }
 

@@ -1,5 +1,6 @@
 //! The rows of the views, as the registry hands them out.
 
+use artifactstore_core::digest::CONTENT_ADDRESS_PREFIX;
 use artifactstore_core::event::FileIngested;
 use artifactstore_core::Timestamp;
 use serde::Serialize;
@@ -209,7 +210,7 @@ impl FileRecord {
             size_bytes: file.size_bytes,
             blake3: file.blake3.clone(),
             sha256: file.sha256.clone(),
-            content_address: format!("blake3:{}", file.blake3),
+            content_address: format!("{CONTENT_ADDRESS_PREFIX}{}", file.blake3),
             backend_id: file.backend_id.clone(),
             object_key: file.object_key.clone(),
             retrieval_tier: file.retrieval_tier.clone(),

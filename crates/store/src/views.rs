@@ -6,6 +6,7 @@
 //! A handler does not touch the database: it plans its statements into a
 //! [`Batch`], which the caller sends with others (see `batch.rs` for why).
 
+use artifactstore_core::digest::CONTENT_ADDRESS_PREFIX;
 use artifactstore_core::event::{
     types, DeletionEligible, FileIngested, LocationVerified, MetadataSchemaRegistered,
     PackageCreated, Payload, RetentionDefaultApplied, RetentionExtended, RetentionHold,
@@ -126,7 +127,7 @@ fn file_ingested(batch: &mut Batch, event: &Event) -> StoreResult<()> {
     batch.push(
         "INSERT INTO storage_locations (id, file_id, backend_id, object_key, content_address, retrieval_tier, \
          status, verified_at, failure, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, NULL, $8)",
-        vec![Bind::from(p.storage_location_id.as_str()), Bind::from(p.file_id.as_str()), Bind::from(p.backend_id.as_str()), Bind::from(p.object_key.as_str()), Bind::from(format!("blake3:{}", p.blake3)), Bind::from(p.retrieval_tier.as_str()), Bind::from(storage_status::RECORDED), Bind::from(event.created_at.to_string())],
+        vec![Bind::from(p.storage_location_id.as_str()), Bind::from(p.file_id.as_str()), Bind::from(p.backend_id.as_str()), Bind::from(p.object_key.as_str()), Bind::from(format!("{CONTENT_ADDRESS_PREFIX}{}", p.blake3)), Bind::from(p.retrieval_tier.as_str()), Bind::from(storage_status::RECORDED), Bind::from(event.created_at.to_string())],
     );
     touch_package(batch, &p.package_id, event);
     Ok(())
@@ -138,7 +139,7 @@ fn package_finalized(batch: &mut Batch, event: &Event) -> StoreResult<()> {
     batch.push(
         "UPDATE packages SET status = $1, manifest_digest = $2, finalized_at = $3, last_event_sequence = $4 \
          WHERE id = $5",
-        vec![Bind::from(status::FINALIZED), Bind::from(format!("blake3:{}", event.payload_digest)), Bind::from(manifest.package.finalized_at.to_string()), Bind::from(event.sequence), Bind::from(event.subject_id.as_str())],
+        vec![Bind::from(status::FINALIZED), Bind::from(format!("{CONTENT_ADDRESS_PREFIX}{}", event.payload_digest)), Bind::from(manifest.package.finalized_at.to_string()), Bind::from(event.sequence), Bind::from(event.subject_id.as_str())],
     );
     Ok(())
 }

@@ -18,22 +18,22 @@ use super::{
 };
 use crate::batch::Batch;
 use crate::log::EVENT_COLUMNS;
-use crate::{views, Engine, StoreError, StoreResult};
+use crate::{sqlite_pragmas, views, Engine, StoreError, StoreResult};
 
 /// Statements kept prepared: every handler's, the snapshot's and a margin.
 const STATEMENT_CACHE: usize = 64;
+/// Page cache of replay's connection.
+const REPLAY_CACHE_KIB: u32 = 64 * 1024;
 
 pub(super) fn replay(path: &Path, timeout: Duration, check: bool) -> StoreResult<ReplayReport> {
     let mut conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
-    conn.busy_timeout(timeout)?;
-    // As the pool's connections (see `Store::connect`), with a larger page
-    // cache: the views' primary keys are written in random order.
-    conn.execute_batch(
-        "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -65536;",
-    )?;
+    // Set up as the pool's connections, with a larger page cache: in logs
+    // written before ids were time-ordered, every view's keys arrive at
+    // random leaves.
+    conn.execute_batch(&sqlite_pragmas(timeout.as_millis(), REPLAY_CACHE_KIB))?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     if !check {
