@@ -472,3 +472,42 @@ engine_tests! {
         assert!(env.registry.replay_check().await.unwrap().identical);
     }
 }
+
+engine_tests! {
+    async fn quotes_backslashes_and_dollars_in_values_are_stored_verbatim() {
+        // PostgreSQL receives a batch's values written into its SQL as
+        // literals; text that looks like quoting or placeholders must come
+        // back exactly as sent.
+        let env = TestEnv::new().await;
+        let tricky = r#"it's \'a' \\x00ff "$1" E'--' ; DROP TABLE packages; ü"#;
+        let mut wanted = new_package(tricky, "standard");
+        wanted.producer = "o'brien\\ci".into();
+        wanted.metadata = serde_json::json!({ "note": tricky, "it's": "$2 \\", "n": -7 });
+        let created = env.registry.create_package(wanted, "actor'\\").await.unwrap();
+        assert_eq!(created.name, tricky);
+        assert_eq!(created.producer, "o'brien\\ci");
+        assert_eq!(created.created_by, "actor'\\");
+        let package = created.id.parse().unwrap();
+        let file = env.put(package, "o'brien/$1 -- E'x'.txt", b"bytes").await;
+        assert_eq!(file.relative_path, "o'brien/$1 -- E'x'.txt");
+
+        // The upload moved only the package's last event.
+        let stored = env.registry.get_package(package).await.unwrap();
+        let mut expected = created.clone();
+        expected.last_event_sequence = stored.last_event_sequence;
+        assert_eq!(stored, expected);
+        assert_eq!(env.registry.file_metadata(file.id.parse().unwrap()).await.unwrap(), file);
+        let page = env
+            .registry
+            .list_packages(artifactstore_registry::PackageFilter {
+                producer: Some("o'brien\\ci".into()),
+                metadata: vec![("note".into(), tricky.into()), ("it's".into(), "$2 \\".into())],
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(page.items, vec![stored]);
+        assert!(env.registry.replay_check().await.unwrap().identical);
+    }
+}

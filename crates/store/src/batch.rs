@@ -6,11 +6,16 @@
 //! against 2–5 µs when 50 go in one call). On SQLite a [`Batch`] therefore
 //! goes as one multi-statement call, its `$N` placeholders renumbered to
 //! index one shared argument list. PostgreSQL's extended protocol takes
-//! one statement per call, so there the statements go one by one. Replay
-//! on SQLite runs a batch on its own blocking connection instead
-//! ([`Batch::execute_blocking`]), each statement prepared once.
+//! one statement per round trip, and sqlx does not pipeline, so there a
+//! batch goes as one simple-protocol query with its values written in as
+//! literals (escaped strings, `decode(…, 'hex')` bytes): one round trip per
+//! batch instead of one per statement. Replay on SQLite runs a batch on its
+//! own blocking connection instead ([`Batch::execute_blocking`]), each
+//! statement prepared once.
 
-use sqlx::AnyConnection;
+use std::collections::hash_map::{Entry, HashMap};
+
+use sqlx::{AnyConnection, Executor};
 
 use crate::{StoreError, StoreResult};
 
@@ -104,7 +109,7 @@ impl Batch {
         let result = if conn.backend_name() == "SQLite" {
             execute_combined(conn, statements).await
         } else {
-            execute_each(conn, statements).await
+            execute_inlined(conn, statements).await?
         };
         match result {
             Err(sqlx::Error::Database(e))
@@ -116,14 +121,14 @@ impl Batch {
         }
     }
 
-    /// Runs every statement on a blocking SQLite connection, each prepared
-    /// once per connection; leaves the batch empty.
-    pub(crate) fn execute_blocking(&mut self, conn: &rusqlite::Connection) -> StoreResult<()> {
+    /// Runs every statement on a blocking SQLite connection through
+    /// `prepared`; leaves the batch empty.
+    pub(crate) fn execute_blocking(&mut self, prepared: &mut Prepared<'_>) -> StoreResult<()> {
         let unique_is_duplicate_path = std::mem::take(&mut self.unique_is_duplicate_path);
         let result = self
             .statements
             .drain(..)
-            .try_for_each(|statement| execute_prepared(conn, statement));
+            .try_for_each(|statement| prepared.execute(&statement));
         match result {
             Err(rusqlite::Error::SqliteFailure(e, _))
                 if unique_is_duplicate_path
@@ -140,32 +145,66 @@ impl Batch {
     }
 }
 
-/// Binds each `$N` of the statement (SQLite numbers named parameters in
-/// order of first appearance, so look each one up by name) and runs it.
-fn execute_prepared(conn: &rusqlite::Connection, statement: Statement) -> rusqlite::Result<()> {
-    let mut prepared = conn.prepare_cached(statement.sql)?;
-    for index in 1..=prepared.parameter_count() {
-        let n: usize = prepared
-            .parameter_name(index)
-            .and_then(|name| name.strip_prefix('$'))
-            .and_then(|digits| digits.parse().ok())
-            .unwrap_or(0);
-        let Some(bind) = n.checked_sub(1).and_then(|i| statement.binds.get(i)) else {
-            return Err(rusqlite::Error::InvalidParameterName(format!(
-                "{} in {}",
-                prepared.parameter_name(index).unwrap_or("?"),
-                statement.sql
-            )));
-        };
-        match bind {
-            Bind::Text(v) => prepared.raw_bind_parameter(index, v.as_str())?,
-            Bind::OptText(v) => prepared.raw_bind_parameter(index, v.as_deref())?,
-            Bind::Int(v) => prepared.raw_bind_parameter(index, v)?,
-            Bind::Blob(v) => prepared.raw_bind_parameter(index, v.as_slice())?,
+/// The handlers' statements prepared on one blocking SQLite connection,
+/// each once, with the value each of its parameters takes. Keyed by the
+/// address of the static SQL text: looking a statement up costs no
+/// hashing of its text, which for replay's millions of statements is
+/// measurable.
+pub(crate) struct Prepared<'c> {
+    conn: &'c rusqlite::Connection,
+    statements: HashMap<usize, (rusqlite::Statement<'c>, Vec<usize>)>,
+}
+
+impl<'c> Prepared<'c> {
+    pub(crate) fn new(conn: &'c rusqlite::Connection) -> Self {
+        Self {
+            conn,
+            statements: HashMap::new(),
         }
     }
-    prepared.raw_execute()?;
-    Ok(())
+
+    fn execute(&mut self, statement: &Statement) -> rusqlite::Result<()> {
+        let (prepared, values) = match self.statements.entry(statement.sql.as_ptr() as usize) {
+            Entry::Occupied(entry) => entry.into_mut(),
+            Entry::Vacant(entry) => {
+                let prepared = self.conn.prepare(statement.sql)?;
+                let values = parameter_values(&prepared, statement)?;
+                entry.insert((prepared, values))
+            }
+        };
+        for (index, &value) in values.iter().enumerate() {
+            let index = index + 1;
+            match &statement.binds[value] {
+                Bind::Text(v) => prepared.raw_bind_parameter(index, v.as_str())?,
+                Bind::OptText(v) => prepared.raw_bind_parameter(index, v.as_deref())?,
+                Bind::Int(v) => prepared.raw_bind_parameter(index, v)?,
+                Bind::Blob(v) => prepared.raw_bind_parameter(index, v.as_slice())?,
+            }
+        }
+        prepared.raw_execute()?;
+        Ok(())
+    }
+}
+
+/// For each parameter of `prepared`, in order, the index of its value in
+/// `statement.binds`: SQLite numbers named parameters (`$N`) in order of
+/// first appearance, so each is looked up by its name.
+fn parameter_values(
+    prepared: &rusqlite::Statement<'_>,
+    statement: &Statement,
+) -> rusqlite::Result<Vec<usize>> {
+    (1..=prepared.parameter_count())
+        .map(|index| {
+            let name = prepared.parameter_name(index).unwrap_or("?");
+            name.strip_prefix('$')
+                .and_then(|digits| digits.parse::<usize>().ok())
+                .and_then(|n| n.checked_sub(1))
+                .filter(|&value| value < statement.binds.len())
+                .ok_or_else(|| {
+                    rusqlite::Error::InvalidParameterName(format!("{name} in {}", statement.sql))
+                })
+        })
+        .collect()
 }
 
 fn bind_all<'q>(
@@ -183,14 +222,80 @@ fn bind_all<'q>(
     query
 }
 
-async fn execute_each(
+/// PostgreSQL: every statement, values inlined, in one simple-protocol
+/// query per [`MAX_STATEMENTS_PER_CALL`]. The outer result refuses a value
+/// PostgreSQL cannot hold; the inner one is the database's answer.
+async fn execute_inlined(
     conn: &mut AnyConnection,
     statements: Vec<Statement>,
-) -> Result<(), sqlx::Error> {
-    for statement in statements {
-        bind_all(sqlx::query(statement.sql), statement.binds)
-            .execute(&mut *conn)
-            .await?;
+) -> StoreResult<Result<(), sqlx::Error>> {
+    for chunk in statements.chunks(MAX_STATEMENTS_PER_CALL) {
+        let mut sql = String::new();
+        for statement in chunk {
+            inline_into(&mut sql, statement.sql, &statement.binds)?;
+            sql.push_str(";\n");
+        }
+        if let Err(e) = conn.execute(sqlx::raw_sql(&sql)).await {
+            return Ok(Err(e));
+        }
+    }
+    Ok(Ok(()))
+}
+
+/// Appends `sql` to `out` with every `$N` replaced by the literal of
+/// `binds[N - 1]`. Only the static SQL is scanned for `$`, never a value.
+fn inline_into(out: &mut String, sql: &str, binds: &[Bind]) -> StoreResult<()> {
+    let mut rest = sql;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        rest = &rest[at + 1..];
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        let bind = rest[..digits]
+            .parse::<usize>()
+            .ok()
+            .and_then(|n| n.checked_sub(1))
+            .and_then(|i| binds.get(i))
+            .ok_or_else(|| {
+                StoreError::corrupt(format!("a placeholder without a value in {sql}"))
+            })?;
+        push_literal(out, bind)?;
+        rest = &rest[digits..];
+    }
+    out.push_str(rest);
+    Ok(())
+}
+
+/// A PostgreSQL literal of `bind`. Text goes in an escape string (`E'…'`),
+/// whose meaning does not depend on `standard_conforming_strings`: each
+/// quote and backslash is doubled, and NUL, which no PostgreSQL text can
+/// hold and which would end the protocol's query string, is refused.
+fn push_literal(out: &mut String, bind: &Bind) -> StoreResult<()> {
+    use std::fmt::Write as _;
+    match bind {
+        Bind::Int(v) => {
+            let _ = write!(out, "{v}");
+        }
+        Bind::Text(text) | Bind::OptText(Some(text)) => {
+            if text.contains('\0') {
+                return Err(StoreError::Unstorable("text with a NUL character"));
+            }
+            out.reserve(text.len() + 3);
+            out.push_str("E'");
+            for c in text.chars() {
+                match c {
+                    '\'' => out.push_str("''"),
+                    '\\' => out.push_str("\\\\"),
+                    c => out.push(c),
+                }
+            }
+            out.push('\'');
+        }
+        Bind::OptText(None) => out.push_str("NULL"),
+        Bind::Blob(bytes) => {
+            out.push_str("decode('");
+            out.push_str(&hex::encode(bytes));
+            out.push_str("', 'hex')");
+        }
     }
     Ok(())
 }
@@ -257,5 +362,38 @@ mod tests {
         assert_eq!(out, "UPDATE t SET a = $4, b = $5 WHERE c = $13");
         assert_eq!(placeholders("INSERT INTO t VALUES ($1, $2, $11, $2)"), 11);
         assert_eq!(placeholders("DELETE FROM t"), 0);
+    }
+
+    #[test]
+    fn inlined_values_are_escaped_literals() {
+        let mut out = String::new();
+        let binds = [
+            Bind::from(r"it's \ $1"),
+            Bind::from(-42),
+            Bind::from(None::<String>),
+            Bind::from(&[0x00u8, 0xff, 0x10][..]),
+        ];
+        inline_into(
+            &mut out,
+            "UPDATE t SET a = $1, b = $2, c = $3, d = $4 WHERE e = $1",
+            &binds,
+        )
+        .unwrap();
+        assert_eq!(
+            out,
+            r"UPDATE t SET a = E'it''s \\ $1', b = -42, c = NULL, d = decode('00ff10', 'hex') WHERE e = E'it''s \\ $1'"
+        );
+    }
+
+    #[test]
+    fn inlining_refuses_nul_and_missing_values() {
+        let mut out = String::new();
+        let nul = inline_into(&mut out, "SELECT $1", &[Bind::from("a\0b")]);
+        assert!(matches!(nul, Err(StoreError::Unstorable(_))), "{nul:?}");
+        let missing = inline_into(&mut out, "SELECT $2", &[Bind::from(1)]);
+        assert!(
+            matches!(missing, Err(StoreError::Corrupt(_))),
+            "{missing:?}"
+        );
     }
 }

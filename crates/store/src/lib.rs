@@ -64,6 +64,10 @@ pub enum StoreError {
     /// SQLite failed on the dedicated connection that replay uses.
     #[error("database error: {0}")]
     Sqlite(rusqlite::Error),
+    /// A value the database cannot hold reached the store (callers
+    /// validate input first, so this is a bug).
+    #[error("a value cannot be stored: {0}")]
+    Unstorable(&'static str),
     /// The URL names no supported engine.
     #[error("unsupported database URL (use sqlite://… or postgres://…): {0}")]
     UnsupportedUrl(String),

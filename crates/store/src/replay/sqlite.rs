@@ -1,12 +1,16 @@
-//! Replay on SQLite through its own connection, on a blocking thread.
+//! Replay on SQLite through its own connections, on blocking threads.
 //!
-//! Every statement is prepared once and kept (the handlers' SQL is fixed
-//! text), rows are read and statements run on this thread, with nothing
-//! handed across threads. The transaction is `BEGIN IMMEDIATE`, so other
-//! writers wait for it, and readers keep seeing the old views (WAL) until
-//! it commits.
+//! Two threads split the loop, so it runs on two cores: a planner reads
+//! the events through a read connection of its own, decodes them and plans
+//! their view statements ([`views::plan`]) in batches; the writer runs each
+//! batch on the write connection, every statement prepared once. The
+//! write transaction is `BEGIN IMMEDIATE`, taken before the planner opens
+//! its snapshot: the planner sees every committed event, and none can be
+//! appended until replay ends. Readers elsewhere keep seeing the old views
+//! (WAL) until it commits.
 
 use std::path::Path;
+use std::sync::mpsc;
 use std::time::Duration;
 
 use artifactstore_core::{Digest32, Event};
@@ -16,39 +20,47 @@ use super::{
     compare, dump_row, secondary_indexes_query, view_query, Kind, ReplayReport, EVENTS_PER_BATCH,
     VIEWS,
 };
-use crate::batch::Batch;
+use crate::batch::{Batch, Prepared};
 use crate::log::EVENT_COLUMNS;
 use crate::{sqlite_pragmas, views, Engine, StoreError, StoreResult};
 
-/// Statements kept prepared: every handler's, the snapshot's and a margin.
-const STATEMENT_CACHE: usize = 64;
-/// Page cache of replay's connection.
+/// Page cache of the write connection.
 const REPLAY_CACHE_KIB: u32 = 64 * 1024;
+/// Page cache of the planner's read connection: it reads the log once,
+/// in order.
+const PLANNER_CACHE_KIB: u32 = 2 * 1024;
+/// Planned batches waiting for the writer: enough to keep it busy while
+/// the planner is descheduled, few enough to bound memory (a batch of
+/// 4,096 events is about 4 MB).
+const BATCHES_IN_FLIGHT: usize = 4;
 
-pub(super) fn replay(path: &Path, timeout: Duration, check: bool) -> StoreResult<ReplayReport> {
-    let mut conn = Connection::open_with_flags(
+fn open(path: &Path, timeout: Duration, cache_kib: u32) -> StoreResult<Connection> {
+    let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
-    // Set up as the pool's connections, with a larger page cache: in logs
-    // written before ids were time-ordered, every view's keys arrive at
-    // random leaves.
-    conn.execute_batch(&sqlite_pragmas(timeout.as_millis(), REPLAY_CACHE_KIB))?;
-    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    conn.execute_batch(&sqlite_pragmas(timeout.as_millis(), cache_kib))?;
+    Ok(conn)
+}
+
+pub(super) fn replay(path: &Path, timeout: Duration, check: bool) -> StoreResult<ReplayReport> {
+    // Set up as the pool's connections, with a larger page cache: the
+    // transaction writes every view's pages.
+    let mut conn = open(path, timeout, REPLAY_CACHE_KIB)?;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     if !check {
-        let events = rebuild(&tx)?;
+        let events = rebuild(&tx, path, timeout)?;
         tx.commit()?;
         return Ok(ReplayReport::applied(events));
     }
     let live = snapshot(&tx)?;
-    let events = rebuild(&tx)?;
+    let events = rebuild(&tx, path, timeout)?;
     let rebuilt = snapshot(&tx)?;
     tx.rollback()?;
     Ok(compare(events, &live, &rebuilt))
 }
 
-fn rebuild(conn: &Connection) -> StoreResult<u64> {
+fn rebuild(conn: &Connection, path: &Path, timeout: Duration) -> StoreResult<u64> {
     let indexes = conn
         .prepare(&secondary_indexes_query(Engine::Sqlite))?
         .query_map([], |row| {
@@ -61,29 +73,67 @@ fn rebuild(conn: &Connection) -> StoreResult<u64> {
     for view in VIEWS.iter().rev() {
         conn.execute_batch(&format!("DELETE FROM {}", view.table))?;
     }
-    // Writing the views while this query reads the log is fine in SQLite:
-    // they are other tables, on the same connection and transaction.
+    let applied = std::thread::scope(|scope| {
+        let (planned, to_write) = mpsc::sync_channel(BATCHES_IN_FLIGHT);
+        let planner = scope.spawn(move || plan_all(path, timeout, planned));
+        let mut prepared = Prepared::new(conn);
+        let mut applied = 0u64;
+        // Ends when the planner has sent its last batch or an error; a
+        // write error drops `to_write`, which stops the planner.
+        for next in to_write {
+            let (mut batch, events): (Batch, u64) = next?;
+            batch.execute_blocking(&mut prepared)?;
+            applied += events;
+        }
+        match planner.join() {
+            Ok(()) => Ok::<_, StoreError>(applied),
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    })?;
+    for (_, create) in &indexes {
+        conn.execute_batch(create)?;
+    }
+    Ok(applied)
+}
+
+/// The planner thread: every batch, then the end of the channel, or the
+/// first error.
+fn plan_all(path: &Path, timeout: Duration, planned: mpsc::SyncSender<StoreResult<(Batch, u64)>>) {
+    if let Err(e) = plan_into(path, timeout, &planned) {
+        let _ = planned.send(Err(e));
+    }
+}
+
+/// Reads every event in order, plans its view statements, and sends them
+/// in batches of [`EVENTS_PER_BATCH`] events, each with its event count.
+fn plan_into(
+    path: &Path,
+    timeout: Duration,
+    planned: &mpsc::SyncSender<StoreResult<(Batch, u64)>>,
+) -> StoreResult<()> {
+    let conn = open(path, timeout, PLANNER_CACHE_KIB)?;
     let mut events = conn.prepare(&format!(
         "SELECT {EVENT_COLUMNS} FROM events ORDER BY sequence"
     ))?;
     let mut rows = events.query([])?;
     let mut batch = Batch::default();
-    let mut planned = 0;
-    let mut applied = 0u64;
+    let mut count = 0u64;
     while let Some(row) = rows.next()? {
         views::plan(&mut batch, &event_from_row(row)?)?;
-        planned += 1;
-        applied += 1;
-        if planned == EVENTS_PER_BATCH {
-            batch.execute_blocking(conn)?;
-            planned = 0;
+        count += 1;
+        if count == EVENTS_PER_BATCH as u64 {
+            if planned
+                .send(Ok((std::mem::take(&mut batch), count)))
+                .is_err()
+            {
+                // The writer stopped; its error is the one reported.
+                return Ok(());
+            }
+            count = 0;
         }
     }
-    batch.execute_blocking(conn)?;
-    for (_, create) in &indexes {
-        conn.execute_batch(create)?;
-    }
-    Ok(applied)
+    let _ = planned.send(Ok((batch, count)));
+    Ok(())
 }
 
 fn digest(row: &Row<'_>, column: usize) -> StoreResult<Digest32> {
