@@ -147,12 +147,12 @@ impl Batch {
 
 /// The handlers' statements prepared on one blocking SQLite connection,
 /// each once, with the value each of its parameters takes. Keyed by the
-/// address of the static SQL text: looking a statement up costs no
-/// hashing of its text, which for replay's millions of statements is
-/// measurable.
+/// address and length of the static SQL text (two texts may share a
+/// start): looking a statement up costs no hashing of its text, which for
+/// replay's millions of statements is measurable.
 pub(crate) struct Prepared<'c> {
     conn: &'c rusqlite::Connection,
-    statements: HashMap<usize, (rusqlite::Statement<'c>, Vec<usize>)>,
+    statements: HashMap<(usize, usize), (rusqlite::Statement<'c>, Vec<usize>)>,
 }
 
 impl<'c> Prepared<'c> {
@@ -164,7 +164,8 @@ impl<'c> Prepared<'c> {
     }
 
     fn execute(&mut self, statement: &Statement) -> rusqlite::Result<()> {
-        let (prepared, values) = match self.statements.entry(statement.sql.as_ptr() as usize) {
+        let key = (statement.sql.as_ptr() as usize, statement.sql.len());
+        let (prepared, values) = match self.statements.entry(key) {
             Entry::Occupied(entry) => entry.into_mut(),
             Entry::Vacant(entry) => {
                 let prepared = self.conn.prepare(statement.sql)?;
