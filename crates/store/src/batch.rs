@@ -273,8 +273,10 @@ fn inline_into(out: &mut String, sql: &str, binds: &[Bind]) -> StoreResult<()> {
 fn push_literal(out: &mut String, bind: &Bind) -> StoreResult<()> {
     use std::fmt::Write as _;
     match bind {
+        // In parentheses, so a minus sign can never meet one before it
+        // and start a `--` comment.
         Bind::Int(v) => {
-            let _ = write!(out, "{v}");
+            let _ = write!(out, "({v})");
         }
         Bind::Text(text) | Bind::OptText(Some(text)) => {
             if text.contains('\0') {
@@ -382,7 +384,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             out,
-            r"UPDATE t SET a = E'it''s \\ $1', b = -42, c = NULL, d = decode('00ff10', 'hex') WHERE e = E'it''s \\ $1'"
+            r"UPDATE t SET a = E'it''s \\ $1', b = (-42), c = NULL, d = decode('00ff10', 'hex') WHERE e = E'it''s \\ $1'"
         );
     }
 
