@@ -246,23 +246,15 @@ async fn execute_inlined(
 /// Appends `sql` to `out` with every `$N` replaced by the literal of
 /// `binds[N - 1]`. Only the static SQL is scanned for `$`, never a value.
 fn inline_into(out: &mut String, sql: &str, binds: &[Bind]) -> StoreResult<()> {
-    let mut rest = sql;
-    while let Some(at) = rest.find('$') {
-        out.push_str(&rest[..at]);
-        rest = &rest[at + 1..];
-        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-        let bind = rest[..digits]
-            .parse::<usize>()
-            .ok()
-            .and_then(|n| n.checked_sub(1))
-            .and_then(|i| binds.get(i))
-            .ok_or_else(|| {
+    for (text, placeholder) in pieces(sql) {
+        out.push_str(text);
+        if let Some(n) = placeholder {
+            let bind = n.checked_sub(1).and_then(|i| binds.get(i)).ok_or_else(|| {
                 StoreError::corrupt(format!("a placeholder without a value in {sql}"))
             })?;
-        push_literal(out, bind)?;
-        rest = &rest[digits..];
+            push_literal(out, bind)?;
+        }
     }
-    out.push_str(rest);
     Ok(())
 }
 
@@ -330,28 +322,36 @@ async fn execute_combined(
 
 /// Appends `sql` to `out` with every `$N` turned into `$(N + offset)`.
 fn renumber_into(out: &mut String, sql: &str, offset: usize) {
-    let mut rest = sql;
-    while let Some(at) = rest.find('$') {
-        out.push_str(&rest[..=at]);
-        rest = &rest[at + 1..];
-        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-        let n: usize = rest[..digits].parse().unwrap_or(0);
-        out.push_str(&(n + offset).to_string());
-        rest = &rest[digits..];
+    for (text, placeholder) in pieces(sql) {
+        out.push_str(text);
+        if let Some(n) = placeholder {
+            out.push('$');
+            out.push_str(&(n + offset).to_string());
+        }
     }
-    out.push_str(rest);
 }
 
 /// The highest `$N` in `sql`.
 fn placeholders(sql: &str) -> usize {
-    sql.split('$')
-        .skip(1)
-        .filter_map(|s| {
-            let digits = s.bytes().take_while(u8::is_ascii_digit).count();
-            s[..digits].parse::<usize>().ok()
-        })
-        .max()
-        .unwrap_or(0)
+    pieces(sql).filter_map(|(_, n)| n).max().unwrap_or(0)
+}
+
+/// `sql` split at its `$N` placeholders: each stretch of text with the
+/// number of the placeholder that ends it (0 for a `$` without digits,
+/// which no placeholder is), the last stretch with `None`.
+fn pieces(sql: &str) -> impl Iterator<Item = (&str, Option<usize>)> {
+    let mut rest = Some(sql);
+    std::iter::from_fn(move || {
+        let text = rest?;
+        let Some(at) = text.find('$') else {
+            rest = None;
+            return Some((text, None));
+        };
+        let after = &text[at + 1..];
+        let digits = after.bytes().take_while(u8::is_ascii_digit).count();
+        rest = Some(&after[digits..]);
+        Some((&text[..at], Some(after[..digits].parse().unwrap_or(0))))
+    })
 }
 
 #[cfg(test)]

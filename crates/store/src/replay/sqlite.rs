@@ -30,8 +30,8 @@ const REPLAY_CACHE_KIB: u32 = 64 * 1024;
 /// in order.
 const PLANNER_CACHE_KIB: u32 = 2 * 1024;
 /// Planned batches waiting for the writer: enough to keep it busy while
-/// the planner is descheduled, few enough to bound memory (a batch of
-/// 4,096 events is about 4 MB).
+/// the planner is descheduled, few enough to bound memory (each holds
+/// the statements of [`EVENTS_PER_BATCH`] events, a few MB).
 const BATCHES_IN_FLIGHT: usize = 4;
 
 fn open(path: &Path, timeout: Duration, cache_kib: u32) -> StoreResult<Connection> {
