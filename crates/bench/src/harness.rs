@@ -111,6 +111,44 @@ pub fn cpu_seconds(pid: u32) -> Result<f64> {
     Ok((ticks(11)? + ticks(12)?) / 100.0)
 }
 
+/// CPU seconds the whole machine has spent busy and in all, summed over
+/// its cores, from `/proc/stat` (busy: everything but idle and iowait).
+pub fn machine_cpu_seconds() -> Result<(f64, f64)> {
+    let stat = std::fs::read_to_string("/proc/stat")?;
+    let line = stat.lines().next().context("empty /proc/stat")?;
+    let ticks: Vec<f64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(str::parse::<f64>)
+        .collect::<Result<_, _>>()?;
+    let total: f64 = ticks.iter().take(8).sum();
+    let waiting = ticks.get(3).copied().unwrap_or(0.0) + ticks.get(4).copied().unwrap_or(0.0);
+    Ok(((total - waiting) / 100.0, total / 100.0))
+}
+
+/// CPU seconds of every live process whose name is `name` (PostgreSQL's
+/// backends and helpers are all `postgres`).
+pub fn processes_cpu_seconds(name: &str) -> Result<f64> {
+    let mut sum = 0.0;
+    for entry in std::fs::read_dir("/proc")? {
+        let entry = entry?;
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let named = std::fs::read_to_string(format!("/proc/{pid}/comm"))
+            .is_ok_and(|comm| comm.trim_end() == name);
+        if named {
+            // A process may exit between the two reads.
+            sum += cpu_seconds(pid).unwrap_or(0.0);
+        }
+    }
+    Ok(sum)
+}
+
 /// Writes `size` pseudo-random bytes (incompressible, so no layer can
 /// cheat) seeded by `seed`.
 pub fn generate(path: &Path, size: u64, seed: u64) -> Result<()> {

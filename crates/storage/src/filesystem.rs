@@ -1,5 +1,11 @@
 //! The local filesystem backend: objects under `<root>/<key>`, staged in
-//! `<root>/.staging/` and renamed into place after an fsync.
+//! `<root>/.staging/` and put into place after an fsync.
+//!
+//! Where the kernel and filesystem allow (Linux, `O_TMPFILE`: ext4, XFS,
+//! Btrfs, tmpfs), a staging file is unnamed and linked under its key at
+//! commit. Many uploads at once then never take the staging directory's
+//! lock to create or rename an entry, and a crash leaves no staging file
+//! behind. Elsewhere staging files are named and renamed into place.
 
 use std::io::SeekFrom;
 use std::ops::Range;
@@ -37,6 +43,8 @@ pub struct FilesystemBackend {
 struct Staging {
     dir: PathBuf,
     _lock: std::fs::File,
+    /// Whether unnamed staging files work here (probed at open).
+    unnamed: bool,
 }
 
 impl Drop for Staging {
@@ -92,7 +100,18 @@ impl FilesystemBackend {
             std::fs::create_dir(&dir)?;
             let lock = std::fs::File::create(dir.join(LOCK_FILE))?;
             lock.try_lock().map_err(std::io::Error::other)?;
-            Ok(Staging { dir, _lock: lock })
+            let unnamed = match unnamed::probe(&dir) {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::info!(error = %e, "unnamed staging files unsupported here; staging files are named");
+                    false
+                }
+            };
+            Ok(Staging {
+                dir,
+                _lock: lock,
+                unnamed,
+            })
         })
         .await
         .map_err(|e| io(std::io::Error::other(e)))?
@@ -140,13 +159,20 @@ impl Backend for FilesystemBackend {
     }
 
     async fn begin_write(&self) -> Result<Box<dyn ObjectWriter>, StorageError> {
-        let staging_path = self
-            .staging
-            .dir
-            .join(format!("{}.part", uuid::Uuid::new_v4()));
+        let staging = if self.staging.unnamed {
+            StagingFile::Unnamed {
+                dir: self.staging.dir.clone(),
+            }
+        } else {
+            StagingFile::Named(
+                self.staging
+                    .dir
+                    .join(format!("{}.part", uuid::Uuid::new_v4())),
+            )
+        };
         Ok(Box::new(FilesystemWriter {
             backend: self.clone(),
-            staging_path,
+            staging,
             file: None,
             buffered: Vec::new(),
             buffered_bytes: 0,
@@ -248,9 +274,61 @@ fn create_dirs(root: &Path, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 /// costs one thread handoff per MiB rather than one per socket read.
 const WRITE_BATCH_BYTES: usize = 1024 * 1024;
 
+/// Where a writer's bytes wait for their key.
+#[derive(Clone)]
+enum StagingFile {
+    /// An `O_TMPFILE` in this directory: no name, so nothing to remove on
+    /// failure; linked under its key at commit.
+    Unnamed { dir: PathBuf },
+    /// A file at this path, renamed to its key at commit.
+    Named(PathBuf),
+}
+
+impl StagingFile {
+    fn create(&self) -> std::io::Result<std::fs::File> {
+        match self {
+            StagingFile::Unnamed { dir } => unnamed::create(dir),
+            StagingFile::Named(path) => std::fs::File::create(path),
+        }
+    }
+
+    /// Removes what is left of it, if it has a name.
+    fn remove(&self) -> std::io::Result<()> {
+        match self {
+            StagingFile::Unnamed { .. } => Ok(()),
+            StagingFile::Named(path) => match std::fs::remove_file(path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+                _ => Ok(()),
+            },
+        }
+    }
+
+    /// Gives the synced `file` the name `target`, unless an object is there
+    /// already (same key, same bytes), which is kept: returns whether the
+    /// name is new.
+    fn place(&self, file: std::fs::File, target: &Path) -> std::io::Result<bool> {
+        match self {
+            StagingFile::Unnamed { .. } => match unnamed::link(&file, target) {
+                Ok(()) => Ok(true),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+                Err(e) => Err(e),
+            },
+            StagingFile::Named(path) => {
+                drop(file);
+                if target.try_exists()? {
+                    std::fs::remove_file(path)?;
+                    return Ok(false);
+                }
+                std::fs::rename(path, target)?;
+                Ok(true)
+            }
+        }
+    }
+}
+
 struct FilesystemWriter {
     backend: FilesystemBackend,
-    staging_path: PathBuf,
+    staging: StagingFile,
     /// Created once the first batch is written.
     file: Option<std::fs::File>,
     buffered: Vec<Bytes>,
@@ -261,13 +339,13 @@ struct FilesystemWriter {
 /// Appends `chunks` to the staging file, creating it first if needed.
 fn write_chunks(
     file: Option<std::fs::File>,
-    path: &Path,
+    staging: &StagingFile,
     chunks: &[Bytes],
 ) -> std::io::Result<std::fs::File> {
     use std::io::Write;
     let mut file = match file {
         Some(file) => file,
-        None => std::fs::File::create(path)?,
+        None => staging.create()?,
     };
     for chunk in chunks {
         file.write_all(chunk)?;
@@ -288,8 +366,8 @@ impl FilesystemWriter {
         let chunks = std::mem::take(&mut self.buffered);
         self.buffered_bytes = 0;
         let file = self.file.take();
-        let path = self.staging_path.clone();
-        let written = tokio::task::spawn_blocking(move || write_chunks(file, &path, &chunks))
+        let staging = self.staging.clone();
+        let written = tokio::task::spawn_blocking(move || write_chunks(file, &staging, &chunks))
             .await
             .map_err(|e| self.backend.io(std::io::Error::other(e)))?;
         match written {
@@ -299,7 +377,7 @@ impl FilesystemWriter {
             }
             Err(e) => {
                 self.closed = true;
-                let _ = std::fs::remove_file(&self.staging_path);
+                let _ = self.staging.remove();
                 Err(self.backend.io(e))
             }
         }
@@ -326,28 +404,25 @@ impl ObjectWriter for FilesystemWriter {
         }
         let target = self.backend.path_of(key)?;
         let root = self.backend.root().to_path_buf();
-        let staging_path = self.staging_path.clone();
+        let staging = self.staging.clone();
         let file = self.file.take();
         let chunks = std::mem::take(&mut self.buffered);
         self.closed = true;
         // Everything from the last bytes to the durable directory entry in
         // one blocking call.
         let result = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-            let file = write_chunks(file, &staging_path, &chunks)?;
+            let file = write_chunks(file, &staging, &chunks)?;
             file.sync_all()?;
-            drop(file);
             let parent = target.parent().unwrap_or(&root).to_path_buf();
-            if target.try_exists()? {
-                // Same key, same bytes: keep the object already there, but
-                // make sure its directory entry is durable too (its writer
+            let created = create_dirs(&root, &parent)?;
+            if !staging.place(file, &target)? {
+                // Same key, same bytes: the object already there is kept,
+                // but its directory entry must be durable too (its writer
                 // may not have synced the directory yet).
-                std::fs::remove_file(&staging_path)?;
                 return sync_dir(&parent);
             }
-            let created = create_dirs(&root, &parent)?;
-            std::fs::rename(&staging_path, &target)?;
-            // The rename is durable only once the directory entry is, and a
-            // new directory only once its own entry in its parent is.
+            // The new name is durable only once the directory entry is, and
+            // a new directory only once its own entry in its parent is.
             sync_dir(&parent)?;
             for dir in created.iter().rev() {
                 if let Some(up) = dir.parent() {
@@ -359,7 +434,7 @@ impl ObjectWriter for FilesystemWriter {
         .await
         .unwrap_or_else(|e| Err(std::io::Error::other(e)));
         if result.is_err() {
-            let _ = std::fs::remove_file(&self.staging_path);
+            let _ = self.staging.remove();
         }
         result.map_err(|e| self.backend.io(e))
     }
@@ -370,11 +445,11 @@ impl ObjectWriter for FilesystemWriter {
         if self.file.take().is_none() {
             return Ok(());
         }
-        match fs::remove_file(&self.staging_path).await {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(self.backend.io(e)),
-        }
+        let staging = self.staging.clone();
+        tokio::task::spawn_blocking(move || staging.remove())
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+            .map_err(|e| self.backend.io(e))
     }
 }
 
@@ -383,8 +458,69 @@ impl Drop for FilesystemWriter {
         // A writer dropped mid-stream (client gone, task cancelled) must not
         // leave its staging file behind.
         if self.file.take().is_some() {
-            let _ = std::fs::remove_file(&self.staging_path);
+            let _ = self.staging.remove();
         }
+    }
+}
+
+/// Unnamed staging files: `open(2)` with `O_TMPFILE`, then `linkat(2)`
+/// through `/proc/self/fd`, the way open(2) documents.
+#[cfg(target_os = "linux")]
+mod unnamed {
+    use std::os::fd::AsRawFd;
+    use std::path::Path;
+
+    use rustix::fs::{AtFlags, Mode, OFlags, CWD};
+
+    /// A new file with no name in `dir`'s filesystem.
+    pub(super) fn create(dir: &Path) -> std::io::Result<std::fs::File> {
+        let fd = rustix::fs::openat(
+            CWD,
+            dir,
+            OFlags::WRONLY | OFlags::TMPFILE | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o666),
+        )?;
+        Ok(std::fs::File::from(fd))
+    }
+
+    /// Names `file` `target`; fails with `AlreadyExists` if the name is taken.
+    pub(super) fn link(file: &std::fs::File, target: &Path) -> std::io::Result<()> {
+        let source = format!("/proc/self/fd/{}", file.as_raw_fd());
+        rustix::fs::linkat(CWD, source.as_str(), CWD, target, AtFlags::SYMLINK_FOLLOW)?;
+        Ok(())
+    }
+
+    /// Succeeds if unnamed files can be made and named in `dir`.
+    pub(super) fn probe(dir: &Path) -> std::io::Result<()> {
+        let file = create(dir)?;
+        let name = dir.join("unnamed-probe");
+        link(&file, &name)?;
+        std::fs::remove_file(name)
+    }
+}
+
+/// Elsewhere staging files are always named.
+#[cfg(not(target_os = "linux"))]
+mod unnamed {
+    use std::path::Path;
+
+    fn unsupported() -> std::io::Error {
+        std::io::Error::new(
+            std::io::ErrorKind::Unsupported,
+            "unnamed files need Linux's O_TMPFILE",
+        )
+    }
+
+    pub(super) fn create(_dir: &Path) -> std::io::Result<std::fs::File> {
+        Err(unsupported())
+    }
+
+    pub(super) fn link(_file: &std::fs::File, _target: &Path) -> std::io::Result<()> {
+        Err(unsupported())
+    }
+
+    pub(super) fn probe(_dir: &Path) -> std::io::Result<()> {
+        Err(unsupported())
     }
 }
 
@@ -442,11 +578,7 @@ mod tests {
         let mut dropped = backend.begin_write().await.unwrap();
         dropped.write(Bytes::from_static(b"y")).await.unwrap();
         drop(dropped);
-        let parts = std::fs::read_dir(&backend.staging.dir)
-            .unwrap()
-            .filter(|e| e.as_ref().unwrap().file_name() != LOCK_FILE)
-            .count();
-        assert_eq!(parts, 0);
+        assert_eq!(staging_leftovers(&backend), 0);
         for bad in ["../x", "a/../../b", "/etc/passwd", ".staging/x", "a//b", ""] {
             assert!(backend.path_of(bad).is_err(), "{bad}");
         }
@@ -480,5 +612,71 @@ mod tests {
             !live_dir.exists(),
             "a backend dropped cleanly removes its staging"
         );
+    }
+
+    /// A backend whose staging files are named, as where `O_TMPFILE` is
+    /// missing.
+    async fn named_staging(root: &Path) -> FilesystemBackend {
+        let mut backend = FilesystemBackend::open("local", root).await.unwrap();
+        Arc::get_mut(&mut backend.staging).unwrap().unnamed = false;
+        backend
+    }
+
+    fn staging_leftovers(backend: &FilesystemBackend) -> usize {
+        std::fs::read_dir(&backend.staging.dir)
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().file_name() != LOCK_FILE)
+            .count()
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn linux_stages_in_unnamed_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = FilesystemBackend::open("local", dir.path()).await.unwrap();
+        assert!(
+            backend.staging.unnamed,
+            "O_TMPFILE works on this filesystem"
+        );
+    }
+
+    #[tokio::test]
+    async fn both_staging_kinds_commit_keep_existing_objects_and_clean_up() {
+        let more_than_a_batch = Bytes::from(vec![7u8; WRITE_BATCH_BYTES + 10]);
+        for named in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let backend = if named {
+                named_staging(dir.path()).await
+            } else {
+                FilesystemBackend::open("local", dir.path()).await.unwrap()
+            };
+            // Large enough to reach the staging file before commit.
+            let mut writer = backend.begin_write().await.unwrap();
+            writer.write(more_than_a_batch.clone()).await.unwrap();
+            writer.commit("blake3/cc/dd/big").await.unwrap();
+            let stored = collect(backend.open("blake3/cc/dd/big", None).await.unwrap()).await;
+            assert_eq!(stored, more_than_a_batch, "named staging: {named}");
+            // The same key again keeps the object already there.
+            let mut again = backend.begin_write().await.unwrap();
+            again.write(Bytes::from_static(b"other")).await.unwrap();
+            again.commit("blake3/cc/dd/big").await.unwrap();
+            assert_eq!(
+                backend.size("blake3/cc/dd/big").await.unwrap(),
+                Some(more_than_a_batch.len() as u64)
+            );
+            // Aborted and dropped after their bytes reached the disk.
+            let mut aborted = backend.begin_write().await.unwrap();
+            aborted.write(more_than_a_batch.clone()).await.unwrap();
+            aborted.abort().await.unwrap();
+            let mut dropped = backend.begin_write().await.unwrap();
+            dropped.write(more_than_a_batch.clone()).await.unwrap();
+            drop(dropped);
+            assert_eq!(staging_leftovers(&backend), 0, "named staging: {named}");
+            let objects: Vec<_> = std::fs::read_dir(dir.path().join("blake3/cc/dd"))
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
+            assert_eq!(objects, ["big"], "named staging: {named}");
+        }
     }
 }

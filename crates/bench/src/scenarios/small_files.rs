@@ -8,7 +8,10 @@ use std::time::Instant;
 
 use anyhow::{bail, Result};
 
-use crate::harness::{cpu_seconds, fill, package_body, with_engine, Env, Server, ServerSetup};
+use crate::harness::{
+    cpu_seconds, fill, machine_cpu_seconds, package_body, processes_cpu_seconds, with_engine, Env,
+    Server, ServerSetup,
+};
 use crate::report::{row, verdict, Samples, TABLE_HEAD};
 
 pub struct Shape {
@@ -24,6 +27,12 @@ struct Outcome {
     /// CPU milliseconds per upload: the server's, and this client's.
     server_cpu_ms: f64,
     client_cpu_ms: f64,
+    /// CPU milliseconds per upload of PostgreSQL's processes (zero on SQLite).
+    database_cpu_ms: f64,
+    /// CPU milliseconds per upload of the whole machine, every process and
+    /// the kernel's own threads, and the share of its cores that was busy.
+    machine_cpu_ms: f64,
+    machine_busy: f64,
     /// Removed at the end of the scenario: ext4 slows the creation of new
     /// inodes while many were deleted in the last minute, which would tax
     /// whichever run came next.
@@ -45,6 +54,8 @@ async fn one_run(env: &Env, shape: &Shape, setup: &ServerSetup, seed: u64) -> Re
     let packages = Arc::new(packages);
     let next = Arc::new(AtomicUsize::new(0));
     let (server_cpu, client_cpu) = (cpu_seconds(server.pid())?, cpu_seconds(std::process::id())?);
+    let database_cpu = processes_cpu_seconds("postgres")?;
+    let (machine_busy, machine_total) = machine_cpu_seconds()?;
     let start = Instant::now();
     let mut tasks = Vec::new();
     for worker in 0..shape.clients {
@@ -86,70 +97,58 @@ async fn one_run(env: &Env, shape: &Shape, setup: &ServerSetup, seed: u64) -> Re
     let per_file_ms = |cpu: f64| cpu * 1000.0 / shape.files as f64;
     let server_cpu_ms = per_file_ms(cpu_seconds(server.pid())? - server_cpu);
     let client_cpu_ms = per_file_ms(cpu_seconds(std::process::id())? - client_cpu);
+    let database_cpu_ms = per_file_ms(processes_cpu_seconds("postgres")? - database_cpu);
+    let (busy, total) = machine_cpu_seconds()?;
     drop(server);
     Ok(Outcome {
         files_per_second: shape.files as f64 / seconds,
         latencies_ms,
         server_cpu_ms,
         client_cpu_ms,
+        database_cpu_ms: if setup.database_url.is_some() {
+            database_cpu_ms
+        } else {
+            0.0
+        },
+        machine_cpu_ms: per_file_ms(busy - machine_busy),
+        machine_busy: (busy - machine_busy) / (total - machine_total),
         data,
     })
 }
 
-/// The floor without HTTP or a database: `clients` threads storing the same
-/// number of distinct small files durably, the way the filesystem backend
-/// does (write a staging file, fsync it, create the fan-out directories,
-/// rename into place, fsync the directory and every new directory's
-/// parent). Returns files per second.
-fn durable_files_reference(env: &Env, shape: &Shape, seed: u64) -> Result<(f64, PathBuf)> {
-    use std::io::Write;
+/// The floor without HTTP or a database: `clients` tasks storing the same
+/// number of distinct small files durably through the filesystem backend
+/// itself (the server's code for the bytes, without hashing SHA-256, HTTP
+/// or the event log). Returns files per second.
+async fn durable_files_reference(env: &Env, shape: &Shape, seed: u64) -> Result<(f64, PathBuf)> {
+    use artifactstore_storage::{Backend, FilesystemBackend};
     let root = env.scratch("small-reference")?;
-    let staging = root.join("staging");
-    std::fs::create_dir_all(&staging)?;
-    let next = AtomicUsize::new(0);
-    let sync_dir = |dir: &std::path::Path| std::fs::File::open(dir)?.sync_all();
+    let backend = Arc::new(FilesystemBackend::open("reference", &root).await?);
+    let next = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
-    std::thread::scope(|scope| -> Result<()> {
-        let mut workers = Vec::new();
-        for worker in 0..shape.clients {
-            let (root, staging, next) = (&root, &staging, &next);
-            workers.push(scope.spawn(move || -> Result<()> {
-                let mut state = seed ^ ((worker as u64 + 1) * 0x9E37_79B9_7F4A_7C15);
-                let mut body = vec![0u8; shape.file_bytes];
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= shape.files {
-                        return Ok(());
-                    }
-                    fill(&mut body, &mut state);
-                    let hex = artifactstore_core::Digest32::blake3_of(&body).to_hex();
-                    let part = staging.join(format!("{i}.part"));
-                    let mut file = std::fs::File::create(&part)?;
-                    file.write_all(&body)?;
-                    file.sync_all()?;
-                    drop(file);
-                    let first = root.join(&hex[..2]);
-                    let second = first.join(&hex[2..4]);
-                    let new_first = std::fs::create_dir(&first).is_ok();
-                    let new_second = std::fs::create_dir(&second).is_ok();
-                    std::fs::rename(&part, second.join(&hex))?;
-                    sync_dir(&second)?;
-                    if new_second {
-                        sync_dir(&first)?;
-                    }
-                    if new_first {
-                        sync_dir(root)?;
-                    }
+    let mut workers = Vec::new();
+    for worker in 0..shape.clients {
+        let (backend, next) = (backend.clone(), next.clone());
+        let (files, file_bytes) = (shape.files, shape.file_bytes);
+        workers.push(tokio::spawn(async move {
+            let mut state = seed ^ ((worker as u64 + 1) * 0x9E37_79B9_7F4A_7C15);
+            let mut body = vec![0u8; file_bytes];
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= files {
+                    return Ok::<_, anyhow::Error>(());
                 }
-            }));
-        }
-        for worker in workers {
-            worker
-                .join()
-                .map_err(|_| anyhow::anyhow!("a writer thread panicked"))??;
-        }
-        Ok(())
-    })?;
+                fill(&mut body, &mut state);
+                let key = artifactstore_core::ContentAddress::of(&body).object_key();
+                let mut writer = backend.begin_write().await?;
+                writer.write(bytes::Bytes::copy_from_slice(&body)).await?;
+                writer.commit(&key).await?;
+            }
+        }));
+    }
+    for worker in workers {
+        worker.await??;
+    }
     let seconds = start.elapsed().as_secs_f64();
     Ok((shape.files as f64 / seconds, root))
 }
@@ -165,12 +164,12 @@ pub async fn run(env: &Env, shape: &Shape, runs: usize) -> Result<String> {
     let mut leftovers = Vec::new();
     for run in 0..runs {
         eprintln!("small files, filesystem reference: run {}/{runs}", run + 1);
-        let (rate, root) = durable_files_reference(env, shape, run as u64 + 7)?;
+        let (rate, root) = durable_files_reference(env, shape, run as u64 + 7).await?;
         reference.push(rate);
         leftovers.push(root);
     }
     out.push_str(&row(
-        "reference: threads storing the files durably, no HTTP or database",
+        "reference: the filesystem backend alone storing the files durably, no HTTP or database",
         &reference,
         "files/s",
         0,
@@ -180,6 +179,8 @@ pub async fn run(env: &Env, shape: &Shape, runs: usize) -> Result<String> {
         let mut rates = Samples::default();
         let mut latencies = Samples::default();
         let (mut server_cpu, mut client_cpu) = (Samples::default(), Samples::default());
+        let (mut database_cpu, mut machine_cpu, mut machine_busy) =
+            (Samples::default(), Samples::default(), Samples::default());
         for run in 0..runs {
             eprintln!("small files, {engine}: run {}/{runs}", run + 1);
             let outcome = with_engine(env, engine == "PostgreSQL", |setup| async move {
@@ -190,6 +191,9 @@ pub async fn run(env: &Env, shape: &Shape, runs: usize) -> Result<String> {
             rates.push(outcome.files_per_second);
             server_cpu.push(outcome.server_cpu_ms);
             client_cpu.push(outcome.client_cpu_ms);
+            database_cpu.push(outcome.database_cpu_ms);
+            machine_cpu.push(outcome.machine_cpu_ms);
+            machine_busy.push(outcome.machine_busy * 100.0);
             latencies.extend(&outcome.latencies_ms);
         }
         out.push_str(&row(&format!("{engine}: files/s"), &rates, "files/s", 0));
@@ -212,6 +216,29 @@ pub async fn run(env: &Env, shape: &Shape, runs: usize) -> Result<String> {
             &client_cpu,
             "ms",
             2,
+        ));
+        out.push('\n');
+        if engine == "PostgreSQL" {
+            out.push_str(&row(
+                "PostgreSQL: the database's CPU per upload",
+                &database_cpu,
+                "ms",
+                2,
+            ));
+            out.push('\n');
+        }
+        out.push_str(&row(
+            &format!("{engine}: whole machine's CPU per upload (every process and kernel thread)"),
+            &machine_cpu,
+            "ms",
+            2,
+        ));
+        out.push('\n');
+        out.push_str(&row(
+            &format!("{engine}: machine busy (share of all cores)"),
+            &machine_busy,
+            "%",
+            0,
         ));
         out.push('\n');
         verdicts.push(verdict(
