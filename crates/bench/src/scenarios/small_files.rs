@@ -27,8 +27,8 @@ struct Outcome {
     /// CPU milliseconds per upload: the server's, and this client's.
     server_cpu_ms: f64,
     client_cpu_ms: f64,
-    /// CPU milliseconds per upload of PostgreSQL's processes (zero on SQLite).
-    database_cpu_ms: f64,
+    /// CPU milliseconds per upload of PostgreSQL's processes; `None` on SQLite.
+    database_cpu_ms: Option<f64>,
     /// CPU milliseconds per upload of the whole machine, every process and
     /// the kernel's own threads, and the share of its cores that was busy.
     machine_cpu_ms: f64,
@@ -54,7 +54,15 @@ async fn one_run(env: &Env, shape: &Shape, setup: &ServerSetup, seed: u64) -> Re
     let packages = Arc::new(packages);
     let next = Arc::new(AtomicUsize::new(0));
     let (server_cpu, client_cpu) = (cpu_seconds(server.pid())?, cpu_seconds(std::process::id())?);
-    let database_cpu = processes_cpu_seconds("postgres")?;
+    let on_postgres = setup.database_url.is_some();
+    let database_cpu = || -> Result<Option<f64>> {
+        Ok(if on_postgres {
+            Some(processes_cpu_seconds("postgres")?)
+        } else {
+            None
+        })
+    };
+    let database_cpu_before = database_cpu()?;
     let (machine_busy, machine_total) = machine_cpu_seconds()?;
     let start = Instant::now();
     let mut tasks = Vec::new();
@@ -97,7 +105,9 @@ async fn one_run(env: &Env, shape: &Shape, setup: &ServerSetup, seed: u64) -> Re
     let per_file_ms = |cpu: f64| cpu * 1000.0 / shape.files as f64;
     let server_cpu_ms = per_file_ms(cpu_seconds(server.pid())? - server_cpu);
     let client_cpu_ms = per_file_ms(cpu_seconds(std::process::id())? - client_cpu);
-    let database_cpu_ms = per_file_ms(processes_cpu_seconds("postgres")? - database_cpu);
+    let database_cpu_ms = database_cpu()?
+        .zip(database_cpu_before)
+        .map(|(after, before)| per_file_ms(after - before));
     let (busy, total) = machine_cpu_seconds()?;
     drop(server);
     Ok(Outcome {
@@ -105,11 +115,7 @@ async fn one_run(env: &Env, shape: &Shape, setup: &ServerSetup, seed: u64) -> Re
         latencies_ms,
         server_cpu_ms,
         client_cpu_ms,
-        database_cpu_ms: if setup.database_url.is_some() {
-            database_cpu_ms
-        } else {
-            0.0
-        },
+        database_cpu_ms,
         machine_cpu_ms: per_file_ms(busy - machine_busy),
         machine_busy: (busy - machine_busy) / (total - machine_total),
         data,
@@ -191,7 +197,9 @@ pub async fn run(env: &Env, shape: &Shape, runs: usize) -> Result<String> {
             rates.push(outcome.files_per_second);
             server_cpu.push(outcome.server_cpu_ms);
             client_cpu.push(outcome.client_cpu_ms);
-            database_cpu.push(outcome.database_cpu_ms);
+            if let Some(ms) = outcome.database_cpu_ms {
+                database_cpu.push(ms);
+            }
             machine_cpu.push(outcome.machine_cpu_ms);
             machine_busy.push(outcome.machine_busy * 100.0);
             latencies.extend(&outcome.latencies_ms);
@@ -218,9 +226,9 @@ pub async fn run(env: &Env, shape: &Shape, runs: usize) -> Result<String> {
             2,
         ));
         out.push('\n');
-        if engine == "PostgreSQL" {
+        if database_cpu.median().is_finite() {
             out.push_str(&row(
-                "PostgreSQL: the database's CPU per upload",
+                &format!("{engine}: the database's CPU per upload"),
                 &database_cpu,
                 "ms",
                 2,
