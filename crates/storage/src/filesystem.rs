@@ -7,23 +7,21 @@
 //! lock to create or rename an entry, and a crash leaves no staging file
 //! behind. Elsewhere staging files are named and renamed into place.
 
-use std::io::SeekFrom;
+use std::io::{Read, Seek, SeekFrom};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use futures::StreamExt;
 use tokio::fs;
-use tokio::io::AsyncSeekExt;
-use tokio_util::io::ReaderStream;
 
 use crate::{Backend, ByteStream, ObjectWriter, StorageError};
 
 const STAGING_DIR: &str = ".staging";
 const LOCK_FILE: &str = ".lock";
-const READ_CHUNK_BYTES: usize = 256 * 1024;
+/// Downloads read the disk in chunks this large.
+const READ_CHUNK_BYTES: usize = 1024 * 1024;
 /// A staging file not written for this long belongs to a dead upload.
 pub const STALE_STAGING: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 
@@ -182,15 +180,25 @@ impl Backend for FilesystemBackend {
 
     async fn open(&self, key: &str, range: Option<Range<u64>>) -> Result<ByteStream, StorageError> {
         let path = self.path_of(key)?;
-        let mut file = match fs::File::open(&path).await {
-            Ok(file) => file,
+        // Open, size and seek in one blocking call.
+        let opened = tokio::task::spawn_blocking(move || -> std::io::Result<_> {
+            let mut file = std::fs::File::open(&path)?;
+            let size = file.metadata()?.len();
+            let range = range.unwrap_or(0..size);
+            if range.start <= range.end && range.end <= size {
+                file.seek(SeekFrom::Start(range.start))?;
+            }
+            Ok((file, size, range))
+        })
+        .await
+        .map_err(|e| self.io(std::io::Error::other(e)))?;
+        let (file, size, range) = match opened {
+            Ok(opened) => opened,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(StorageError::NotFound(key.to_owned()))
             }
             Err(e) => return Err(self.io(e)),
         };
-        let size = file.metadata().await.map_err(|e| self.io(e))?.len();
-        let range = range.unwrap_or(0..size);
         if range.start > range.end || range.end > size {
             return Err(StorageError::RangeNotSatisfiable {
                 start: range.start,
@@ -198,14 +206,11 @@ impl Backend for FilesystemBackend {
                 size,
             });
         }
-        file.seek(SeekFrom::Start(range.start))
-            .await
-            .map_err(|e| self.io(e))?;
-        let limited = tokio::io::AsyncReadExt::take(file, range.end - range.start);
-        let id = self.id.clone();
-        let stream = ReaderStream::with_capacity(limited, READ_CHUNK_BYTES)
-            .map(move |r| r.map_err(|e| StorageError::from_io(&id, e)));
-        Ok(Box::pin(stream))
+        Ok(chunked_reads(
+            file,
+            range.end - range.start,
+            self.id.clone(),
+        ))
     }
 
     async fn size(&self, key: &str) -> Result<Option<u64>, StorageError> {
@@ -524,8 +529,55 @@ mod unnamed {
     }
 }
 
+/// A chunk being read on the blocking pool; the file comes back with it.
+type ChunkRead = tokio::task::JoinHandle<std::io::Result<(std::fs::File, Vec<u8>)>>;
+
+/// Reads the next `len` bytes of `file` into a buffer of their own.
+fn read_chunk(mut file: std::fs::File, len: u64) -> ChunkRead {
+    tokio::task::spawn_blocking(move || {
+        let mut chunk = Vec::with_capacity(usize::try_from(len).unwrap_or(READ_CHUNK_BYTES));
+        (&mut file).take(len).read_to_end(&mut chunk)?;
+        if (chunk.len() as u64) < len {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "object is shorter than its size when opened",
+            ));
+        }
+        Ok((file, chunk))
+    })
+}
+
+/// `length` bytes of `file` from its position, in chunks of
+/// [`READ_CHUNK_BYTES`]. Each chunk is read straight into the buffer that
+/// is handed out (tokio's `File` reads into a buffer of its own and copies),
+/// and the next chunk's read starts before the current chunk is yielded, so
+/// reading the disk overlaps writing the socket. A dropped stream leaves at
+/// most one chunk read for nothing.
+fn chunked_reads(file: std::fs::File, length: u64, id: String) -> ByteStream {
+    let first = (length > 0).then(|| read_chunk(file, length.min(READ_CHUNK_BYTES as u64)));
+    let chunks = futures::stream::try_unfold((first, length), move |(pending, remaining)| {
+        let id = id.clone();
+        async move {
+            let Some(pending) = pending else {
+                return Ok(None);
+            };
+            let (file, chunk) = pending
+                .await
+                .map_err(|e| StorageError::from_io(&id, std::io::Error::other(e)))?
+                .map_err(|e| StorageError::from_io(&id, e))?;
+            let remaining = remaining - chunk.len() as u64;
+            let next =
+                (remaining > 0).then(|| read_chunk(file, remaining.min(READ_CHUNK_BYTES as u64)));
+            Ok(Some((Bytes::from(chunk), (next, remaining))))
+        }
+    });
+    Box::pin(chunks)
+}
+
 #[cfg(test)]
 mod tests {
+    use futures::StreamExt;
+
     use super::*;
 
     async fn collect(stream: ByteStream) -> Vec<u8> {
@@ -566,6 +618,66 @@ mod tests {
             backend.open("blake3/aa/bb/object", None).await,
             Err(StorageError::NotFound(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn reads_span_chunks_in_bounded_pieces_and_short_objects_fail() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = FilesystemBackend::open("local", dir.path()).await.unwrap();
+        let bytes: Vec<u8> = (0..READ_CHUNK_BYTES * 5 / 2)
+            .map(|i| (i % 251) as u8)
+            .collect();
+        let mut writer = backend.begin_write().await.unwrap();
+        writer.write(Bytes::from(bytes.clone())).await.unwrap();
+        writer.commit("blake3/cc/dd/object").await.unwrap();
+
+        let mut sizes = Vec::new();
+        let mut all = Vec::new();
+        let mut stream = backend.open("blake3/cc/dd/object", None).await.unwrap();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.unwrap();
+            sizes.push(chunk.len());
+            all.extend_from_slice(&chunk);
+        }
+        assert_eq!(all, bytes);
+        assert_eq!(
+            sizes,
+            [READ_CHUNK_BYTES, READ_CHUNK_BYTES, READ_CHUNK_BYTES / 2]
+        );
+
+        let across = READ_CHUNK_BYTES as u64 - 3..2 * READ_CHUNK_BYTES as u64 + 5;
+        let part = collect(
+            backend
+                .open("blake3/cc/dd/object", Some(across.clone()))
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(part, bytes[across.start as usize..across.end as usize]);
+        let empty = collect(
+            backend
+                .open("blake3/cc/dd/object", Some(7..7))
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert!(empty.is_empty());
+
+        // An object shorter than the length asked for is an error, not a
+        // short body that looks complete.
+        let file = std::fs::File::open(backend.path_of("blake3/cc/dd/object").unwrap()).unwrap();
+        let mut stream = chunked_reads(file, bytes.len() as u64 + 1, "local".into());
+        let mut failed = None;
+        while let Some(chunk) = stream.next().await {
+            if let Err(e) = chunk {
+                failed = Some(e);
+                break;
+            }
+        }
+        assert!(
+            matches!(&failed, Some(StorageError::Io { source, .. }) if source.kind() == std::io::ErrorKind::UnexpectedEof),
+            "{failed:?}"
+        );
     }
 
     #[tokio::test]

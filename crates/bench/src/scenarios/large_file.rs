@@ -13,7 +13,8 @@ use object_store::{ObjectStoreExt, WriteMultipart};
 use tokio::io::AsyncReadExt;
 
 use crate::harness::{
-    cpu_seconds, generate, memory_kib, package_body, timed, Env, Garage, Nginx, Server, ServerSetup,
+    cpu_seconds, generate, memory_kib, package_body, processes_cpu_seconds, timed, Env, Garage,
+    Nginx, Server, ServerSetup,
 };
 use crate::report::{gb_per_s, row, verdict, Samples, TABLE_HEAD};
 
@@ -39,6 +40,10 @@ struct Figures {
     cpu_client_direct: Samples,
     cpu_server_s3: Samples,
     cpu_garage_s3: Samples,
+    cpu_server_get: Samples,
+    cpu_nginx_get: Samples,
+    cpu_client_get_ours: Samples,
+    cpu_client_get_nginx: Samples,
 }
 
 /// The BLAKE3 of a file, as `artifactstore push` computes before it uploads.
@@ -183,11 +188,25 @@ pub async fn run(env: &Env, size_mib: u64, runs: usize) -> Result<String> {
             f.cpu_server_fs.push(cpu_seconds(server.pid())? - cpu);
             f.put_fs.push(seconds);
             f.rss_fs.push(growth);
+            let (server_cpu, own_cpu) =
+                (cpu_seconds(server.pid())?, cpu_seconds(std::process::id())?);
             f.get_ours.push(get(&client, &url, size).await?);
+            f.cpu_server_get
+                .push(cpu_seconds(server.pid())? - server_cpu);
+            f.cpu_client_get_ours
+                .push(cpu_seconds(std::process::id())? - own_cpu);
         }
         std::fs::remove_dir_all(&data)?;
+        let (nginx_cpu, own_cpu) = (
+            processes_cpu_seconds("nginx")?,
+            cpu_seconds(std::process::id())?,
+        );
         f.get_nginx
             .push(get(&client, &format!("{}/input.bin", nginx.url), size).await?);
+        f.cpu_nginx_get
+            .push(processes_cpu_seconds("nginx")? - nginx_cpu);
+        f.cpu_client_get_nginx
+            .push(cpu_seconds(std::process::id())? - own_cpu);
 
         {
             let garage = Garage::start(env)?;
@@ -282,6 +301,16 @@ pub async fn run(env: &Env, size_mib: u64, runs: usize) -> Result<String> {
             &f.cpu_server_s3,
         ),
         ("CPU: Garage, PUT through artifactstore", &f.cpu_garage_s3),
+        ("CPU: artifactstore server, GET", &f.cpu_server_get),
+        ("CPU: nginx (master and workers), GET", &f.cpu_nginx_get),
+        (
+            "CPU: the GET client (bench process), artifactstore GET",
+            &f.cpu_client_get_ours,
+        ),
+        (
+            "CPU: the GET client (bench process), nginx GET",
+            &f.cpu_client_get_nginx,
+        ),
     ] {
         out.push_str(&row(name, samples, "s", 2));
         out.push('\n');
