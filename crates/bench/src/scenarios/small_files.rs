@@ -125,12 +125,13 @@ async fn one_run(env: &Env, shape: &Shape, setup: &ServerSetup, seed: u64) -> Re
 /// The floor without HTTP or a database: `clients` tasks storing the same
 /// number of distinct small files durably through the filesystem backend
 /// itself (the server's code for the bytes, without hashing SHA-256, HTTP
-/// or the event log). Returns files per second.
-async fn durable_files_reference(env: &Env, shape: &Shape, seed: u64) -> Result<(f64, PathBuf)> {
+/// or the event log).
+async fn durable_files_reference(env: &Env, shape: &Shape, seed: u64) -> Result<Reference> {
     use artifactstore_storage::{Backend, FilesystemBackend};
     let root = env.scratch("small-reference")?;
     let backend = Arc::new(FilesystemBackend::open("reference", &root).await?);
     let next = Arc::new(AtomicUsize::new(0));
+    let (busy_before, total_before) = machine_cpu_seconds()?;
     let start = Instant::now();
     let mut workers = Vec::new();
     for worker in 0..shape.clients {
@@ -156,7 +157,23 @@ async fn durable_files_reference(env: &Env, shape: &Shape, seed: u64) -> Result<
         worker.await??;
     }
     let seconds = start.elapsed().as_secs_f64();
-    Ok((shape.files as f64 / seconds, root))
+    let (busy, total) = machine_cpu_seconds()?;
+    Ok(Reference {
+        files_per_second: shape.files as f64 / seconds,
+        machine_cpu_ms: (busy - busy_before) * 1000.0 / shape.files as f64,
+        machine_busy: (busy - busy_before) / (total - total_before),
+        root,
+    })
+}
+
+/// What one run of [`durable_files_reference`] measured.
+struct Reference {
+    files_per_second: f64,
+    /// The whole machine's CPU per file stored (mostly the kernel's).
+    machine_cpu_ms: f64,
+    /// Busy share of all cores during the run.
+    machine_busy: f64,
+    root: PathBuf,
 }
 
 pub async fn run(env: &Env, shape: &Shape, runs: usize) -> Result<String> {
@@ -167,20 +184,39 @@ pub async fn run(env: &Env, shape: &Shape, runs: usize) -> Result<String> {
     );
     let mut verdicts = Vec::new();
     let mut reference = Samples::default();
+    let (mut reference_cpu, mut reference_busy) = (Samples::default(), Samples::default());
     let mut leftovers = Vec::new();
     for run in 0..runs {
         eprintln!("small files, filesystem reference: run {}/{runs}", run + 1);
-        let (rate, root) = durable_files_reference(env, shape, run as u64 + 7).await?;
-        reference.push(rate);
-        leftovers.push(root);
+        let measured = durable_files_reference(env, shape, run as u64 + 7).await?;
+        reference.push(measured.files_per_second);
+        reference_cpu.push(measured.machine_cpu_ms);
+        reference_busy.push(measured.machine_busy * 100.0);
+        leftovers.push(measured.root);
     }
-    out.push_str(&row(
-        "reference: the filesystem backend alone storing the files durably, no HTTP or database",
-        &reference,
-        "files/s",
-        0,
-    ));
-    out.push('\n');
+    for (name, samples, unit, decimals) in [
+        (
+            "reference: the filesystem backend alone storing the files durably, no HTTP or database",
+            &reference,
+            "files/s",
+            0,
+        ),
+        (
+            "reference: whole machine's CPU per file",
+            &reference_cpu,
+            "ms",
+            2,
+        ),
+        (
+            "reference: machine busy (share of all cores)",
+            &reference_busy,
+            "%",
+            0,
+        ),
+    ] {
+        out.push_str(&row(name, samples, unit, decimals));
+        out.push('\n');
+    }
     for (engine, goal) in [("SQLite", 3000.0), ("PostgreSQL", 1500.0)] {
         let mut rates = Samples::default();
         let mut latencies = Samples::default();
