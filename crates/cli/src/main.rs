@@ -14,6 +14,13 @@ use clap::Parser;
 
 use crate::args::Cli;
 
+/// mimalloc keeps freed memory for reuse, where glibc's malloc hands the
+/// buffers of a streamed upload back to the kernel and faults fresh zeroed
+/// pages in for the next ones (a tenth of the server's CPU on a large
+/// ingest), and its small allocations are cheaper.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
