@@ -81,7 +81,10 @@ async fn put(
     let response = request.body(body).send().await?;
     let seconds = start.elapsed().as_secs_f64();
     if response.status().as_u16() != 201 {
-        bail!("upload answered {}", response.status());
+        let status = response.status();
+        // The problem document says why (the server's log goes nowhere).
+        let problem = response.text().await.unwrap_or_default();
+        bail!("upload to {url} answered {status}: {problem}");
     }
     Ok((url, seconds))
 }
