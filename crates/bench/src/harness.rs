@@ -435,12 +435,15 @@ impl Server {
     pub fn start(env: &Env, data_dir: &Path, setup: &ServerSetup) -> Result<Self> {
         let config_path = config_file(data_dir, setup)?;
         let address = format!("127.0.0.1:{}", free_port()?);
+        // Warnings and errors only (the access log would cost the server a
+        // write per request), kept beside the data for a failed run.
+        let log = std::fs::File::create(data_dir.join("server.log"))?;
         let child = Command::new(&env.binary)
             .args(["serve", "--listen", &address, "--config"])
             .arg(&config_path)
-            .env_remove("ARTIFACTSTORE_LOG")
+            .env("ARTIFACTSTORE_LOG", "warn")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()?;
         wait_listening(&address, "artifactstore serve")?;
         Ok(Self {
