@@ -5,6 +5,7 @@
 use std::collections::BTreeSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use artifactstore_core::retention::{default_retention_classes, DeletionStrategy};
 use artifactstore_core::{RetentionClass, RetentionDuration};
@@ -209,6 +210,24 @@ pub struct BackendConfig {
     pub secret_access_key: Option<Secret>,
     /// S3: key prefix inside the bucket, to share a bucket.
     pub prefix: Option<String>,
+    /// S3: seconds a request may wait on the store (a part upload: to send
+    /// the part and get its answer), or a download go without bytes, before
+    /// it is sent again; default 60.
+    pub stall_timeout_seconds: Option<u64>,
+}
+
+impl BackendConfig {
+    /// S3: the stall timeout in effect.
+    pub fn stall_timeout(&self) -> Result<Duration, ConfigError> {
+        match self.stall_timeout_seconds {
+            None => Ok(artifactstore_storage::DEFAULT_STALL_TIMEOUT),
+            Some(0) => Err(ConfigError::Invalid(format!(
+                "s3 backend `{}`: stall_timeout_seconds must be at least 1",
+                self.id
+            ))),
+            Some(seconds) => Ok(Duration::from_secs(seconds)),
+        }
+    }
 }
 
 /// Routing of packages to backends.
@@ -370,6 +389,7 @@ impl Config {
             access_key_id: None,
             secret_access_key: None,
             prefix: None,
+            stall_timeout_seconds: None,
         }]
     }
 
@@ -516,6 +536,29 @@ deletion_strategy = "delete"
         let classes = config.effective_retention_classes().unwrap();
         assert_eq!(classes.len(), 1);
         assert_eq!(classes[0].default_duration.unwrap().seconds(), 90 * 86_400);
+    }
+
+    #[test]
+    fn s3_stall_timeout_defaults_and_refuses_zero() {
+        let backend = |extra: &str| {
+            let text = format!("[[backends]]\nid = \"s3\"\ntype = \"s3\"\nbucket = \"b\"\n{extra}");
+            Config::from_toml(&text, None).unwrap().backends.remove(0)
+        };
+        assert_eq!(
+            backend("").stall_timeout().unwrap(),
+            artifactstore_storage::DEFAULT_STALL_TIMEOUT
+        );
+        assert_eq!(
+            backend("stall_timeout_seconds = 300")
+                .stall_timeout()
+                .unwrap(),
+            Duration::from_secs(300)
+        );
+        let err = backend("stall_timeout_seconds = 0")
+            .stall_timeout()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("stall_timeout_seconds"), "{err}");
     }
 
     #[test]

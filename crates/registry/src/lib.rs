@@ -136,6 +136,7 @@ impl RegistryBuilder {
                         access_key_id: backend.access_key_id.clone(),
                         secret_access_key: backend.secret_access_key.as_ref().map(|s| s.0.clone()),
                         prefix: backend.prefix.clone().unwrap_or_default(),
+                        stall_timeout: backend.stall_timeout()?,
                     })?)
                 }
             };

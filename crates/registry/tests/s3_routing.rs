@@ -22,6 +22,7 @@ async fn routed_env(s3: BackendConfig) -> TestEnv {
                 access_key_id: None,
                 secret_access_key: None,
                 prefix: None,
+                stall_timeout_seconds: None,
             },
             s3,
         ];
@@ -45,6 +46,7 @@ fn direct(config: &BackendConfig) -> S3Backend {
         access_key_id: config.access_key_id.clone(),
         secret_access_key: config.secret_access_key.as_ref().map(|s| s.0.clone()),
         prefix: config.prefix.clone().unwrap_or_default(),
+        stall_timeout: artifactstore_storage::DEFAULT_STALL_TIMEOUT,
     })
     .unwrap()
 }

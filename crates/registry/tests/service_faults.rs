@@ -236,6 +236,7 @@ fn a_full_disk_answers_507_records_nothing_keeps_reads_and_recovers() {
                 access_key_id: None,
                 secret_access_key: None,
                 prefix: None,
+                stall_timeout_seconds: None,
             }];
         })
         .await;

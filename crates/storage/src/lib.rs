@@ -19,7 +19,7 @@ use bytes::Bytes;
 use futures::Stream;
 
 pub use filesystem::FilesystemBackend;
-pub use s3::{S3Backend, S3Settings};
+pub use s3::{S3Backend, S3Settings, DEFAULT_STALL_TIMEOUT};
 
 /// A stream of object bytes.
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, StorageError>> + Send>>;

@@ -37,6 +37,11 @@ const PART_BYTES: usize = 16 * 1024 * 1024;
 /// memory at about 64 MiB plus one buffered part.
 const PARTS_IN_FLIGHT: usize = 3;
 const STAGING_PREFIX: &str = "staging";
+/// How long one request may wait on the store by default; see
+/// [`S3Settings::stall_timeout`].
+pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(60);
+/// Attempts after the first for one request (a part, a HEAD, a GET).
+const MAX_RETRIES: usize = 3;
 
 /// Where and how to reach the bucket.
 #[derive(Clone)]
@@ -57,6 +62,12 @@ pub struct S3Settings {
     pub secret_access_key: Option<String>,
     /// Key prefix inside the bucket (may be empty).
     pub prefix: String,
+    /// How long a request may go without an answer from the store (for a
+    /// part upload: sending the part and getting its response), and a
+    /// download without receiving bytes, before it is abandoned and
+    /// retried. There is no cap on a whole request: a large download to a
+    /// slow client may rightly take hours.
+    pub stall_timeout: Duration,
 }
 
 impl std::fmt::Debug for S3Settings {
@@ -67,6 +78,8 @@ impl std::fmt::Debug for S3Settings {
             .field("region", &self.region)
             .field("bucket", &self.bucket)
             .field("path_style", &self.path_style)
+            .field("prefix", &self.prefix)
+            .field("stall_timeout", &self.stall_timeout)
             .field("access_key_id", &self.access_key_id)
             .field(
                 "secret_access_key",
@@ -91,17 +104,27 @@ impl S3Backend {
             .with_bucket_name(&settings.bucket)
             .with_region(&settings.region)
             .with_virtual_hosted_style_request(!settings.path_style)
-            // Fail fast when the store is down, so clients get a 503 in
-            // seconds rather than a hung upload.
+            // A store that is down fails within seconds (connect timeout,
+            // then a few quick retries), so clients get a 503 rather than a
+            // hung upload. A store that accepts a request and then stalls
+            // (seen: Garage stopped reading one part's body) costs one
+            // stall timeout, and the request is sent again on a new
+            // connection. Part uploads and reads are idempotent, and an
+            // interrupted download resumes with a range request.
             .with_client_options(
                 ClientOptions::new()
                     .with_connect_timeout(Duration::from_secs(5))
-                    .with_timeout(Duration::from_secs(300)),
+                    .with_timeout_disabled()
+                    .with_read_timeout(settings.stall_timeout),
             )
             .with_retry(RetryConfig {
                 backoff: BackoffConfig::default(),
-                max_retries: 3,
-                retry_timeout: Duration::from_secs(20),
+                max_retries: MAX_RETRIES,
+                // object_store measures this from the start of the request,
+                // a download's included: a tight bound would forbid resuming
+                // a long download. MAX_RETRIES and the stall timeout bound
+                // how long a failing request takes.
+                retry_timeout: Duration::from_secs(24 * 60 * 60),
             });
         if let Some(endpoint) = &settings.endpoint {
             builder = builder

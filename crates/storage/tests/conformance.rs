@@ -4,14 +4,14 @@
 //! S3 runs are skipped with a printed reason, except under `CI=true`, where
 //! a missing service is a failure.
 
+mod common;
+
 use std::sync::Arc;
 
 use artifactstore_core::{ContentAddress, FileDigests};
-use artifactstore_storage::{
-    Backend, ByteStream, FilesystemBackend, S3Backend, S3Settings, StorageError,
-};
+use artifactstore_storage::{Backend, FilesystemBackend, S3Backend, S3Settings, StorageError};
 use bytes::Bytes;
-use futures::StreamExt;
+use common::{pattern, read};
 
 struct Target {
     backend: Arc<dyn Backend>,
@@ -27,45 +27,12 @@ async fn filesystem() -> Option<Target> {
     })
 }
 
-/// The settings of S3 server `name` (GARAGE, CEPH) from the environment.
 fn s3(name: &str) -> Option<Target> {
-    let var = |field: &str| std::env::var(format!("ARTIFACTSTORE_TEST_{name}_{field}")).ok();
-    let Some(endpoint) = var("ENDPOINT") else {
-        let reason = format!("ARTIFACTSTORE_TEST_{name}_ENDPOINT is not set (start it: eval \"$(scripts/s3/test-services up)\")");
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("{reason}; CI=true: a missing service is a failure");
-        }
-        // Written to the stream itself: the test harness hides eprintln! of
-        // passing tests, and a skip must be seen.
-        use std::io::Write;
-        let _ = writeln!(std::io::stderr(), "SKIPPED ({name}): {reason}");
-        return None;
-    };
-    let backend = S3Backend::new(S3Settings {
-        id: name.to_lowercase(),
-        endpoint: Some(endpoint),
-        region: var("REGION").unwrap_or_else(|| "us-east-1".into()),
-        bucket: var("BUCKET").expect("bucket"),
-        path_style: true,
-        access_key_id: var("ACCESS_KEY_ID"),
-        secret_access_key: var("SECRET_ACCESS_KEY"),
-        // A fresh prefix per test keeps runs and tests apart in one bucket.
-        prefix: format!("conformance/{}", uuid::Uuid::new_v4()),
-    })
-    .unwrap();
+    let backend = S3Backend::new(common::s3_settings(name)?).unwrap();
     Some(Target {
         backend: Arc::new(backend),
         _dir: None,
     })
-}
-
-async fn read(stream: ByteStream) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut stream = stream;
-    while let Some(chunk) = stream.next().await {
-        out.extend_from_slice(&chunk.unwrap());
-    }
-    out
 }
 
 /// Writes `data` in `chunk`-sized pieces and commits it under its address.
@@ -77,12 +44,6 @@ async fn store(backend: &dyn Backend, data: &[u8], chunk: usize) -> String {
     }
     writer.commit(&key).await.unwrap();
     key
-}
-
-fn pattern(len: usize) -> Vec<u8> {
-    (0..len)
-        .map(|i| (i.wrapping_mul(31) ^ (i >> 8)) as u8)
-        .collect()
 }
 
 async fn round_trip_with_ranges(backend: &dyn Backend) {
@@ -237,19 +198,12 @@ conformance!(
 
 /// Wrong credentials are a refusal to fix, not an outage to retry.
 async fn wrong_credentials_are_refused(name: &str) {
-    if s3(name).is_none() {
+    let Some(settings) = common::s3_settings(name) else {
         return;
-    }
-    let var = |field: &str| std::env::var(format!("ARTIFACTSTORE_TEST_{name}_{field}")).ok();
+    };
     let backend = S3Backend::new(S3Settings {
-        id: name.to_lowercase(),
-        endpoint: var("ENDPOINT"),
-        region: var("REGION").unwrap_or_else(|| "us-east-1".into()),
-        bucket: var("BUCKET").expect("bucket"),
-        path_style: true,
-        access_key_id: var("ACCESS_KEY_ID"),
         secret_access_key: Some("not-the-secret".into()),
-        prefix: String::new(),
+        ..settings
     })
     .unwrap();
     let err = backend.probe().await.unwrap_err();

@@ -147,6 +147,7 @@ pub fn s3_backend(name: &str, id: &str) -> Option<artifactstore_registry::config
         access_key_id: var("ACCESS_KEY_ID"),
         secret_access_key: var("SECRET_ACCESS_KEY").map(Secret),
         prefix: Some(format!("registry-tests/{}", uuid::Uuid::new_v4())),
+        stall_timeout_seconds: None,
     })
 }
 
