@@ -150,13 +150,8 @@ impl FilesystemBackend {
     }
 }
 
-#[async_trait]
-impl Backend for FilesystemBackend {
-    fn id(&self) -> &str {
-        &self.id
-    }
-
-    async fn begin_write(&self) -> Result<Box<dyn ObjectWriter>, StorageError> {
+impl FilesystemBackend {
+    fn writer(&self) -> FilesystemWriter {
         let staging = if self.staging.unnamed {
             StagingFile::Unnamed {
                 dir: self.staging.dir.clone(),
@@ -168,14 +163,27 @@ impl Backend for FilesystemBackend {
                     .join(format!("{}.part", uuid::Uuid::new_v4())),
             )
         };
-        Ok(Box::new(FilesystemWriter {
+        FilesystemWriter {
             backend: self.clone(),
             staging,
             file: None,
             buffered: Vec::new(),
             buffered_bytes: 0,
+            unflushed_bytes: 0,
+            flushing: None,
             closed: false,
-        }))
+        }
+    }
+}
+
+#[async_trait]
+impl Backend for FilesystemBackend {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    async fn begin_write(&self) -> Result<Box<dyn ObjectWriter>, StorageError> {
+        Ok(Box::new(self.writer()))
     }
 
     async fn open(&self, key: &str, range: Option<Range<u64>>) -> Result<ByteStream, StorageError> {
@@ -278,6 +286,12 @@ fn create_dirs(root: &Path, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 /// a small object never touches the disk until commit, and a large one
 /// costs one thread handoff per MiB rather than one per socket read.
 const WRITE_BATCH_BYTES: usize = 1024 * 1024;
+/// A large object's staging file is flushed to disk in the background
+/// each time this much more has been written, so the disk works while the
+/// rest arrives and the fsync at commit has little left to do. The kernel
+/// would wait far longer (until `dirty_background_ratio` of memory is
+/// dirty), leaving the whole file to that final fsync.
+const BACKGROUND_FLUSH_BYTES: usize = 32 * 1024 * 1024;
 
 /// Where a writer's bytes wait for their key.
 #[derive(Clone)]
@@ -338,6 +352,10 @@ struct FilesystemWriter {
     file: Option<std::fs::File>,
     buffered: Vec<Bytes>,
     buffered_bytes: usize,
+    /// Written to the staging file since the last background flush began.
+    unflushed_bytes: usize,
+    /// The background flush in progress (see [`BACKGROUND_FLUSH_BYTES`]).
+    flushing: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     closed: bool,
 }
 
@@ -369,22 +387,54 @@ impl FilesystemWriter {
     /// Writes what is buffered to the staging file (one blocking call).
     async fn spill(&mut self) -> Result<(), StorageError> {
         let chunks = std::mem::take(&mut self.buffered);
-        self.buffered_bytes = 0;
+        let spilled = std::mem::take(&mut self.buffered_bytes);
         let file = self.file.take();
         let staging = self.staging.clone();
         let written = tokio::task::spawn_blocking(move || write_chunks(file, &staging, &chunks))
             .await
-            .map_err(|e| self.backend.io(std::io::Error::other(e)))?;
-        match written {
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        let flushed = match written {
             Ok(file) => {
                 self.file = Some(file);
-                Ok(())
+                self.unflushed_bytes += spilled;
+                self.flush_in_background().await
             }
-            Err(e) => {
-                self.closed = true;
-                let _ = self.staging.remove();
-                Err(self.backend.io(e))
-            }
+            Err(e) => Err(e),
+        };
+        flushed.map_err(|e| {
+            self.closed = true;
+            let _ = self.staging.remove();
+            self.backend.io(e)
+        })
+    }
+
+    /// Starts flushing the staging file when enough is unflushed and the
+    /// last flush is done; a failed flush fails the write, since a later
+    /// fsync may not report the lost pages again.
+    async fn flush_in_background(&mut self) -> std::io::Result<()> {
+        if self.unflushed_bytes < BACKGROUND_FLUSH_BYTES {
+            return Ok(());
+        }
+        if self.flushing.as_ref().is_some_and(|f| !f.is_finished()) {
+            return Ok(());
+        }
+        self.finish_flushing().await?;
+        let Some(file) = &self.file else {
+            return Ok(());
+        };
+        let file = file.try_clone()?;
+        self.unflushed_bytes = 0;
+        self.flushing = Some(tokio::task::spawn_blocking(move || file.sync_data()));
+        Ok(())
+    }
+
+    /// Waits for the background flush, if any, and returns its result.
+    async fn finish_flushing(&mut self) -> std::io::Result<()> {
+        match self.flushing.take() {
+            Some(flushing) => flushing
+                .await
+                .unwrap_or_else(|e| Err(std::io::Error::other(e))),
+            None => Ok(()),
         }
     }
 }
@@ -410,9 +460,13 @@ impl ObjectWriter for FilesystemWriter {
         let target = self.backend.path_of(key)?;
         let root = self.backend.root().to_path_buf();
         let staging = self.staging.clone();
+        self.closed = true;
+        if let Err(e) = self.finish_flushing().await {
+            let _ = self.staging.remove();
+            return Err(self.backend.io(e));
+        }
         let file = self.file.take();
         let chunks = std::mem::take(&mut self.buffered);
-        self.closed = true;
         // Everything from the last bytes to the durable directory entry in
         // one blocking call.
         let result = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
@@ -618,6 +672,30 @@ mod tests {
             backend.open("blake3/aa/bb/object", None).await,
             Err(StorageError::NotFound(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn large_objects_flush_in_the_background_and_keep_every_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = FilesystemBackend::open("local", dir.path()).await.unwrap();
+        let bytes: Vec<u8> = (0..BACKGROUND_FLUSH_BYTES * 3 + 12_345)
+            .map(|i| (i % 253) as u8)
+            .collect();
+        let mut writer = Box::new(backend.writer());
+        let mut flushes = 0;
+        for piece in bytes.chunks(256 * 1024) {
+            let before = writer.unflushed_bytes;
+            writer.write(Bytes::copy_from_slice(piece)).await.unwrap();
+            if writer.unflushed_bytes < before {
+                flushes += 1;
+                assert!(writer.flushing.is_some());
+            }
+        }
+        // A flush starts at each 32 MiB unless the last one is still busy.
+        assert!((1..=3).contains(&flushes), "{flushes} background flushes");
+        writer.commit("blake3/ee/ff/object").await.unwrap();
+        let back = collect(backend.open("blake3/ee/ff/object", None).await.unwrap()).await;
+        assert!(back == bytes, "the object differs from what was written");
     }
 
     #[tokio::test]
