@@ -212,7 +212,7 @@ pub struct BackendConfig {
     pub prefix: Option<String>,
     /// S3: seconds a request may wait on the store (a part upload: to send
     /// the part and get its answer), or a download go without bytes, before
-    /// it is sent again; default 60.
+    /// it is sent again; default 120.
     pub stall_timeout_seconds: Option<u64>,
 }
 

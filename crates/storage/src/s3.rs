@@ -39,8 +39,10 @@ const PARTS_IN_FLIGHT: usize = 3;
 const STAGING_PREFIX: &str = "staging";
 /// How long one request may wait on the store by default; see
 /// [`S3Settings::stall_timeout`].
-pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(60);
-/// Attempts after the first for one request (a part, a HEAD, a GET).
+pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(120);
+/// Attempts after the first for one request that is safe to repeat (a
+/// part, a completion, a HEAD); a download's retries are shared by all of
+/// its resumptions.
 const MAX_RETRIES: usize = 3;
 
 /// Where and how to reach the bucket.
@@ -66,7 +68,9 @@ pub struct S3Settings {
     /// part upload: sending the part and getting its response), and a
     /// download without receiving bytes, before it is abandoned and
     /// retried. There is no cap on a whole request: a large download to a
-    /// slow client may rightly take hours.
+    /// slow client may rightly take hours. A client that stops reading for
+    /// longer than this costs its download one retry (it resumes with a
+    /// ranged GET).
     pub stall_timeout: Duration,
 }
 
@@ -285,14 +289,10 @@ async fn finish_multipart(
         return if exists {
             upload.abort().await.map_err(|e| map_error(&backend, e))
         } else {
-            upload
-                .finish()
-                .await
-                .map(|_| ())
-                .map_err(|e| map_error(&backend, e))
+            complete(&store, upload, &uploaded_to, &backend).await
         };
     }
-    upload.finish().await.map_err(|e| map_error(&backend, e))?;
+    complete(&store, upload, &uploaded_to, &backend).await?;
     let copied = if exists {
         Ok(())
     } else {
@@ -304,6 +304,28 @@ async fn finish_multipart(
         tracing::warn!(%backend, error = %e, "could not delete a staging object");
     }
     Ok(())
+}
+
+/// Completes `upload`. A completion is retried when its answer is slow;
+/// if the first attempt did complete, the retry finds no upload, and the
+/// object being there is what counts.
+async fn complete(
+    store: &AmazonS3,
+    upload: WriteMultipart,
+    uploaded_to: &Path,
+    backend: &str,
+) -> Result<(), StorageError> {
+    match upload.finish().await {
+        Ok(_) => Ok(()),
+        Err(e @ object_store::Error::NotFound { .. }) => match store.head(uploaded_to).await {
+            Ok(_) => Ok(()),
+            Err(_) => Err(StorageError::Unavailable {
+                backend: backend.to_owned(),
+                cause: format!("completing a multipart upload: {e}"),
+            }),
+        },
+        Err(e) => Err(map_error(backend, e)),
+    }
 }
 
 enum WriteState {
