@@ -22,23 +22,45 @@ use tokio::net::{TcpListener, TcpStream};
 
 const STALL_TIMEOUT: Duration = Duration::from_secs(2);
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Direction {
-    /// Bytes the backend sends (request bodies).
-    Upload,
-    /// Bytes the store sends (response bodies).
-    Download,
+/// Where the proxy stalls, once.
+#[derive(Clone, Copy)]
+enum Stall {
+    /// The first connection to send the store more than this many bytes
+    /// (request bodies).
+    UploadAfter(usize),
+    /// The first connection to receive more than this many bytes from the
+    /// store (response bodies).
+    DownloadAfter(usize),
+    /// The answer to the first multipart completion (`POST ...?uploadId=`):
+    /// the store completes the upload, the backend never hears.
+    CompletionAnswer,
 }
 
-/// Forwards connections to the store; the first connection to carry more
-/// than `after_bytes` in `direction` stops forwarding there for good.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Request,
+    Response,
+}
+
+/// Forwards connections to the store, and stops forwarding for good at
+/// the point its [`Stall`] names.
 struct StallingProxy {
     addr: SocketAddr,
     stalls: Arc<AtomicUsize>,
 }
 
+/// What the two pumps of a proxy share.
+#[derive(Clone)]
+struct StallState {
+    stall: Stall,
+    armed: Arc<AtomicBool>,
+    stalls: Arc<AtomicUsize>,
+    /// This connection carried a multipart completion.
+    completion_sent: Arc<AtomicBool>,
+}
+
 impl StallingProxy {
-    async fn start(upstream: SocketAddr, direction: Direction, after_bytes: usize) -> Self {
+    async fn start(upstream: SocketAddr, stall: Stall) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let armed = Arc::new(AtomicBool::new(true));
@@ -50,23 +72,26 @@ impl StallingProxy {
                 let Ok(store) = TcpStream::connect(upstream).await else {
                     continue;
                 };
+                let state = StallState {
+                    stall,
+                    armed: armed.clone(),
+                    stalls: counter.clone(),
+                    completion_sent: Arc::new(AtomicBool::new(false)),
+                };
                 let (client_read, client_write) = client.into_split();
                 let (store_read, store_write) = store.into_split();
-                for (from, to, this_way) in [
-                    (
-                        Box::new(client_read) as Box<dyn tokio::io::AsyncRead + Send + Unpin>,
-                        Box::new(store_write) as Box<dyn tokio::io::AsyncWrite + Send + Unpin>,
-                        direction == Direction::Upload,
-                    ),
-                    (
-                        Box::new(store_read),
-                        Box::new(client_write),
-                        direction == Direction::Download,
-                    ),
-                ] {
-                    let stall = this_way.then(|| (armed.clone(), counter.clone()));
-                    tokio::spawn(pump(from, to, stall, after_bytes));
-                }
+                tokio::spawn(pump(
+                    Box::new(client_read),
+                    Box::new(store_write),
+                    Side::Request,
+                    state.clone(),
+                ));
+                tokio::spawn(pump(
+                    Box::new(store_read),
+                    Box::new(client_write),
+                    Side::Response,
+                    state,
+                ));
             }
         });
         Self { addr, stalls }
@@ -84,8 +109,8 @@ impl StallingProxy {
 async fn pump(
     mut from: Box<dyn tokio::io::AsyncRead + Send + Unpin>,
     mut to: Box<dyn tokio::io::AsyncWrite + Send + Unpin>,
-    stall: Option<(Arc<AtomicBool>, Arc<AtomicUsize>)>,
-    after_bytes: usize,
+    side: Side,
+    state: StallState,
 ) {
     let mut buf = vec![0u8; 64 * 1024];
     let mut forwarded = 0;
@@ -94,15 +119,28 @@ async fn pump(
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
-        if let Some((armed, stalls)) = &stall {
-            if forwarded + n > after_bytes && armed.swap(false, Ordering::SeqCst) {
-                stalls.fetch_add(1, Ordering::SeqCst);
-                // Neither forward nor close: the peer waits, as on a store
-                // that hangs.
-                std::future::pending::<()>().await;
+        let read = &buf[..n];
+        let stall_here = match (state.stall, side) {
+            (Stall::UploadAfter(bytes), Side::Request)
+            | (Stall::DownloadAfter(bytes), Side::Response) => forwarded + n > bytes,
+            (Stall::CompletionAnswer, Side::Request) => {
+                if read.starts_with(b"POST ") && read.windows(9).any(|w| w == b"uploadId=") {
+                    state.completion_sent.store(true, Ordering::SeqCst);
+                }
+                false
             }
+            (Stall::CompletionAnswer, Side::Response) => {
+                state.completion_sent.load(Ordering::SeqCst)
+            }
+            _ => false,
+        };
+        if stall_here && state.armed.swap(false, Ordering::SeqCst) {
+            state.stalls.fetch_add(1, Ordering::SeqCst);
+            // Neither forward nor close: the peer waits, as on a store
+            // that hangs.
+            std::future::pending::<()>().await;
         }
-        if to.write_all(&buf[..n]).await.is_err() {
+        if to.write_all(read).await.is_err() {
             break;
         }
         forwarded += n;
@@ -110,13 +148,9 @@ async fn pump(
     let _ = to.shutdown().await;
 }
 
-/// `settings` pointed at a proxy in front of the store that stalls
-/// `direction` once after `after_bytes`, with a short stall timeout.
-async fn through_stalling_proxy(
-    settings: &S3Settings,
-    direction: Direction,
-    after_bytes: usize,
-) -> (S3Backend, StallingProxy) {
+/// `settings` pointed at a proxy in front of the store that stalls once
+/// where `stall` says, with a short stall timeout.
+async fn through_stalling_proxy(settings: &S3Settings, stall: Stall) -> (S3Backend, StallingProxy) {
     let upstream = settings
         .endpoint
         .as_deref()
@@ -127,7 +161,7 @@ async fn through_stalling_proxy(
         .unwrap()
         .next()
         .unwrap();
-    let proxy = StallingProxy::start(upstream, direction, after_bytes).await;
+    let proxy = StallingProxy::start(upstream, stall).await;
     let backend = S3Backend::new(S3Settings {
         endpoint: Some(proxy.endpoint()),
         stall_timeout: STALL_TIMEOUT,
@@ -152,7 +186,7 @@ async fn a_part_upload_that_stalls_is_sent_again(name: &str) {
         return;
     };
     // Halfway into the first 16 MiB part.
-    let (proxied, proxy) = through_stalling_proxy(&settings, Direction::Upload, 8 << 20).await;
+    let (proxied, proxy) = through_stalling_proxy(&settings, Stall::UploadAfter(8 << 20)).await;
     let data = pattern(40 * 1024 * 1024 + 777);
     let key = store(&proxied, &data).await;
     assert_eq!(proxy.stalls(), 1, "{name}: the proxy never stalled");
@@ -165,12 +199,43 @@ async fn a_download_that_stalls_resumes_where_it_stopped(name: &str) {
     let Some(settings) = common::s3_settings(name) else {
         return;
     };
-    let (proxied, proxy) = through_stalling_proxy(&settings, Direction::Download, 3 << 20).await;
+    let (proxied, proxy) = through_stalling_proxy(&settings, Stall::DownloadAfter(3 << 20)).await;
     let data = pattern(20 * 1024 * 1024 + 4321);
     let key = store(&S3Backend::new(settings).unwrap(), &data).await;
     let back = read(proxied.open(&key, None).await.unwrap()).await;
     assert_eq!(proxy.stalls(), 1, "{name}: the proxy never stalled");
     assert_eq!(FileDigests::of(&back), FileDigests::of(&data), "{name}");
+}
+
+/// A completion whose answer never comes is retried; the retry may find
+/// the upload already completed (Garage answers 404), and the object being
+/// there is what counts. Both multipart paths: to a staging key (then a
+/// copy) and, declared, straight to the content key.
+async fn a_completion_whose_answer_is_lost_still_commits(name: &str) {
+    let Some(settings) = common::s3_settings(name) else {
+        return;
+    };
+    let direct = S3Backend::new(settings.clone()).unwrap();
+    for declared in [false, true] {
+        let (proxied, proxy) = through_stalling_proxy(&settings, Stall::CompletionAnswer).await;
+        let data = pattern(20 * 1024 * 1024 + usize::from(declared));
+        let key = ContentAddress::of(&data).object_key();
+        let mut writer = if declared {
+            proxied.begin_write_expecting(&key).await.unwrap()
+        } else {
+            proxied.begin_write().await.unwrap()
+        };
+        for piece in data.chunks(1024 * 1024) {
+            writer.write(Bytes::copy_from_slice(piece)).await.unwrap();
+        }
+        writer.commit(&key).await.unwrap();
+        assert_eq!(proxy.stalls(), 1, "{name}: the proxy never stalled");
+        let back = read(direct.open(&key, None).await.unwrap()).await;
+        assert!(
+            back == data,
+            "{name}, declared {declared}: the object differs"
+        );
+    }
 }
 
 /// The stall timeout bounds waiting for the store, not a whole download:
@@ -223,5 +288,6 @@ macro_rules! stall_tests {
 stall_tests!(
     a_part_upload_that_stalls_is_sent_again,
     a_download_that_stalls_resumes_where_it_stopped,
+    a_completion_whose_answer_is_lost_still_commits,
     a_slow_reader_outlasts_the_stall_timeout,
 );
