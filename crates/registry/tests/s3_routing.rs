@@ -46,7 +46,7 @@ fn direct(config: &BackendConfig) -> S3Backend {
         access_key_id: config.access_key_id.clone(),
         secret_access_key: config.secret_access_key.as_ref().map(|s| s.0.clone()),
         prefix: config.prefix.clone().unwrap_or_default(),
-        stall_timeout: artifactstore_storage::DEFAULT_STALL_TIMEOUT,
+        stall_timeout: config.stall_timeout().unwrap(),
     })
     .unwrap()
 }

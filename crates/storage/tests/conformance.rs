@@ -11,7 +11,7 @@ use std::sync::Arc;
 use artifactstore_core::{ContentAddress, FileDigests};
 use artifactstore_storage::{Backend, FilesystemBackend, S3Backend, S3Settings, StorageError};
 use bytes::Bytes;
-use common::{pattern, read};
+use common::{pattern, read, store};
 
 struct Target {
     backend: Arc<dyn Backend>,
@@ -33,17 +33,6 @@ fn s3(name: &str) -> Option<Target> {
         backend: Arc::new(backend),
         _dir: None,
     })
-}
-
-/// Writes `data` in `chunk`-sized pieces and commits it under its address.
-async fn store(backend: &dyn Backend, data: &[u8], chunk: usize) -> String {
-    let key = ContentAddress::of(data).object_key();
-    let mut writer = backend.begin_write().await.unwrap();
-    for piece in data.chunks(chunk.max(1)) {
-        writer.write(Bytes::copy_from_slice(piece)).await.unwrap();
-    }
-    writer.commit(&key).await.unwrap();
-    key
 }
 
 async fn round_trip_with_ranges(backend: &dyn Backend) {

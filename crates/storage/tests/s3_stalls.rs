@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use artifactstore_core::{ContentAddress, FileDigests};
 use artifactstore_storage::{Backend, S3Backend, S3Settings};
 use bytes::Bytes;
-use common::{pattern, read};
+use common::{pattern, read, store};
 use futures::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -171,16 +171,6 @@ async fn through_stalling_proxy(settings: &S3Settings, stall: Stall) -> (S3Backe
     (backend, proxy)
 }
 
-async fn store(backend: &dyn Backend, data: &[u8]) -> String {
-    let key = ContentAddress::of(data).object_key();
-    let mut writer = backend.begin_write().await.unwrap();
-    for piece in data.chunks(1024 * 1024) {
-        writer.write(Bytes::copy_from_slice(piece)).await.unwrap();
-    }
-    writer.commit(&key).await.unwrap();
-    key
-}
-
 async fn a_part_upload_that_stalls_is_sent_again(name: &str) {
     let Some(settings) = common::s3_settings(name) else {
         return;
@@ -188,7 +178,7 @@ async fn a_part_upload_that_stalls_is_sent_again(name: &str) {
     // Halfway into the first 16 MiB part.
     let (proxied, proxy) = through_stalling_proxy(&settings, Stall::UploadAfter(8 << 20)).await;
     let data = pattern(40 * 1024 * 1024 + 777);
-    let key = store(&proxied, &data).await;
+    let key = store(&proxied, &data, 1 << 20).await;
     assert_eq!(proxy.stalls(), 1, "{name}: the proxy never stalled");
     let direct = S3Backend::new(settings).unwrap();
     let back = read(direct.open(&key, None).await.unwrap()).await;
@@ -201,7 +191,7 @@ async fn a_download_that_stalls_resumes_where_it_stopped(name: &str) {
     };
     let (proxied, proxy) = through_stalling_proxy(&settings, Stall::DownloadAfter(3 << 20)).await;
     let data = pattern(20 * 1024 * 1024 + 4321);
-    let key = store(&S3Backend::new(settings).unwrap(), &data).await;
+    let key = store(&S3Backend::new(settings).unwrap(), &data, 1 << 20).await;
     let back = read(proxied.open(&key, None).await.unwrap()).await;
     assert_eq!(proxy.stalls(), 1, "{name}: the proxy never stalled");
     assert_eq!(FileDigests::of(&back), FileDigests::of(&data), "{name}");
@@ -251,7 +241,7 @@ async fn a_slow_reader_outlasts_the_stall_timeout(name: &str) {
     })
     .unwrap();
     let data = pattern(9 * 1024 * 1024);
-    let key = store(&backend, &data).await;
+    let key = store(&backend, &data, 1 << 20).await;
     let mut stream = backend.open(&key, None).await.unwrap();
     let started = Instant::now();
     let mut back = Vec::new();

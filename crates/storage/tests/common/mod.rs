@@ -1,7 +1,9 @@
 //! What the storage test files share: the real S3 servers' settings from
-//! the environment, and test data.
+//! the environment, and writing and reading test data.
 
-use artifactstore_storage::{ByteStream, S3Settings, DEFAULT_STALL_TIMEOUT};
+use artifactstore_core::ContentAddress;
+use artifactstore_storage::{Backend, ByteStream, S3Settings, DEFAULT_STALL_TIMEOUT};
+use bytes::Bytes;
 use futures::StreamExt;
 
 /// The settings of S3 server `name` (GARAGE, CEPH) from the environment,
@@ -32,6 +34,17 @@ pub fn s3_settings(name: &str) -> Option<S3Settings> {
         prefix: format!("tests/{}", uuid::Uuid::new_v4()),
         stall_timeout: DEFAULT_STALL_TIMEOUT,
     })
+}
+
+/// Writes `data` in `chunk`-sized pieces and commits it under its address.
+pub async fn store(backend: &dyn Backend, data: &[u8], chunk: usize) -> String {
+    let key = ContentAddress::of(data).object_key();
+    let mut writer = backend.begin_write().await.unwrap();
+    for piece in data.chunks(chunk.max(1)) {
+        writer.write(Bytes::copy_from_slice(piece)).await.unwrap();
+    }
+    writer.commit(&key).await.unwrap();
+    key
 }
 
 /// Every byte of `stream`.
