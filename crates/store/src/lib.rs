@@ -259,3 +259,29 @@ pub fn sqlx_error_is_unavailable(e: &sqlx::Error) -> bool {
         _ => false,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// The SQLite linked here is built with the options in
+    /// `.cargo/config.toml`; a build that lost them would bring back the
+    /// process-wide mutexes around page caches and allocations.
+    #[test]
+    fn sqlite_is_built_without_process_wide_memory_mutexes() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        let options: Vec<String> = conn
+            .prepare("PRAGMA compile_options")
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(
+            options.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"),
+            "{options:?}"
+        );
+        assert!(
+            !options.iter().any(|o| o == "ENABLE_MEMORY_MANAGEMENT"),
+            "{options:?}"
+        );
+    }
+}

@@ -33,6 +33,9 @@ const PLANNER_CACHE_KIB: u32 = 2 * 1024;
 /// the planner is descheduled, few enough to bound memory (each holds
 /// the statements of [`EVENTS_PER_BATCH`] events, a few MB).
 const BATCHES_IN_FLIGHT: usize = 4;
+/// How often replay asks the kernel to write out what the transaction has
+/// written so far (see [`write_back_until`]).
+const WRITEBACK_INTERVAL: Duration = Duration::from_millis(100);
 
 fn open(path: &Path, timeout: Duration, cache_kib: u32) -> StoreResult<Connection> {
     let conn = Connection::open_with_flags(
@@ -49,15 +52,44 @@ pub(super) fn replay(path: &Path, timeout: Duration, check: bool) -> StoreResult
     let mut conn = open(path, timeout, REPLAY_CACHE_KIB)?;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     if !check {
-        let events = rebuild(&tx, path, timeout)?;
-        tx.commit()?;
-        return Ok(ReplayReport::applied(events));
+        return std::thread::scope(|scope| {
+            let (stop, stopped) = mpsc::channel::<()>();
+            scope.spawn(move || write_back_until(path, &stopped));
+            let events = rebuild(&tx, path, timeout)?;
+            tx.commit()?;
+            drop(stop);
+            Ok(ReplayReport::applied(events))
+        });
     }
     let live = snapshot(&tx)?;
     let events = rebuild(&tx, path, timeout)?;
     let rebuilt = snapshot(&tx)?;
     tx.rollback()?;
     Ok(compare(events, &live, &rebuilt))
+}
+
+/// Flushes the database and its WAL every [`WRITEBACK_INTERVAL`] until
+/// `stop` is dropped. The transaction's pages reach the WAL as the page
+/// cache spills and the checkpoint copies them into the database at
+/// commit, but the kernel starts writing dirty pages to disk only once a
+/// tenth of memory is dirty: without this the disk idles through the loop
+/// and the commit's two fsyncs then write everything. Durability does not
+/// depend on it (SQLite syncs both files itself), so a failure is only
+/// logged.
+fn write_back_until(path: &Path, stop: &mpsc::Receiver<()>) {
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    let files: Vec<std::fs::File> = [path.as_os_str(), wal.as_os_str()]
+        .into_iter()
+        .filter_map(|file| std::fs::File::open(file).ok())
+        .collect();
+    while let Err(mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(WRITEBACK_INTERVAL) {
+        for file in &files {
+            if let Err(e) = file.sync_data() {
+                tracing::warn!(error = %e, "early writeback during replay failed");
+            }
+        }
+    }
 }
 
 fn rebuild(conn: &Connection, path: &Path, timeout: Duration) -> StoreResult<u64> {
