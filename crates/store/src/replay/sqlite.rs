@@ -34,7 +34,7 @@ const PLANNER_CACHE_KIB: u32 = 2 * 1024;
 /// the statements of [`EVENTS_PER_BATCH`] events, a few MB).
 const BATCHES_IN_FLIGHT: usize = 4;
 /// How often replay asks the kernel to write out what the transaction has
-/// written so far (see [`write_back_until`]).
+/// put in the WAL so far (see [`write_back_until`]).
 const WRITEBACK_INTERVAL: Duration = Duration::from_millis(100);
 
 fn open(path: &Path, timeout: Duration, cache_kib: u32) -> StoreResult<Connection> {
@@ -68,26 +68,24 @@ pub(super) fn replay(path: &Path, timeout: Duration, check: bool) -> StoreResult
     Ok(compare(events, &live, &rebuilt))
 }
 
-/// Flushes the database and its WAL every [`WRITEBACK_INTERVAL`] until
-/// `stop` is dropped. The transaction's pages reach the WAL as the page
-/// cache spills and the checkpoint copies them into the database at
-/// commit, but the kernel starts writing dirty pages to disk only once a
-/// tenth of memory is dirty: without this the disk idles through the loop
-/// and the commit's two fsyncs then write everything. Durability does not
-/// depend on it (SQLite syncs both files itself), so a failure is only
-/// logged.
+/// Flushes the WAL every [`WRITEBACK_INTERVAL`] until `stop` is dropped.
+/// The pages the transaction spills reach the WAL through the kernel's page
+/// cache, which starts writing dirty pages to disk only once a tenth of
+/// memory is dirty: without this the disk idles through the loop and the
+/// commit's fsync then writes it all. Durability does not depend on it
+/// (SQLite syncs the WAL itself at commit), so a failure is only logged.
+///
+/// Only the WAL: closing any descriptor of the database file itself would
+/// drop every POSIX lock this process holds on it, SQLite's included.
 fn write_back_until(path: &Path, stop: &mpsc::Receiver<()>) {
     let mut wal = path.as_os_str().to_owned();
     wal.push("-wal");
-    let files: Vec<std::fs::File> = [path.as_os_str(), wal.as_os_str()]
-        .into_iter()
-        .filter_map(|file| std::fs::File::open(file).ok())
-        .collect();
+    let Ok(wal) = std::fs::File::open(&wal) else {
+        return;
+    };
     while let Err(mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(WRITEBACK_INTERVAL) {
-        for file in &files {
-            if let Err(e) = file.sync_data() {
-                tracing::warn!(error = %e, "early writeback during replay failed");
-            }
+        if let Err(e) = wal.sync_data() {
+            tracing::warn!(error = %e, "early writeback of the WAL during replay failed");
         }
     }
 }
