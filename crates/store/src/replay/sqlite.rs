@@ -37,11 +37,19 @@ const BATCHES_IN_FLIGHT: usize = 4;
 /// put in the WAL so far (see [`write_back_until`]).
 const WRITEBACK_INTERVAL: Duration = Duration::from_millis(100);
 
-fn open(path: &Path, timeout: Duration, cache_kib: u32) -> StoreResult<Connection> {
-    let conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
+/// Whether a replay connection may write: only the writer's does.
+#[derive(Clone, Copy)]
+enum Access {
+    ReadWrite,
+    ReadOnly,
+}
+
+fn open(path: &Path, timeout: Duration, cache_kib: u32, access: Access) -> StoreResult<Connection> {
+    let access = match access {
+        Access::ReadWrite => OpenFlags::SQLITE_OPEN_READ_WRITE,
+        Access::ReadOnly => OpenFlags::SQLITE_OPEN_READ_ONLY,
+    };
+    let conn = Connection::open_with_flags(path, access | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
     conn.execute_batch(&sqlite_pragmas(timeout.as_millis(), cache_kib))?;
     Ok(conn)
 }
@@ -49,7 +57,7 @@ fn open(path: &Path, timeout: Duration, cache_kib: u32) -> StoreResult<Connectio
 pub(super) fn replay(path: &Path, timeout: Duration, check: bool) -> StoreResult<ReplayReport> {
     // Set up as the pool's connections, with a larger page cache: the
     // transaction writes every view's pages.
-    let mut conn = open(path, timeout, REPLAY_CACHE_KIB)?;
+    let mut conn = open(path, timeout, REPLAY_CACHE_KIB, Access::ReadWrite)?;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     if !check {
         return std::thread::scope(|scope| {
@@ -141,7 +149,7 @@ fn plan_into(
     timeout: Duration,
     planned: &mpsc::SyncSender<StoreResult<(Batch, u64)>>,
 ) -> StoreResult<()> {
-    let conn = open(path, timeout, PLANNER_CACHE_KIB)?;
+    let conn = open(path, timeout, PLANNER_CACHE_KIB, Access::ReadOnly)?;
     let mut events = conn.prepare(&format!(
         "SELECT {EVENT_COLUMNS} FROM events ORDER BY sequence"
     ))?;
