@@ -58,11 +58,16 @@ pub(super) fn replay(path: &Path, timeout: Duration, check: bool) -> StoreResult
     // Set up as the pool's connections, with a larger page cache: the
     // transaction writes every view's pages.
     let mut conn = open(path, timeout, REPLAY_CACHE_KIB, Access::ReadWrite)?;
+    // SQLite's own name for the file (symbolic links resolved): its WAL
+    // sits beside it.
+    let database = conn.path().map(std::path::PathBuf::from);
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     if !check {
         return std::thread::scope(|scope| {
             let (stop, stopped) = mpsc::channel::<()>();
-            scope.spawn(move || write_back_until(path, &stopped));
+            if let Some(database) = &database {
+                scope.spawn(move || write_back_until(database, &stopped));
+            }
             let events = rebuild(&tx, path, timeout)?;
             tx.commit()?;
             drop(stop);
@@ -85,15 +90,17 @@ pub(super) fn replay(path: &Path, timeout: Duration, check: bool) -> StoreResult
 ///
 /// Only the WAL: closing any descriptor of the database file itself would
 /// drop every POSIX lock this process holds on it, SQLite's included.
-fn write_back_until(path: &Path, stop: &mpsc::Receiver<()>) {
-    let mut wal = path.as_os_str().to_owned();
+fn write_back_until(database: &Path, stop: &mpsc::Receiver<()>) {
+    let mut wal = database.as_os_str().to_owned();
     wal.push("-wal");
     let Ok(wal) = std::fs::File::open(&wal) else {
         return;
     };
     while let Err(mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(WRITEBACK_INTERVAL) {
         if let Err(e) = wal.sync_data() {
-            tracing::warn!(error = %e, "early writeback of the WAL during replay failed");
+            // SQLite's own sync at commit reports it; once is enough here.
+            tracing::warn!(error = %e, "early writeback of the WAL during replay failed; stopped");
+            return;
         }
     }
 }
