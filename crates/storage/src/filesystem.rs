@@ -148,9 +148,8 @@ impl FilesystemBackend {
     fn io(&self, e: std::io::Error) -> StorageError {
         StorageError::from_io(&self.id, e)
     }
-}
 
-impl FilesystemBackend {
+    /// A writer into a new staging file.
     fn writer(&self) -> FilesystemWriter {
         let staging = if self.staging.unnamed {
             StagingFile::Unnamed {
