@@ -6,6 +6,11 @@
 //! commit. Many uploads at once then never take the staging directory's
 //! lock to create or rename an entry, and a crash leaves no staging file
 //! behind. Elsewhere staging files are named and renamed into place.
+//!
+//! An object larger than one write batch is written with direct I/O where
+//! the filesystem takes it (see [`direct`]): not through the page cache.
+
+mod direct;
 
 use std::io::{Read, Seek, SeekFrom};
 use std::ops::Range;
@@ -16,6 +21,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use tokio::fs;
 
+use self::direct::{DirectIo, DirectWrites};
 use crate::{Backend, ByteStream, ObjectWriter, StorageError};
 
 const STAGING_DIR: &str = ".staging";
@@ -43,6 +49,8 @@ struct Staging {
     _lock: std::fs::File,
     /// Whether unnamed staging files work here (probed at open).
     unnamed: bool,
+    /// Whether unnamed staging files take direct writes (probed at open).
+    direct: Option<DirectIo>,
 }
 
 impl Drop for Staging {
@@ -105,10 +113,19 @@ impl FilesystemBackend {
                     false
                 }
             };
+            let direct = match unnamed.then(|| DirectIo::probe(&dir)) {
+                Some(Ok(direct)) => Some(direct),
+                Some(Err(e)) => {
+                    tracing::info!(error = %e, "direct I/O unsupported here; large objects are written through the page cache");
+                    None
+                }
+                None => None,
+            };
             Ok(Staging {
                 dir,
                 _lock: lock,
                 unnamed,
+                direct,
             })
         })
         .await
@@ -163,6 +180,8 @@ impl FilesystemBackend {
             )
         };
         FilesystemWriter {
+            direct_io: self.staging.direct.filter(|_| self.staging.unnamed),
+            direct: None,
             backend: self.clone(),
             staging,
             file: None,
@@ -305,7 +324,7 @@ enum StagingFile {
 impl StagingFile {
     fn create(&self) -> std::io::Result<std::fs::File> {
         match self {
-            StagingFile::Unnamed { dir } => unnamed::create(dir),
+            StagingFile::Unnamed { dir } => unnamed::create(dir, false),
             StagingFile::Named(path) => std::fs::File::create(path),
         }
     }
@@ -347,6 +366,11 @@ impl StagingFile {
 struct FilesystemWriter {
     backend: FilesystemBackend,
     staging: StagingFile,
+    /// Whether a large object goes to an unnamed file with direct writes.
+    direct_io: Option<DirectIo>,
+    /// The direct writes of a large object, from its first batch on; the
+    /// fields below are unused then.
+    direct: Option<DirectWrites>,
     /// Created once the first batch is written.
     file: Option<std::fs::File>,
     buffered: Vec<Bytes>,
@@ -383,10 +407,37 @@ impl FilesystemWriter {
         }
     }
 
-    /// Writes what is buffered to the staging file (one blocking call).
+    /// Writes what is buffered to the staging file (one blocking call),
+    /// or, the first time where direct I/O works, creates the staging
+    /// file for direct writes and hands them what is buffered.
     async fn spill(&mut self) -> Result<(), StorageError> {
         let chunks = std::mem::take(&mut self.buffered);
         let spilled = std::mem::take(&mut self.buffered_bytes);
+        if let (None, Some(io), StagingFile::Unnamed { dir }) =
+            (&self.file, self.direct_io, &self.staging)
+        {
+            let dir = dir.clone();
+            let started = async {
+                let file = tokio::task::spawn_blocking(move || io.create(&dir))
+                    .await
+                    .unwrap_or_else(|e| Err(std::io::Error::other(e)))?;
+                let mut direct = DirectWrites::new(file, io);
+                for chunk in &chunks {
+                    direct.write(chunk).await?;
+                }
+                Ok(direct)
+            };
+            return match started.await {
+                Ok(direct) => {
+                    self.direct = Some(direct);
+                    Ok(())
+                }
+                Err(e) => {
+                    self.closed = true;
+                    Err(self.backend.io(e))
+                }
+            };
+        }
         let file = self.file.take();
         let staging = self.staging.clone();
         let written = tokio::task::spawn_blocking(move || write_chunks(file, &staging, &chunks))
@@ -448,6 +499,12 @@ impl ObjectWriter for FilesystemWriter {
         if self.closed {
             return Err(self.closed_error());
         }
+        if let Some(direct) = &mut self.direct {
+            return direct.write(&chunk).await.map_err(|e| {
+                self.closed = true;
+                self.backend.io(e)
+            });
+        }
         self.buffered_bytes += chunk.len();
         self.buffered.push(chunk);
         if self.buffered_bytes >= WRITE_BATCH_BYTES {
@@ -468,12 +525,19 @@ impl ObjectWriter for FilesystemWriter {
             let _ = self.staging.remove();
             return Err(self.backend.io(e));
         }
+        let direct_tail = match self.direct.take() {
+            Some(direct) => Some(direct.finish().await.map_err(|e| self.backend.io(e))?),
+            None => None,
+        };
         let file = self.file.take();
         let chunks = std::mem::take(&mut self.buffered);
         // Everything from the last bytes to the durable directory entry in
         // one blocking call.
         let result = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-            let file = write_chunks(file, &staging, &chunks)?;
+            let file = match direct_tail {
+                Some(tail) => tail.write()?,
+                None => write_chunks(file, &staging, &chunks)?,
+            };
             file.sync_all()?;
             let parent = target.parent().unwrap_or(&root).to_path_buf();
             let created = create_dirs(&root, &parent)?;
@@ -503,6 +567,8 @@ impl ObjectWriter for FilesystemWriter {
 
     async fn abort(mut self: Box<Self>) -> Result<(), StorageError> {
         self.closed = true;
+        // Unnamed: the file is gone once its last write lets go of it.
+        self.direct = None;
         self.buffered.clear();
         if self.file.take().is_none() {
             return Ok(());
@@ -534,14 +600,14 @@ mod unnamed {
 
     use rustix::fs::{AtFlags, Mode, OFlags, CWD};
 
-    /// A new file with no name in `dir`'s filesystem.
-    pub(super) fn create(dir: &Path) -> std::io::Result<std::fs::File> {
-        let fd = rustix::fs::openat(
-            CWD,
-            dir,
-            OFlags::WRONLY | OFlags::TMPFILE | OFlags::CLOEXEC,
-            Mode::from_raw_mode(0o666),
-        )?;
+    /// A new file with no name in `dir`'s filesystem, for direct I/O
+    /// (`O_DIRECT`) if `direct`.
+    pub(super) fn create(dir: &Path, direct: bool) -> std::io::Result<std::fs::File> {
+        let mut flags = OFlags::WRONLY | OFlags::TMPFILE | OFlags::CLOEXEC;
+        if direct {
+            flags |= OFlags::DIRECT;
+        }
+        let fd = rustix::fs::openat(CWD, dir, flags, Mode::from_raw_mode(0o666))?;
         Ok(std::fs::File::from(fd))
     }
 
@@ -554,7 +620,7 @@ mod unnamed {
 
     /// Succeeds if unnamed files can be made and named in `dir`.
     pub(super) fn probe(dir: &Path) -> std::io::Result<()> {
-        let file = create(dir)?;
+        let file = create(dir, false)?;
         let name = dir.join("unnamed-probe");
         link(&file, &name)?;
         std::fs::remove_file(name)
@@ -573,7 +639,7 @@ mod unnamed {
         )
     }
 
-    pub(super) fn create(_dir: &Path) -> std::io::Result<std::fs::File> {
+    pub(super) fn create(_dir: &Path, _direct: bool) -> std::io::Result<std::fs::File> {
         Err(unsupported())
     }
 
@@ -680,7 +746,7 @@ mod tests {
     #[tokio::test]
     async fn large_objects_flush_in_the_background_and_keep_every_byte() {
         let dir = tempfile::tempdir().unwrap();
-        let backend = FilesystemBackend::open("local", dir.path()).await.unwrap();
+        let backend = through_the_page_cache(dir.path()).await;
         let bytes: Vec<u8> = (0..BACKGROUND_FLUSH_BYTES * 3 + 12_345)
             .map(|i| (i % 253) as u8)
             .collect();
@@ -807,6 +873,14 @@ mod tests {
         );
     }
 
+    /// A backend that writes every object through the page cache, as
+    /// where the filesystem refuses direct I/O.
+    async fn through_the_page_cache(root: &Path) -> FilesystemBackend {
+        let mut backend = FilesystemBackend::open("local", root).await.unwrap();
+        Arc::get_mut(&mut backend.staging).unwrap().direct = None;
+        backend
+    }
+
     /// A backend whose staging files are named, as where `O_TMPFILE` is
     /// missing.
     async fn named_staging(root: &Path) -> FilesystemBackend {
@@ -831,6 +905,36 @@ mod tests {
             backend.staging.unnamed,
             "O_TMPFILE works on this filesystem"
         );
+    }
+
+    #[tokio::test]
+    async fn large_objects_go_direct_where_the_filesystem_allows_and_small_ones_do_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = FilesystemBackend::open("local", dir.path()).await.unwrap();
+        if backend.staging.direct.is_none() {
+            assert!(
+                !std::env::var("CI").is_ok_and(|v| v == "true"),
+                "direct I/O works on CI's disk (ext4)"
+            );
+            eprintln!("skipped: no direct I/O in {}", dir.path().display());
+            return;
+        }
+        let bytes: Vec<u8> = (0..3 * WRITE_BATCH_BYTES + 4_321)
+            .map(|i| (i % 247) as u8)
+            .collect();
+        let mut writer = Box::new(backend.writer());
+        writer.write(Bytes::from_static(b"small")).await.unwrap();
+        assert!(writer.direct.is_none(), "a small object stays buffered");
+        for piece in bytes[5..].chunks(300_007) {
+            writer.write(Bytes::copy_from_slice(piece)).await.unwrap();
+        }
+        let mut expected = b"small".to_vec();
+        expected.extend_from_slice(&bytes[5..]);
+        assert!(writer.direct.is_some(), "a large one is written directly");
+        assert!(writer.file.is_none() && writer.buffered.is_empty());
+        writer.commit("blake3/dd/ee/direct").await.unwrap();
+        let back = collect(backend.open("blake3/dd/ee/direct", None).await.unwrap()).await;
+        assert!(back == expected, "the object differs from what was written");
     }
 
     #[tokio::test]
