@@ -8,6 +8,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{bail, Result};
+use artifactstore_core::digest::{ContentAddress, Digest32};
 use futures::StreamExt;
 use object_store::{ObjectStoreExt, WriteMultipart};
 use tokio::io::AsyncReadExt;
@@ -36,6 +37,7 @@ struct Figures {
     put_via_s3_undeclared: Samples,
     rss_s3: Samples,
     cpu_server_fs: Samples,
+    cpu_client_fs: Samples,
     cpu_garage_direct: Samples,
     cpu_client_direct: Samples,
     cpu_server_s3: Samples,
@@ -68,10 +70,8 @@ async fn put(
     declared_blake3: Option<&str>,
 ) -> Result<(String, f64)> {
     let package = server.create_package(client, package_body("large")).await?;
-    let file = tokio::fs::File::open(path).await?;
-    let size = file.metadata().await?.len();
-    let body =
-        reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(file, 1 << 20));
+    let size = std::fs::metadata(path)?.len();
+    let body = reqwest::Body::wrap_stream(file_chunks(path)?);
     let url = format!("{}/v1/packages/{package}/files/big.bin", server.url);
     let mut request = client.put(&url).header("Content-Length", size);
     if let Some(blake3) = declared_blake3 {
@@ -87,6 +87,32 @@ async fn put(
         bail!("upload to {url} answered {status}: {problem}");
     }
     Ok((url, seconds))
+}
+
+/// Reads `path` once so that its pages are in the page cache.
+fn warm_page_cache(path: &Path) -> Result<()> {
+    std::io::copy(&mut std::fs::File::open(path)?, &mut std::io::sink())?;
+    Ok(())
+}
+
+/// `path` in 1 MiB chunks, each read on the blocking pool straight into
+/// the buffer that is sent: the load generator copies each byte once
+/// (tokio's `File` behind a `ReaderStream` copies it twice).
+fn file_chunks(
+    path: &Path,
+) -> Result<impl futures::Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static> {
+    use std::io::Read;
+    let file = std::fs::File::open(path)?;
+    Ok(futures::stream::try_unfold(file, |file| async move {
+        let (file, chunk) = tokio::task::spawn_blocking(move || {
+            let mut chunk = Vec::with_capacity(1 << 20);
+            (&file).take(1 << 20).read_to_end(&mut chunk)?;
+            Ok::<_, std::io::Error>((file, chunk))
+        })
+        .await
+        .map_err(std::io::Error::other)??;
+        Ok((!chunk.is_empty()).then(|| (bytes::Bytes::from(chunk), file)))
+    }))
 }
 
 /// Seconds to GET `url` and drop every byte; checks the length.
@@ -164,6 +190,7 @@ pub async fn run(env: &Env, size_mib: u64, runs: usize) -> Result<String> {
     generate(&input, size, 1)?;
     let blake3 = blake3_of_file(&input)?;
     let declared = Some(blake3.as_str());
+    let object_key = ContentAddress(Digest32::from_hex(&blake3)?).object_key();
     let nginx = Nginx::start(env, &dir)?;
     let client = reqwest::Client::new();
     let mut f = Figures::default();
@@ -183,14 +210,23 @@ pub async fn run(env: &Env, size_mib: u64, runs: usize) -> Result<String> {
         )?);
         std::fs::remove_file(&copy)?;
 
-        let data = dir.join(format!("data-fs-{run}"));
+        let data_name = format!("data-fs-{run}");
+        let data = dir.join(&data_name);
         {
             let server = Server::start(env, &data, &ServerSetup::default())?;
-            let cpu = cpu_seconds(server.pid())?;
+            let (cpu, own_cpu) = (cpu_seconds(server.pid())?, cpu_seconds(std::process::id())?);
             let (url, seconds, growth) = measured_put(&client, &server, &input, declared).await?;
             f.cpu_server_fs.push(cpu_seconds(server.pid())? - cpu);
+            f.cpu_client_fs
+                .push(cpu_seconds(std::process::id())? - own_cpu);
             f.put_fs.push(seconds);
             f.rss_fs.push(growth);
+            // Both servers send the one stored object, each from the page
+            // cache: the upload bypassed it (direct I/O), so it is read
+            // once before each GET.
+            // The embedded default's backend `local` is `<data_dir>/objects`.
+            let object = data.join("objects").join(&object_key);
+            warm_page_cache(&object)?;
             let (server_cpu, own_cpu) =
                 (cpu_seconds(server.pid())?, cpu_seconds(std::process::id())?);
             f.get_ours.push(get(&client, &url, size).await?);
@@ -198,18 +234,19 @@ pub async fn run(env: &Env, size_mib: u64, runs: usize) -> Result<String> {
                 .push(cpu_seconds(server.pid())? - server_cpu);
             f.cpu_client_get_ours
                 .push(cpu_seconds(std::process::id())? - own_cpu);
+            warm_page_cache(&object)?;
+            let (nginx_cpu, own_cpu) = (
+                processes_cpu_seconds("nginx")?,
+                cpu_seconds(std::process::id())?,
+            );
+            let nginx_url = format!("{}/{data_name}/objects/{object_key}", nginx.url);
+            f.get_nginx.push(get(&client, &nginx_url, size).await?);
+            f.cpu_nginx_get
+                .push(processes_cpu_seconds("nginx")? - nginx_cpu);
+            f.cpu_client_get_nginx
+                .push(cpu_seconds(std::process::id())? - own_cpu);
         }
         std::fs::remove_dir_all(&data)?;
-        let (nginx_cpu, own_cpu) = (
-            processes_cpu_seconds("nginx")?,
-            cpu_seconds(std::process::id())?,
-        );
-        f.get_nginx
-            .push(get(&client, &format!("{}/input.bin", nginx.url), size).await?);
-        f.cpu_nginx_get
-            .push(processes_cpu_seconds("nginx")? - nginx_cpu);
-        f.cpu_client_get_nginx
-            .push(cpu_seconds(std::process::id())? - own_cpu);
 
         {
             let garage = Garage::start(env)?;
@@ -258,7 +295,7 @@ pub async fn run(env: &Env, size_mib: u64, runs: usize) -> Result<String> {
     let median = |s: &Samples| r(s).median();
     let floor = median(&f.openssl).min(median(&f.dd));
     let mut out = format!(
-        "## Large file ({size_mib} MiB, {runs} runs)\n\nRates in GB/s (10^9 bytes per second). artifactstore PUTs send `X-Content-Blake3` as `artifactstore push` does (it hashes before uploading), except the row marked undeclared. A fresh Garage serves each Garage figure, so no block is deduplicated from an earlier upload. RSS growth is the server's peak RSS (VmHWM) minus its idle RSS before the upload (Garage backend: declared upload).\n\n{TABLE_HEAD}\n"
+        "## Large file ({size_mib} MiB, {runs} runs)\n\nRates in GB/s (10^9 bytes per second). artifactstore PUTs send `X-Content-Blake3` as `artifactstore push` does (it hashes before uploading), except the row marked undeclared. A fresh Garage serves each Garage figure, so no block is deduplicated from an earlier upload. RSS growth is the server's peak RSS (VmHWM) minus its idle RSS before the upload (Garage backend: declared upload). The two GETs on the filesystem send the same file, the object the server stored (nginx's root holds the server's data directory), each after the harness read it once: the upload wrote it with direct I/O, past the page cache, and both serve it from there.\n\n{TABLE_HEAD}\n"
     );
     for (name, samples) in [
         ("openssl dgst -sha256", &f.openssl),
@@ -293,6 +330,10 @@ pub async fn run(env: &Env, size_mib: u64, runs: usize) -> Result<String> {
         (
             "CPU: artifactstore server, PUT to filesystem",
             &f.cpu_server_fs,
+        ),
+        (
+            "CPU: the PUT client (bench process), PUT to filesystem",
+            &f.cpu_client_fs,
         ),
         ("CPU: Garage, direct PUT", &f.cpu_garage_direct),
         (
