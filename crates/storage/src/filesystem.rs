@@ -180,7 +180,6 @@ impl FilesystemBackend {
             )
         };
         FilesystemWriter {
-            direct_io: self.staging.direct.filter(|_| self.staging.unnamed),
             direct: None,
             backend: self.clone(),
             staging,
@@ -366,8 +365,6 @@ impl StagingFile {
 struct FilesystemWriter {
     backend: FilesystemBackend,
     staging: StagingFile,
-    /// Whether a large object goes to an unnamed file with direct writes.
-    direct_io: Option<DirectIo>,
     /// The direct writes of a large object, from its first batch on; the
     /// fields below are unused then.
     direct: Option<DirectWrites>,
@@ -414,7 +411,7 @@ impl FilesystemWriter {
         let chunks = std::mem::take(&mut self.buffered);
         let spilled = std::mem::take(&mut self.buffered_bytes);
         if let (None, Some(io), StagingFile::Unnamed { dir }) =
-            (&self.file, self.direct_io, &self.staging)
+            (&self.file, self.backend.staging.direct, &self.staging)
         {
             let dir = dir.clone();
             let started = async {

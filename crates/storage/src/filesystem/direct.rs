@@ -36,7 +36,7 @@ impl DirectIo {
     /// Linux 6.1 and later) and checked with one aligned write. `Err`
     /// says why not; the writer then uses the page cache.
     pub(super) fn probe(dir: &Path) -> std::io::Result<Self> {
-        let file = create(dir)?;
+        let file = super::unnamed::create(dir, true)?;
         let alignment = alignment_of(&file)?;
         if !alignment.is_power_of_two() || alignment > MAX_ALIGNMENT {
             return Err(std::io::Error::other(format!(
@@ -52,12 +52,8 @@ impl DirectIo {
 
     /// A new unnamed file in `dir`, opened for direct writes.
     pub(super) fn create(self, dir: &Path) -> std::io::Result<std::fs::File> {
-        create(dir)
+        super::unnamed::create(dir, true)
     }
-}
-
-fn create(dir: &Path) -> std::io::Result<std::fs::File> {
-    super::unnamed::create(dir, true)
 }
 
 #[cfg(target_os = "linux")]
