@@ -12,22 +12,22 @@
 
 mod direct;
 
-use std::io::{Read, Seek, SeekFrom};
+use std::io::{Seek, SeekFrom};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use futures::TryStreamExt;
 use tokio::fs;
 
 use self::direct::{DirectIo, DirectWrites};
+use crate::file_chunks::file_chunks;
 use crate::{Backend, ByteStream, ObjectWriter, StorageError};
 
 const STAGING_DIR: &str = ".staging";
 const LOCK_FILE: &str = ".lock";
-/// Downloads read the disk in chunks this large.
-const READ_CHUNK_BYTES: usize = 1024 * 1024;
 /// A staging file not written for this long belongs to a dead upload.
 pub const STALE_STAGING: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 
@@ -231,10 +231,10 @@ impl Backend for FilesystemBackend {
                 size,
             });
         }
-        Ok(chunked_reads(
-            file,
-            range.end - range.start,
-            self.id.clone(),
+        let id = self.id.clone();
+        Ok(Box::pin(
+            file_chunks(file, range.end - range.start)
+                .map_err(move |e| StorageError::from_io(&id, e)),
         ))
     }
 
@@ -649,56 +649,12 @@ mod unnamed {
     }
 }
 
-/// A chunk being read on the blocking pool; the file comes back with it.
-type ChunkRead = tokio::task::JoinHandle<std::io::Result<(std::fs::File, Vec<u8>)>>;
-
-/// Reads the next `len` bytes of `file` into a buffer of their own.
-fn read_chunk(mut file: std::fs::File, len: u64) -> ChunkRead {
-    tokio::task::spawn_blocking(move || {
-        let mut chunk = Vec::with_capacity(usize::try_from(len).unwrap_or(READ_CHUNK_BYTES));
-        (&mut file).take(len).read_to_end(&mut chunk)?;
-        if (chunk.len() as u64) < len {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                "object is shorter than its size when opened",
-            ));
-        }
-        Ok((file, chunk))
-    })
-}
-
-/// `length` bytes of `file` from its position, in chunks of
-/// [`READ_CHUNK_BYTES`]. Each chunk is read straight into the buffer that
-/// is handed out (tokio's `File` reads into a buffer of its own and copies),
-/// and the next chunk's read starts before the current chunk is yielded, so
-/// reading the disk overlaps writing the socket. A dropped stream leaves at
-/// most one chunk read for nothing.
-fn chunked_reads(file: std::fs::File, length: u64, id: String) -> ByteStream {
-    let first = (length > 0).then(|| read_chunk(file, length.min(READ_CHUNK_BYTES as u64)));
-    let chunks = futures::stream::try_unfold((first, length), move |(pending, remaining)| {
-        let id = id.clone();
-        async move {
-            let Some(pending) = pending else {
-                return Ok(None);
-            };
-            let (file, chunk) = pending
-                .await
-                .map_err(|e| StorageError::from_io(&id, std::io::Error::other(e)))?
-                .map_err(|e| StorageError::from_io(&id, e))?;
-            let remaining = remaining - chunk.len() as u64;
-            let next =
-                (remaining > 0).then(|| read_chunk(file, remaining.min(READ_CHUNK_BYTES as u64)));
-            Ok(Some((Bytes::from(chunk), (next, remaining))))
-        }
-    });
-    Box::pin(chunks)
-}
-
 #[cfg(test)]
 mod tests {
     use futures::StreamExt;
 
     use super::*;
+    use crate::FILE_CHUNK_BYTES;
 
     async fn collect(stream: ByteStream) -> Vec<u8> {
         let mut out = Vec::new();
@@ -765,10 +721,10 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn reads_span_chunks_in_bounded_pieces_and_short_objects_fail() {
+    async fn reads_span_chunks_in_bounded_pieces() {
         let dir = tempfile::tempdir().unwrap();
         let backend = FilesystemBackend::open("local", dir.path()).await.unwrap();
-        let bytes: Vec<u8> = (0..READ_CHUNK_BYTES * 5 / 2)
+        let bytes: Vec<u8> = (0..FILE_CHUNK_BYTES * 5 / 2)
             .map(|i| (i % 251) as u8)
             .collect();
         let mut writer = backend.begin_write().await.unwrap();
@@ -786,10 +742,10 @@ mod tests {
         assert_eq!(all, bytes);
         assert_eq!(
             sizes,
-            [READ_CHUNK_BYTES, READ_CHUNK_BYTES, READ_CHUNK_BYTES / 2]
+            [FILE_CHUNK_BYTES, FILE_CHUNK_BYTES, FILE_CHUNK_BYTES / 2]
         );
 
-        let across = READ_CHUNK_BYTES as u64 - 3..2 * READ_CHUNK_BYTES as u64 + 5;
+        let across = FILE_CHUNK_BYTES as u64 - 3..2 * FILE_CHUNK_BYTES as u64 + 5;
         let part = collect(
             backend
                 .open("blake3/cc/dd/object", Some(across.clone()))
@@ -806,22 +762,6 @@ mod tests {
         )
         .await;
         assert!(empty.is_empty());
-
-        // An object shorter than the length asked for is an error, not a
-        // short body that looks complete.
-        let file = std::fs::File::open(backend.path_of("blake3/cc/dd/object").unwrap()).unwrap();
-        let mut stream = chunked_reads(file, bytes.len() as u64 + 1, "local".into());
-        let mut failed = None;
-        while let Some(chunk) = stream.next().await {
-            if let Err(e) = chunk {
-                failed = Some(e);
-                break;
-            }
-        }
-        assert!(
-            matches!(&failed, Some(StorageError::Io { source, .. }) if source.kind() == std::io::ErrorKind::UnexpectedEof),
-            "{failed:?}"
-        );
     }
 
     #[tokio::test]

@@ -8,6 +8,7 @@
 //!   changes, and committing bytes whose key already exists is a no-op;
 //! - an aborted or dropped writer leaves nothing visible.
 
+mod file_chunks;
 mod filesystem;
 mod s3;
 
@@ -18,6 +19,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::Stream;
 
+pub use file_chunks::{file_chunks, FILE_CHUNK_BYTES};
 pub use filesystem::FilesystemBackend;
 pub use s3::{S3Backend, S3Settings, DEFAULT_STALL_TIMEOUT};
 

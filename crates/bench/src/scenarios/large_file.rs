@@ -70,8 +70,10 @@ async fn put(
     declared_blake3: Option<&str>,
 ) -> Result<(String, f64)> {
     let package = server.create_package(client, package_body("large")).await?;
-    let size = std::fs::metadata(path)?.len();
-    let body = reqwest::Body::wrap_stream(file_chunks(path)?);
+    let file = std::fs::File::open(path)?;
+    let size = file.metadata()?.len();
+    // Read straight into what is sent: the load generator copies each byte once.
+    let body = reqwest::Body::wrap_stream(artifactstore_storage::file_chunks(file, size));
     let url = format!("{}/v1/packages/{package}/files/big.bin", server.url);
     let mut request = client.put(&url).header("Content-Length", size);
     if let Some(blake3) = declared_blake3 {
@@ -93,26 +95,6 @@ async fn put(
 fn warm_page_cache(path: &Path) -> Result<()> {
     std::io::copy(&mut std::fs::File::open(path)?, &mut std::io::sink())?;
     Ok(())
-}
-
-/// `path` in 1 MiB chunks, each read on the blocking pool straight into
-/// the buffer that is sent: the load generator copies each byte once
-/// (tokio's `File` behind a `ReaderStream` copies it twice).
-fn file_chunks(
-    path: &Path,
-) -> Result<impl futures::Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static> {
-    use std::io::Read;
-    let file = std::fs::File::open(path)?;
-    Ok(futures::stream::try_unfold(file, |file| async move {
-        let (file, chunk) = tokio::task::spawn_blocking(move || {
-            let mut chunk = Vec::with_capacity(1 << 20);
-            (&file).take(1 << 20).read_to_end(&mut chunk)?;
-            Ok::<_, std::io::Error>((file, chunk))
-        })
-        .await
-        .map_err(std::io::Error::other)??;
-        Ok((!chunk.is_empty()).then(|| (bytes::Bytes::from(chunk), file)))
-    }))
 }
 
 /// Seconds to GET `url` and drop every byte; checks the length.

@@ -123,12 +123,13 @@ pub async fn upload(
     bar: &ProgressBar,
 ) -> CliResult<Value> {
     let digests = hash_file(local).await?;
-    let file = tokio::fs::File::open(local)
-        .await
-        .map_err(|e| CliError::io(local, e))?;
+    let file = std::fs::File::open(local).map_err(|e| CliError::io(local, e))?;
     let progress = bar.clone();
+    // Exactly the bytes hashed: a file that shrank since fails the upload,
+    // one that grew is cut at the hashed size (and refused by the server
+    // if those bytes changed).
     let stream =
-        tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024).inspect(move |chunk| {
+        artifactstore_storage::file_chunks(file, digests.size_bytes).inspect(move |chunk| {
             if let Ok(chunk) = chunk {
                 progress.inc(chunk.len() as u64);
             }
