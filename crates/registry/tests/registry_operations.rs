@@ -405,6 +405,38 @@ engine_tests! {
 }
 
 engine_tests! {
+    async fn an_upgraded_database_counts_the_files_its_packages_already_hold() {
+        // The file limit reads each package's count from the view; a
+        // database from before that column must get its counts on upgrade.
+        let env = TestEnv::with_config(|config| config.limits.max_files_per_package = 3).await;
+        let full = env.package("standard").await;
+        let empty = env.package("standard").await;
+        env.put(full, "a", b"a").await;
+        env.put(full, "b", b"b").await;
+        let pool = env.registry.store().pool();
+        sqlx::query("ALTER TABLE packages DROP COLUMN file_count").execute(pool).await.unwrap();
+        sqlx::query("DELETE FROM _sqlx_migrations WHERE description = 'package file count'")
+            .execute(pool)
+            .await
+            .unwrap();
+
+        let upgraded = env.replica().await;
+        let counts: Vec<(String, i64)> = sqlx::query_as("SELECT id, file_count FROM packages ORDER BY file_count")
+            .fetch_all(upgraded.store().pool())
+            .await
+            .unwrap();
+        assert_eq!(counts, vec![(empty.to_string(), 0), (full.to_string(), 2)]);
+        upgraded.ingest_file(full, "c", "text/plain", body(b"c"), Default::default(), "t").await.unwrap();
+        let err = upgraded
+            .ingest_file(full, "d", "text/plain", body(b"d"), Default::default(), "t")
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "too_many_files");
+        assert!(upgraded.replay_check().await.unwrap().identical);
+    }
+}
+
+engine_tests! {
     async fn an_upload_answers_with_the_row_the_views_hold() {
         // Uploads answer from the recorded event instead of reading their
         // row back: the two must agree field for field.

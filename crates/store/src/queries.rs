@@ -112,8 +112,7 @@ pub(crate) async fn file_slots(
         .map(|i| format!("(${}, ${}, {i})", 2 * i + 1, 2 * i + 2))
         .collect();
     let sql = format!(
-        "SELECT q.column3 AS position, p.status, p.producer, p.retention_class, \
-         (SELECT COUNT(*) FROM files f WHERE f.package_id = q.column1) AS file_count, \
+        "SELECT q.column3 AS position, p.status, p.producer, p.retention_class, p.file_count, \
          (SELECT COUNT(*) FROM files f WHERE f.package_id = q.column1 AND f.relative_path = q.column2) AS taken \
          FROM (VALUES {}) AS q LEFT JOIN packages p ON p.id = q.column1 ORDER BY q.column3",
         values.join(", ")

@@ -79,7 +79,7 @@ fn package_created(batch: &mut Batch, event: &Event) -> StoreResult<()> {
     batch.push(
         "INSERT INTO packages (id, name, producer, subject, retention_class, metadata, metadata_schema_id, \
          status, manifest_digest, created_at, created_by, created_sequence, finalized_at, expires_at, \
-         last_event_sequence) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, $9, $10, $11, NULL, NULL, $11)",
+         last_event_sequence, file_count) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, $9, $10, $11, NULL, NULL, $11, 0)",
         vec![Bind::from(p.package_id.as_str()), Bind::from(p.name.as_str()), Bind::from(p.producer.as_str()), Bind::from(p.subject.as_str()), Bind::from(p.retention_class.as_str()), Bind::from(metadata_text), Bind::from(p.metadata_schema_id.as_deref()), Bind::from(status::CREATED), Bind::from(event.created_at.to_string()), Bind::from(event.actor.as_str()), Bind::from(event.sequence)],
     );
     if let Some(object) = metadata.as_object() {
@@ -129,7 +129,13 @@ fn file_ingested(batch: &mut Batch, event: &Event) -> StoreResult<()> {
          status, verified_at, failure, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, NULL, $8)",
         vec![Bind::from(p.storage_location_id.as_str()), Bind::from(p.file_id.as_str()), Bind::from(p.backend_id.as_str()), Bind::from(p.object_key.as_str()), Bind::from(format!("{CONTENT_ADDRESS_PREFIX}{}", p.blake3)), Bind::from(p.retrieval_tier.as_str()), Bind::from(storage_status::RECORDED), Bind::from(event.created_at.to_string())],
     );
-    touch_package(batch, &p.package_id, event);
+    batch.push(
+        "UPDATE packages SET last_event_sequence = $1, file_count = file_count + 1 WHERE id = $2",
+        vec![
+            Bind::from(event.sequence),
+            Bind::from(p.package_id.as_str()),
+        ],
+    );
     Ok(())
 }
 

@@ -53,6 +53,7 @@ const VIEWS: &[View] = &[
             ("finalized_at", T),
             ("expires_at", T),
             ("last_event_sequence", I),
+            ("file_count", I),
         ],
     },
     View {
