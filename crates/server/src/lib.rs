@@ -113,9 +113,25 @@ pub async fn serve(
         tracing::info!("shutting down: finishing in-flight requests");
         token.cancel();
     };
-    axum::serve(listener, app)
+    axum::serve(without_nagle(listener), app)
         .with_graceful_shutdown(signal)
         .await
+}
+
+/// `listener` with Nagle's algorithm off on every accepted connection. A
+/// streamed response (a download, an event stream) leaves in more than one
+/// write; with Nagle's algorithm each small write after the first waits for
+/// the client's ACK, which a client on a kept-alive connection delays by up
+/// to 40 ms: `artifactstore pull` took 35 ms per small file.
+fn without_nagle(
+    listener: tokio::net::TcpListener,
+) -> impl axum::serve::Listener<Io = tokio::net::TcpStream, Addr = std::net::SocketAddr> {
+    use axum::serve::ListenerExt;
+    listener.tap_io(|connection| {
+        if let Err(e) = connection.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not turn Nagle's algorithm off on a connection");
+        }
+    })
 }
 
 /// Ends any request whose response head is not ready within the configured
@@ -222,4 +238,20 @@ fn build_router(registry: Registry, options: ServerOptions, shutdown: Cancellati
             telemetry::observe,
         ))
         .with_state(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::serve::Listener;
+
+    #[tokio::test]
+    async fn accepted_connections_send_without_nagle() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let mut listener = super::without_nagle(listener);
+        let client = tokio::net::TcpStream::connect(address);
+        let ((accepted, _), client) = tokio::join!(listener.accept(), client);
+        client.unwrap();
+        assert!(accepted.nodelay().unwrap());
+    }
 }
