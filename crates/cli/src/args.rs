@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::commands::DEFAULT_JOBS;
+
 /// artifact-store: a registry for the evidence, reports, logs and release
 /// artifacts your pipelines produce.
 ///
@@ -91,6 +93,9 @@ pub enum Command {
     Push {
         #[command(flatten)]
         package: PackageArgs,
+        /// Files uploaded at once (1-64).
+        #[arg(long, short = 'j', default_value_t = DEFAULT_JOBS, value_parser = clap::value_parser!(u16).range(1..=64))]
+        jobs: u16,
         /// Files and directories to upload.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
@@ -106,6 +111,9 @@ pub enum Command {
         /// Directory to write the files into (created if missing).
         #[arg(long, short)]
         output: PathBuf,
+        /// Files downloaded at once (1-64).
+        #[arg(long, short = 'j', default_value_t = DEFAULT_JOBS, value_parser = clap::value_parser!(u16).range(1..=64))]
+        jobs: u16,
     },
     /// Single package steps: create, list, show, finalize.
     #[command(subcommand)]

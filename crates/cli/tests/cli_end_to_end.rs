@@ -437,3 +437,119 @@ fn serve_refuses_a_public_address_without_auth() {
         "{stderr}"
     );
 }
+
+/// `GET path` on the server, the whole answer as text.
+fn http_get(url: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let address = url.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer
+}
+
+#[test]
+fn push_waits_for_a_server_busy_with_other_uploads() {
+    use std::io::{Read, Write};
+    let data = tempfile::tempdir().unwrap();
+    let config = data.path().join("artifactstore.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = {:?}\n[limits]\nmax_concurrent_uploads = 1\n",
+            data.path().join("data")
+        ),
+    )
+    .unwrap();
+    let served = Served::start([OsStr::new("--config"), config.as_os_str()], &[]);
+    let server = Server {
+        url: served.url.clone(),
+        _served: served,
+        data_dir: data,
+    };
+    let held: serde_json::Value = serde_json::from_str(&server.ok(&[
+        "--json",
+        "package",
+        "create",
+        "--name",
+        "held",
+        "--producer",
+        "ci",
+        "--subject",
+        "s",
+        "--retention-class",
+        "standard",
+    ]))
+    .unwrap();
+    // An upload whose body stops halfway holds the server's only slot.
+    let address = server.url.trim_start_matches("http://").to_owned();
+    let mut slow = std::net::TcpStream::connect(&address).unwrap();
+    write!(
+        slow,
+        "PUT /v1/packages/{}/files/held.bin HTTP/1.1\r\nHost: {address}\r\nContent-Length: 10\r\n\r\nhello",
+        held["id"].as_str().unwrap()
+    )
+    .unwrap();
+
+    let (_dir, root) = sample_tree();
+    let push = Command::new(BIN)
+        .args([
+            "--server",
+            &server.url,
+            "--json",
+            "push",
+            "--name",
+            "n",
+            "--producer",
+            "ci",
+        ])
+        .args([
+            "--subject",
+            "s",
+            "--retention-class",
+            "standard",
+            "--jobs",
+            "3",
+        ])
+        .arg(&root)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Free the slot only once the server has turned the push away.
+    let turned_away = (0..200).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        http_get(&server.url, "/metrics").lines().any(|line| {
+            line.contains("method=\"PUT\"")
+                && line.contains("status=\"429\"")
+                && line.starts_with("artifactstore_http_requests_total")
+        })
+    });
+    assert!(turned_away, "the push was never answered 429");
+    slow.write_all(b"world").unwrap();
+    let mut answer = [0u8; 12];
+    slow.read_exact(&mut answer).unwrap();
+    assert_eq!(&answer, b"HTTP/1.1 201");
+
+    let out = push.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "push failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pushed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(pushed["files"], 4);
+    let restored = tempfile::tempdir().unwrap();
+    server.ok(&[
+        "pull",
+        pushed["package_id"].as_str().unwrap(),
+        "--output",
+        restored.path().to_str().unwrap(),
+    ]);
+    assert_eq!(tree(restored.path()), tree(&root));
+}

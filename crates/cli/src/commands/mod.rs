@@ -7,6 +7,9 @@ mod pull;
 mod push;
 mod retention;
 mod serve;
+mod transfers;
+
+pub use transfers::DEFAULT_JOBS;
 
 use crate::args::{Cli, Command};
 use crate::client::Client;
@@ -24,10 +27,16 @@ pub async fn run(cli: Cli) -> CliResult<()> {
             insecure_no_auth,
         } => serve::run(config, listen, insecure_no_auth).await,
         Command::Admin(command) => admin::run(command, out).await,
-        Command::Push { package, paths } => push::push(&client()?, out, package, paths).await,
-        Command::Pull { package_id, output } => {
-            pull::pull(&client()?, out, &package_id, &output).await
-        }
+        Command::Push {
+            package,
+            jobs,
+            paths,
+        } => push::push(&client()?, out, package, jobs, paths).await,
+        Command::Pull {
+            package_id,
+            output,
+            jobs,
+        } => pull::pull(&client()?, out, &package_id, &output, jobs).await,
         Command::Package(command) => package::run(&client()?, out, command).await,
         Command::File(command) => push::file(&client()?, out, command).await,
         Command::Manifest {

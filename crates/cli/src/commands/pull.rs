@@ -10,6 +10,7 @@ use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 
 use super::push::progress;
+use super::transfers::each_at_most;
 use crate::args::ManifestFormatArg;
 use crate::client::Client;
 use crate::error::{CliError, CliResult};
@@ -118,8 +119,37 @@ async fn download(
     result
 }
 
+/// Where the file at `relative` in the package goes under `output`; the
+/// server is trusted with bytes, not with paths on this machine.
+fn destination(output: &Path, relative: &str) -> CliResult<PathBuf> {
+    let path = RelativePath::parse(relative).map_err(|e| {
+        CliError::Protocol(format!("manifest names an unsafe path {relative:?}: {e}"))
+    })?;
+    let dest: PathBuf = path
+        .as_str()
+        .split('/')
+        .fold(output.to_path_buf(), |p, s| p.join(s));
+    // Each segment must be a plain name on this platform, so the file
+    // lands inside the output directory whatever the server sent.
+    let plain = std::path::Path::new(path.as_str())
+        .components()
+        .all(|c| matches!(c, std::path::Component::Normal(_)));
+    if !plain || !dest.starts_with(output) {
+        return Err(CliError::Protocol(format!(
+            "manifest names an unsafe path {relative:?}"
+        )));
+    }
+    Ok(dest)
+}
+
 /// `artifactstore pull`.
-pub async fn pull(client: &Client, out: Output, package_id: &str, output: &Path) -> CliResult<()> {
+pub async fn pull(
+    client: &Client,
+    out: Output,
+    package_id: &str,
+    output: &Path,
+    jobs: u16,
+) -> CliResult<()> {
     let manifest: Value = client
         .get_json(
             &["v1", "packages", package_id, "manifest"],
@@ -134,46 +164,42 @@ pub async fn pull(client: &Client, out: Output, package_id: &str, output: &Path)
         .iter()
         .filter_map(|f| f.get("size_bytes").and_then(Value::as_u64))
         .sum();
+    // Every path is checked before anything is written.
+    let wanted = files
+        .iter()
+        .map(|entry| {
+            let relative = field(entry, "relative_path");
+            let dest = destination(output, &relative)?;
+            Ok((
+                field(entry, "file_id"),
+                Expected::from_json(entry)?,
+                dest,
+                relative,
+            ))
+        })
+        .collect::<CliResult<Vec<_>>>()?;
     tokio::fs::create_dir_all(output)
         .await
         .map_err(|e| CliError::io(output, e))?;
     let bar = progress(out, total, "downloading");
-    for entry in files {
-        let relative = field(entry, "relative_path");
-        // The server is trusted with bytes, not with paths on this machine.
-        let path = RelativePath::parse(&relative).map_err(|e| {
-            CliError::Protocol(format!("manifest names an unsafe path {relative:?}: {e}"))
-        })?;
-        let dest: PathBuf = path
-            .as_str()
-            .split('/')
-            .fold(output.to_path_buf(), |p, s| p.join(s));
-        // Each segment must be a plain name on this platform, so the file
-        // lands inside the output directory whatever the server sent.
-        let plain = std::path::Path::new(path.as_str())
-            .components()
-            .all(|c| matches!(c, std::path::Component::Normal(_)));
-        if !plain || !dest.starts_with(output) {
-            return Err(CliError::Protocol(format!(
-                "manifest names an unsafe path {relative:?}"
-            )));
-        }
-        if let Some(parent) = dest.parent() {
-            tokio::fs::create_dir_all(parent)
-                .await
-                .map_err(|e| CliError::io(parent, e))?;
-        }
-        bar.set_message(relative.clone());
-        download(
-            client,
-            &field(entry, "file_id"),
-            &Expected::from_json(entry)?,
-            &dest,
-            &relative,
-            &bar,
-        )
-        .await
-        .inspect_err(|_| bar.abandon())?;
+    let bar_ref = &bar;
+    let pulled = each_at_most(
+        jobs,
+        &wanted,
+        |(file_id, expected, dest, relative)| async move {
+            if let Some(parent) = dest.parent() {
+                tokio::fs::create_dir_all(parent)
+                    .await
+                    .map_err(|e| CliError::io(parent, e))?;
+            }
+            bar_ref.set_message(relative.clone());
+            download(client, file_id, expected, dest, relative, bar_ref).await
+        },
+    )
+    .await;
+    if let Err(e) = pulled {
+        bar.abandon();
+        return Err(e);
     }
     bar.finish_and_clear();
     let summary = serde_json::json!({

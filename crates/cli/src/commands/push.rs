@@ -2,6 +2,8 @@
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use artifactstore_registry::core::{DualHasher, FileDigests, RelativePath};
 use base64::Engine as _;
@@ -10,6 +12,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use reqwest::Method;
 use serde_json::Value;
 
+use super::transfers::each_at_most;
 use crate::args::{FileCommand, PackageArgs};
 use crate::client::Client;
 use crate::error::{CliError, CliResult};
@@ -112,8 +115,15 @@ fn media_type_of(path: &Path) -> String {
         .to_owned()
 }
 
+/// How long an upload the server turned away as busy (429
+/// `too_many_uploads`, sent with `Retry-After: 1`) waits before trying
+/// again, and how many times it tries again.
+const BUSY_RETRY_DELAY: std::time::Duration = std::time::Duration::from_secs(1);
+const BUSY_RETRIES: u32 = 60;
+
 /// Uploads one local file; the server refuses it if the bytes it receives
-/// differ from the digests computed here.
+/// differ from the digests computed here. A server busy with other uploads
+/// is asked again each second for a minute.
 pub async fn upload(
     client: &Client,
     package_id: &str,
@@ -123,31 +133,42 @@ pub async fn upload(
     bar: &ProgressBar,
 ) -> CliResult<Value> {
     let digests = hash_file(local).await?;
-    let file = std::fs::File::open(local).map_err(|e| CliError::io(local, e))?;
-    let progress = bar.clone();
-    // Exactly the bytes hashed: a file that shrank since fails the upload,
-    // one that grew is cut at the hashed size (and refused by the server
-    // if those bytes changed).
-    let stream =
-        artifactstore_storage::file_chunks(file, digests.size_bytes).inspect(move |chunk| {
-            if let Ok(chunk) = chunk {
-                progress.inc(chunk.len() as u64);
-            }
-        });
     let mut segments = vec!["v1", "packages", package_id, "files"];
     segments.extend(relative_path.split('/'));
+    let url = client.url(&segments);
+    let media_type = media_type.map_or_else(|| media_type_of(local), str::to_owned);
     let sha256 = base64::engine::general_purpose::STANDARD.encode(digests.sha256.0);
-    let request = client
-        .request(Method::PUT, client.url(&segments))
-        .header(
-            "Content-Type",
-            media_type.map_or_else(|| media_type_of(local), str::to_owned),
-        )
-        .header("Content-Length", digests.size_bytes)
-        .header("Content-Digest", format!("sha-256=:{sha256}:"))
-        .header("X-Content-Blake3", digests.blake3.to_hex())
-        .body(reqwest::Body::wrap_stream(stream));
-    client.json(request).await
+    let mut retries = 0;
+    loop {
+        let file = std::fs::File::open(local).map_err(|e| CliError::io(local, e))?;
+        let sent = Arc::new(AtomicU64::new(0));
+        let (progress, counted) = (bar.clone(), sent.clone());
+        // Exactly the bytes hashed: a file that shrank since fails the
+        // upload, one that grew is cut at the hashed size (and refused by
+        // the server if those bytes changed).
+        let stream =
+            artifactstore_storage::file_chunks(file, digests.size_bytes).inspect(move |chunk| {
+                if let Ok(chunk) = chunk {
+                    progress.inc(chunk.len() as u64);
+                    counted.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                }
+            });
+        let request = client
+            .request(Method::PUT, url.clone())
+            .header("Content-Type", &media_type)
+            .header("Content-Length", digests.size_bytes)
+            .header("Content-Digest", format!("sha-256=:{sha256}:"))
+            .header("X-Content-Blake3", digests.blake3.to_hex())
+            .body(reqwest::Body::wrap_stream(stream));
+        match client.json(request).await {
+            Err(CliError::Server { status: 429, .. }) if retries < BUSY_RETRIES => {
+                bar.dec(sent.load(Ordering::Relaxed));
+                retries += 1;
+                tokio::time::sleep(BUSY_RETRY_DELAY).await;
+            }
+            answer => return answer,
+        }
+    }
 }
 
 /// Every file under `paths` with its relative path in the package.
@@ -212,6 +233,7 @@ pub async fn push(
     client: &Client,
     out: Output,
     args: PackageArgs,
+    jobs: u16,
     paths: Vec<PathBuf>,
 ) -> CliResult<()> {
     let files = collect(&paths)?;
@@ -222,14 +244,24 @@ pub async fn push(
     let package = create_package(client, &args).await?;
     let package_id = field(&package, "id");
     let bar = progress(out, total, "uploading");
-    for (local, relative) in &files {
-        bar.set_message(relative.clone());
-        upload(client, &package_id, local, relative, None, &bar).await.map_err(|e| {
-            bar.abandon();
-            CliError::Usage(format!(
-                "{e}\nupload of {relative:?} failed; package {package_id} stays open (not finalized)"
-            ))
-        })?;
+    let uploaded = each_at_most(jobs, &files, |(local, relative)| {
+        let (package_id, bar) = (&package_id, &bar);
+        async move {
+            bar.set_message(relative.clone());
+            upload(client, package_id, local, relative, None, bar)
+                .await
+                .map(drop)
+                .map_err(|e| {
+                    CliError::Usage(format!(
+                        "{e}\nupload of {relative:?} failed; package {package_id} stays open (not finalized)"
+                    ))
+                })
+        }
+    })
+    .await;
+    if let Err(e) = uploaded {
+        bar.abandon();
+        return Err(e);
     }
     bar.finish_and_clear();
     let finalized: Value = client
