@@ -23,6 +23,9 @@ pub struct Shape {
 
 struct Outcome {
     files_per_second: f64,
+    /// Every file downloaded again by the same clients, each on its
+    /// kept-alive connection.
+    downloads_per_second: f64,
     latencies_ms: Samples,
     /// CPU milliseconds per upload: the server's, and this client's.
     server_cpu_ms: f64,
@@ -109,9 +112,11 @@ async fn one_run(env: &Env, shape: &Shape, setup: &ServerSetup, seed: u64) -> Re
         .zip(database_cpu_before)
         .map(|(after, before)| per_file_ms(after - before));
     let (busy, total) = machine_cpu_seconds()?;
+    let downloads_per_second = download_all(&client, &server.url, &packages, shape).await?;
     drop(server);
     Ok(Outcome {
         files_per_second: shape.files as f64 / seconds,
+        downloads_per_second,
         latencies_ms,
         server_cpu_ms,
         client_cpu_ms,
@@ -120,6 +125,50 @@ async fn one_run(env: &Env, shape: &Shape, setup: &ServerSetup, seed: u64) -> Re
         machine_busy: (busy - machine_busy) / (total - machine_total),
         data,
     })
+}
+
+/// GETs every file the run uploaded, from `shape.clients` tasks; returns
+/// files per second and checks each file's length.
+async fn download_all(
+    client: &reqwest::Client,
+    base: &str,
+    packages: &Arc<Vec<String>>,
+    shape: &Shape,
+) -> Result<f64> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..shape.clients {
+        let (client, packages, next) = (client.clone(), packages.clone(), next.clone());
+        let base = base.to_owned();
+        let (files, file_bytes) = (shape.files, shape.file_bytes);
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= files {
+                    return Ok::<_, anyhow::Error>(());
+                }
+                let url = format!(
+                    "{base}/v1/packages/{}/files/f/{i}.bin",
+                    packages[i % packages.len()]
+                );
+                let body = client
+                    .get(&url)
+                    .send()
+                    .await?
+                    .error_for_status()?
+                    .bytes()
+                    .await?;
+                if body.len() != file_bytes {
+                    bail!("GET {url} gave {} bytes, not {file_bytes}", body.len());
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    Ok(shape.files as f64 / start.elapsed().as_secs_f64())
 }
 
 /// The floor without HTTP or a database: `clients` tasks storing the same
@@ -179,7 +228,7 @@ struct Reference {
 pub async fn run(env: &Env, shape: &Shape, runs: usize) -> Result<String> {
     let mut out = format!(
         "## Small files ({} files of {} bytes into {} packages, {} concurrent clients, {runs} runs)\n\n\
-         Every upload is a separate `PUT` answered 201 once durable. Latency percentiles are over every upload of every run.\n\n{TABLE_HEAD}\n",
+         Every upload is a separate `PUT` answered 201 once durable. Latency percentiles are over every upload of every run. After the uploads the same clients `GET` every file back, each on its kept-alive connection (no goal: it shows what a client reading many small files sees).\n\n{TABLE_HEAD}\n",
         shape.files, shape.file_bytes, shape.packages, shape.clients
     );
     let mut verdicts = Vec::new();
@@ -219,6 +268,7 @@ pub async fn run(env: &Env, shape: &Shape, runs: usize) -> Result<String> {
     }
     for (engine, goal) in [("SQLite", 3000.0), ("PostgreSQL", 1500.0)] {
         let mut rates = Samples::default();
+        let mut download_rates = Samples::default();
         let mut latencies = Samples::default();
         let (mut server_cpu, mut client_cpu) = (Samples::default(), Samples::default());
         let (mut database_cpu, mut machine_cpu, mut machine_busy) =
@@ -231,6 +281,7 @@ pub async fn run(env: &Env, shape: &Shape, runs: usize) -> Result<String> {
             .await?;
             leftovers.push(outcome.data);
             rates.push(outcome.files_per_second);
+            download_rates.push(outcome.downloads_per_second);
             server_cpu.push(outcome.server_cpu_ms);
             client_cpu.push(outcome.client_cpu_ms);
             if let Some(ms) = outcome.database_cpu_ms {
@@ -241,6 +292,13 @@ pub async fn run(env: &Env, shape: &Shape, runs: usize) -> Result<String> {
             latencies.extend(&outcome.latencies_ms);
         }
         out.push_str(&row(&format!("{engine}: files/s"), &rates, "files/s", 0));
+        out.push('\n');
+        out.push_str(&row(
+            &format!("{engine}: downloads of every file afterwards, same clients"),
+            &download_rates,
+            "files/s",
+            0,
+        ));
         out.push('\n');
         out.push_str(&format!(
             "| {engine}: latency p50 / p99 / max | {:.1} / {:.1} / {:.1} ms | |\n",
