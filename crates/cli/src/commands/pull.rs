@@ -178,20 +178,21 @@ pub async fn pull(
             ))
         })
         .collect::<CliResult<Vec<_>>>()?;
-    tokio::fs::create_dir_all(output)
-        .await
-        .map_err(|e| CliError::io(output, e))?;
+    // Each directory once, before the downloads, rather than once per file.
+    let directories: std::collections::BTreeSet<&Path> = std::iter::once(output)
+        .chain(wanted.iter().filter_map(|(_, _, dest, _)| dest.parent()))
+        .collect();
+    for directory in directories {
+        tokio::fs::create_dir_all(directory)
+            .await
+            .map_err(|e| CliError::io(directory, e))?;
+    }
     let bar = progress(out, total, "downloading");
     let bar_ref = &bar;
     let pulled = each_at_most(
         jobs,
         &wanted,
         |(file_id, expected, dest, relative)| async move {
-            if let Some(parent) = dest.parent() {
-                tokio::fs::create_dir_all(parent)
-                    .await
-                    .map_err(|e| CliError::io(parent, e))?;
-            }
             bar_ref.set_message(relative.clone());
             download(client, file_id, expected, dest, relative, bar_ref).await
         },
