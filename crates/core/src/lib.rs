@@ -8,6 +8,7 @@
 pub mod cbor;
 pub mod digest;
 pub mod event;
+pub mod flag;
 pub mod id;
 pub mod jcs;
 pub mod manifest;

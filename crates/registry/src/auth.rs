@@ -6,7 +6,6 @@ use artifactstore_core::id::new_id;
 use artifactstore_core::token::{Scope, TokenText};
 use artifactstore_core::{NewEvent, Timestamp};
 use artifactstore_store::TokenRecord;
-use uuid::Uuid;
 
 use crate::operations::label;
 use crate::{Registry, RegistryError, RegistryResult};
@@ -49,11 +48,13 @@ impl Principal {
     }
 }
 
-fn random_secret() -> [u8; 32] {
+/// 256 bits from the operating system's generator (two UUIDv4s gave only
+/// 244: each fixes 6 bits).
+fn random_secret() -> RegistryResult<[u8; 32]> {
     let mut secret = [0u8; 32];
-    secret[..16].copy_from_slice(Uuid::new_v4().as_bytes());
-    secret[16..].copy_from_slice(Uuid::new_v4().as_bytes());
-    secret
+    getrandom::fill(&mut secret)
+        .map_err(|e| RegistryError::Internal(format!("no randomness for a token secret: {e}")))?;
+    Ok(secret)
 }
 
 impl Registry {
@@ -72,7 +73,7 @@ impl Registry {
             label("producer", producer)?;
         }
         let id = new_id().simple().to_string();
-        let token = TokenText::new(&id, random_secret());
+        let token = TokenText::new(&id, random_secret()?);
         let payload = TokenCreated {
             v: 1,
             token_id: id.clone(),
@@ -83,12 +84,24 @@ impl Registry {
             secret_blake3: token.secret_hash().to_hex(),
         };
         let mut tx = self.store.begin().await?;
+        let now = tx.now();
         if let Some(at) = expires_at {
-            if at <= tx.now() {
+            if at <= now {
                 return Err(RegistryError::InvalidInput(
                     "the expiry must be in the future".into(),
                 ));
             }
+        }
+        // Under the log lock, so two creations cannot both pass: the name is
+        // the actor of every event the token causes, and must say who.
+        let active = |t: &TokenRecord| {
+            t.revoked_at.is_none() && t.expires_at.as_ref().is_none_or(|at| *at > now)
+        };
+        if let Some(taken) = tx.tokens_named(name).await?.iter().find(|t| active(t)) {
+            return Err(RegistryError::TokenNameTaken {
+                name: name.to_owned(),
+                token_id: taken.id.clone(),
+            });
         }
         tx.append(NewEvent::new(
             types::TOKEN_CREATED,

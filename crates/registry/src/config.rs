@@ -7,6 +7,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use artifactstore_core::flag;
 use artifactstore_core::retention::{default_retention_classes, DeletionStrategy};
 use artifactstore_core::{RetentionClass, RetentionDuration};
 use serde::Deserialize;
@@ -82,6 +83,10 @@ pub struct Config {
     /// Limits on what one request may ask for.
     #[serde(default)]
     pub limits: LimitsConfig,
+    /// What the environment changed that weakens the file's settings
+    /// (filled by [`Config::apply_env`]); `serve` logs each at start.
+    #[serde(skip)]
+    pub warnings: Vec<String>,
 }
 
 /// Limits on what one request may ask for. Over a limit the request is
@@ -300,6 +305,7 @@ impl Default for Config {
             retention_classes: Vec::new(),
             auth: AuthConfig::default(),
             limits: LimitsConfig::default(),
+            warnings: Vec::new(),
         }
     }
 }
@@ -328,12 +334,15 @@ impl Config {
             }
             None => Self::default(),
         };
-        config.apply_env(|key| std::env::var(key).ok());
+        config.apply_env(|key| std::env::var(key).ok())?;
         Ok(config)
     }
 
-    /// Applies environment overrides read through `get`.
-    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) {
+    /// Applies environment overrides read through `get`. A value that cannot
+    /// be parsed is an error that names the variable; an override that
+    /// weakens the file's setting is allowed but recorded in
+    /// [`Config::warnings`], for `serve` to log loudly at start.
+    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         if let Some(dir) = get("ARTIFACTSTORE_DATA_DIR") {
             self.data_dir = PathBuf::from(dir);
         }
@@ -344,7 +353,18 @@ impl Config {
             self.server.listen = listen;
         }
         if let Some(required) = get("ARTIFACTSTORE_AUTH_REQUIRED") {
-            self.auth.required = matches!(required.as_str(), "1" | "true" | "yes");
+            let required = flag::parse_bool(&required).map_err(|e| {
+                ConfigError::Invalid(format!("ARTIFACTSTORE_AUTH_REQUIRED: {e}"))
+            })?;
+            if self.auth.required && !required {
+                self.warnings.push(
+                    "ARTIFACTSTORE_AUTH_REQUIRED=false overrides `[auth] required = true` from \
+                     the configuration file: AUTHENTICATION IS OFF and every request acts as an \
+                     admin"
+                        .to_owned(),
+                );
+            }
+            self.auth.required = required;
         }
         let key_id = get("AWS_ACCESS_KEY_ID");
         let secret = get("AWS_SECRET_ACCESS_KEY");
@@ -360,6 +380,7 @@ impl Config {
                 backend.secret_access_key = secret.clone().map(Secret);
             }
         }
+        Ok(())
     }
 
     /// The database URL in effect.
@@ -525,7 +546,8 @@ deletion_strategy = "delete"
             "ARTIFACTSTORE_LISTEN" => Some("127.0.0.1:9999".into()),
             "AWS_SECRET_ACCESS_KEY" => Some("s3cret".into()),
             _ => None,
-        });
+        })
+        .unwrap();
         assert_eq!(config.server.listen, "127.0.0.1:9999");
         assert_eq!(config.validate_routing().unwrap(), "local");
         assert!(config.routing.rules[0].matches("compliance", "long-term"));
@@ -559,6 +581,38 @@ deletion_strategy = "delete"
             .unwrap_err()
             .to_string();
         assert!(err.contains("stall_timeout_seconds"), "{err}");
+    }
+
+    #[test]
+    fn auth_switch_from_the_environment_is_parsed_strictly() {
+        let with_env = |file: &str, value: &str| {
+            let mut config = Config::from_toml(file, None).unwrap();
+            let value = value.to_owned();
+            config
+                .apply_env(|k| (k == "ARTIFACTSTORE_AUTH_REQUIRED").then(|| value.clone()))
+                .map(|()| config)
+        };
+        let required = "[auth]\nrequired = true";
+        // Every spelling of "on" keeps auth on, whatever the file says.
+        for on in ["TRUE", "True", "on", "true ", "1", "yes"] {
+            let config = with_env("", on).unwrap();
+            assert!(config.auth.required, "{on:?}");
+            let config = with_env(required, on).unwrap();
+            assert!(config.auth.required && config.warnings.is_empty(), "{on:?}");
+        }
+        // Anything unrecognised refuses to load, naming the variable: it
+        // never turns auth off.
+        for bad in ["", "  ", "ture", "enabled", "2"] {
+            let err = with_env(required, bad).unwrap_err().to_string();
+            assert!(err.contains("ARTIFACTSTORE_AUTH_REQUIRED"), "{bad:?}: {err}");
+        }
+        // An explicit "off" may weaken the file, but never silently.
+        let config = with_env(required, "false").unwrap();
+        assert!(!config.auth.required);
+        assert_eq!(config.warnings.len(), 1);
+        assert!(config.warnings[0].contains("AUTHENTICATION IS OFF"));
+        let config = with_env("", "off").unwrap();
+        assert!(!config.auth.required && config.warnings.is_empty());
     }
 
     #[test]

@@ -44,6 +44,26 @@ pub enum RegistryError {
     /// The path is taken in this package.
     #[error("a file with relative path {0:?} already exists in this package")]
     DuplicateRelativePath(String),
+    /// The path would be a file and a folder at once, or would name the
+    /// same file as another path once normalised (see
+    /// [`artifactstore_core::path::collision_key`]).
+    #[error("relative path {path:?} conflicts with {existing:?}, already in this package: {why}")]
+    PathConflict {
+        /// The refused path.
+        path: String,
+        /// The path already in the package.
+        existing: String,
+        /// Which rule they break.
+        why: &'static str,
+    },
+    /// An active token already has this name.
+    #[error("an active token named {name:?} exists already ({token_id}): names must say who acted")]
+    TokenNameTaken {
+        /// The name.
+        name: String,
+        /// The token that has it.
+        token_id: String,
+    },
     /// The operation does not apply in the package's status.
     #[error("package {package_id} is {status}; cannot {operation}")]
     IllegalPackageState {
@@ -128,6 +148,8 @@ impl RegistryError {
             Self::UnknownRetentionClass(_) => "unknown_retention_class",
             Self::InvalidPath(_) => "invalid_path",
             Self::DuplicateRelativePath(_) => "duplicate_relative_path",
+            Self::PathConflict { .. } => "path_conflict",
+            Self::TokenNameTaken { .. } => "token_name_taken",
             Self::IllegalPackageState { .. } => "illegal_package_state",
             Self::DigestMismatch { .. } => "digest_mismatch",
             Self::MetadataInvalid(_) => "metadata_invalid",

@@ -57,4 +57,39 @@ engine_tests! {
         assert!(listed[0].revoked_at.is_some());
         assert!(env.registry.replay_check().await.unwrap().identical);
     }
+
+    async fn active_tokens_have_unique_names() {
+        let env = TestEnv::new().await;
+        let (first, _) = env.registry.create_token("deployer", Scope::Write, vec![], None, "admin").await.unwrap();
+        let err = env.registry.create_token("deployer", Scope::Read, vec![], None, "admin").await.unwrap_err();
+        assert_eq!(err.code(), "token_name_taken");
+        assert!(err.to_string().contains(&first.id), "{err}");
+        // Once the first is revoked (or expired) the name may be reused.
+        env.registry.revoke_token(&first.id, "admin").await.unwrap();
+        env.registry.create_token("deployer", Scope::Read, vec![], None, "admin").await.unwrap();
+        let soon = env.registry.store().now().plus_seconds(60).unwrap();
+        env.registry.create_token("short", Scope::Read, vec![], Some(soon), "admin").await.unwrap();
+        assert_eq!(
+            env.registry.create_token("short", Scope::Read, vec![], None, "admin").await.unwrap_err().code(),
+            "token_name_taken"
+        );
+        env.clock.advance_seconds(61);
+        env.registry.create_token("short", Scope::Read, vec![], None, "admin").await.unwrap();
+        assert!(env.registry.replay_check().await.unwrap().identical);
+    }
+
+    async fn token_secrets_carry_256_random_bits() {
+        let env = TestEnv::new().await;
+        // A UUIDv4 fixes the version nibble (byte 6) and variant bits
+        // (byte 8): secrets made of UUIDs always show them, in both halves.
+        let mut fixed_bits_everywhere = true;
+        for i in 0..16 {
+            let (_, text) = env.registry.create_token(&format!("t{i}"), Scope::Read, vec![], None, "admin").await.unwrap();
+            let secret = hex::decode(text.rsplit('_').next().unwrap()).unwrap();
+            assert_eq!(secret.len(), 32);
+            let uuid_shaped = |half: &[u8]| half[6] >> 4 == 4 && half[8] >> 6 == 0b10;
+            fixed_bits_everywhere &= uuid_shaped(&secret[..16]) && uuid_shaped(&secret[16..]);
+        }
+        assert!(!fixed_bits_everywhere, "16 secrets all had UUIDv4's fixed bits");
+    }
 }

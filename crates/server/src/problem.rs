@@ -115,6 +115,8 @@ fn title(code: &str, status: StatusCode) -> String {
         "unknown_retention_class" => "Unknown retention class",
         "invalid_path" => "Invalid relative path",
         "duplicate_relative_path" => "Duplicate relative path",
+        "path_conflict" => "Conflicting relative path",
+        "token_name_taken" => "Token name taken",
         "illegal_package_state" => "Illegal package state",
         "digest_mismatch" => "Digest mismatch",
         "metadata_invalid" => "Invalid metadata",
@@ -184,9 +186,11 @@ impl From<RegistryError> for Problem {
             | E::ManifestNotFound(_) => StatusCode::NOT_FOUND,
             E::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             E::Forbidden(_) => StatusCode::FORBIDDEN,
-            E::DuplicateRelativePath(_) | E::SchemaConflict(_) | E::IllegalPackageState { .. } => {
-                StatusCode::CONFLICT
-            }
+            E::DuplicateRelativePath(_)
+            | E::PathConflict { .. }
+            | E::TokenNameTaken { .. }
+            | E::SchemaConflict(_)
+            | E::IllegalPackageState { .. } => StatusCode::CONFLICT,
             E::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             E::InvalidPath(_)
             | E::DigestMismatch { .. }

@@ -2210,6 +2210,37 @@ async fn tokens_scopes_and_producer_limits_are_enforced_when_auth_is_required() 
         .unwrap();
     assert_eq!(by_admin.status(), StatusCode::CREATED);
 
+    // A legal hold is placed by writers but released by admins only, even
+    // on the writer's own producer's package (docs/security.md).
+    let placed = with(
+        Method::POST,
+        &format!("/v1/packages/{ci_package}/holds"),
+        Some(&ci),
+    )
+    .json(&json!({"reason": "litigation"}))
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(placed.status(), StatusCode::CREATED);
+    let hold_id = json_of(placed).await["hold_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let release = |token: &str| {
+        with(
+            Method::POST,
+            &format!("/v1/packages/{ci_package}/holds/{hold_id}/release"),
+            Some(token),
+        )
+        .json(&json!({"reason": "done"}))
+    };
+    let by_writer = release(&ci).send().await.unwrap();
+    assert_problem(by_writer, StatusCode::FORBIDDEN, "forbidden").await;
+    assert_eq!(
+        release(&admin).send().await.unwrap().status(),
+        StatusCode::OK
+    );
+
     // Revocation takes effect at once.
     registry.revoke_token(&ci_record.id, "setup").await.unwrap();
     assert_eq!(

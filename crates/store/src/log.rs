@@ -11,7 +11,9 @@ use tokio::sync::{watch, MutexGuard};
 
 use crate::batch::{Batch, Bind};
 use crate::queries::FileSlot;
-use crate::records::{FileRecord, HoldRecord, PackageRecord, RetentionRecord, SchemaRecord};
+use crate::records::{
+    FileRecord, HoldRecord, PackageRecord, RetentionRecord, SchemaRecord, TokenRecord,
+};
 use crate::{queries, views, Engine, Store, StoreError, StoreResult};
 
 /// The events table's columns, written once for the insert and the selects.
@@ -313,6 +315,11 @@ impl<'s> LogTx<'s> {
         wanted: &[(&str, &str)],
     ) -> StoreResult<Vec<Option<FileSlot>>> {
         queries::file_slots(self.flush().await?, wanted).await
+    }
+
+    /// The tokens (revoked and expired ones too) named `name`.
+    pub async fn tokens_named(&mut self, name: &str) -> StoreResult<Vec<TokenRecord>> {
+        queries::tokens_named(self.flush().await?, name).await
     }
 
     /// A package's files sorted by path bytes.

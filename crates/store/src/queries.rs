@@ -227,6 +227,15 @@ pub(crate) async fn schema_where(
     }))
 }
 
+pub(crate) async fn tokens_named(
+    conn: &mut AnyConnection,
+    name: &str,
+) -> StoreResult<Vec<TokenRecord>> {
+    let sql = format!("SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE name = $1 ORDER BY id");
+    let rows = sqlx::query(&sql).bind(name).fetch_all(conn).await?;
+    rows.iter().map(token_from_row).collect()
+}
+
 pub(crate) async fn due_for_sweep(
     conn: &mut AnyConnection,
     now: &Timestamp,

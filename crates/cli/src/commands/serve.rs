@@ -64,6 +64,9 @@ pub async fn run(
     if let Some(listen) = listen {
         config.server.listen = listen;
     }
+    for warning in &config.warnings {
+        tracing::warn!("INSECURE: {warning}");
+    }
     let registry = Registry::open(&config).await?;
     let listener = tokio::net::TcpListener::bind(&config.server.listen)
         .await

@@ -174,7 +174,8 @@ pub(crate) struct HoldPath {
 }
 
 /// Lifts a hold; the last hold on an expired package makes it eligible for
-/// deletion.
+/// deletion. A legal hold is a compliance control, so lifting one needs the
+/// `admin` scope, whoever placed it (docs/security.md).
 #[utoipa::path(
     post,
     path = "/v1/packages/{id}/holds/{hold_id}/release",
@@ -187,19 +188,19 @@ pub(crate) struct HoldPath {
     responses(
         (status = 200, description = "The new state", body = RetentionSchema),
         (status = 400, description = "`invalid_id`, `invalid_json`", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: releasing a hold needs the `admin` scope", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "`package_not_found`, `hold_not_found`", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "`retention_refused` (already released, no reason)", body = ProblemBody, content_type = "application/problem+json"),
     )
 )]
 pub(crate) async fn release_hold(
     State(state): State<AppState>,
-    caller: Caller,
+    AdminCaller(caller): AdminCaller,
     ApiPath(path): ApiPath<HoldPath>,
     ApiJson(body): ApiJson<ReasonRequest>,
 ) -> ApiResult<Json<RetentionRecord>> {
     let id = parse_id(&path.id, "package id")?;
     let hold_id = parse_id(&path.hold_id, "hold id")?;
-    caller.may_write_package(&state.registry, id).await?;
     let record = state
         .registry
         .release_hold(id, hold_id, &body.reason, &caller.actor)
