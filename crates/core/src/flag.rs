@@ -34,7 +34,9 @@ mod tests {
 
     #[test]
     fn recognised_words_in_any_case_with_whitespace() {
-        for on in ["true", "TRUE", "True", "yes", "on", "ON", "1", "true ", " on\n"] {
+        for on in [
+            "true", "TRUE", "True", "yes", "on", "ON", "1", "true ", " on\n",
+        ] {
             assert_eq!(parse_bool(on), Ok(true), "{on:?}");
         }
         for off in ["false", "FALSE", "no", "Off", "0", "\tfalse "] {

@@ -144,12 +144,17 @@ pub struct ServerConfig {
     /// Address to listen on.
     #[serde(default = "default_listen")]
     pub listen: String,
+    /// With auth not required: host names, besides loopback names and
+    /// addresses, that requests may name in `Host` (and `Origin`).
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
             listen: default_listen(),
+            allowed_hosts: Vec::new(),
         }
     }
 }
@@ -353,9 +358,8 @@ impl Config {
             self.server.listen = listen;
         }
         if let Some(required) = get("ARTIFACTSTORE_AUTH_REQUIRED") {
-            let required = flag::parse_bool(&required).map_err(|e| {
-                ConfigError::Invalid(format!("ARTIFACTSTORE_AUTH_REQUIRED: {e}"))
-            })?;
+            let required = flag::parse_bool(&required)
+                .map_err(|e| ConfigError::Invalid(format!("ARTIFACTSTORE_AUTH_REQUIRED: {e}")))?;
             if self.auth.required && !required {
                 self.warnings.push(
                     "ARTIFACTSTORE_AUTH_REQUIRED=false overrides `[auth] required = true` from \
@@ -542,12 +546,13 @@ default_duration = "90d"
 deletion_strategy = "delete"
 "#;
         let mut config = Config::from_toml(text, None).unwrap();
-        config.apply_env(|k| match k {
-            "ARTIFACTSTORE_LISTEN" => Some("127.0.0.1:9999".into()),
-            "AWS_SECRET_ACCESS_KEY" => Some("s3cret".into()),
-            _ => None,
-        })
-        .unwrap();
+        config
+            .apply_env(|k| match k {
+                "ARTIFACTSTORE_LISTEN" => Some("127.0.0.1:9999".into()),
+                "AWS_SECRET_ACCESS_KEY" => Some("s3cret".into()),
+                _ => None,
+            })
+            .unwrap();
         assert_eq!(config.server.listen, "127.0.0.1:9999");
         assert_eq!(config.validate_routing().unwrap(), "local");
         assert!(config.routing.rules[0].matches("compliance", "long-term"));
@@ -604,7 +609,10 @@ deletion_strategy = "delete"
         // never turns auth off.
         for bad in ["", "  ", "ture", "enabled", "2"] {
             let err = with_env(required, bad).unwrap_err().to_string();
-            assert!(err.contains("ARTIFACTSTORE_AUTH_REQUIRED"), "{bad:?}: {err}");
+            assert!(
+                err.contains("ARTIFACTSTORE_AUTH_REQUIRED"),
+                "{bad:?}: {err}"
+            );
         }
         // An explicit "off" may weaken the file, but never silently.
         let config = with_env(required, "false").unwrap();

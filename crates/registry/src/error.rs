@@ -57,7 +57,9 @@ pub enum RegistryError {
         why: &'static str,
     },
     /// An active token already has this name.
-    #[error("an active token named {name:?} exists already ({token_id}): names must say who acted")]
+    #[error(
+        "an active token named {name:?} exists already ({token_id}): names must say who acted"
+    )]
     TokenNameTaken {
         /// The name.
         name: String,

@@ -15,6 +15,7 @@ use artifactstore_store::records::status;
 use artifactstore_store::FileRecord;
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
+use sha2::{Digest as _, Sha512};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
@@ -35,9 +36,23 @@ pub struct ExpectedDigests {
     pub sha256: Option<Digest32>,
     /// From `X-Content-Blake3`.
     pub blake3: Option<Digest32>,
+    /// From `Content-Digest: sha-512=:…:`. Not recorded: the bytes are
+    /// hashed with SHA-512 only when a client sends one, to check it.
+    pub sha512: Option<[u8; 64]>,
 }
 
 impl ExpectedDigests {
+    fn check_sha512(&self, actual: Option<[u8; 64]>) -> RegistryResult<()> {
+        match (self.sha512, actual) {
+            (Some(expected), Some(got)) if expected != got => Err(RegistryError::DigestMismatch {
+                algorithm: "sha-512",
+                expected: hex::encode(expected),
+                actual: hex::encode(got),
+            }),
+            _ => Ok(()),
+        }
+    }
+
     fn check(&self, actual: &FileDigests) -> RegistryResult<()> {
         for (algorithm, expected, got) in [
             ("sha-256", self.sha256, actual.sha256),
@@ -154,9 +169,14 @@ where
         }
         None => backend.begin_write().await?,
     };
-    match pump(writer.as_mut(), body, max_bytes).await {
+    let mut sha512 = expected.sha512.map(|_| Sha512::new());
+    match pump(writer.as_mut(), body, max_bytes, sha512.as_mut()).await {
         Ok(digests) => {
-            if let Err(e) = expected.check(&digests) {
+            let sha512 = sha512.map(|hasher| <[u8; 64]>::from(hasher.finalize()));
+            if let Err(e) = expected
+                .check(&digests)
+                .and_then(|()| expected.check_sha512(sha512))
+            {
                 let _ = writer.abort().await;
                 return Err(e);
             }
@@ -298,10 +318,14 @@ impl Hashing {
     }
 }
 
+/// Streams `body` into `writer`, hashing it with BLAKE3 and SHA-256 (and
+/// with SHA-512 into `sha512` when the client sent one to check: inline,
+/// since it is rare and the two main digests keep their threads).
 async fn pump<S, E>(
     writer: &mut dyn ObjectWriter,
     body: S,
     max_bytes: u64,
+    mut sha512: Option<&mut Sha512>,
 ) -> RegistryResult<FileDigests>
 where
     S: Stream<Item = Result<Bytes, E>> + Send,
@@ -323,6 +347,9 @@ where
             });
         }
         hashing.update(&chunk, size_bytes).await?;
+        if let Some(sha512) = sha512.as_deref_mut() {
+            sha512.update(&chunk);
+        }
         writer.write(chunk).await?;
     }
     let (blake3, sha256) = hashing.finalize().await?;

@@ -140,8 +140,8 @@ engine_tests! {
         let head = env.event_count().await;
         let wrong = FileDigests::of(b"other bytes");
         for expected in [
-            artifactstore_registry::ExpectedDigests { sha256: Some(wrong.sha256), blake3: None },
-            artifactstore_registry::ExpectedDigests { sha256: None, blake3: Some(wrong.blake3) },
+            artifactstore_registry::ExpectedDigests { sha256: Some(wrong.sha256), ..Default::default() },
+            artifactstore_registry::ExpectedDigests { blake3: Some(wrong.blake3), ..Default::default() },
         ] {
             let err = env
                 .registry
@@ -160,7 +160,7 @@ engine_tests! {
                 "a.txt",
                 "text/plain",
                 body(b"payload"),
-                artifactstore_registry::ExpectedDigests { sha256: Some(right.sha256), blake3: Some(right.blake3) },
+                artifactstore_registry::ExpectedDigests { sha256: Some(right.sha256), blake3: Some(right.blake3), ..Default::default() },
                 "t",
             )
             .await

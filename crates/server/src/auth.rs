@@ -120,6 +120,100 @@ async fn caller_of(state: &AppState, headers: &axum::http::HeaderMap) -> Result<
     }
 }
 
+/// The host part of a `Host` value or of an origin's authority: no port,
+/// lowercase, no trailing dot; IPv6 literals keep their brackets.
+fn host_part(authority: &str) -> String {
+    let authority = authority.trim();
+    let host = if authority.starts_with('[') {
+        authority.split_inclusive(']').next().unwrap_or(authority)
+    } else {
+        authority
+            .rsplit_once(':')
+            .map_or(authority, |(host, _)| host)
+    };
+    host.trim_end_matches('.').to_ascii_lowercase()
+}
+
+/// Whether `host` (a [`host_part`]) is this server's own when it serves
+/// without authentication: a loopback name or address, or one the
+/// operator listed in `[server] allowed_hosts`.
+fn is_own_host(host: &str, allowed: &[String]) -> bool {
+    let loopback = host == "localhost"
+        || host.ends_with(".localhost")
+        || host == "[::1]"
+        || host
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    loopback || allowed.iter().any(|a| a.eq_ignore_ascii_case(host))
+}
+
+/// With auth off, any request reaches an admin: refuse those a browser may
+/// have been made to send. DNS rebinding shows as a `Host` that is not
+/// ours; a page of another site posting to us (a form, `fetch` without
+/// preflight) shows as a foreign `Origin` or `Sec-Fetch-Site: cross-site`.
+/// Token holders are not at risk (browsers never attach bearer tokens on
+/// their own), so none of this applies when auth is required.
+fn refuse_cross_site(request: &Request, allowed: &[String]) -> Result<(), Problem> {
+    let forbidden = |code: &'static str, detail: String| {
+        Problem::new(axum::http::StatusCode::FORBIDDEN, code, detail)
+    };
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(host_part)
+        .or_else(|| request.uri().host().map(host_part));
+    match host {
+        Some(host) if is_own_host(&host, allowed) => {}
+        Some(host) => {
+            return Err(forbidden(
+                "host_not_allowed",
+                format!(
+                    "this server runs without authentication and does not serve the host {host:?}; \
+                     list it in `[server] allowed_hosts` or require authentication"
+                ),
+            ))
+        }
+        None => {
+            return Err(Problem::bad_request(
+                "invalid_header",
+                "the request has no Host",
+            ))
+        }
+    }
+    if matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS
+    ) {
+        return Ok(());
+    }
+    if let Some(origin) = request.headers().get(header::ORIGIN) {
+        let origin_host = origin
+            .to_str()
+            .ok()
+            .and_then(|o| o.split_once("://"))
+            .map(|(_, authority)| host_part(authority));
+        if !origin_host.is_some_and(|h| is_own_host(&h, allowed)) {
+            return Err(forbidden(
+                "cross_origin_refused",
+                format!(
+                    "a {} from origin {:?} is refused: this server runs without authentication",
+                    request.method(),
+                    origin.to_str().unwrap_or("(not text)")
+                ),
+            ));
+        }
+    }
+    let fetch_site = request.headers().get("sec-fetch-site");
+    if fetch_site.is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"cross-site")) {
+        return Err(forbidden(
+            "cross_origin_refused",
+            "a cross-site request is refused: this server runs without authentication".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// Middleware: authenticates every API request and checks the scope its
 /// method needs; the [`Caller`] is left in the request's extensions.
 pub(crate) async fn authenticate(
@@ -127,6 +221,11 @@ pub(crate) async fn authenticate(
     mut request: Request,
     next: Next,
 ) -> Response {
+    if !state.options.auth_required {
+        if let Err(problem) = refuse_cross_site(&request, &state.options.allowed_hosts) {
+            return problem.into_response();
+        }
+    }
     if PUBLIC_PATHS.contains(&request.uri().path()) {
         return next.run(request).await;
     }
@@ -167,5 +266,43 @@ impl<S: Send + Sync> FromRequestParts<S> for AdminCaller {
         let caller = Caller::from_request_parts(parts, state).await?;
         caller.principal.require(Scope::Admin)?;
         Ok(Self(caller))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_parts() {
+        assert_eq!(host_part("LocalHost:8000"), "localhost");
+        assert_eq!(host_part("127.0.0.1"), "127.0.0.1");
+        assert_eq!(host_part("[::1]:8000"), "[::1]");
+        assert_eq!(host_part("example.com.:80"), "example.com");
+    }
+
+    #[test]
+    fn own_hosts_without_auth() {
+        let allowed = vec!["artifacts.internal".to_owned()];
+        for own in [
+            "localhost",
+            "api.localhost",
+            "127.0.0.1",
+            "127.1.2.3",
+            "[::1]",
+            "artifacts.internal",
+        ] {
+            assert!(is_own_host(own, &allowed), "{own}");
+        }
+        for foreign in [
+            "evil.example",
+            "127.0.0.1.evil.example",
+            "localhost.evil",
+            "10.0.0.1",
+            "[::2]",
+            "",
+        ] {
+            assert!(!is_own_host(foreign, &allowed), "{foreign}");
+        }
     }
 }

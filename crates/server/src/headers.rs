@@ -33,11 +33,14 @@ enum Spec {
     Suffix(u64),
 }
 
+/// A run of digits as a number; one too large for `u64` saturates, since
+/// a position past any file is still a well-formed range (clamped to the
+/// end, or unsatisfiable), not a malformed header to ignore.
 fn digits(text: &str) -> Option<u64> {
     if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    text.parse().ok()
+    Some(text.parse().unwrap_or(u64::MAX))
 }
 
 fn parse_spec(text: &str) -> Option<Spec> {
@@ -123,6 +126,12 @@ pub enum DigestHeaderError {
     /// The `sha-256` member is not 32 bytes of valid base64.
     #[error("Content-Digest sha-256 must be 32 bytes of base64 between colons")]
     BadSha256,
+    /// The `sha-512` member is not 64 bytes of valid base64.
+    #[error("Content-Digest sha-512 must be 64 bytes of base64 between colons")]
+    BadSha512,
+    /// Only algorithms this server does not check.
+    #[error("Content-Digest names no algorithm this server checks ({0}): send sha-256 or sha-512")]
+    NoKnownAlgorithm(String),
     /// `X-Content-Blake3` is not 64 hex characters.
     #[error("X-Content-Blake3 must be 64 hexadecimal characters")]
     BadBlake3,
@@ -143,11 +152,41 @@ fn is_key(key: &str) -> bool {
     first_ok && bytes.all(|b| b.is_ascii_alphanumeric() || b"_-.*".contains(&b))
 }
 
-/// The SHA-256 of a `Content-Digest` value (RFC 9530), if it has one. Other
-/// algorithms are ignored; keys are compared case-insensitively. When the
-/// key repeats, the last member wins (RFC 8941 dictionaries).
-pub fn parse_content_digest(header: &str) -> Result<Option<Digest32>, DigestHeaderError> {
-    let mut sha256 = None;
+/// The digests of a `Content-Digest` value this server checks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ContentDigests {
+    /// `sha-256`.
+    pub sha256: Option<Digest32>,
+    /// `sha-512`.
+    pub sha512: Option<[u8; 64]>,
+}
+
+fn byte_sequence<const N: usize>(
+    item: Option<&str>,
+    bad_length: DigestHeaderError,
+) -> Result<[u8; N], DigestHeaderError> {
+    // Parameters (`;key=value`) after the item carry nothing for us.
+    let item = item
+        .and_then(|v| v.split(';').next())
+        .ok_or(DigestHeaderError::Malformed("a digest has no value"))?;
+    let encoded = item
+        .strip_prefix(':')
+        .and_then(|rest| rest.strip_suffix(':'))
+        .ok_or(DigestHeaderError::Malformed(
+            "a digest is not a :base64: byte sequence",
+        ))?;
+    let bytes = SF_BASE64.decode(encoded).map_err(|_| bad_length.clone())?;
+    bytes.try_into().map_err(|_| bad_length)
+}
+
+/// The `sha-256` and `sha-512` of a `Content-Digest` value (RFC 9530).
+/// Keys are compared case-insensitively; when a key repeats, the last
+/// member wins (RFC 8941 dictionaries). Other algorithms are ignored beside
+/// a known one, but a value with none this server knows is refused: the
+/// client asked for a check that would not happen.
+pub fn parse_content_digest(header: &str) -> Result<ContentDigests, DigestHeaderError> {
+    let mut digests = ContentDigests::default();
+    let mut unknown = Vec::new();
     for member in header.split(',').map(str::trim) {
         if member.is_empty() {
             return Err(DigestHeaderError::Malformed("empty list member"));
@@ -159,26 +198,19 @@ pub fn parse_content_digest(header: &str) -> Result<Option<Digest32>, DigestHead
         if !is_key(key) {
             return Err(DigestHeaderError::Malformed("invalid dictionary key"));
         }
-        if !key.eq_ignore_ascii_case("sha-256") {
-            continue;
+        if key.eq_ignore_ascii_case("sha-256") {
+            let digest = byte_sequence::<32>(value, DigestHeaderError::BadSha256)?;
+            digests.sha256 = Some(Digest32(digest));
+        } else if key.eq_ignore_ascii_case("sha-512") {
+            digests.sha512 = Some(byte_sequence::<64>(value, DigestHeaderError::BadSha512)?);
+        } else {
+            unknown.push(key.to_ascii_lowercase());
         }
-        // Parameters (`;key=value`) after the item carry nothing for us.
-        let item = value
-            .and_then(|v| v.split(';').next())
-            .ok_or(DigestHeaderError::Malformed("sha-256 has no value"))?;
-        let encoded = item
-            .strip_prefix(':')
-            .and_then(|rest| rest.strip_suffix(':'))
-            .ok_or(DigestHeaderError::Malformed(
-                "sha-256 is not a :base64: byte sequence",
-            ))?;
-        let bytes = SF_BASE64
-            .decode(encoded)
-            .map_err(|_| DigestHeaderError::BadSha256)?;
-        let digest: [u8; 32] = bytes.try_into().map_err(|_| DigestHeaderError::BadSha256)?;
-        sha256 = Some(Digest32(digest));
     }
-    Ok(sha256)
+    if digests == ContentDigests::default() {
+        return Err(DigestHeaderError::NoKnownAlgorithm(unknown.join(", ")));
+    }
+    Ok(digests)
 }
 
 /// The BLAKE3 of an `X-Content-Blake3` value: 64 hex characters.
@@ -242,6 +274,19 @@ mod tests {
             parse_range("bytes=0-18446744073709551615", 10),
             partial(0..10)
         );
+        // Beyond u64: still clamped, not ignored.
+        assert_eq!(
+            parse_range("bytes=0-99999999999999999999999", 10),
+            partial(0..10)
+        );
+        assert_eq!(
+            parse_range("bytes=-99999999999999999999999", 10),
+            partial(0..10)
+        );
+        assert_eq!(
+            parse_range("bytes=99999999999999999999-", 10),
+            RangeRequest::Unsatisfiable
+        );
         // Unit is case-insensitive; whitespace around list members is allowed.
         assert_eq!(parse_range("BYTES=1-2", 10), partial(1..3));
         assert_eq!(parse_range("bytes= 1-2 , 4-5", 10), partial(1..3));
@@ -281,7 +326,6 @@ mod tests {
             "bytes=-",
             "bytes=+1-2",
             "bytes=1 -2",
-            "bytes=99999999999999999999-",
             "items=0-1",
             "0-1",
         ] {
@@ -304,25 +348,58 @@ mod tests {
     }
 
     #[test]
-    fn content_digest_sha256() {
+    fn content_digest_sha256_and_sha512() {
+        use sha2::Digest as _;
         let digest = Digest32::sha256_of(b"hello");
         let b64 = base64::engine::general_purpose::STANDARD.encode(digest.0);
+        let sha256 = |d| ContentDigests {
+            sha256: Some(d),
+            sha512: None,
+        };
         assert_eq!(
             parse_content_digest(&format!("sha-256=:{b64}:")),
-            Ok(Some(digest))
+            Ok(sha256(digest))
         );
         let unpadded = b64.trim_end_matches('=');
         assert_eq!(
             parse_content_digest(&format!("sha-256=:{unpadded}:")),
-            Ok(Some(digest))
+            Ok(sha256(digest))
         );
-        // Other algorithms, parameters and key case are ignored.
-        let listed = format!("sha-512=:AAAA:, SHA-256=:{b64}:;note=1, unixsum=30637");
-        assert_eq!(parse_content_digest(&listed), Ok(Some(digest)));
-        assert_eq!(parse_content_digest("sha-512=:AAAA:"), Ok(None));
+        // Unknown algorithms beside a known one, parameters and key case
+        // are ignored.
+        let listed = format!("md5=:AAAA:, SHA-256=:{b64}:;note=1, unixsum=30637");
+        assert_eq!(parse_content_digest(&listed), Ok(sha256(digest)));
+        let sha512: [u8; 64] = sha2::Sha512::digest(b"hello").into();
+        let b64_512 = base64::engine::general_purpose::STANDARD.encode(sha512);
+        assert_eq!(
+            parse_content_digest(&format!("sha-512=:{b64_512}:")),
+            Ok(ContentDigests {
+                sha256: None,
+                sha512: Some(sha512)
+            })
+        );
+        assert_eq!(
+            parse_content_digest(&format!("sha-512=:{b64_512}:, sha-256=:{b64}:")),
+            Ok(ContentDigests {
+                sha256: Some(digest),
+                sha512: Some(sha512)
+            })
+        );
         assert_eq!(
             content_digest_value(&digest.to_hex()),
             Some(format!("sha-256=:{b64}:"))
+        );
+    }
+
+    #[test]
+    fn content_digest_with_no_known_algorithm_is_refused() {
+        assert_eq!(
+            parse_content_digest("md5=:AAAA:, unixsum=30637"),
+            Err(DigestHeaderError::NoKnownAlgorithm("md5, unixsum".into()))
+        );
+        assert_eq!(
+            parse_content_digest("sha-512=:AAAA:"),
+            Err(DigestHeaderError::BadSha512)
         );
     }
 

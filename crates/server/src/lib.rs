@@ -37,9 +37,12 @@ use std::time::Duration;
 
 use artifactstore_registry::Registry;
 use axum::extract::DefaultBodyLimit;
+use axum::http::header::X_CONTENT_TYPE_OPTIONS;
+use axum::http::HeaderValue;
 use axum::routing::{get, post, put};
 use axum::Router;
 use tokio_util::sync::CancellationToken;
+use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::metrics::Metrics;
 
@@ -61,6 +64,11 @@ pub struct ServerOptions {
     /// Every API request needs a bearer token; without it, requests with no
     /// token act unrestricted (for the loopback default only).
     pub auth_required: bool,
+    /// With auth not required, host names (besides loopback names and
+    /// addresses) this server answers to; a request for any other `Host`,
+    /// or an unsafe one from another origin, is refused (DNS rebinding and
+    /// cross-site requests; docs/security.md).
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Default for ServerOptions {
@@ -71,6 +79,7 @@ impl Default for ServerOptions {
             keep_alive: Duration::from_secs(15),
             max_json_body_bytes: 2 * 1024 * 1024,
             auth_required: false,
+            allowed_hosts: Vec::new(),
         }
     }
 }
@@ -236,6 +245,12 @@ fn build_router(registry: Registry, options: ServerOptions, shutdown: Cancellati
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             telemetry::observe,
+        ))
+        // No answer of this server is to be sniffed into another type (a
+        // stored file read as HTML, a JSON body as script).
+        .layer(SetResponseHeaderLayer::overriding(
+            X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
         ))
         .with_state(state)
 }

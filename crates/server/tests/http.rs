@@ -429,10 +429,26 @@ async fn package_errors_are_problems() {
             server
                 .client
                 .post(server.url("/v1/packages"))
+                .header("content-type", "application/json")
                 .body("{not json"),
         )
         .await;
     assert_problem(broken, StatusCode::BAD_REQUEST, "invalid_json").await;
+    // The same body unlabelled is refused for its media type first.
+    let unlabelled = server
+        .send(
+            server
+                .client
+                .post(server.url("/v1/packages"))
+                .body("{not json"),
+        )
+        .await;
+    assert_problem(
+        unlabelled,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+    )
+    .await;
     let not_object = json!({"name": "n", "producer": "p", "subject": "s", "retention_class": "standard", "metadata": [1]});
     assert_problem(
         server.post_json("/v1/packages", &not_object).await,
@@ -580,7 +596,7 @@ async fn upload_and_download_with_digests() {
                 .header("content-type", "text/plain; charset=utf-8")
                 .header(
                     "content-digest",
-                    format!("sha-512=:AAAA:, {}", sha256_header(content)),
+                    format!("md5=:AAAA:, {}", sha256_header(content)),
                 )
                 .header("x-content-blake3", blake3.to_hex())
                 .body(content),
@@ -2416,4 +2432,240 @@ async fn openapi_documents_the_layers_answers_on_every_route() {
     let create = &doc["paths"]["/v1/packages"]["post"]["responses"];
     assert!(create.get("413").is_some());
     server.stop().await;
+}
+
+/// A stored HTML or SVG file must never act as a page of the API's origin:
+/// downloads are attachments, never sniffed, sandboxed; inline display is
+/// granted to safe types only, and only when asked for.
+#[tokio::test]
+async fn stored_active_content_is_never_served_as_a_page() {
+    let server = TestServer::start().await;
+    let package = server.create_package("ci", "standard", json!({})).await;
+    let id = package["id"].as_str().unwrap();
+    let upload = |path: &'static str, media: &'static str, body: &'static str| {
+        server.send(
+            server
+                .client
+                .put(server.url(&format!("/v1/packages/{id}/files/{path}")))
+                .header("content-type", media)
+                .body(body),
+        )
+    };
+    let html = upload(
+        "report/index.html",
+        "text/html",
+        "<script>fetch('/v1/retention/sweep',{method:'POST'})</script>",
+    )
+    .await;
+    assert_eq!(html.status(), StatusCode::CREATED);
+    let html_id = json_of(html).await["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        upload("logo.svg", "image/svg+xml", "<svg onload='alert(1)'/>")
+            .await
+            .status(),
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        upload("notes.txt", "text/plain; charset=utf-8", "plain")
+            .await
+            .status(),
+        StatusCode::CREATED
+    );
+
+    for (target, inline_asked) in [
+        (format!("/v1/files/{html_id}/content"), false),
+        (
+            format!("/v1/files/{html_id}/content?disposition=inline"),
+            true,
+        ),
+        (format!("/v1/packages/{id}/files/report/index.html"), false),
+        (
+            format!("/v1/packages/{id}/files/logo.svg?disposition=inline"),
+            true,
+        ),
+    ] {
+        let response = server.get(&target).await;
+        assert_eq!(response.status(), StatusCode::OK, "{target}");
+        let disposition = header(&response, "content-disposition");
+        assert!(
+            disposition.starts_with("attachment;"),
+            "{target} (inline asked: {inline_asked}): {disposition}"
+        );
+        assert_eq!(header(&response, "x-content-type-options"), "nosniff");
+        let csp = header(&response, "content-security-policy");
+        assert!(
+            csp.contains("sandbox") && csp.contains("default-src 'none'"),
+            "{csp}"
+        );
+    }
+    let named = server
+        .get(&format!("/v1/packages/{id}/files/report/index.html"))
+        .await;
+    assert!(header(&named, "content-disposition").contains("filename=\"index.html\""));
+
+    // A safe type may be shown inline when asked for, still sandboxed.
+    let shown = server
+        .get(&format!(
+            "/v1/packages/{id}/files/notes.txt?disposition=inline"
+        ))
+        .await;
+    assert!(header(&shown, "content-disposition").starts_with("inline;"));
+    assert!(header(&shown, "content-security-policy").contains("sandbox"));
+    let saved = server
+        .get(&format!("/v1/packages/{id}/files/notes.txt"))
+        .await;
+    assert!(header(&saved, "content-disposition").starts_with("attachment;"));
+    // Every answer says nosniff, problems included.
+    let missing = server.get("/v1/packages/not-a-uuid").await;
+    assert_eq!(header(&missing, "x-content-type-options"), "nosniff");
+    let bad = server
+        .get(&format!(
+            "/v1/packages/{id}/files/notes.txt?disposition=page"
+        ))
+        .await;
+    assert_problem(bad, StatusCode::BAD_REQUEST, "invalid_query").await;
+}
+
+/// Without auth, every caller is an admin: a page of another site (a form,
+/// a `fetch`) or a DNS-rebound name must not be able to drive the server.
+#[tokio::test]
+async fn cross_site_requests_are_refused_when_auth_is_off() {
+    let server = TestServer::start_with(ServerOptions {
+        allowed_hosts: vec!["artifacts.internal".into()],
+        ..ServerOptions::default()
+    })
+    .await;
+    let head = server.head().await;
+    let package =
+        json!({"name": "n", "producer": "ci", "subject": "s", "retention_class": "standard"});
+
+    // DNS rebinding: the browser sends the attacker's name as Host.
+    let rebound = server
+        .send(
+            server
+                .client
+                .post(server.url("/v1/packages"))
+                .header("host", "attacker.example:8000")
+                .json(&package),
+        )
+        .await;
+    assert_problem(rebound, StatusCode::FORBIDDEN, "host_not_allowed").await;
+    let rebound_read = server
+        .send(
+            server
+                .client
+                .get(server.url("/v1/packages"))
+                .header("host", "attacker.example"),
+        )
+        .await;
+    assert_problem(rebound_read, StatusCode::FORBIDDEN, "host_not_allowed").await;
+
+    // A foreign page posting: refused by its Origin, or by Sec-Fetch-Site,
+    // also where no body is needed (sweep) and where it is not JSON.
+    let from_page = |path: &str| {
+        server
+            .client
+            .post(server.url(path))
+            .header("origin", "https://attacker.example")
+    };
+    let sweep = server.send(from_page("/v1/retention/sweep")).await;
+    assert_problem(sweep, StatusCode::FORBIDDEN, "cross_origin_refused").await;
+    let created = server.send(from_page("/v1/packages").json(&package)).await;
+    assert_problem(created, StatusCode::FORBIDDEN, "cross_origin_refused").await;
+    let sandboxed = server
+        .send(
+            server
+                .client
+                .post(server.url("/v1/retention/sweep"))
+                .header("origin", "null"),
+        )
+        .await;
+    assert_problem(sandboxed, StatusCode::FORBIDDEN, "cross_origin_refused").await;
+    let cross_site = server
+        .send(
+            server
+                .client
+                .post(server.url("/v1/retention/sweep"))
+                .header("sec-fetch-site", "cross-site"),
+        )
+        .await;
+    assert_problem(cross_site, StatusCode::FORBIDDEN, "cross_origin_refused").await;
+    let plain_text = server
+        .send(
+            server
+                .client
+                .post(server.url("/v1/packages"))
+                .header("content-type", "text/plain")
+                .body(package.to_string()),
+        )
+        .await;
+    assert_problem(
+        plain_text,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+    )
+    .await;
+    assert_eq!(
+        server.head().await,
+        head,
+        "a refused request changed the log"
+    );
+
+    // Our own names and origins still work: loopback, and the listed host.
+    let own_origin = format!("http://{}", server.addr);
+    for (host, origin) in [
+        (None, Some(own_origin.as_str())),
+        (Some("localhost:8000"), Some("http://localhost:8000")),
+        (
+            Some("artifacts.internal"),
+            Some("https://artifacts.internal"),
+        ),
+        (None, None),
+    ] {
+        let mut request = server
+            .client
+            .post(server.url("/v1/packages"))
+            .json(&package);
+        if let Some(host) = host {
+            request = request.header("host", host);
+        }
+        if let Some(origin) = origin {
+            request = request.header("origin", origin);
+        }
+        assert_eq!(
+            server.send(request).await.status(),
+            StatusCode::CREATED,
+            "{host:?} {origin:?}"
+        );
+    }
+
+    // With auth required, tokens are not ambient: the checks do not apply.
+    let guarded = TestServer::start_with(ServerOptions {
+        auth_required: true,
+        ..ServerOptions::default()
+    })
+    .await;
+    let (_, token) = guarded
+        .registry
+        .create_token(
+            "admin",
+            artifactstore_core::token::Scope::Admin,
+            vec![],
+            None,
+            "setup",
+        )
+        .await
+        .unwrap();
+    let proxied = guarded
+        .send(
+            guarded
+                .client
+                .post(guarded.url("/v1/packages"))
+                .bearer_auth(&token)
+                .header("host", "artifacts.example.com")
+                .header("origin", "https://ui.example.com")
+                .json(&package),
+        )
+        .await;
+    assert_eq!(proxied.status(), StatusCode::CREATED);
 }

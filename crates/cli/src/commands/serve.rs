@@ -85,8 +85,18 @@ pub async fn run(
         tracing::warn!(%address, "INSECURE: serving a non-loopback address without authentication");
     }
     tracing::info!(%address, data_dir = %config.data_dir.display(), auth_required = config.auth.required, "artifactstore listening");
+    let mut allowed_hosts = config.server.allowed_hosts.clone();
+    if !address.ip().is_unspecified() {
+        // The address it listens on is always its own (--insecure-no-auth
+        // on a non-loopback address).
+        allowed_hosts.push(match address.ip() {
+            std::net::IpAddr::V4(ip) => ip.to_string(),
+            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+        });
+    }
     let options = ServerOptions {
         auth_required: config.auth.required,
+        allowed_hosts,
         ..ServerOptions::default()
     };
     artifactstore_server::serve(listener, registry.clone(), options, shutdown_signal())

@@ -67,6 +67,7 @@ pub(crate) fn event_body(event: &Event) -> EventBody {
 #[into_params(parameter_in = Query)]
 pub(crate) struct EventsQuery {
     /// Return events with a sequence greater than this (default 0).
+    #[param(minimum = 0)]
     since: Option<i64>,
     /// Page size (default 100, at most 1000).
     limit: Option<i64>,
@@ -79,6 +80,17 @@ pub(crate) struct EventPage {
     items: Vec<EventBody>,
     /// The last sequence returned (or `since` when none): the next `since`.
     next: i64,
+}
+
+/// A `since` cursor: a sequence, so never negative (default 0).
+fn sequence_cursor(since: Option<i64>) -> ApiResult<i64> {
+    match since {
+        Some(since) if since < 0 => Err(Problem::bad_request(
+            "invalid_query",
+            format!("`since` must be a sequence, 0 or more (got {since})"),
+        )),
+        since => Ok(since.unwrap_or(0)),
+    }
 }
 
 /// Events after `since`, ascending.
@@ -96,7 +108,7 @@ pub(crate) async fn list_events(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<EventsQuery>,
 ) -> ApiResult<Json<EventPage>> {
-    let since = query.since.unwrap_or(0);
+    let since = sequence_cursor(query.since)?;
     let limit = match query.limit {
         Some(limit) if limit < 1 => {
             return Err(Problem::bad_request(
@@ -121,6 +133,7 @@ pub(crate) async fn list_events(
 #[into_params(parameter_in = Query)]
 pub(crate) struct StreamQuery {
     /// Start after this sequence (default 0); `Last-Event-ID` overrides it.
+    #[param(minimum = 0)]
     since: Option<i64>,
 }
 
@@ -165,13 +178,14 @@ pub(crate) async fn stream_events(
             .to_str()
             .ok()
             .and_then(|text| text.trim().parse::<i64>().ok())
+            .filter(|sequence| *sequence >= 0)
             .ok_or_else(|| {
                 Problem::bad_request(
                     "invalid_header",
                     "Last-Event-ID must be an event sequence (an integer)",
                 )
             })?,
-        None => query.since.unwrap_or(0),
+        None => sequence_cursor(query.since)?,
     };
     let guard = state.metrics.event_stream_opened();
     let events = state

@@ -5,8 +5,8 @@ use artifactstore_registry::{ExpectedDigests, FileRecord, RegistryError};
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::header::{
-    ACCEPT_RANGES, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, ETAG, IF_NONE_MATCH, IF_RANGE,
-    LOCATION, RANGE,
+    ACCEPT_RANGES, CONTENT_DISPOSITION, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_SECURITY_POLICY,
+    CONTENT_TYPE, ETAG, IF_NONE_MATCH, IF_RANGE, LOCATION, RANGE,
 };
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -16,10 +16,10 @@ use serde::Deserialize;
 
 use super::Items;
 use crate::auth::Caller;
-use crate::extract::{parse_id, ApiPath};
+use crate::extract::{parse_id, ApiPath, ApiQuery};
 use crate::headers::{
     content_digest_value, if_none_match, if_range_matches, parse_blake3, parse_content_digest,
-    parse_range, RangeRequest,
+    parse_range, ContentDigests, RangeRequest,
 };
 use crate::openapi::{BinarySchema, FileListSchema, FileSchema};
 use crate::problem::{ApiResult, Problem, ProblemBody};
@@ -41,6 +41,91 @@ pub(crate) struct FileByPath {
     relative_path: String,
 }
 
+/// How a download is to be shown (`?disposition=`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Disposition {
+    /// Saved as a file (the default).
+    #[default]
+    Attachment,
+    /// Shown by the browser, for the media types in [`INLINE_SAFE`] only;
+    /// any other type is still sent as an attachment.
+    Inline,
+}
+
+/// Query of the download routes.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct DownloadQuery {
+    /// `attachment` (default) or `inline`; inline applies to plain text,
+    /// JSON and raster images only.
+    #[param(inline)]
+    disposition: Option<Disposition>,
+}
+
+/// Media types a browser may show inline from the API's origin: none can
+/// run script or load anything. HTML, SVG, XML, PDF and everything else
+/// are always attachments.
+const INLINE_SAFE: [&str; 8] = [
+    "text/plain",
+    "text/csv",
+    "application/json",
+    "image/png",
+    "image/jpeg",
+    "image/gif",
+    "image/webp",
+    "image/avif",
+];
+
+/// A stored file must never act as a page of the API's origin (it would
+/// run with the user's cookies and reach the API): it is saved, not shown,
+/// unless the client asks to show a type that cannot run script; and even
+/// shown, it runs sandboxed with nothing allowed.
+const DOWNLOAD_CSP: &str = "default-src 'none'; sandbox";
+
+fn media_essence(media_type: &str) -> String {
+    media_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase()
+}
+
+/// The `Content-Disposition` of a download: `inline` only when asked for
+/// and the type is in [`INLINE_SAFE`]; the file name is the path's last
+/// segment (RFC 6266, with an ASCII fallback and RFC 8187 UTF-8 form).
+fn content_disposition(relative_path: &str, media_type: &str, asked: Disposition) -> String {
+    let inline =
+        asked == Disposition::Inline && INLINE_SAFE.contains(&media_essence(media_type).as_str());
+    let name = relative_path.rsplit('/').next().unwrap_or(relative_path);
+    let fallback: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' && c != '%' || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let encoded: String = name
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    format!(
+        "{}; filename=\"{fallback}\"; filename*=UTF-8''{encoded}",
+        if inline { "inline" } else { "attachment" }
+    )
+}
+
 /// Path of the by-id file routes.
 #[derive(Debug, Deserialize)]
 pub(crate) struct FileById {
@@ -59,11 +144,11 @@ fn joined(headers: &HeaderMap, name: &HeaderName) -> Result<Option<String>, ()> 
 
 fn expected_digests(headers: &HeaderMap) -> ApiResult<ExpectedDigests> {
     let invalid = |detail: String| Problem::bad_request("invalid_digest", detail);
-    let sha256 = match joined(headers, &CONTENT_DIGEST)
+    let content = match joined(headers, &CONTENT_DIGEST)
         .map_err(|()| invalid("Content-Digest is not ASCII".into()))?
     {
         Some(value) => parse_content_digest(&value).map_err(|e| invalid(e.to_string()))?,
-        None => None,
+        None => ContentDigests::default(),
     };
     let blake3 = match joined(headers, &X_CONTENT_BLAKE3)
         .map_err(|()| invalid("X-Content-Blake3 is not ASCII".into()))?
@@ -71,7 +156,11 @@ fn expected_digests(headers: &HeaderMap) -> ApiResult<ExpectedDigests> {
         Some(value) => Some(parse_blake3(&value).map_err(|e| invalid(e.to_string()))?),
         None => None,
     };
-    Ok(ExpectedDigests { sha256, blake3 })
+    Ok(ExpectedDigests {
+        sha256: content.sha256,
+        sha512: content.sha512,
+        blake3,
+    })
 }
 
 fn media_type(headers: &HeaderMap) -> ApiResult<String> {
@@ -92,7 +181,7 @@ fn media_type(headers: &HeaderMap) -> ApiResult<String> {
         ("id" = String, Path, description = "Package id (UUID)"),
         ("relative_path" = String, Path, description = "Path in the package, `/`-separated, percent-encoded"),
         ("Content-Type" = Option<String>, Header, description = "Media type recorded for the file (default application/octet-stream)"),
-        ("Content-Digest" = Option<String>, Header, description = "RFC 9530, e.g. `sha-256=:BASE64:`; other algorithms are ignored"),
+        ("Content-Digest" = Option<String>, Header, description = "RFC 9530, e.g. `sha-256=:BASE64:`; `sha-256` and `sha-512` are checked, other algorithms ignored beside them, and a value with neither is refused (400 `invalid_digest`)"),
         ("X-Content-Blake3" = Option<String>, Header, description = "BLAKE3 of the body, 64 hex characters"),
         ("X-Artifactstore-Actor" = Option<String>, Header, description = "Actor recorded in the events"),
     ),
@@ -226,6 +315,7 @@ pub(crate) async fn get_file(
         ("Range" = Option<String>, Header, description = "`bytes=a-b`, `bytes=a-` or `bytes=-n`; of several, the first satisfiable is served"),
         ("If-None-Match" = Option<String>, Header, description = "The ETag (or `*`) answers 304"),
         ("If-Range" = Option<String>, Header, description = "Apply `Range` only if this is the current ETag"),
+        DownloadQuery,
     ),
     responses(
         (status = 200, description = "The bytes, with `ETag: \"blake3:HEX\"`, `Content-Digest` and `Repr-Digest` (SHA-256 of the file) and `X-Content-Blake3`", content_type = "application/octet-stream", body = BinarySchema),
@@ -239,11 +329,19 @@ pub(crate) async fn get_file(
 pub(crate) async fn get_file_content(
     State(state): State<AppState>,
     ApiPath(path): ApiPath<FileById>,
+    ApiQuery(query): ApiQuery<DownloadQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let id = parse_id(&path.file_id, "file id")?;
     let file = state.registry.file_metadata(id).await?;
-    download(&state, &file, &headers, false).await
+    download(
+        &state,
+        &file,
+        &headers,
+        false,
+        query.disposition.unwrap_or_default(),
+    )
+    .await
 }
 
 /// A file's headers by id, without the bytes.
@@ -265,7 +363,7 @@ pub(crate) async fn head_file_content(
 ) -> ApiResult<Response> {
     let id = parse_id(&path.file_id, "file id")?;
     let file = state.registry.file_metadata(id).await?;
-    download(&state, &file, &headers, true).await
+    download(&state, &file, &headers, true, Disposition::Attachment).await
 }
 
 /// A file's bytes by its path in a package.
@@ -278,6 +376,7 @@ pub(crate) async fn head_file_content(
         ("relative_path" = String, Path, description = "Path in the package, percent-encoded"),
         ("Range" = Option<String>, Header, description = "As for /v1/files/{file_id}/content"),
         ("If-None-Match" = Option<String>, Header, description = "The ETag (or `*`) answers 304"),
+        DownloadQuery,
     ),
     responses(
         (status = 200, description = "The bytes", content_type = "application/octet-stream", body = BinarySchema),
@@ -290,11 +389,19 @@ pub(crate) async fn head_file_content(
 pub(crate) async fn get_file_by_path(
     State(state): State<AppState>,
     ApiPath(path): ApiPath<FileByPath>,
+    ApiQuery(query): ApiQuery<DownloadQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let id = parse_id(&path.id, "package id")?;
     let file = state.registry.file_by_path(id, &path.relative_path).await?;
-    download(&state, &file, &headers, false).await
+    download(
+        &state,
+        &file,
+        &headers,
+        false,
+        query.disposition.unwrap_or_default(),
+    )
+    .await
 }
 
 /// A file's headers by its path in a package, without the bytes.
@@ -319,7 +426,7 @@ pub(crate) async fn head_file_by_path(
 ) -> ApiResult<Response> {
     let id = parse_id(&path.id, "package id")?;
     let file = state.registry.file_by_path(id, &path.relative_path).await?;
-    download(&state, &file, &headers, true).await
+    download(&state, &file, &headers, true, Disposition::Attachment).await
 }
 
 fn header_value(text: &str) -> ApiResult<HeaderValue> {
@@ -334,6 +441,7 @@ async fn download(
     file: &FileRecord,
     headers: &HeaderMap,
     head: bool,
+    disposition: Disposition,
 ) -> ApiResult<Response> {
     let etag = header_value(&format!("\"{}\"", file.content_address))?;
     let etag_text = etag.to_str().unwrap_or_default().to_owned();
@@ -388,6 +496,18 @@ async fn download(
             .unwrap_or(HeaderValue::from_static(DEFAULT_MEDIA_TYPE)),
     );
     out.insert(CONTENT_LENGTH, HeaderValue::from(length));
+    out.insert(
+        CONTENT_DISPOSITION,
+        header_value(&content_disposition(
+            &file.relative_path,
+            &file.media_type,
+            disposition,
+        ))?,
+    );
+    out.insert(
+        CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(DOWNLOAD_CSP),
+    );
     out.insert(ETAG, etag);
     out.insert(ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     if let Some(value) = content_digest_value(&file.sha256) {
@@ -433,4 +553,36 @@ where
             )),
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn downloads_are_attachments_unless_a_safe_type_is_asked_inline() {
+        let d = |path: &str, media: &str, asked| content_disposition(path, media, asked);
+        assert_eq!(
+            d("reports/index.html", "text/html", Disposition::Inline),
+            "attachment; filename=\"index.html\"; filename*=UTF-8''index.html"
+        );
+        assert!(d("a.svg", "image/svg+xml", Disposition::Inline).starts_with("attachment;"));
+        assert!(d(
+            "a.txt",
+            "text/plain; charset=utf-8",
+            Disposition::Attachment
+        )
+        .starts_with("attachment;"));
+        assert!(d("a.txt", "Text/Plain; charset=utf-8", Disposition::Inline).starts_with("inline;"));
+        assert!(d("a.png", "image/png", Disposition::Inline).starts_with("inline;"));
+        // Quotes, non-ASCII and separators never break out of the header.
+        assert_eq!(
+            d(
+                "dir/caf\u{e9} \"x\";.txt",
+                "text/plain",
+                Disposition::Attachment
+            ),
+            "attachment; filename=\"caf_ _x_;.txt\"; filename*=UTF-8''caf%C3%A9%20%22x%22%3B.txt"
+        );
+    }
 }

@@ -91,7 +91,8 @@ pub(crate) struct ListPackagesParams {
     /// The `next` cursor of the previous page.
     after: Option<i64>,
     /// `metadata.KEY=VALUE`: the top-level metadata key `KEY` has the scalar
-    /// value `VALUE` (`true`, `42`, `nightly`); repeatable, all must match.
+    /// value `VALUE` (`true`, `42`, `nightly`); several keys may be given
+    /// and all must match, each key once.
     #[param(rename = "metadata.{key}")]
     metadata: Option<String>,
 }
@@ -127,6 +128,14 @@ pub(crate) fn package_filter(
     };
     let mut seen = std::collections::BTreeSet::new();
     for (name, value) in pairs {
+        // Every parameter, `metadata.KEY` ones included, at most once: a
+        // repeated one has no one meaning (any? all? the last?).
+        if !seen.insert(name.clone()) {
+            return Err(Problem::bad_request(
+                "invalid_query",
+                format!("`{name}` is given more than once"),
+            ));
+        }
         if let Some(key) = name.strip_prefix("metadata.") {
             if key.is_empty() {
                 return Err(Problem::bad_request(
@@ -136,12 +145,6 @@ pub(crate) fn package_filter(
             }
             filter.metadata.push((key.to_owned(), value));
             continue;
-        }
-        if !seen.insert(name.clone()) {
-            return Err(Problem::bad_request(
-                "invalid_query",
-                format!("`{name}` is given more than once"),
-            ));
         }
         match name.as_str() {
             "producer" => filter.producer = Some(value),
@@ -289,6 +292,8 @@ mod tests {
             vec![("producers", "ci")],
             vec![("producer", "a"), ("producer", "b")],
             vec![("metadata.", "x")],
+            vec![("metadata.k", "a"), ("metadata.k", "b")],
+            vec![("metadata.k", "a"), ("metadata.k", "a")],
         ] {
             let error = package_filter(pairs(&bad), 100, 1000).unwrap_err();
             assert_eq!(error.code(), "invalid_query", "{bad:?}");
