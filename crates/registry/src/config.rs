@@ -148,6 +148,14 @@ pub struct ServerConfig {
     /// addresses, that requests may name in `Host` (and `Origin`).
     #[serde(default)]
     pub allowed_hosts: Vec<String>,
+    /// Most connections open at once (lowered at start to leave file
+    /// descriptors for the rest); more wait in the kernel's backlog.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Seconds a connection may take to send a request's headers, or stay
+    /// idle between requests, before it is closed.
+    #[serde(default = "default_header_read_timeout")]
+    pub header_read_timeout_seconds: u64,
 }
 
 impl Default for ServerConfig {
@@ -155,8 +163,18 @@ impl Default for ServerConfig {
         Self {
             listen: default_listen(),
             allowed_hosts: Vec::new(),
+            max_connections: default_max_connections(),
+            header_read_timeout_seconds: default_header_read_timeout(),
         }
     }
+}
+
+fn default_max_connections() -> usize {
+    4096
+}
+
+fn default_header_read_timeout() -> u64 {
+    20
 }
 
 /// Database settings.

@@ -24,6 +24,7 @@
 
 mod api;
 mod auth;
+mod connections;
 mod extract;
 pub mod headers;
 mod metrics;
@@ -44,7 +45,15 @@ use axum::Router;
 use tokio_util::sync::CancellationToken;
 use tower_http::set_header::SetResponseHeaderLayer;
 
+pub use crate::connections::raise_open_file_limit;
 use crate::metrics::Metrics;
+
+/// Default of [`ServerOptions::max_connections`].
+pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
+/// Default of [`ServerOptions::header_read_timeout`]: far longer than any
+/// client needs to send its headers, and shorter than the idle time after
+/// which clients drop pooled connections themselves.
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Tunables of the HTTP layer. Everything else comes from the registry's
 /// configuration.
@@ -64,6 +73,12 @@ pub struct ServerOptions {
     /// Every API request needs a bearer token; without it, requests with no
     /// token act unrestricted (for the loopback default only).
     pub auth_required: bool,
+    /// Most connections open at once; more wait in the kernel's backlog.
+    /// Lowered at start to leave file descriptors for the rest.
+    pub max_connections: usize,
+    /// A connection that takes longer than this to send a request's
+    /// headers (or stays idle between requests this long) is closed.
+    pub header_read_timeout: Duration,
     /// With auth not required, host names (besides loopback names and
     /// addresses) this server answers to; a request for any other `Host`,
     /// or an unsafe one from another origin, is refused (DNS rebinding and
@@ -79,6 +94,8 @@ impl Default for ServerOptions {
             keep_alive: Duration::from_secs(15),
             max_json_body_bytes: 2 * 1024 * 1024,
             auth_required: false,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
             allowed_hosts: Vec::new(),
         }
     }
@@ -108,7 +125,8 @@ pub fn router(registry: Registry, options: ServerOptions) -> Router {
 
 /// Serves the API on `listener` until `shutdown` resolves, then stops
 /// accepting connections, ends the event streams and lets in-flight requests
-/// finish.
+/// finish. Connections are capped and must send their headers in time
+/// ([`ServerOptions::max_connections`], [`ServerOptions::header_read_timeout`]).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     registry: Registry,
@@ -116,31 +134,29 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let token = CancellationToken::new();
+    let open_files = rustix::process::getrlimit(rustix::process::Resource::Nofile).current;
+    let limits = connections::ConnectionLimits {
+        max_connections: connections::effective_max_connections(
+            options.max_connections,
+            open_files,
+        ),
+        header_read_timeout: options.header_read_timeout,
+    };
+    if limits.max_connections < options.max_connections {
+        tracing::warn!(
+            configured = options.max_connections,
+            in_force = limits.max_connections,
+            open_file_limit = ?open_files,
+            "fewer connections allowed than configured: the open-file limit is too low"
+        );
+    }
     let app = build_router(registry, options, token.clone());
     let signal = async move {
         shutdown.await;
         tracing::info!("shutting down: finishing in-flight requests");
         token.cancel();
     };
-    axum::serve(without_nagle(listener), app)
-        .with_graceful_shutdown(signal)
-        .await
-}
-
-/// `listener` with Nagle's algorithm off on every accepted connection. A
-/// streamed response (a download, an event stream) leaves in more than one
-/// write; with Nagle's algorithm each small write after the first waits for
-/// the client's ACK, which a client on a kept-alive connection delays by up
-/// to 40 ms: `artifactstore pull` took 35 ms per small file.
-fn without_nagle(
-    listener: tokio::net::TcpListener,
-) -> impl axum::serve::Listener<Io = tokio::net::TcpStream, Addr = std::net::SocketAddr> {
-    use axum::serve::ListenerExt;
-    listener.tap_io(|connection| {
-        if let Err(e) = connection.set_nodelay(true) {
-            tracing::debug!(error = %e, "could not turn Nagle's algorithm off on a connection");
-        }
-    })
+    connections::serve_connections(listener, app, limits, signal).await
 }
 
 /// Ends any request whose response head is not ready within the configured
@@ -257,16 +273,16 @@ fn build_router(registry: Registry, options: ServerOptions, shutdown: Cancellati
 
 #[cfg(test)]
 mod tests {
-    use axum::serve::Listener;
-
     #[tokio::test]
     async fn accepted_connections_send_without_nagle() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
-        let mut listener = super::without_nagle(listener);
         let client = tokio::net::TcpStream::connect(address);
-        let ((accepted, _), client) = tokio::join!(listener.accept(), client);
+        let (accepted, client) = tokio::join!(listener.accept(), client);
         client.unwrap();
+        let (accepted, _) = accepted.unwrap();
+        assert!(!accepted.nodelay().unwrap());
+        super::connections::without_nagle(&accepted);
         assert!(accepted.nodelay().unwrap());
     }
 }

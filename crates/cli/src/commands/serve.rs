@@ -94,9 +94,20 @@ pub async fn run(
             std::net::IpAddr::V6(ip) => format!("[{ip}]"),
         });
     }
+    if config.server.max_connections == 0 || config.server.header_read_timeout_seconds == 0 {
+        return Err(CliError::Usage(
+            "[server] max_connections and header_read_timeout_seconds must be at least 1".into(),
+        ));
+    }
+    let open_files = artifactstore_server::raise_open_file_limit();
+    tracing::debug!(?open_files, "open-file limit");
     let options = ServerOptions {
         auth_required: config.auth.required,
         allowed_hosts,
+        max_connections: config.server.max_connections,
+        header_read_timeout: std::time::Duration::from_secs(
+            config.server.header_read_timeout_seconds,
+        ),
         ..ServerOptions::default()
     };
     artifactstore_server::serve(listener, registry.clone(), options, shutdown_signal())
