@@ -102,9 +102,20 @@ pub struct LimitsConfig {
     pub max_files_per_package: u64,
     /// Uploads streaming at once on one server (429 `too_many_uploads`).
     pub max_concurrent_uploads: usize,
+    /// Uploads one caller (one token, or one actor without auth) may
+    /// stream at once (429 `too_many_uploads`); default a quarter of
+    /// `max_concurrent_uploads`, at least 1.
+    pub max_uploads_per_caller: Option<usize>,
     /// An upload that sends nothing for this long is dropped (400
     /// `upload_interrupted`).
     pub upload_idle_timeout_seconds: u64,
+    /// An upload must arrive at least this fast, in bytes per second,
+    /// averaged over each `upload_rate_window_seconds` the server spends
+    /// waiting for it, or it is dropped (400 `upload_interrupted`); 0
+    /// turns the check off.
+    pub min_upload_bytes_per_second: u64,
+    /// The span over which `min_upload_bytes_per_second` is measured.
+    pub upload_rate_window_seconds: u64,
     /// Longest a request may take to produce its response head (an upload
     /// counts until it is stored); 408 `request_timeout` after it.
     pub request_timeout_seconds: u64,
@@ -120,10 +131,22 @@ impl Default for LimitsConfig {
             max_metadata_bytes: 64 * 1024,
             max_files_per_package: 100_000,
             max_concurrent_uploads: 64,
+            max_uploads_per_caller: None,
             upload_idle_timeout_seconds: 60,
+            min_upload_bytes_per_second: 1024,
+            upload_rate_window_seconds: 30,
             request_timeout_seconds: 6 * 3600,
             max_page: 1000,
         }
+    }
+}
+
+impl LimitsConfig {
+    /// The uploads one caller may stream at once.
+    pub fn uploads_per_caller(&self) -> usize {
+        self.max_uploads_per_caller
+            .unwrap_or(self.max_concurrent_uploads / 4)
+            .clamp(1, self.max_concurrent_uploads.max(1))
     }
 }
 

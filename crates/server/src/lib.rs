@@ -31,6 +31,7 @@ mod metrics;
 mod openapi;
 mod problem;
 mod telemetry;
+mod upload_slots;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -112,8 +113,9 @@ pub(crate) struct AppState {
     pub(crate) shutdown: CancellationToken,
     /// The OpenAPI document, rendered once.
     pub(crate) openapi: Arc<String>,
-    /// Upload slots ([`artifactstore_registry::config::LimitsConfig::max_concurrent_uploads`]).
-    pub(crate) uploads: Arc<tokio::sync::Semaphore>,
+    /// Upload slots ([`artifactstore_registry::config::LimitsConfig::max_concurrent_uploads`]
+    /// and `max_uploads_per_caller`).
+    pub(crate) uploads: Arc<upload_slots::UploadSlots>,
 }
 
 /// The whole API as an axum router (for embedding or tests). Event streams
@@ -186,9 +188,10 @@ fn build_router(registry: Registry, options: ServerOptions, shutdown: Cancellati
         max_page: options.max_page.min(registry.limits().max_page).max(1),
         ..options
     };
-    let uploads = Arc::new(tokio::sync::Semaphore::new(
-        registry.limits().max_concurrent_uploads.max(1),
-    ));
+    let uploads = upload_slots::UploadSlots::new(
+        registry.limits().max_concurrent_uploads,
+        registry.limits().uploads_per_caller(),
+    );
     let state = AppState {
         registry,
         options: Arc::new(options),

@@ -2669,3 +2669,93 @@ async fn cross_site_requests_are_refused_when_auth_is_off() {
         .await;
     assert_eq!(proxied.status(), StatusCode::CREATED);
 }
+
+/// Trickling uploads: one caller cannot hold more than its share of the
+/// upload slots, and an upload slower than the least rate is dropped.
+#[tokio::test]
+async fn trickling_uploads_hold_no_more_than_their_share_and_are_dropped() {
+    let server = TestServer::start_configured(ServerOptions::default(), |config| {
+        config.limits.max_concurrent_uploads = 4;
+        config.limits.max_uploads_per_caller = Some(2);
+        config.limits.upload_idle_timeout_seconds = 30;
+        config.limits.min_upload_bytes_per_second = 100;
+        config.limits.upload_rate_window_seconds = 1;
+    })
+    .await;
+    let package = server.create_package("ci", "standard", json!({})).await;
+    let id = package["id"].as_str().unwrap().to_owned();
+    let head = server.head().await;
+
+    // Alice starts two uploads that send a byte every 300 ms.
+    let mut trickles = Vec::new();
+    for i in 0..2 {
+        let body = reqwest::Body::wrap_stream(futures::stream::unfold(0u32, |n| async move {
+            (n < 1000).then_some(())?;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            Some((Ok::<_, std::io::Error>(vec![b'x']), n + 1))
+        }));
+        let request = server
+            .client
+            .put(server.url(&format!("/v1/packages/{id}/files/slow-{i}.bin")))
+            .header("x-artifactstore-actor", "alice")
+            .body(body);
+        trickles.push(tokio::spawn(request.send()));
+    }
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    // Her third is refused: she holds her share. Bob still gets a slot.
+    let third = server
+        .send(
+            server
+                .client
+                .put(server.url(&format!("/v1/packages/{id}/files/third.bin")))
+                .header("x-artifactstore-actor", "alice")
+                .body("x"),
+        )
+        .await;
+    assert_eq!(third.status(), StatusCode::TOO_MANY_REQUESTS);
+    let detail = assert_problem(third, StatusCode::TOO_MANY_REQUESTS, "too_many_uploads").await;
+    assert!(
+        detail["detail"].as_str().unwrap().contains("alice"),
+        "{detail}"
+    );
+    let bob = server
+        .send(
+            server
+                .client
+                .put(server.url(&format!("/v1/packages/{id}/files/bob.bin")))
+                .header("x-artifactstore-actor", "bob")
+                .body("fast"),
+        )
+        .await;
+    assert_eq!(bob.status(), StatusCode::CREATED);
+
+    // The trickles are cut within a few windows, storing nothing.
+    for trickle in trickles {
+        let answer = tokio::time::timeout(Duration::from_secs(10), trickle)
+            .await
+            .expect("a trickling upload was not cut")
+            .unwrap()
+            .unwrap();
+        let problem = assert_problem(answer, StatusCode::BAD_REQUEST, "upload_interrupted").await;
+        assert!(
+            problem["detail"].as_str().unwrap().contains("bytes/s"),
+            "{problem}"
+        );
+    }
+    assert_eq!(
+        server.head().await,
+        head + 1,
+        "only bob's file was recorded"
+    );
+    // Alice's slots are free again.
+    let again = server
+        .send(
+            server
+                .client
+                .put(server.url(&format!("/v1/packages/{id}/files/again.bin")))
+                .header("x-artifactstore-actor", "alice")
+                .body("x"),
+        )
+        .await;
+    assert_eq!(again.status(), StatusCode::CREATED);
+}

@@ -23,6 +23,7 @@ use crate::headers::{
 };
 use crate::openapi::{BinarySchema, FileListSchema, FileSchema};
 use crate::problem::{ApiResult, Problem, ProblemBody};
+use crate::upload_slots::SlotRefused;
 use crate::AppState;
 
 /// Media type recorded when an upload names none.
@@ -222,28 +223,36 @@ pub(crate) async fn put_file(
         }
         .into());
     }
-    let Ok(_upload_slot) = state.uploads.clone().try_acquire_owned() else {
-        return Err(Problem::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too_many_uploads",
-            format!(
-                "{} uploads are already streaming on this server; retry shortly",
-                limits.max_concurrent_uploads
+    let _upload_slot = state
+        .uploads
+        .try_acquire(&caller.actor)
+        .map_err(|refused| {
+            let detail = match refused {
+                SlotRefused::ServerFull(n) => {
+                    format!("{n} uploads are already streaming on this server; retry shortly")
+                }
+                SlotRefused::CallerShareTaken(n) => format!(
+                "{:?} already streams {n} uploads, the most one caller may; retry when one ends",
+                caller.actor
             ),
-        )
-        .with_header(
-            axum::http::header::RETRY_AFTER,
-            axum::http::HeaderValue::from_static("1"),
-        ));
+            };
+            Problem::new(StatusCode::TOO_MANY_REQUESTS, "too_many_uploads", detail).with_header(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("1"),
+            )
+        })?;
+    let pace = UploadPace {
+        idle: std::time::Duration::from_secs(limits.upload_idle_timeout_seconds),
+        min_bytes_per_second: limits.min_upload_bytes_per_second,
+        window: std::time::Duration::from_secs(limits.upload_rate_window_seconds.max(1)),
     };
-    let idle = std::time::Duration::from_secs(limits.upload_idle_timeout_seconds);
     let file = state
         .registry
         .ingest_file(
             package_id,
             &path.relative_path,
             &media_type,
-            idle_limited(body.into_data_stream(), idle),
+            paced(body.into_data_stream(), pace),
             expected,
             &caller.actor,
         )
@@ -529,25 +538,74 @@ async fn download(
     Ok(response)
 }
 
-/// Ends an upload stream with an error when the client sends nothing for
-/// `idle`, so a stalled client cannot hold an upload slot forever.
-fn idle_limited<S>(
-    body: S,
+/// How fast an upload must arrive.
+#[derive(Debug, Clone, Copy)]
+struct UploadPace {
+    /// Longest wait for any bytes at all.
     idle: std::time::Duration,
+    /// Least average rate over each `window` of waiting; 0 = no minimum.
+    min_bytes_per_second: u64,
+    window: std::time::Duration,
+}
+
+/// Ends an upload stream with an error when the client sends nothing for
+/// `pace.idle`, or less than `pace.min_bytes_per_second` on average over a
+/// window of waiting for it: a client trickling a byte every few seconds
+/// would otherwise hold its upload slot (and a connection) for as long as
+/// it likes. Only the time spent waiting for the client counts, so a slow
+/// backend never makes a fast client look slow.
+fn paced<S>(
+    body: S,
+    pace: UploadPace,
 ) -> impl futures::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send
 where
     S: futures::Stream<Item = Result<bytes::Bytes, axum::Error>> + Send + Unpin,
 {
-    futures::stream::unfold(Some(body), move |state| async move {
-        let mut body = state?;
-        match tokio::time::timeout(idle, futures::StreamExt::next(&mut body)).await {
-            Ok(Some(Ok(chunk))) => Some((Ok(chunk), Some(body))),
+    struct Window {
+        waited: std::time::Duration,
+        bytes: u64,
+    }
+    let start = Window {
+        waited: std::time::Duration::ZERO,
+        bytes: 0,
+    };
+    futures::stream::unfold(Some((body, start)), move |state| async move {
+        let (mut body, mut window) = state?;
+        let asked = tokio::time::Instant::now();
+        let next = tokio::time::timeout(pace.idle, futures::StreamExt::next(&mut body)).await;
+        window.waited += asked.elapsed();
+        match next {
+            Ok(Some(Ok(chunk))) => {
+                window.bytes += chunk.len() as u64;
+                if window.waited >= pace.window {
+                    let least = pace
+                        .min_bytes_per_second
+                        .saturating_mul(window.waited.as_secs());
+                    if window.bytes < least {
+                        let error = std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            format!(
+                                "the upload sent {} bytes in {} s, slower than the least {} bytes/s this server accepts",
+                                window.bytes,
+                                window.waited.as_secs(),
+                                pace.min_bytes_per_second
+                            ),
+                        );
+                        return Some((Err(error), None));
+                    }
+                    window = Window {
+                        waited: std::time::Duration::ZERO,
+                        bytes: 0,
+                    };
+                }
+                Some((Ok(chunk), Some((body, window))))
+            }
             Ok(Some(Err(e))) => Some((Err(std::io::Error::other(e)), None)),
             Ok(None) => None,
             Err(_) => Some((
                 Err(std::io::Error::new(
                     std::io::ErrorKind::TimedOut,
-                    format!("no data for {} s", idle.as_secs()),
+                    format!("no data for {} s", pace.idle.as_secs()),
                 )),
                 None,
             )),
