@@ -122,6 +122,15 @@ pub struct LimitsConfig {
     /// Largest page of packages or events a request may ask for (at most
     /// 1000).
     pub max_page: i64,
+    /// Largest metadata JSON Schema, as canonical JSON, in bytes (422
+    /// `schema_invalid` at registration).
+    pub max_schema_bytes: usize,
+    /// Most subschemas and patterns a metadata schema may hold once its
+    /// `$ref`s are expanded (422 `schema_invalid` at registration).
+    pub max_schema_complexity: u64,
+    /// Longest a package's metadata may take to check against its schema,
+    /// in milliseconds (422 `metadata_invalid` after it).
+    pub schema_validation_timeout_ms: u64,
 }
 
 impl Default for LimitsConfig {
@@ -137,6 +146,9 @@ impl Default for LimitsConfig {
             upload_rate_window_seconds: 30,
             request_timeout_seconds: 6 * 3600,
             max_page: 1000,
+            max_schema_bytes: 256 * 1024,
+            max_schema_complexity: 10_000,
+            schema_validation_timeout_ms: 2_000,
         }
     }
 }

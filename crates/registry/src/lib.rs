@@ -64,6 +64,7 @@ pub struct Registry {
     classes: Arc<BTreeMap<String, RetentionClass>>,
     limits: Arc<config::LimitsConfig>,
     file_commits: file_commits::FileCommits,
+    validators: Arc<schemas::Validators>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -172,6 +173,7 @@ impl RegistryBuilder {
             rules: Arc::new(self.config.routing.rules.clone()),
             classes: Arc::new(classes),
             limits: Arc::new(self.config.limits.clone()),
+            validators: schemas::Validators::new(),
         })
     }
 }
