@@ -32,6 +32,16 @@ pub enum CliError {
         /// What differs.
         what: String,
     },
+    /// Two paths of a package would be one file on this machine.
+    #[error("{first:?} and {second:?} cannot both be pulled: {why}; nothing was overwritten")]
+    PathCollision {
+        /// The path written, or listed, first.
+        first: String,
+        /// The path refused.
+        second: String,
+        /// How they collide.
+        why: String,
+    },
     /// A local file problem.
     #[error("{path}: {source}")]
     Io {

@@ -1,6 +1,17 @@
 //! Validation of the `relative_path` a client names a file by
 //! (DESIGN.md invariant 7). A validated path is metadata only: it never
 //! becomes part of a storage path.
+//!
+//! A package's paths must also come back as a tree of files on any
+//! filesystem `pull` may write to (docs/security.md, "Paths"):
+//! - no Unicode format character (zero-width spaces and joiners, bidi
+//!   controls such as the right-to-left override, the BOM): they make two
+//!   names look alike, or a name look like another;
+//! - no two paths of a package share a [`collision_key`] (NFC, then
+//!   lowercase): `café` in NFC and NFD, or `README.md` and `readme.md`,
+//!   are one file on a normalising or case-insensitive filesystem;
+//! - no path is a file and a folder at once (`a` and `a/b`), under the
+//!   same key.
 
 use std::fmt;
 
@@ -30,6 +41,9 @@ pub enum PathError {
     /// NUL or another control character.
     #[error("the path contains a control character")]
     ControlCharacter,
+    /// An invisible formatting character (Unicode category Cf).
+    #[error("the path contains the invisible formatting character U+{0:04X} (zero-width and bidirectional controls are refused)")]
+    FormatCharacter(u32),
     /// `a//b` or a trailing `/`.
     #[error("the path has an empty segment")]
     EmptySegment,
@@ -60,6 +74,12 @@ impl RelativePath {
         if text.chars().any(char::is_control) {
             return Err(PathError::ControlCharacter);
         }
+        if let Some(c) = text.chars().find(|&c| {
+            unicode_general_category::get_general_category(c)
+                == unicode_general_category::GeneralCategory::Format
+        }) {
+            return Err(PathError::FormatCharacter(u32::from(c)));
+        }
         for segment in text.split('/') {
             match segment {
                 "" => return Err(PathError::EmptySegment),
@@ -75,6 +95,21 @@ impl RelativePath {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// The key under which two paths name the same file on a normalising or
+/// case-insensitive filesystem: the path in Unicode NFC, lowercased, and in
+/// NFC again (lowercasing can decompose). Two paths of one package may not
+/// share it; neither may a file's key be a folder of another's.
+pub fn collision_key(path: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    let composed: String = path.nfc().collect();
+    composed.to_lowercase().nfc().collect()
+}
+
+/// The folders above a path, shortest first: `a/b/c` → `a`, `a/b`.
+pub fn folders_of(path: &str) -> impl Iterator<Item = &str> {
+    path.match_indices('/').map(move |(at, _)| &path[..at])
 }
 
 impl fmt::Display for RelativePath {
@@ -108,6 +143,11 @@ mod tests {
             ("a\nb", PathError::ControlCharacter),
             ("a\u{7f}b", PathError::ControlCharacter),
             ("a\u{85}b", PathError::ControlCharacter),
+            ("a\u{200b}b", PathError::FormatCharacter(0x200b)),
+            ("invoice\u{202e}fdp.exe", PathError::FormatCharacter(0x202e)),
+            ("\u{feff}a", PathError::FormatCharacter(0xfeff)),
+            ("a\u{2066}b", PathError::FormatCharacter(0x2066)),
+            ("soft\u{ad}hyphen", PathError::FormatCharacter(0xad)),
         ];
         for (input, expected) in cases {
             assert_eq!(
@@ -140,5 +180,26 @@ mod tests {
         ] {
             assert_eq!(RelativePath::parse(ok).unwrap().as_str(), ok);
         }
+    }
+
+    #[test]
+    fn collision_keys_join_what_filesystems_join() {
+        let nfc = "caf\u{e9}.txt";
+        let nfd = "cafe\u{301}.txt";
+        assert_ne!(nfc, nfd);
+        assert_eq!(collision_key(nfc), collision_key(nfd));
+        assert_eq!(collision_key("README.md"), collision_key("readme.md"));
+        assert_eq!(
+            collision_key("Dir/\u{C9}T\u{C9}.TXT"),
+            collision_key("dir/e\u{301}t\u{e9}.txt")
+        );
+        assert_ne!(collision_key("a.txt"), collision_key("b.txt"));
+        assert_ne!(collision_key("a/b"), collision_key("a_b"));
+    }
+
+    #[test]
+    fn folders_of_a_path() {
+        assert_eq!(folders_of("a/b/c").collect::<Vec<_>>(), ["a", "a/b"]);
+        assert_eq!(folders_of("a").count(), 0);
     }
 }

@@ -13,6 +13,7 @@
 use std::collections::{HashMap, HashSet};
 
 use artifactstore_core::event::{subjects, types, FileIngested};
+use artifactstore_core::path::collision_key;
 use artifactstore_core::NewEvent;
 use artifactstore_store::records::status;
 use artifactstore_store::{FileRecord, FileSlot, Store};
@@ -108,11 +109,44 @@ async fn record_group(store: &Store, max_files: u64, group: Vec<Pending>) {
         Ok(slots) => slots,
         Err(e) => return fail_all(group, &RegistryError::from(e)),
     };
+    let keys: Vec<String> = group
+        .iter()
+        .map(|p| collision_key(&p.ingested.relative_path))
+        .collect();
+    let wanted_keys: Vec<(&str, &str)> = group
+        .iter()
+        .zip(&keys)
+        .map(|(p, key)| (p.ingested.package_id.as_str(), key.as_str()))
+        .collect();
+    let conflicts = match tx.path_conflicts(&wanted_keys).await {
+        Ok(conflicts) => conflicts,
+        Err(e) => return fail_all(group, &RegistryError::from(e)),
+    };
     let mut accepted = Vec::with_capacity(group.len());
     let mut added: HashMap<String, u64> = HashMap::new();
     let mut paths: HashSet<(String, String)> = HashSet::new();
-    for (pending, slot) in group.into_iter().zip(slots) {
-        match check(slot, &pending.ingested, max_files, &mut added, &mut paths) {
+    let mut group_keys: HashMap<String, Vec<(String, String)>> = HashMap::new();
+    for (((pending, slot), key), conflict) in group.into_iter().zip(slots).zip(keys).zip(conflicts)
+    {
+        let checked =
+            check(slot, &pending.ingested, max_files, &mut added, &mut paths).and_then(|()| {
+                let path = &pending.ingested.relative_path;
+                if let Some(existing) = conflict {
+                    return Err(path_conflict(path, &existing));
+                }
+                // Files of this group, not yet in the view.
+                let earlier = group_keys
+                    .entry(pending.ingested.package_id.clone())
+                    .or_default();
+                if let Some((existing, _)) =
+                    earlier.iter().find(|(_, other)| keys_conflict(&key, other))
+                {
+                    return Err(path_conflict(path, existing));
+                }
+                earlier.push((path.clone(), key));
+                Ok(())
+            });
+        match checked {
             Ok(()) => accepted.push(pending),
             Err(refused) => {
                 let _ = pending.answer.send(Err(refused));
@@ -159,6 +193,36 @@ fn fail_all(group: impl IntoIterator<Item = Pending>, error: &RegistryError) {
     }
 }
 
+/// Whether two collision keys cannot both be files of one package: the
+/// same key, or one a folder of the other.
+fn keys_conflict(a: &str, b: &str) -> bool {
+    let under = |inner: &str, outer: &str| {
+        inner.len() > outer.len()
+            && inner.starts_with(outer)
+            && inner.as_bytes()[outer.len()] == b'/'
+    };
+    a == b || under(a, b) || under(b, a)
+}
+
+/// The error for `path`, refused because of `existing` in its package.
+pub(crate) fn path_conflict(path: &str, existing: &str) -> RegistryError {
+    let (key, existing_key) = (collision_key(path), collision_key(existing));
+    let why = if key == existing_key && path == existing {
+        return RegistryError::DuplicateRelativePath(path.to_owned());
+    } else if key == existing_key {
+        "they name the same file on a case-insensitive or normalising filesystem (same letters up to case and Unicode normalisation)"
+    } else if key.starts_with(&existing_key) {
+        "the existing path is a file, so it cannot also be a folder"
+    } else {
+        "the existing path needs this one to be a folder"
+    };
+    RegistryError::PathConflict {
+        path: path.to_owned(),
+        existing: existing.to_owned(),
+        why,
+    }
+}
+
 /// The checks a lone upload makes under the head lock, counting the files
 /// this group has already accepted.
 fn check(
@@ -190,4 +254,29 @@ fn check(
     *added.entry(package_id.clone()).or_default() += 1;
     paths.insert(key);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conflicting_keys() {
+        assert!(keys_conflict("a", "a"));
+        assert!(keys_conflict("a", "a/b"));
+        assert!(keys_conflict("a/b/c", "a"));
+        assert!(!keys_conflict("a", "ab"));
+        assert!(!keys_conflict("a/b", "a/c"));
+        assert!(!keys_conflict("ab/c", "a"));
+    }
+
+    #[test]
+    fn conflicts_say_why() {
+        assert_eq!(path_conflict("a", "a").code(), "duplicate_relative_path");
+        let message = |path, existing| path_conflict(path, existing).to_string();
+        assert!(message("README.md", "readme.md").contains("same file"));
+        assert!(message("a/b", "a").contains("cannot also be a folder"));
+        assert!(message("a", "a/b").contains("needs this one to be a folder"));
+        assert_eq!(path_conflict("A/b", "a").code(), "path_conflict");
+    }
 }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use artifactstore_core::digest::{Blake3Hasher, Sha256Hasher};
 use artifactstore_core::event::FileIngested;
 use artifactstore_core::id::new_id;
+use artifactstore_core::path::collision_key;
 use artifactstore_core::{ContentAddress, Digest32, FileDigests, RelativePath};
 use artifactstore_storage::{Backend, ObjectWriter};
 use artifactstore_store::records::status;
@@ -19,6 +20,7 @@ use sha2::{Digest as _, Sha512};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
+use crate::file_commits::path_conflict;
 use crate::operations::label;
 use crate::{Registry, RegistryError, RegistryResult};
 
@@ -115,6 +117,16 @@ impl Registry {
             return Err(RegistryError::TooManyFiles(
                 self.limits.max_files_per_package,
             ));
+        }
+        let key = collision_key(path.as_str());
+        if let Some(existing) = self
+            .store
+            .path_conflicts(&[(&package_id, &key)])
+            .await?
+            .pop()
+            .flatten()
+        {
+            return Err(path_conflict(path.as_str(), &existing));
         }
         let backend_id = self.route(&slot.producer, &slot.retention_class).to_owned();
         let backend = self.backend(&backend_id)?.clone();

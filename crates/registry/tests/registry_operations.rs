@@ -543,3 +543,137 @@ engine_tests! {
         assert!(env.registry.replay_check().await.unwrap().identical);
     }
 }
+
+engine_tests! {
+    async fn a_package_cannot_hold_a_file_and_a_folder_of_one_name() {
+        let env = TestEnv::new().await;
+        let id = env.package("standard").await;
+        env.put(id, "a", b"file").await;
+        env.put(id, "dir/x.txt", b"x").await;
+        let refused = |path: &'static str| {
+            let registry = env.registry.clone();
+            async move {
+                registry
+                    .ingest_file(id, path, "text/plain", body(b"y"), Default::default(), "t")
+                    .await
+                    .unwrap_err()
+            }
+        };
+        // `a` is a file: nothing may go under it, at any depth.
+        for path in ["a/b", "a/b/c", "A/b"] {
+            let err = refused(path).await;
+            assert_eq!(err.code(), "path_conflict", "{path}: {err}");
+            assert!(err.to_string().contains("\"a\""), "{err}");
+        }
+        // `dir` is a folder: it may not become a file.
+        for path in ["dir", "DIR"] {
+            let err = refused(path).await;
+            assert_eq!(err.code(), "path_conflict", "{path}: {err}");
+            assert!(err.to_string().contains("dir/x.txt"), "{err}");
+        }
+        // Neighbours whose names only start alike are fine.
+        env.put(id, "ab", b"ab").await;
+        env.put(id, "a.txt", b"a.txt").await;
+        env.put(id, "dir0", b"d").await;
+        env.put(id, "dir.d/y", b"y").await;
+        env.put(id, "dir/z.txt", b"z").await;
+        assert_eq!(env.registry.list_files(id).await.unwrap().len(), 7);
+        assert!(env.registry.replay_check().await.unwrap().identical);
+    }
+
+    async fn names_that_one_filesystem_would_merge_are_refused() {
+        let env = TestEnv::new().await;
+        let id = env.package("standard").await;
+        env.put(id, "caf\u{e9}.txt", b"nfc").await;
+        env.put(id, "README.md", b"readme").await;
+        for (path, existing) in [
+            ("cafe\u{301}.txt", "caf\u{e9}.txt"),
+            ("CAF\u{c9}.TXT", "caf\u{e9}.txt"),
+            ("readme.md", "README.md"),
+        ] {
+            let err = env
+                .registry
+                .ingest_file(id, path, "text/plain", body(b"y"), Default::default(), "t")
+                .await
+                .unwrap_err();
+            assert_eq!(err.code(), "path_conflict", "{path:?}");
+            assert!(err.to_string().contains(existing), "{err}");
+        }
+        // Invisible and bidi characters are refused as paths.
+        for path in ["read\u{200b}me.md", "report\u{202e}fdp.exe"] {
+            let err = env
+                .registry
+                .ingest_file(id, path, "text/plain", body(b"y"), Default::default(), "t")
+                .await
+                .unwrap_err();
+            assert_eq!(err.code(), "invalid_path", "{path:?}");
+        }
+        // The same name in another package is fine.
+        let other = env.package("standard").await;
+        env.put(other, "readme.md", b"other").await;
+    }
+
+    async fn conflicting_uploads_at_once_are_refused_under_the_lock() {
+        // Enough uploads at once that the group commit sees several in one
+        // group: of each conflicting family exactly one is recorded.
+        let env = TestEnv::new().await;
+        let id = env.package("standard").await;
+        let families: Vec<Vec<String>> = (0..8)
+            .map(|i| vec![format!("f{i}"), format!("f{i}/inner"), format!("F{i}")])
+            .collect();
+        let mut tasks = Vec::new();
+        for family in &families {
+            for path in family {
+                let registry = env.registry.clone();
+                let path = path.clone();
+                tasks.push(tokio::spawn(async move {
+                    let result = registry
+                        .ingest_file(id, &path, "text/plain", body(path.as_bytes()), Default::default(), "t")
+                        .await;
+                    (path, result.map(|_| ()).map_err(|e| e.code()))
+                }));
+            }
+        }
+        let mut recorded = Vec::new();
+        for task in tasks {
+            let (path, result) = task.await.unwrap();
+            match result {
+                Ok(()) => recorded.push(path),
+                Err(code) => assert!(
+                    code == "path_conflict" || code == "duplicate_relative_path",
+                    "{path}: {code}"
+                ),
+            }
+        }
+        assert_eq!(recorded.len(), families.len(), "{recorded:?}");
+        let files = env.registry.list_files(id).await.unwrap();
+        assert_eq!(files.len(), families.len());
+        assert!(env.registry.replay_check().await.unwrap().identical);
+    }
+
+    async fn an_upgraded_database_gets_the_collision_keys_of_its_files() {
+        let env = TestEnv::new().await;
+        let id = env.package("standard").await;
+        env.put(id, "Docs/Guide.md", b"g").await;
+        let pool = env.registry.store().pool();
+        sqlx::query("DROP INDEX files_path_key").execute(pool).await.unwrap();
+        sqlx::query("ALTER TABLE files DROP COLUMN path_key").execute(pool).await.unwrap();
+        sqlx::query("DELETE FROM _sqlx_migrations WHERE description = 'file path key'")
+            .execute(pool)
+            .await
+            .unwrap();
+
+        let upgraded = env.replica().await;
+        let keys: Vec<(String, Option<String>)> = sqlx::query_as("SELECT relative_path, path_key FROM files")
+            .fetch_all(upgraded.store().pool())
+            .await
+            .unwrap();
+        assert_eq!(keys, vec![("Docs/Guide.md".to_owned(), Some("docs/guide.md".to_owned()))]);
+        let err = upgraded
+            .ingest_file(id, "docs/guide.md/x", "text/plain", body(b"x"), Default::default(), "t")
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "path_conflict");
+        assert!(upgraded.replay_check().await.unwrap().identical);
+    }
+}

@@ -346,6 +346,10 @@ async fn the_bad_input_corpus_gets_clear_4xx_and_changes_nothing() {
             .body("only ten b"),
         // States and duplicates.
         case("duplicate path", "PUT", format!("{files}/a.txt"), 409, "duplicate_relative_path").body("again"),
+        case("file under a file", "PUT", format!("{files}/a.txt/b"), 409, "path_conflict").body("x"),
+        case("same name in another case", "PUT", format!("{files}/A.TXT"), 409, "path_conflict").body("x"),
+        case("zero-width space in a path", "PUT", format!("{files}/a%E2%80%8B.txt"), 400, "invalid_path").body("x"),
+        case("right-to-left override in a path", "PUT", format!("{files}/x%E2%80%AEtxt.exe"), 400, "invalid_path").body("x"),
         case("write after finalize", "PUT", format!("/v1/packages/{done}/files/x"), 409, "illegal_package_state").body("x"),
         case("finalize twice", "POST", format!("/v1/packages/{done}/finalize"), 409, "illegal_package_state"),
         case("manifest of an open package", "GET", format!("/v1/packages/{open}/manifest"), 404, "manifest_not_found"),

@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use artifactstore_core::Clock;
 use sqlx::any::AnyPoolOptions;
-use sqlx::{AnyPool, Executor};
+use sqlx::{AnyPool, Executor, Row};
 use tokio::sync::{watch, Mutex};
 
 pub use log::{LogTx, LogVerification};
@@ -190,9 +190,38 @@ impl Store {
                     .await?
             }
         }
+        self.fill_path_keys().await?;
         let head = self.head_sequence().await?;
         self.head.send_replace(head);
         Ok(())
+    }
+
+    /// Gives the files recorded before the `path_key` column (or by a
+    /// replica of an older version) their collision key, which SQL cannot
+    /// compute: the same value the `file.ingested` handler writes.
+    async fn fill_path_keys(&self) -> StoreResult<()> {
+        const CHUNK: i64 = 1000;
+        loop {
+            let rows =
+                sqlx::query("SELECT id, relative_path FROM files WHERE path_key IS NULL LIMIT $1")
+                    .bind(CHUNK)
+                    .fetch_all(&self.pool)
+                    .await?;
+            if rows.is_empty() {
+                return Ok(());
+            }
+            let mut tx = self.pool.begin().await?;
+            for row in &rows {
+                let id: String = row.try_get("id")?;
+                let path: String = row.try_get("relative_path")?;
+                sqlx::query("UPDATE files SET path_key = $1 WHERE id = $2")
+                    .bind(artifactstore_core::path::collision_key(&path))
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+        }
     }
 
     /// The time the store's clock says it is.

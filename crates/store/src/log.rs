@@ -317,6 +317,15 @@ impl<'s> LogTx<'s> {
         queries::file_slots(self.flush().await?, wanted).await
     }
 
+    /// For each (package, collision key), a path of that package that
+    /// conflicts with it, as this transaction sees them.
+    pub async fn path_conflicts(
+        &mut self,
+        wanted: &[(&str, &str)],
+    ) -> StoreResult<Vec<Option<String>>> {
+        queries::path_conflicts(self.flush().await?, wanted).await
+    }
+
     /// The tokens (revoked and expired ones too) named `name`.
     pub async fn tokens_named(&mut self, name: &str) -> StoreResult<Vec<TokenRecord>> {
         queries::tokens_named(self.flush().await?, name).await

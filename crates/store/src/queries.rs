@@ -2,6 +2,7 @@
 //! serves a plain read and a check inside an append transaction.
 
 use artifactstore_core::event::types;
+use artifactstore_core::path::folders_of;
 use artifactstore_core::{Event, Timestamp};
 use sqlx::{AnyConnection, Row};
 
@@ -227,6 +228,100 @@ pub(crate) async fn schema_where(
     }))
 }
 
+/// Most bind parameters in one conflict query (SQLite allows 32,766).
+const MAX_CONFLICT_BINDS: usize = 8_000;
+
+/// For each (package, collision key): a path already in the package that
+/// conflicts with a file under that key (see
+/// [`artifactstore_core::path::collision_key`]): one with the same key,
+/// one whose key is a folder above it, or one below it as if it were a
+/// folder. Index lookups only, in as few queries as the binds allow.
+pub(crate) async fn path_conflicts(
+    conn: &mut AnyConnection,
+    wanted: &[(&str, &str)],
+) -> StoreResult<Vec<Option<String>>> {
+    let mut found = vec![None; wanted.len()];
+    let mut start = 0;
+    while start < wanted.len() {
+        // Each item binds its package, its key and each of its folders
+        // (probes), and two range ends (2 + 2 + folders).
+        let mut end = start;
+        let mut binds = 0;
+        while end < wanted.len() {
+            let cost = 4 + folders_of(wanted[end].1).count() * 2;
+            if end > start && binds + cost > MAX_CONFLICT_BINDS {
+                break;
+            }
+            binds += cost;
+            end += 1;
+        }
+        conflicts_of_chunk(conn, &wanted[start..end], start, &mut found).await?;
+        start = end;
+    }
+    Ok(found)
+}
+
+async fn conflicts_of_chunk(
+    conn: &mut AnyConnection,
+    wanted: &[(&str, &str)],
+    offset: usize,
+    found: &mut [Option<String>],
+) -> StoreResult<()> {
+    let mut binds: Vec<String> = Vec::new();
+    let mut bind = |value: String| {
+        binds.push(value);
+        format!("${}", binds.len())
+    };
+    let mut probes = Vec::new();
+    let mut ranges = Vec::new();
+    for (i, (package_id, key)) in wanted.iter().enumerate() {
+        let position = offset + i;
+        for probe in std::iter::once(*key).chain(folders_of(key)) {
+            let row = format!(
+                "({position}, {}, {})",
+                bind((*package_id).to_owned()),
+                bind(probe.to_owned())
+            );
+            probes.push(row);
+        }
+        // Keys below `key/` sort after `key/` and before `key0` ('0'
+        // follows '/'), byte by byte.
+        let row = format!(
+            "({position}, {}, {}, {})",
+            bind((*package_id).to_owned()),
+            bind(format!("{key}/")),
+            bind(format!("{key}0"))
+        );
+        ranges.push(row);
+    }
+    let sql = format!(
+        "SELECT p.column1 AS position, f.relative_path AS existing \
+         FROM (VALUES {}) AS p JOIN files f ON f.package_id = p.column2 AND f.path_key = p.column3 \
+         UNION ALL \
+         SELECT r.column1 AS position, \
+         (SELECT f.relative_path FROM files f WHERE f.package_id = r.column2 \
+          AND f.path_key > r.column3 AND f.path_key < r.column4 ORDER BY f.path_key LIMIT 1) AS existing \
+         FROM (VALUES {}) AS r",
+        probes.join(", "),
+        ranges.join(", ")
+    );
+    let mut query = sqlx::query(&sql);
+    for value in binds {
+        query = query.bind(value);
+    }
+    for row in query.fetch_all(conn).await? {
+        let position: i64 = row.try_get("position")?;
+        let Some(existing) = row.try_get::<Option<String>, _>("existing")? else {
+            continue;
+        };
+        let slot = found
+            .get_mut(usize::try_from(position).unwrap_or(usize::MAX))
+            .ok_or_else(|| StoreError::corrupt("conflict position out of range"))?;
+        slot.get_or_insert(existing);
+    }
+    Ok(())
+}
+
 pub(crate) async fn tokens_named(
     conn: &mut AnyConnection,
     name: &str,
@@ -292,6 +387,15 @@ impl Store {
         )
         .await?;
         Ok(slots.pop().flatten())
+    }
+
+    /// For each (package, collision key), a path of that package that
+    /// conflicts with it (see [`crate::LogTx::path_conflicts`]).
+    pub async fn path_conflicts(
+        &self,
+        wanted: &[(&str, &str)],
+    ) -> StoreResult<Vec<Option<String>>> {
+        path_conflicts(&mut *self.pool.acquire().await?, wanted).await
     }
 
     /// A package's files, sorted by path bytes.

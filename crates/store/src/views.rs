@@ -12,6 +12,7 @@ use artifactstore_core::event::{
     PackageCreated, Payload, RetentionDefaultApplied, RetentionExtended, RetentionHold,
     TokenCreated, TokenRevoked,
 };
+use artifactstore_core::path::collision_key;
 use artifactstore_core::{cbor, Event, Manifest};
 
 use crate::batch::{Batch, Bind};
@@ -121,8 +122,8 @@ fn file_ingested(batch: &mut Batch, event: &Event) -> StoreResult<()> {
     batch.unique_is_duplicate_path();
     batch.push(
         "INSERT INTO files (id, package_id, relative_path, media_type, size_bytes, blake3, sha256, \
-         created_at, created_sequence) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        vec![Bind::from(p.file_id.as_str()), Bind::from(p.package_id.as_str()), Bind::from(p.relative_path.as_str()), Bind::from(p.media_type.as_str()), Bind::from(size), Bind::from(p.blake3.as_str()), Bind::from(p.sha256.as_str()), Bind::from(event.created_at.to_string()), Bind::from(event.sequence)],
+         created_at, created_sequence, path_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        vec![Bind::from(p.file_id.as_str()), Bind::from(p.package_id.as_str()), Bind::from(p.relative_path.as_str()), Bind::from(p.media_type.as_str()), Bind::from(size), Bind::from(p.blake3.as_str()), Bind::from(p.sha256.as_str()), Bind::from(event.created_at.to_string()), Bind::from(event.sequence), Bind::from(collision_key(&p.relative_path))],
     );
     batch.push(
         "INSERT INTO storage_locations (id, file_id, backend_id, object_key, content_address, retrieval_tier, \

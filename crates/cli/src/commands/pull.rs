@@ -72,8 +72,83 @@ impl Expected {
     }
 }
 
+/// The files one `pull` has written, by identity on disk, so that it never
+/// replaces one with another: on a case-insensitive or normalising
+/// filesystem, or through a symbolic link already in the output directory,
+/// two paths of a package can be one file here.
+#[derive(Default)]
+pub(crate) struct WrittenFiles {
+    written: std::sync::Mutex<std::collections::HashMap<(u64, u64), String>>,
+}
+
+impl WrittenFiles {
+    /// Renames `partial` to `dest` (the file at `relative`) unless `dest`
+    /// is a file this run wrote for another path. Under one lock, so two
+    /// downloads landing on one file cannot both pass.
+    fn put_in_place(&self, partial: &Path, dest: &Path, relative: &str) -> CliResult<()> {
+        let mut written = self
+            .written
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(earlier) = identity(dest).and_then(|id| written.get(&id)) {
+            return Err(CliError::PathCollision {
+                first: earlier.clone(),
+                second: relative.to_owned(),
+                why: format!("both land on {} on this machine", dest.display()),
+            });
+        }
+        std::fs::rename(partial, dest).map_err(|e| CliError::io(dest, e))?;
+        if let Some(id) = identity(dest) {
+            written.insert(id, relative.to_owned());
+        }
+        Ok(())
+    }
+}
+
+/// A file's identity on disk (device and inode), if it exists.
+#[cfg(unix)]
+fn identity(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+#[cfg(not(unix))]
+fn identity(_path: &Path) -> Option<(u64, u64)> {
+    None
+}
+
+/// Refuses a set of package paths that cannot all be files of one tree
+/// on every filesystem: two with one collision key (`README.md` and
+/// `readme.md`, `café` in NFC and NFD), or a file whose key is a folder of
+/// another's. The server refuses such packages now; older ones may hold
+/// them.
+fn check_paths_fit_one_tree<'a>(paths: impl IntoIterator<Item = &'a str>) -> CliResult<()> {
+    use artifactstore_registry::core::path::{collision_key, folders_of};
+    let mut by_key: std::collections::BTreeMap<String, &str> = std::collections::BTreeMap::new();
+    for path in paths {
+        if let Some(earlier) = by_key.insert(collision_key(path), path) {
+            return Err(CliError::PathCollision {
+                first: earlier.to_owned(),
+                second: path.to_owned(),
+                why: "they are one file on a case-insensitive or normalising filesystem".into(),
+            });
+        }
+    }
+    for (key, path) in &by_key {
+        if let Some(file) = folders_of(key).find_map(|folder| by_key.get(folder)) {
+            return Err(CliError::PathCollision {
+                first: (*file).to_owned(),
+                second: (*path).to_owned(),
+                why: "the first is a file, and the second needs it to be a folder".into(),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Streams file `file_id` into `dest` through a temporary file; renames it
-/// into place only when size and both digests match.
+/// into place only when size and both digests match (and, in a `pull`,
+/// only over no file the same run wrote).
 async fn download(
     client: &Client,
     file_id: &str,
@@ -81,6 +156,7 @@ async fn download(
     dest: &Path,
     label: &str,
     bar: &indicatif::ProgressBar,
+    written: Option<&WrittenFiles>,
 ) -> CliResult<()> {
     // A random name cannot collide with a file of the package.
     let partial = dest.with_file_name(format!(
@@ -108,9 +184,12 @@ async fn download(
             .await
             .map_err(|e| CliError::io(&partial, e))?;
         expected.check(hasher, label)?;
-        tokio::fs::rename(&partial, dest)
-            .await
-            .map_err(|e| CliError::io(dest, e))
+        match written {
+            Some(written) => written.put_in_place(&partial, dest, label),
+            None => tokio::fs::rename(&partial, dest)
+                .await
+                .map_err(|e| CliError::io(dest, e)),
+        }
     }
     .await;
     if result.is_err() {
@@ -178,6 +257,7 @@ pub async fn pull(
             ))
         })
         .collect::<CliResult<Vec<_>>>()?;
+    check_paths_fit_one_tree(wanted.iter().map(|(_, _, _, relative)| relative.as_str()))?;
     // Each directory once, before the downloads, rather than once per file.
     let directories: std::collections::BTreeSet<&Path> = std::iter::once(output)
         .chain(wanted.iter().filter_map(|(_, _, dest, _)| dest.parent()))
@@ -189,12 +269,23 @@ pub async fn pull(
     }
     let bar = progress(out, total, "downloading");
     let bar_ref = &bar;
+    let written = WrittenFiles::default();
+    let written = &written;
     let pulled = each_at_most(
         jobs,
         &wanted,
         |(file_id, expected, dest, relative)| async move {
             bar_ref.set_message(relative.clone());
-            download(client, file_id, expected, dest, relative, bar_ref).await
+            download(
+                client,
+                file_id,
+                expected,
+                dest,
+                relative,
+                bar_ref,
+                Some(written),
+            )
+            .await
         },
     )
     .await;
@@ -233,7 +324,7 @@ pub async fn get_file(
     match output {
         Some(dest) => {
             let bar = progress(out, expected.size_bytes, &label);
-            download(client, file_id, &expected, dest, &label, &bar).await?;
+            download(client, file_id, &expected, dest, &label, &bar, None).await?;
             bar.finish_and_clear();
             out.show(&record, || {
                 format!(
@@ -298,4 +389,63 @@ pub async fn manifest(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_that_one_filesystem_merges_are_refused_before_writing() {
+        assert!(check_paths_fit_one_tree(["a/b.txt", "a/c.txt", "ab", "a.txt"]).is_ok());
+        for (paths, first, second) in [
+            (
+                vec!["README.md", "x", "readme.md"],
+                "README.md",
+                "readme.md",
+            ),
+            (vec!["caf\u{e9}", "cafe\u{301}"], "caf\u{e9}", "cafe\u{301}"),
+            (vec!["a", "a/b"], "a", "a/b"),
+            (vec!["Dir/x", "dir"], "dir", "Dir/x"),
+        ] {
+            let err = check_paths_fit_one_tree(paths.clone())
+                .unwrap_err()
+                .to_string();
+            // Quoted as Rust debug strings, so look-alikes show their difference.
+            let (first, second) = (format!("{first:?}"), format!("{second:?}"));
+            assert!(
+                err.contains(&first) && err.contains(&second),
+                "{paths:?}: {err}"
+            );
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_file_written_in_this_run_is_never_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path();
+        std::fs::create_dir(out.join("a")).unwrap();
+        std::os::unix::fs::symlink(out.join("a"), out.join("b")).unwrap();
+        let written = WrittenFiles::default();
+        let partial = |name: &str, text: &str| {
+            let path = out.join(name);
+            std::fs::write(&path, text).unwrap();
+            path
+        };
+        written
+            .put_in_place(&partial("p1", "first"), &out.join("a/x"), "a/x")
+            .unwrap();
+        // A file that was there before the run may be replaced.
+        std::fs::write(out.join("a/old"), "old").unwrap();
+        written
+            .put_in_place(&partial("p2", "new"), &out.join("a/old"), "a/old")
+            .unwrap();
+        let err = written
+            .put_in_place(&partial("p3", "second"), &out.join("b/x"), "b/x")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("a/x") && err.contains("b/x"), "{err}");
+        assert_eq!(std::fs::read_to_string(out.join("a/x")).unwrap(), "first");
+    }
 }

@@ -79,6 +79,7 @@ const VIEWS: &[View] = &[
             ("sha256", T),
             ("created_at", T),
             ("created_sequence", I),
+            ("path_key", T),
         ],
     },
     View {
