@@ -402,7 +402,7 @@ pub enum RetentionCommand {
         #[arg(long)]
         reason: String,
     },
-    /// Release a legal hold.
+    /// Release a legal hold (needs an admin token when auth is required).
     #[command(
         after_help = "Example:\n  artifactstore retention release 0b7e…-… 5c2d…-… --reason \"case closed\""
     )]

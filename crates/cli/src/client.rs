@@ -23,6 +23,10 @@ impl Client {
             .map_err(|e| CliError::Usage(format!("invalid --server URL {server:?}: {e}")))?;
         let http = reqwest::Client::builder()
             .user_agent(concat!("artifactstore-cli/", env!("CARGO_PKG_VERSION")))
+            // Below the server's default header timeout (20 s), which
+            // closes idle kept-alive connections: a pooled connection is
+            // dropped here before the server may close it under a request.
+            .pool_idle_timeout(std::time::Duration::from_secs(10))
             .build()
             .map_err(|e| CliError::Usage(e.to_string()))?;
         Ok(Self {

@@ -20,7 +20,7 @@ mod common;
 use common::Served;
 
 fn skip_or_fail(reason: &str) {
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
+    if artifactstore_core::flag::in_ci() {
         panic!("{reason}; CI=true: a missing service is a failure");
     }
     let _ = writeln!(std::io::stderr(), "SKIPPED: {reason}");

@@ -1,5 +1,6 @@
 //! The one parser of on/off settings given as text: environment variables
-//! such as `ARTIFACTSTORE_AUTH_REQUIRED` and `CI`.
+//! such as `ARTIFACTSTORE_AUTH_REQUIRED` and `CI`. (Reading `CI` itself,
+//! [`in_ci`], is the one place this crate looks at its environment.)
 //!
 //! Strict on purpose: a value that is not recognised is an error, never
 //! "false". A typo in a security switch (`ARTIFACTSTORE_AUTH_REQUIRED=ture`)
@@ -26,6 +27,14 @@ pub fn parse_bool(text: &str) -> Result<bool, FlagError> {
 /// is on; unset is off, and an unrecognised value is refused.
 pub fn parse_optional_bool(text: Option<&str>) -> Result<bool, FlagError> {
     text.map_or(Ok(false), parse_bool)
+}
+
+/// Whether tests run under CI (`CI` on), where a test that cannot reach
+/// the service it needs must fail rather than skip. An unrecognised value
+/// counts as on: the strict reading.
+pub fn in_ci() -> bool {
+    let value = std::env::var("CI").ok();
+    parse_optional_bool(value.as_deref()).unwrap_or(true)
 }
 
 #[cfg(test)]

@@ -53,7 +53,7 @@ pub fn raise_open_file_limit() -> Option<u64> {
     if let (Some(current), Some(hard)) = (limit.current, limit.maximum) {
         if current < hard {
             limit.current = Some(hard);
-            if let Err(e) = setrlimit(Resource::Nofile, limit.clone()) {
+            if let Err(e) = setrlimit(Resource::Nofile, limit) {
                 tracing::warn!(error = %e, "could not raise the open-file limit");
             }
         }
@@ -386,7 +386,7 @@ mod tests {
         };
         // Lower the soft limit (always allowed), then raise it again.
         let lowered = current.min(hard).min(512);
-        let mut low = before.clone();
+        let mut low = before;
         low.current = Some(lowered);
         setrlimit(Resource::Nofile, low).unwrap();
         assert_eq!(raise_open_file_limit(), Some(hard));

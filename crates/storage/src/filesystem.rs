@@ -850,7 +850,7 @@ mod tests {
         let backend = FilesystemBackend::open("local", dir.path()).await.unwrap();
         if backend.staging.direct.is_none() {
             assert!(
-                !std::env::var("CI").is_ok_and(|v| v == "true"),
+                !artifactstore_core::flag::in_ci(),
                 "direct I/O works on CI's disk (ext4)"
             );
             eprintln!("skipped: no direct I/O in {}", dir.path().display());

@@ -76,7 +76,7 @@ fn postgres_available() -> bool {
 pub fn run_on<F: std::future::Future<Output = ()>>(engine: Engine, test: F) {
     if engine == Engine::Postgres && !postgres_available() {
         let reason = format!("PostgreSQL is not reachable at {}", postgres_admin_url());
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
+        if artifactstore_registry::core::flag::in_ci() {
             panic!("{reason} (CI=true: a missing service is a failure)");
         }
         // Written to the stream itself: the test harness hides eprintln! of
@@ -129,7 +129,7 @@ pub fn s3_backend(name: &str, id: &str) -> Option<artifactstore_registry::config
     let var = |field: &str| std::env::var(format!("ARTIFACTSTORE_TEST_{name}_{field}")).ok();
     let Some(endpoint) = var("ENDPOINT") else {
         let reason = format!("ARTIFACTSTORE_TEST_{name}_ENDPOINT is not set (eval \"$(scripts/s3/test-services up)\")");
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
+        if artifactstore_registry::core::flag::in_ci() {
             panic!("{reason}; CI=true: a missing service is a failure");
         }
         use std::io::Write;

@@ -244,7 +244,7 @@ mod tests {
     fn direct_io(dir: &Path) -> Option<DirectIo> {
         match DirectIo::probe(dir) {
             Ok(io) => Some(io),
-            Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            Err(e) if artifactstore_core::flag::in_ci() => {
                 panic!("direct I/O unavailable in {}: {e}", dir.display())
             }
             Err(e) => {

@@ -14,7 +14,7 @@ pub fn s3_settings(name: &str) -> Option<S3Settings> {
     let var = |field: &str| std::env::var(format!("ARTIFACTSTORE_TEST_{name}_{field}")).ok();
     let Some(endpoint) = var("ENDPOINT") else {
         let reason = format!("ARTIFACTSTORE_TEST_{name}_ENDPOINT is not set (start it: eval \"$(scripts/s3/test-services up)\")");
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
+        if artifactstore_core::flag::in_ci() {
             panic!("{reason}; CI=true: a missing service is a failure");
         }
         // Written to the stream itself: the test harness hides eprintln! of
