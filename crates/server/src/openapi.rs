@@ -285,10 +285,10 @@ pub(crate) struct HealthSchema {
 struct ApiDoc;
 
 /// The answers that layers, not handlers, give, added to every operation
-/// that does not list them itself: the auth layer's 401 and 403 (every
-/// route but the public ones), the request deadline's 408, 503 when the
-/// database or a backend cannot be reached, and 413 on every route that
-/// reads a JSON body.
+/// that does not list them itself: the auth layer's 401 and 403 (403
+/// `host_not_allowed` on the public routes too), the request deadline's
+/// 408, hyper's 414 and 431, 503 when the database or a backend cannot be
+/// reached, and 413 and 415 on every route that reads a JSON body.
 struct CommonResponses;
 
 impl Modify for CommonResponses {
@@ -309,22 +309,43 @@ impl Modify for CommonResponses {
                     .request_body
                     .as_ref()
                     .is_some_and(|body| body.content.contains_key("application/json"));
-                let mut common = vec![(
-                    "408",
-                    "`request_timeout`: the answer was not ready within the server's request limit",
-                )];
-                if !public {
+                let mut common = vec![
+                    (
+                        "408",
+                        "`request_timeout`: the answer was not ready within the server's request limit",
+                    ),
+                    (
+                        "414",
+                        "`uri_too_long`: the request target is longer than the server reads",
+                    ),
+                    (
+                        "431",
+                        "`headers_too_large`: more, or larger, headers than the server reads",
+                    ),
+                ];
+                if public {
+                    common.push((
+                        "403",
+                        "`host_not_allowed`: without auth, the `Host` is not one this server serves",
+                    ));
+                } else {
                     common.extend([
                         ("401", "`unauthorized`: no token, or an unknown, expired or revoked one, where the server requires tokens (`WWW-Authenticate: Bearer`)"),
-                        ("403", "`forbidden`: the token's scope or producers do not allow this"),
+                        ("403", "`forbidden`: the token's scope or producers do not allow this; without auth, `host_not_allowed` (a `Host` this server does not serve) or `cross_origin_refused` (a write from another site's page)"),
                         ("503", "`service_unavailable`: the database or a storage backend cannot be reached; retry later"),
                     ]);
                 }
                 if takes_json {
-                    common.push((
-                        "413",
-                        "`payload_too_large`: the JSON body is larger than the server accepts",
-                    ));
+                    common.extend([
+                        (
+                            "413",
+                            "`payload_too_large`: the JSON body is larger than the server accepts",
+                        ),
+                        (
+                            "415",
+                            "`unsupported_media_type`: the body is not sent as `application/json`",
+                        ),
+                    ]);
                 }
                 for (status, description) in common {
                     operation

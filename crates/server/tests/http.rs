@@ -2398,17 +2398,20 @@ async fn openapi_documents_the_layers_answers_on_every_route() {
             let responses = operation["responses"].as_object().unwrap();
             let has = |status: &str| responses.contains_key(status);
             let at = format!("{method} {path}");
-            assert!(has("408"), "{at} lacks 408");
-            let is_public = public.contains(&path.as_str());
-            for status in ["401", "403"] {
-                assert_eq!(has(status), !is_public, "{at}: {status}");
+            for status in ["408", "414", "431"] {
+                assert!(has(status), "{at} lacks {status}");
             }
+            let is_public = public.contains(&path.as_str());
+            assert_eq!(has("401"), !is_public, "{at}: 401");
+            // 403 everywhere: `host_not_allowed` reaches the public routes too.
+            assert!(has("403"), "{at} lacks 403");
             assert!(is_public || has("503"), "{at} lacks 503");
             let takes_json = operation["requestBody"]["content"]
                 .get("application/json")
                 .is_some();
             if takes_json {
                 assert!(has("413"), "{at} reads JSON but lacks 413");
+                assert!(has("415"), "{at} reads JSON but lacks 415");
             }
             if responses.contains_key("401") {
                 let problem = &responses["401"]["content"]["application/problem+json"];
