@@ -83,6 +83,13 @@ pub async fn run(
             )));
         }
         tracing::warn!(%address, "INSECURE: serving a non-loopback address without authentication");
+        if address.ip().is_unspecified() && config.server.allowed_hosts.is_empty() {
+            tracing::warn!(
+                "without authentication only loopback names are served: requests naming this \
+                 machine by another name or address get 403 host_not_allowed until it is listed \
+                 in `[server] allowed_hosts`"
+            );
+        }
     }
     tracing::info!(%address, data_dir = %config.data_dir.display(), auth_required = config.auth.required, "artifactstore listening");
     let mut allowed_hosts = config.server.allowed_hosts.clone();
