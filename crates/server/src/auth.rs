@@ -144,7 +144,8 @@ fn is_own_host(host: &str, allowed: &[String]) -> bool {
         || host
             .parse::<std::net::Ipv4Addr>()
             .is_ok_and(|ip| ip.is_loopback());
-    loopback || allowed.iter().any(|a| a.eq_ignore_ascii_case(host))
+    // Listed entries may carry a port or a trailing dot, as a `Host` does.
+    loopback || allowed.iter().any(|a| host_part(a) == host)
 }
 
 /// With auth off, any request reaches an admin: refuse those a browser may
@@ -283,7 +284,7 @@ mod tests {
 
     #[test]
     fn own_hosts_without_auth() {
-        let allowed = vec!["artifacts.internal".to_owned()];
+        let allowed = vec!["artifacts.internal".to_owned(), "Proxy.Example:8443".to_owned()];
         for own in [
             "localhost",
             "api.localhost",
@@ -291,6 +292,7 @@ mod tests {
             "127.1.2.3",
             "[::1]",
             "artifacts.internal",
+            "proxy.example",
         ] {
             assert!(is_own_host(own, &allowed), "{own}");
         }
