@@ -4,8 +4,9 @@
 
 use artifactstore_core::cbor;
 use artifactstore_core::event::{
-    DeletionEligible, FileIngested, LocationVerified, MetadataSchemaRegistered, PackageCreated, Payload,
-    RetentionDefaultApplied, RetentionExtended, RetentionHold, TokenCreated, TokenRevoked,
+    DeletionEligible, FileIngested, HoldApplied, HoldReleased, LocationVerified,
+    MetadataSchemaRegistered, PackageCreated, Payload, RetentionDefaultApplied, RetentionExtended,
+    TokenCreated, TokenRevoked,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -21,7 +22,8 @@ fuzz_target!(|data: &[u8]| {
     round_trip::<RetentionDefaultApplied>(data);
     round_trip::<FileIngested>(data);
     round_trip::<RetentionExtended>(data);
-    round_trip::<RetentionHold>(data);
+    round_trip::<HoldApplied>(data);
+    round_trip::<HoldReleased>(data);
     round_trip::<DeletionEligible>(data);
     round_trip::<LocationVerified>(data);
     round_trip::<MetadataSchemaRegistered>(data);

@@ -77,7 +77,34 @@ pub struct NewEvent {
 }
 
 impl NewEvent {
-    /// An event whose payload is `payload` encoded as canonical CBOR.
+    /// The event `payload` describes: its type, subject kind and subject id
+    /// come from the payload's type ([`Payload`]), so they cannot disagree.
+    pub fn of<P: Payload>(payload: &P, actor: &str) -> Result<Self, CborError> {
+        Self::new(
+            P::EVENT_TYPE,
+            P::SUBJECT_KIND,
+            payload.subject_id(),
+            actor,
+            payload,
+        )
+    }
+
+    /// `v1.package.finalized` of `package_id`, whose payload is the
+    /// manifest's canonical CBOR itself (so the event's payload digest is
+    /// the package's content address).
+    pub fn finalized(package_id: &str, actor: &str, manifest_cbor: Vec<u8>) -> Self {
+        Self {
+            event_type: types::PACKAGE_FINALIZED.to_owned(),
+            subject_kind: subjects::PACKAGE.to_owned(),
+            subject_id: package_id.to_owned(),
+            actor: actor.to_owned(),
+            payload: manifest_cbor,
+        }
+    }
+
+    /// An event whose payload is `payload` encoded as canonical CBOR, with
+    /// its type and subject given by the caller (a test writing odd rows,
+    /// or a tool generating a log); [`NewEvent::of`] is the usual way.
     pub fn new<P: Serialize>(
         event_type: &str,
         subject_kind: &str,
@@ -180,6 +207,9 @@ pub enum PayloadError {
     /// Not CBOR of the expected shape.
     #[error("malformed payload: {0}")]
     Malformed(#[from] CborError),
+    /// Not a manifest (`v1.package.finalized`).
+    #[error("malformed manifest payload: {0}")]
+    Manifest(String),
     /// Written by a version this build does not know.
     #[error("payload version {found} is not supported (this build reads up to {supported})")]
     UnsupportedVersion {
@@ -190,36 +220,121 @@ pub enum PayloadError {
     },
 }
 
-/// A versioned payload.
+/// Only the version of a payload: read first, so that a payload of a newer
+/// version (whose fields this build does not know) is reported as such,
+/// not as malformed.
+#[derive(Deserialize)]
+struct VersionOnly {
+    v: u32,
+}
+
+/// A versioned payload of one event type.
+///
+/// How to change a payload: add a version. Keep the structure of the old
+/// version (renamed, e.g. `PackageCreatedV1`), give the current one the
+/// next `VERSION`, and in [`Payload::decode`] decode older versions as
+/// their own type and convert them one step at a time (v1 → v2 → …), so
+/// the log's old rows keep replaying to the same views. Never change what
+/// an existing version means: its bytes are in logs and in checksums.
 pub trait Payload: Serialize + DeserializeOwned {
+    /// The event type it is the payload of (one of [`types`]).
+    const EVENT_TYPE: &'static str;
+    /// What its subject id names (one of [`subjects`]).
+    const SUBJECT_KIND: &'static str;
     /// The version this build writes.
     const VERSION: u32;
     /// The version recorded in this value.
     fn version(&self) -> u32;
+    /// The id of the event's subject.
+    fn subject_id(&self) -> &str;
 
-    /// Decodes and checks the version. Older versions would be migrated
-    /// here, one step at a time, when a version 2 exists.
+    /// Decodes, reading the version first: a newer version is
+    /// [`PayloadError::UnsupportedVersion`] whatever its fields.
     fn decode(bytes: &[u8]) -> Result<Self, PayloadError> {
-        let value: Self = cbor::from_cbor(bytes)?;
-        if value.version() > Self::VERSION {
+        let VersionOnly { v } = cbor::from_cbor(bytes)?;
+        if v > Self::VERSION || v == 0 {
             return Err(PayloadError::UnsupportedVersion {
-                found: value.version(),
+                found: v,
                 supported: Self::VERSION,
             });
         }
-        Ok(value)
+        Ok(cbor::from_cbor(bytes)?)
     }
 }
 
 macro_rules! payload_v1 {
-    ($name:ident) => {
+    ($name:ident, $event_type:expr, $subject_kind:expr, $subject:ident) => {
         impl Payload for $name {
+            const EVENT_TYPE: &'static str = $event_type;
+            const SUBJECT_KIND: &'static str = $subject_kind;
             const VERSION: u32 = 1;
             fn version(&self) -> u32 {
                 self.v
             }
+            fn subject_id(&self) -> &str {
+                &self.$subject
+            }
         }
     };
+}
+
+/// Every event's payload, by event type: what the view handlers match on,
+/// exhaustively.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EventPayload {
+    /// `v1.package.created`.
+    PackageCreated(PackageCreated),
+    /// `v1.retention.default_applied`.
+    RetentionDefaultApplied(RetentionDefaultApplied),
+    /// `v1.file.ingested`.
+    FileIngested(FileIngested),
+    /// `v1.package.finalized`: the manifest.
+    PackageFinalized(Box<crate::Manifest>),
+    /// `v1.retention.extended`.
+    RetentionExtended(RetentionExtended),
+    /// `v1.retention.hold_applied`.
+    HoldApplied(HoldApplied),
+    /// `v1.retention.hold_released`.
+    HoldReleased(HoldReleased),
+    /// `v1.retention.deletion_eligible`.
+    DeletionEligible(DeletionEligible),
+    /// `v1.storage.location_verified`.
+    LocationVerified(LocationVerified),
+    /// `v1.metadata_schema.registered`.
+    MetadataSchemaRegistered(MetadataSchemaRegistered),
+    /// `v1.token.created`.
+    TokenCreated(TokenCreated),
+    /// `v1.token.revoked`.
+    TokenRevoked(TokenRevoked),
+    /// A type this build does not know (written by a newer version).
+    Unknown,
+}
+
+impl EventPayload {
+    /// Decodes `event`'s payload by its type.
+    pub fn decode(event: &Event) -> Result<Self, PayloadError> {
+        fn of<P: Payload>(event: &Event) -> Result<P, PayloadError> {
+            P::decode(&event.payload)
+        }
+        Ok(match event.event_type.as_str() {
+            types::PACKAGE_CREATED => Self::PackageCreated(of(event)?),
+            types::RETENTION_DEFAULT_APPLIED => Self::RetentionDefaultApplied(of(event)?),
+            types::FILE_INGESTED => Self::FileIngested(of(event)?),
+            types::PACKAGE_FINALIZED => Self::PackageFinalized(Box::new(
+                crate::Manifest::decode(&event.payload)
+                    .map_err(|e| PayloadError::Manifest(e.to_string()))?,
+            )),
+            types::RETENTION_EXTENDED => Self::RetentionExtended(of(event)?),
+            types::RETENTION_HOLD_APPLIED => Self::HoldApplied(of(event)?),
+            types::RETENTION_HOLD_RELEASED => Self::HoldReleased(of(event)?),
+            types::RETENTION_DELETION_ELIGIBLE => Self::DeletionEligible(of(event)?),
+            types::STORAGE_LOCATION_VERIFIED => Self::LocationVerified(of(event)?),
+            types::METADATA_SCHEMA_REGISTERED => Self::MetadataSchemaRegistered(of(event)?),
+            types::TOKEN_CREATED => Self::TokenCreated(of(event)?),
+            types::TOKEN_REVOKED => Self::TokenRevoked(of(event)?),
+            _ => Self::Unknown,
+        })
+    }
 }
 
 /// `v1.package.created`.
@@ -243,7 +358,12 @@ pub struct PackageCreated {
     /// Schema the metadata was validated against.
     pub metadata_schema_id: Option<String>,
 }
-payload_v1!(PackageCreated);
+payload_v1!(
+    PackageCreated,
+    types::PACKAGE_CREATED,
+    subjects::PACKAGE,
+    package_id
+);
 
 /// `v1.retention.default_applied`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -260,7 +380,12 @@ pub struct RetentionDefaultApplied {
     /// The resulting expiry.
     pub expires_at: Option<Timestamp>,
 }
-payload_v1!(RetentionDefaultApplied);
+payload_v1!(
+    RetentionDefaultApplied,
+    types::RETENTION_DEFAULT_APPLIED,
+    subjects::PACKAGE,
+    package_id
+);
 
 /// `v1.file.ingested`: everything replay needs to rebuild the file and its
 /// storage location.
@@ -292,7 +417,12 @@ pub struct FileIngested {
     /// `hot` for now; colder tiers later.
     pub retrieval_tier: String,
 }
-payload_v1!(FileIngested);
+payload_v1!(
+    FileIngested,
+    types::FILE_INGESTED,
+    subjects::PACKAGE,
+    package_id
+);
 
 /// `v1.retention.extended`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -309,12 +439,17 @@ pub struct RetentionExtended {
     /// Why.
     pub reason: String,
 }
-payload_v1!(RetentionExtended);
+payload_v1!(
+    RetentionExtended,
+    types::RETENTION_EXTENDED,
+    subjects::PACKAGE,
+    package_id
+);
 
-/// `v1.retention.hold_applied` and `v1.retention.hold_released`.
+/// `v1.retention.hold_applied`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RetentionHold {
+pub struct HoldApplied {
     /// Payload version.
     pub v: u32,
     /// The package.
@@ -324,7 +459,32 @@ pub struct RetentionHold {
     /// Why.
     pub reason: String,
 }
-payload_v1!(RetentionHold);
+payload_v1!(
+    HoldApplied,
+    types::RETENTION_HOLD_APPLIED,
+    subjects::PACKAGE,
+    package_id
+);
+
+/// `v1.retention.hold_released` (the same fields as [`HoldApplied`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HoldReleased {
+    /// Payload version.
+    pub v: u32,
+    /// The package.
+    pub package_id: String,
+    /// The hold.
+    pub hold_id: String,
+    /// Why.
+    pub reason: String,
+}
+payload_v1!(
+    HoldReleased,
+    types::RETENTION_HOLD_RELEASED,
+    subjects::PACKAGE,
+    package_id
+);
 
 /// `v1.retention.deletion_eligible`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -339,7 +499,12 @@ pub struct DeletionEligible {
     /// Why now.
     pub reason: String,
 }
-payload_v1!(DeletionEligible);
+payload_v1!(
+    DeletionEligible,
+    types::RETENTION_DELETION_ELIGIBLE,
+    subjects::PACKAGE,
+    package_id
+);
 
 /// `v1.storage.location_verified`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -366,7 +531,12 @@ pub struct LocationVerified {
     /// SHA-256 of the bytes read, hex.
     pub actual_sha256: Option<String>,
 }
-payload_v1!(LocationVerified);
+payload_v1!(
+    LocationVerified,
+    types::STORAGE_LOCATION_VERIFIED,
+    subjects::STORAGE_LOCATION,
+    storage_location_id
+);
 
 /// `v1.metadata_schema.registered`. The schema is kept as its RFC 8785
 /// text because JSON Schemas may hold decimals, which payloads may not.
@@ -382,7 +552,12 @@ pub struct MetadataSchemaRegistered {
     /// The schema, as JCS text.
     pub schema_jcs: String,
 }
-payload_v1!(MetadataSchemaRegistered);
+payload_v1!(
+    MetadataSchemaRegistered,
+    types::METADATA_SCHEMA_REGISTERED,
+    subjects::METADATA_SCHEMA,
+    schema_id
+);
 
 /// `v1.token.created`. The secret itself is never recorded: only its
 /// BLAKE3, which is what a presented token is checked against.
@@ -404,7 +579,12 @@ pub struct TokenCreated {
     /// BLAKE3 of the secret, hex.
     pub secret_blake3: String,
 }
-payload_v1!(TokenCreated);
+payload_v1!(
+    TokenCreated,
+    types::TOKEN_CREATED,
+    subjects::TOKEN,
+    token_id
+);
 
 /// `v1.token.revoked`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -415,27 +595,30 @@ pub struct TokenRevoked {
     /// Token id.
     pub token_id: String,
 }
-payload_v1!(TokenRevoked);
+payload_v1!(
+    TokenRevoked,
+    types::TOKEN_REVOKED,
+    subjects::TOKEN,
+    token_id
+);
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn sample(sequence: i64, previous: &Digest32) -> Event {
-        let payload = RetentionHold {
+        let payload = HoldApplied {
             v: 1,
             package_id: "p".into(),
             hold_id: "h".into(),
             reason: "audit".into(),
         };
-        let new = NewEvent::new(
-            types::RETENTION_HOLD_APPLIED,
-            subjects::PACKAGE,
-            "p",
-            "ops",
-            &payload,
-        )
-        .unwrap();
+        let new = NewEvent::of(&payload, "ops").unwrap();
+        assert_eq!(new.event_type, types::RETENTION_HOLD_APPLIED);
+        assert_eq!(
+            (new.subject_kind.as_str(), new.subject_id.as_str()),
+            (subjects::PACKAGE, "p")
+        );
         Event::seal(
             new,
             sequence,
@@ -468,16 +651,78 @@ mod tests {
     #[test]
     fn payloads_round_trip_and_refuse_newer_versions() {
         let event = sample(1, &GENESIS_CHAIN_HASH);
-        let hold: RetentionHold = event.decode_payload().unwrap();
+        let hold: HoldApplied = event.decode_payload().unwrap();
         assert_eq!(hold.reason, "audit");
-        let newer = RetentionHold { v: 2, ..hold };
+        let newer = HoldApplied { v: 2, ..hold };
         let bytes = cbor::to_canonical(&newer).unwrap();
         assert!(matches!(
-            RetentionHold::decode(&bytes),
+            HoldApplied::decode(&bytes),
             Err(PayloadError::UnsupportedVersion {
                 found: 2,
                 supported: 1
             })
         ));
+    }
+
+    #[test]
+    fn a_newer_version_with_other_fields_is_unsupported_not_malformed() {
+        // A v2 that renamed a field: its version is read before its shape.
+        #[derive(Serialize)]
+        struct HoldV2 {
+            v: u32,
+            package_id: String,
+            hold: String,
+            reasons: Vec<String>,
+        }
+        let bytes = cbor::to_canonical(&HoldV2 {
+            v: 2,
+            package_id: "p".into(),
+            hold: "h".into(),
+            reasons: vec![],
+        })
+        .unwrap();
+        assert!(matches!(
+            HoldApplied::decode(&bytes),
+            Err(PayloadError::UnsupportedVersion { found: 2, .. })
+        ));
+        // A v1 with a field missing is malformed.
+        #[derive(Serialize)]
+        struct Broken {
+            v: u32,
+            package_id: String,
+        }
+        let bytes = cbor::to_canonical(&Broken {
+            v: 1,
+            package_id: "p".into(),
+        })
+        .unwrap();
+        assert!(matches!(
+            HoldApplied::decode(&bytes),
+            Err(PayloadError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn event_payloads_decode_by_type() {
+        let event = sample(1, &GENESIS_CHAIN_HASH);
+        assert!(matches!(
+            EventPayload::decode(&event).unwrap(),
+            EventPayload::HoldApplied(HoldApplied { ref hold_id, .. }) if hold_id == "h"
+        ));
+        let mut released = event.clone();
+        released.event_type = types::RETENTION_HOLD_RELEASED.into();
+        assert!(matches!(
+            EventPayload::decode(&released).unwrap(),
+            EventPayload::HoldReleased(_)
+        ));
+        let mut unknown = event.clone();
+        unknown.event_type = "v9.something.new".into();
+        assert_eq!(
+            EventPayload::decode(&unknown).unwrap(),
+            EventPayload::Unknown
+        );
+        let mut wrong = event;
+        wrong.event_type = types::TOKEN_REVOKED.into();
+        assert!(EventPayload::decode(&wrong).is_err());
     }
 }

@@ -1,7 +1,7 @@
 //! API tokens and what a caller may do. Tokens are created and revoked as
 //! events; only a hash of each secret is stored.
 
-use artifactstore_core::event::{subjects, types, TokenCreated, TokenRevoked};
+use artifactstore_core::event::{TokenCreated, TokenRevoked};
 use artifactstore_core::id::new_id;
 use artifactstore_core::token::{Scope, TokenText};
 use artifactstore_core::{NewEvent, Timestamp};
@@ -103,14 +103,7 @@ impl Registry {
                 token_id: taken.id.clone(),
             });
         }
-        tx.append(NewEvent::new(
-            types::TOKEN_CREATED,
-            subjects::TOKEN,
-            &id,
-            actor,
-            &payload,
-        )?)
-        .await?;
+        tx.append(NewEvent::of(&payload, actor)?).await?;
         tx.commit().await?;
         let record = self.store.token(&id).await?;
         let record = record
@@ -140,14 +133,7 @@ impl Registry {
             v: 1,
             token_id: id.to_owned(),
         };
-        tx.append(NewEvent::new(
-            types::TOKEN_REVOKED,
-            subjects::TOKEN,
-            id,
-            actor,
-            &payload,
-        )?)
-        .await?;
+        tx.append(NewEvent::of(&payload, actor)?).await?;
         tx.commit().await?;
         self.store
             .token(id)

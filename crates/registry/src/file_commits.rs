@@ -12,7 +12,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use artifactstore_core::event::{subjects, types, FileIngested};
+use artifactstore_core::event::FileIngested;
 use artifactstore_core::path::collision_key;
 use artifactstore_core::NewEvent;
 use artifactstore_store::records::status;
@@ -155,15 +155,7 @@ async fn record_group(store: &Store, max_files: u64, group: Vec<Pending>) {
     }
     let events: Result<Vec<NewEvent>, _> = accepted
         .iter()
-        .map(|pending| {
-            NewEvent::new(
-                types::FILE_INGESTED,
-                subjects::PACKAGE,
-                &pending.ingested.package_id,
-                &pending.actor,
-                &pending.ingested,
-            )
-        })
+        .map(|pending| NewEvent::of(&pending.ingested, &pending.actor))
         .collect();
     let events = match events {
         Ok(events) => events,

@@ -3,7 +3,7 @@
 use artifactstore_core::id::new_id;
 use std::ops::Range;
 
-use artifactstore_core::event::{subjects, types, PackageCreated, RetentionDefaultApplied};
+use artifactstore_core::event::{PackageCreated, RetentionDefaultApplied};
 use artifactstore_core::manifest::{
     ManifestFile, ManifestPackage, Provenance, RetentionSummary, StorageReceipt, MANIFEST_VERSION,
 };
@@ -154,15 +154,7 @@ impl Registry {
             metadata_schema_id: schema_id,
         };
         let mut tx = self.store.begin().await?;
-        let created_event = tx
-            .append(NewEvent::new(
-                types::PACKAGE_CREATED,
-                subjects::PACKAGE,
-                &package_id,
-                actor,
-                &created,
-            )?)
-            .await?;
+        let created_event = tx.append(NewEvent::of(&created, actor)?).await?;
         let default = RetentionDefaultApplied {
             v: 1,
             package_id: package_id.clone(),
@@ -170,14 +162,7 @@ impl Registry {
             default_duration_seconds: class.default_duration.map(|d| d.seconds()),
             expires_at: class.default_expiry(created_event.created_at),
         };
-        tx.append(NewEvent::new(
-            types::RETENTION_DEFAULT_APPLIED,
-            subjects::PACKAGE,
-            &package_id,
-            actor,
-            &default,
-        )?)
-        .await?;
+        tx.append(NewEvent::of(&default, actor)?).await?;
         let package = tx.package(&package_id).await?;
         tx.commit().await?;
         package.ok_or_else(|| RegistryError::Internal("created package has no view row".into()))
@@ -270,14 +255,8 @@ impl Registry {
         };
         let bytes = manifest.encode()?;
         let address = ContentAddress::of(&bytes);
-        tx.append(NewEvent {
-            event_type: types::PACKAGE_FINALIZED.to_owned(),
-            subject_kind: subjects::PACKAGE.to_owned(),
-            subject_id: package_id.clone(),
-            actor: actor.to_owned(),
-            payload: bytes,
-        })
-        .await?;
+        tx.append(NewEvent::finalized(&package_id, actor, bytes))
+            .await?;
         tx.commit().await?;
         Ok(Finalized {
             package_id,

@@ -1,8 +1,6 @@
 //! Retention: classes, extensions, legal holds, deletion eligibility.
 
-use artifactstore_core::event::{
-    subjects, types, DeletionEligible, RetentionExtended, RetentionHold,
-};
+use artifactstore_core::event::{DeletionEligible, HoldApplied, HoldReleased, RetentionExtended};
 use artifactstore_core::id::new_id;
 use artifactstore_core::{Event, NewEvent, RetentionClass, Timestamp};
 use artifactstore_store::{LogTx, RetentionRecord};
@@ -79,14 +77,7 @@ impl Registry {
             new_expires_at,
             reason: why,
         };
-        tx.append(NewEvent::new(
-            types::RETENTION_EXTENDED,
-            subjects::PACKAGE,
-            &id,
-            actor,
-            &payload,
-        )?)
-        .await?;
+        tx.append(NewEvent::of(&payload, actor)?).await?;
         let after = state(&mut tx, &id).await?;
         tx.commit().await?;
         Ok(after)
@@ -104,20 +95,13 @@ impl Registry {
         let hold_id = new_id().to_string();
         let mut tx = self.store.begin().await?;
         state(&mut tx, &id).await?;
-        let payload = RetentionHold {
+        let payload = HoldApplied {
             v: 1,
             package_id: id.clone(),
             hold_id: hold_id.clone(),
             reason: why,
         };
-        tx.append(NewEvent::new(
-            types::RETENTION_HOLD_APPLIED,
-            subjects::PACKAGE,
-            &id,
-            actor,
-            &payload,
-        )?)
-        .await?;
+        tx.append(NewEvent::of(&payload, actor)?).await?;
         tx.commit().await?;
         Ok(hold_id)
     }
@@ -144,20 +128,13 @@ impl Registry {
                 _ => RegistryError::HoldNotFound(hold),
             });
         }
-        let payload = RetentionHold {
+        let payload = HoldReleased {
             v: 1,
             package_id: id.clone(),
             hold_id: hold.clone(),
             reason: why,
         };
-        tx.append(NewEvent::new(
-            types::RETENTION_HOLD_RELEASED,
-            subjects::PACKAGE,
-            &id,
-            actor,
-            &payload,
-        )?)
-        .await?;
+        tx.append(NewEvent::of(&payload, actor)?).await?;
         let now = tx.now();
         let last_hold = current.active_holds.len() == 1;
         let expired = current.expires_at.is_some_and(|at| at <= now);
@@ -168,14 +145,7 @@ impl Registry {
                 expires_at: current.expires_at,
                 reason: "last hold released after expiry".into(),
             };
-            tx.append(NewEvent::new(
-                types::RETENTION_DELETION_ELIGIBLE,
-                subjects::PACKAGE,
-                &id,
-                actor,
-                &eligible,
-            )?)
-            .await?;
+            tx.append(NewEvent::of(&eligible, actor)?).await?;
         }
         let after = state(&mut tx, &id).await?;
         tx.commit().await?;
@@ -195,14 +165,7 @@ impl Registry {
                 expires_at: *expires_at,
                 reason: "retention expired".into(),
             };
-            tx.append(NewEvent::new(
-                types::RETENTION_DELETION_ELIGIBLE,
-                subjects::PACKAGE,
-                package_id,
-                actor,
-                &eligible,
-            )?)
-            .await?;
+            tx.append(NewEvent::of(&eligible, actor)?).await?;
         }
         tx.commit().await?;
         Ok(due.into_iter().map(|(id, _)| id).collect())

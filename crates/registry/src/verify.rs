@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use artifactstore_core::event::{subjects, types, LocationVerified};
+use artifactstore_core::event::LocationVerified;
 use artifactstore_core::{DualHasher, NewEvent};
 use artifactstore_store::records::LocationRecord;
 use futures::StreamExt;
@@ -148,13 +148,7 @@ impl Registry {
                     actual_blake3: facts.as_ref().map(|f| f.1.clone()),
                     actual_sha256: facts.map(|f| f.2),
                 };
-                events.push(NewEvent::new(
-                    types::STORAGE_LOCATION_VERIFIED,
-                    subjects::STORAGE_LOCATION,
-                    &location.id,
-                    actor,
-                    &payload,
-                )?);
+                events.push(NewEvent::of(&payload, actor)?);
                 report.checked += 1;
                 report.failed += u64::from(failure.is_some());
                 report.results.push(VerificationResult {

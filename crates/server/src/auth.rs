@@ -284,7 +284,10 @@ mod tests {
 
     #[test]
     fn own_hosts_without_auth() {
-        let allowed = vec!["artifacts.internal".to_owned(), "Proxy.Example:8443".to_owned()];
+        let allowed = vec![
+            "artifacts.internal".to_owned(),
+            "Proxy.Example:8443".to_owned(),
+        ];
         for own in [
             "localhost",
             "api.localhost",

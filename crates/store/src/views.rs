@@ -8,8 +8,8 @@
 
 use artifactstore_core::digest::CONTENT_ADDRESS_PREFIX;
 use artifactstore_core::event::{
-    types, DeletionEligible, FileIngested, LocationVerified, MetadataSchemaRegistered,
-    PackageCreated, Payload, RetentionDefaultApplied, RetentionExtended, RetentionHold,
+    DeletionEligible, EventPayload, FileIngested, HoldApplied, HoldReleased, LocationVerified,
+    MetadataSchemaRegistered, PackageCreated, RetentionDefaultApplied, RetentionExtended,
     TokenCreated, TokenRevoked,
 };
 use artifactstore_core::path::collision_key;
@@ -20,36 +20,34 @@ use crate::records::{status, storage_status};
 use crate::{StoreError, StoreResult};
 
 /// Adds the view statements of one event to `batch`. Unknown event types
-/// (written by a newer version) are tolerated and change nothing.
+/// (written by a newer version) are tolerated and change nothing; a known
+/// type must decode, and a newer version of its payload is reported as
+/// unsupported.
 pub(crate) fn plan(batch: &mut Batch, event: &Event) -> StoreResult<()> {
-    match event.event_type.as_str() {
-        types::PACKAGE_CREATED => package_created(batch, event),
-        types::RETENTION_DEFAULT_APPLIED => retention_default_applied(batch, event),
-        types::FILE_INGESTED => file_ingested(batch, event),
-        types::PACKAGE_FINALIZED => package_finalized(batch, event),
-        types::RETENTION_EXTENDED => retention_extended(batch, event),
-        types::RETENTION_HOLD_APPLIED => hold_applied(batch, event),
-        types::RETENTION_HOLD_RELEASED => hold_released(batch, event),
-        types::RETENTION_DELETION_ELIGIBLE => deletion_eligible(batch, event),
-        types::STORAGE_LOCATION_VERIFIED => location_verified(batch, event),
-        types::METADATA_SCHEMA_REGISTERED => schema_registered(batch, event),
-        types::TOKEN_CREATED => token_created(batch, event),
-        types::TOKEN_REVOKED => token_revoked(batch, event),
-        other => {
+    let decoded = EventPayload::decode(event)
+        .map_err(|e| StoreError::corrupt(format!("event {}: {e}", event.sequence)))?;
+    match decoded {
+        EventPayload::PackageCreated(p) => package_created(batch, event, p),
+        EventPayload::RetentionDefaultApplied(p) => retention_default_applied(batch, event, p),
+        EventPayload::FileIngested(p) => file_ingested(batch, event, p),
+        EventPayload::PackageFinalized(manifest) => package_finalized(batch, event, &manifest),
+        EventPayload::RetentionExtended(p) => retention_extended(batch, event, p),
+        EventPayload::HoldApplied(p) => hold_applied(batch, event, p),
+        EventPayload::HoldReleased(p) => hold_released(batch, event, p),
+        EventPayload::DeletionEligible(p) => deletion_eligible(batch, event, p),
+        EventPayload::LocationVerified(p) => location_verified(batch, event, p),
+        EventPayload::MetadataSchemaRegistered(p) => schema_registered(batch, event, p),
+        EventPayload::TokenCreated(p) => token_created(batch, event, p),
+        EventPayload::TokenRevoked(p) => token_revoked(batch, event, p),
+        EventPayload::Unknown => {
             tracing::debug!(
-                event_type = other,
+                event_type = %event.event_type,
                 sequence = event.sequence,
                 "no handler; event tolerated"
             );
             Ok(())
         }
     }
-}
-
-fn payload<P: Payload>(event: &Event) -> StoreResult<P> {
-    event
-        .decode_payload()
-        .map_err(|e| StoreError::corrupt(format!("event {}: {e}", event.sequence)))
 }
 
 fn touch_package(batch: &mut Batch, package_id: &str, event: &Event) {
@@ -70,8 +68,7 @@ fn scalar_text(value: &serde_json::Value) -> Option<String> {
     }
 }
 
-fn package_created(batch: &mut Batch, event: &Event) -> StoreResult<()> {
-    let p: PackageCreated = payload(event)?;
+fn package_created(batch: &mut Batch, event: &Event, p: PackageCreated) -> StoreResult<()> {
     let metadata = cbor::to_json(&p.metadata).map_err(StoreError::corrupt)?;
     // serde_json, not JCS: JCS writes numbers as doubles, which would round
     // integers beyond 2^53 that the payload keeps exact. Its key order comes
@@ -97,8 +94,11 @@ fn package_created(batch: &mut Batch, event: &Event) -> StoreResult<()> {
     Ok(())
 }
 
-fn retention_default_applied(batch: &mut Batch, event: &Event) -> StoreResult<()> {
-    let p: RetentionDefaultApplied = payload(event)?;
+fn retention_default_applied(
+    batch: &mut Batch,
+    event: &Event,
+    p: RetentionDefaultApplied,
+) -> StoreResult<()> {
     let expires_at = p.expires_at.map(|t| t.to_string());
     batch.push(
         "INSERT INTO retention_state (package_id, retention_class, expires_at, eligible_for_deletion, \
@@ -116,8 +116,7 @@ fn retention_default_applied(batch: &mut Batch, event: &Event) -> StoreResult<()
     Ok(())
 }
 
-fn file_ingested(batch: &mut Batch, event: &Event) -> StoreResult<()> {
-    let p: FileIngested = payload(event)?;
+fn file_ingested(batch: &mut Batch, event: &Event, p: FileIngested) -> StoreResult<()> {
     let size = i64::try_from(p.size_bytes).map_err(StoreError::corrupt)?;
     batch.unique_is_duplicate_path();
     batch.push(
@@ -140,9 +139,7 @@ fn file_ingested(batch: &mut Batch, event: &Event) -> StoreResult<()> {
     Ok(())
 }
 
-fn package_finalized(batch: &mut Batch, event: &Event) -> StoreResult<()> {
-    let manifest = Manifest::decode(&event.payload)
-        .map_err(|e| StoreError::corrupt(format!("event {}: {e}", event.sequence)))?;
+fn package_finalized(batch: &mut Batch, event: &Event, manifest: &Manifest) -> StoreResult<()> {
     batch.push(
         "UPDATE packages SET status = $1, manifest_digest = $2, finalized_at = $3, last_event_sequence = $4 \
          WHERE id = $5",
@@ -151,8 +148,7 @@ fn package_finalized(batch: &mut Batch, event: &Event) -> StoreResult<()> {
     Ok(())
 }
 
-fn retention_extended(batch: &mut Batch, event: &Event) -> StoreResult<()> {
-    let p: RetentionExtended = payload(event)?;
+fn retention_extended(batch: &mut Batch, event: &Event, p: RetentionExtended) -> StoreResult<()> {
     let expires_at = p.new_expires_at.to_string();
     // A later expiry takes back an earlier eligibility.
     batch.push(
@@ -179,8 +175,7 @@ fn retention_touch(batch: &mut Batch, package_id: &str, event: &Event) {
     touch_package(batch, package_id, event);
 }
 
-fn hold_applied(batch: &mut Batch, event: &Event) -> StoreResult<()> {
-    let p: RetentionHold = payload(event)?;
+fn hold_applied(batch: &mut Batch, event: &Event, p: HoldApplied) -> StoreResult<()> {
     batch.push(
         "INSERT INTO retention_holds (hold_id, package_id, reason, applied_at, applied_by, released_at, \
          released_by, release_reason) VALUES ($1, $2, $3, $4, $5, NULL, NULL, NULL)",
@@ -196,8 +191,7 @@ fn hold_applied(batch: &mut Batch, event: &Event) -> StoreResult<()> {
     Ok(())
 }
 
-fn hold_released(batch: &mut Batch, event: &Event) -> StoreResult<()> {
-    let p: RetentionHold = payload(event)?;
+fn hold_released(batch: &mut Batch, event: &Event, p: HoldReleased) -> StoreResult<()> {
     batch.push(
         "UPDATE retention_holds SET released_at = $1, released_by = $2, release_reason = $3 WHERE hold_id = $4",
         vec![Bind::from(event.created_at.to_string()), Bind::from(event.actor.as_str()), Bind::from(p.reason.as_str()), Bind::from(p.hold_id.as_str())],
@@ -206,8 +200,7 @@ fn hold_released(batch: &mut Batch, event: &Event) -> StoreResult<()> {
     Ok(())
 }
 
-fn deletion_eligible(batch: &mut Batch, event: &Event) -> StoreResult<()> {
-    let p: DeletionEligible = payload(event)?;
+fn deletion_eligible(batch: &mut Batch, event: &Event, p: DeletionEligible) -> StoreResult<()> {
     batch.push(
         "UPDATE retention_state SET eligible_for_deletion = 1, eligible_at = $1, updated_sequence = $2 \
          WHERE package_id = $3",
@@ -217,8 +210,7 @@ fn deletion_eligible(batch: &mut Batch, event: &Event) -> StoreResult<()> {
     Ok(())
 }
 
-fn location_verified(batch: &mut Batch, event: &Event) -> StoreResult<()> {
-    let p: LocationVerified = payload(event)?;
+fn location_verified(batch: &mut Batch, event: &Event, p: LocationVerified) -> StoreResult<()> {
     batch.push(
         "UPDATE storage_locations SET status = $1, verified_at = $2, failure = $3 WHERE id = $4",
         vec![
@@ -235,8 +227,11 @@ fn location_verified(batch: &mut Batch, event: &Event) -> StoreResult<()> {
     Ok(())
 }
 
-fn schema_registered(batch: &mut Batch, event: &Event) -> StoreResult<()> {
-    let p: MetadataSchemaRegistered = payload(event)?;
+fn schema_registered(
+    batch: &mut Batch,
+    event: &Event,
+    p: MetadataSchemaRegistered,
+) -> StoreResult<()> {
     batch.push(
         "INSERT INTO metadata_schemas (id, slug, schema_jcs, created_at) VALUES ($1, $2, $3, $4)",
         vec![
@@ -249,8 +244,7 @@ fn schema_registered(batch: &mut Batch, event: &Event) -> StoreResult<()> {
     Ok(())
 }
 
-fn token_created(batch: &mut Batch, event: &Event) -> StoreResult<()> {
-    let p: TokenCreated = payload(event)?;
+fn token_created(batch: &mut Batch, event: &Event, p: TokenCreated) -> StoreResult<()> {
     let producers = serde_json::to_string(&p.producers).map_err(StoreError::corrupt)?;
     batch.push(
         "INSERT INTO api_tokens (id, name, scope, producers, expires_at, secret_blake3, created_at, created_by, \
@@ -260,8 +254,7 @@ fn token_created(batch: &mut Batch, event: &Event) -> StoreResult<()> {
     Ok(())
 }
 
-fn token_revoked(batch: &mut Batch, event: &Event) -> StoreResult<()> {
-    let p: TokenRevoked = payload(event)?;
+fn token_revoked(batch: &mut Batch, event: &Event, p: TokenRevoked) -> StoreResult<()> {
     batch.push(
         "UPDATE api_tokens SET revoked_at = $1, revoked_by = $2 WHERE id = $3 AND revoked_at IS NULL",
         vec![Bind::from(event.created_at.to_string()), Bind::from(event.actor.as_str()), Bind::from(p.token_id.as_str())],

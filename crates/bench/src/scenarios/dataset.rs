@@ -11,9 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
-use artifactstore_core::event::{
-    subjects, types, FileIngested, PackageCreated, RetentionDefaultApplied,
-};
+use artifactstore_core::event::{FileIngested, PackageCreated, Payload, RetentionDefaultApplied};
 use artifactstore_core::{cbor, Digest32, NewEvent, SystemClock};
 use artifactstore_store::Store;
 
@@ -31,19 +29,8 @@ struct Generated {
     sample_ids: Vec<String>,
 }
 
-fn append(
-    tx_events: &mut Vec<NewEvent>,
-    kind: &str,
-    id: &str,
-    payload: &impl serde::Serialize,
-) -> Result<()> {
-    tx_events.push(NewEvent::new(
-        kind,
-        subjects::PACKAGE,
-        id,
-        "bench",
-        payload,
-    )?);
+fn append(tx_events: &mut Vec<NewEvent>, payload: &impl Payload) -> Result<()> {
+    tx_events.push(NewEvent::of(payload, "bench")?);
     Ok(())
 }
 
@@ -79,7 +66,7 @@ async fn generate(url: &str, packages: usize, files: usize) -> Result<Generated>
                 metadata: cbor::from_json(&metadata)?,
                 metadata_schema_id: None,
             };
-            append(&mut pending, types::PACKAGE_CREATED, &id, &created)?;
+            append(&mut pending, &created)?;
             let default = RetentionDefaultApplied {
                 v: 1,
                 package_id: id.clone(),
@@ -87,12 +74,7 @@ async fn generate(url: &str, packages: usize, files: usize) -> Result<Generated>
                 default_duration_seconds: None,
                 expires_at: None,
             };
-            append(
-                &mut pending,
-                types::RETENTION_DEFAULT_APPLIED,
-                &id,
-                &default,
-            )?;
+            append(&mut pending, &default)?;
             for f in 0..files {
                 let blake3 = Digest32::blake3_of(format!("{i}/{f}").as_bytes()).to_hex();
                 let ingested = FileIngested {
@@ -109,7 +91,7 @@ async fn generate(url: &str, packages: usize, files: usize) -> Result<Generated>
                     backend_id: "local".into(),
                     retrieval_tier: "hot".into(),
                 };
-                append(&mut pending, types::FILE_INGESTED, &id, &ingested)?;
+                append(&mut pending, &ingested)?;
             }
         }
         let mut tx = store.begin().await?;

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use artifactstore_core::event::{subjects, types, MetadataSchemaRegistered};
+use artifactstore_core::event::MetadataSchemaRegistered;
 use artifactstore_core::id::new_id;
 use artifactstore_core::{jcs, NewEvent};
 use artifactstore_store::SchemaRecord;
@@ -163,14 +163,7 @@ impl Registry {
             slug: slug.to_owned(),
             schema_jcs: canonical,
         };
-        tx.append(NewEvent::new(
-            types::METADATA_SCHEMA_REGISTERED,
-            subjects::METADATA_SCHEMA,
-            &schema_id,
-            actor,
-            &payload,
-        )?)
-        .await?;
+        tx.append(NewEvent::of(&payload, actor)?).await?;
         let record = tx.schema_by_id(&schema_id).await?;
         tx.commit().await?;
         let record = record
