@@ -258,6 +258,15 @@ fn inline_into(out: &mut String, sql: &str, binds: &[Bind]) -> StoreResult<()> {
     Ok(())
 }
 
+/// The literal [`push_literal`] writes for a text value: the one place
+/// where user text becomes SQL text, public for its fuzz target and its
+/// property test against a real PostgreSQL.
+pub fn postgres_text_literal(text: &str) -> StoreResult<String> {
+    let mut out = String::new();
+    push_literal(&mut out, &Bind::from(text))?;
+    Ok(out)
+}
+
 /// A PostgreSQL literal of `bind`. Text goes in an escape string (`E'…'`),
 /// whose meaning does not depend on `standard_conforming_strings`: each
 /// quote and backslash is doubled, and NUL, which no PostgreSQL text can

@@ -29,6 +29,8 @@ use sqlx::any::AnyPoolOptions;
 use sqlx::{AnyPool, Executor, Row};
 use tokio::sync::{watch, Mutex};
 
+#[doc(hidden)]
+pub use batch::postgres_text_literal;
 pub use log::{LogTx, LogVerification};
 pub use queries::{FileSlot, PackageFilter, PackagePage};
 pub use records::*;
