@@ -677,3 +677,17 @@ engine_tests! {
         assert!(upgraded.replay_check().await.unwrap().identical);
     }
 }
+
+engine_tests! {
+    async fn replay_check_refuses_a_view_column_it_does_not_compare() {
+        let env = TestEnv::new().await;
+        let id = env.package("standard").await;
+        env.put(id, "a.txt", b"a").await;
+        assert!(env.registry.replay_check().await.unwrap().identical);
+        // A migration that adds a column the comparison does not read.
+        let pool = env.registry.store().pool();
+        sqlx::query("ALTER TABLE files ADD COLUMN extra TEXT").execute(pool).await.unwrap();
+        let err = env.registry.replay_check().await.unwrap_err();
+        assert!(format!("{err:?}").contains("files.extra"), "{err:?}");
+    }
+}

@@ -257,9 +257,45 @@ impl Store {
 
     /// Rebuilds every view inside a transaction that is rolled back, and
     /// compares the result with the live views byte for byte. The live
-    /// views are never changed.
+    /// views are never changed. Every column the database's catalog lists
+    /// for a view must be one the comparison reads: a column added by a
+    /// migration but not compared would let replay differ unseen, so it is
+    /// an error, not a pass.
     pub async fn replay_check(&self) -> StoreResult<ReplayReport> {
+        let uncompared = self.uncompared_view_columns().await?;
+        if !uncompared.is_empty() {
+            return Err(StoreError::corrupt(format!(
+                "view columns that replay --check does not compare: {}",
+                uncompared.join(", ")
+            )));
+        }
         self.rebuild_views(true).await
+    }
+
+    /// `table.column` for each column of a view, as the database's own
+    /// catalog lists them, that [`VIEWS`] does not read.
+    async fn uncompared_view_columns(&self) -> StoreResult<Vec<String>> {
+        let sql = match self.engine {
+            Engine::Sqlite => "SELECT name FROM pragma_table_info($1)",
+            Engine::Postgres => {
+                "SELECT column_name::text AS name FROM information_schema.columns \
+                 WHERE table_name = $1 AND table_schema = current_schema()"
+            }
+        };
+        let mut uncompared = Vec::new();
+        for view in VIEWS {
+            let rows = sqlx::query(sql)
+                .bind(view.table)
+                .fetch_all(&self.pool)
+                .await?;
+            for row in &rows {
+                let column: String = row.try_get("name")?;
+                if !view.columns.iter().any(|(name, _)| *name == column) {
+                    uncompared.push(format!("{}.{column}", view.table));
+                }
+            }
+        }
+        Ok(uncompared)
     }
 
     async fn rebuild_views(&self, check: bool) -> StoreResult<ReplayReport> {
