@@ -168,3 +168,59 @@ async fn hypers_own_refusals_are_problems_with_codes() {
     .await;
     assert_eq!(problem(&unknown)["code"], "route_not_found");
 }
+
+/// The header timeout bounds reading a request's headers, not a response:
+/// an event stream outlives it.
+#[tokio::test]
+async fn an_event_stream_outlives_the_header_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config {
+        data_dir: dir.path().to_path_buf(),
+        ..Config::default()
+    };
+    let registry = Registry::open(&config).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let options = ServerOptions {
+        header_read_timeout: Duration::from_secs(1),
+        keep_alive: Duration::from_millis(300),
+        ..ServerOptions::default()
+    };
+    tokio::spawn(serve(
+        listener,
+        registry.clone(),
+        options,
+        std::future::pending(),
+    ));
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(format!("GET /v1/events/stream HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let new = artifactstore_registry::NewPackage {
+        name: "late".into(),
+        producer: "ci".into(),
+        subject: "s".into(),
+        retention_class: "standard".into(),
+        metadata: serde_json::Value::Null,
+        metadata_schema: None,
+    };
+    registry.create_package(new, "tester").await.unwrap();
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !String::from_utf8_lossy(&seen).contains("v1.package.created") {
+        let mut chunk = [0u8; 4096];
+        let left = deadline.saturating_duration_since(Instant::now());
+        let n = tokio::time::timeout(left, stream.read(&mut chunk))
+            .await
+            .expect("the event never arrived")
+            .unwrap();
+        assert!(
+            n > 0,
+            "the stream was closed: {}",
+            String::from_utf8_lossy(&seen)
+        );
+        seen.extend_from_slice(&chunk[..n]);
+    }
+}
