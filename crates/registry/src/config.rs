@@ -410,16 +410,15 @@ impl Config {
         if let Some(listen) = get("ARTIFACTSTORE_LISTEN") {
             self.server.listen = listen;
         }
-        if let Some(required) = get("ARTIFACTSTORE_AUTH_REQUIRED") {
-            let required = flag::parse_bool(&required)
+        if let Some(given) = get("ARTIFACTSTORE_AUTH_REQUIRED") {
+            let required = flag::parse_bool(&given)
                 .map_err(|e| ConfigError::Invalid(format!("ARTIFACTSTORE_AUTH_REQUIRED: {e}")))?;
             if self.auth.required && !required {
-                self.warnings.push(
-                    "ARTIFACTSTORE_AUTH_REQUIRED=false overrides `[auth] required = true` from \
-                     the configuration file: AUTHENTICATION IS OFF and every request acts as an \
-                     admin"
-                        .to_owned(),
-                );
+                self.warnings.push(format!(
+                    "ARTIFACTSTORE_AUTH_REQUIRED={given:?} overrides `[auth] required = true` \
+                     from the configuration file: AUTHENTICATION IS OFF and every request acts \
+                     as an admin"
+                ));
             }
             self.auth.required = required;
         }
