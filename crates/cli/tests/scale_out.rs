@@ -6,7 +6,6 @@
 //! `CI=true`, where a missing service is a failure.
 
 use std::ffi::OsStr;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
@@ -17,14 +16,8 @@ use reqwest::StatusCode;
 
 mod common;
 
+use artifactstore_testkit::{skip_or_fail, PostgresDatabase};
 use common::Served;
-
-fn skip_or_fail(reason: &str) {
-    if artifactstore_core::flag::in_ci() {
-        panic!("{reason}; CI=true: a missing service is a failure");
-    }
-    let _ = writeln!(std::io::stderr(), "SKIPPED: {reason}");
-}
 
 fn garage_env(field: &str) -> Option<String> {
     std::env::var(format!("ARTIFACTSTORE_TEST_GARAGE_{field}")).ok()
@@ -96,31 +89,19 @@ fn follow(server: String, seen: Arc<Mutex<Vec<i64>>>) -> tokio::task::JoinHandle
     })
 }
 
-async fn create_database() -> Option<String> {
-    use sqlx::Connection;
-    sqlx::any::install_default_drivers();
-    let admin = std::env::var("ARTIFACTSTORE_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let Ok(mut conn) = sqlx::AnyConnection::connect(&admin).await else {
-        skip_or_fail(&format!("PostgreSQL is not reachable at {admin}"));
+/// A database of this test's own, dropped after it; `None` where
+/// PostgreSQL does not answer (skipped, or failed under CI).
+async fn create_database() -> Option<PostgresDatabase> {
+    if !artifactstore_testkit::require_postgres() {
         return None;
-    };
-    let name = format!("artifactstore_replicas_{}", uuid::Uuid::new_v4().simple());
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    let base = admin
-        .rsplit_once('/')
-        .map_or(admin.as_str(), |(base, _)| base)
-        .to_owned();
-    Some(format!("{base}/{name}"))
+    }
+    Some(PostgresDatabase::create().await)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_on_postgres_and_garage_behave_as_one_service() {
     let Some(endpoint) = garage_env("ENDPOINT") else {
-        return skip_or_fail("ARTIFACTSTORE_TEST_GARAGE_ENDPOINT is not set");
+        return skip_or_fail("garage", "ARTIFACTSTORE_TEST_GARAGE_ENDPOINT is not set");
     };
     let Some(database) = create_database().await else {
         return;
@@ -130,8 +111,9 @@ async fn two_replicas_on_postgres_and_garage_behave_as_one_service() {
     std::fs::write(
         &config,
         format!(
-            "data_dir = \"{}\"\n[database]\nurl = \"{database}\"\n{}",
+            "data_dir = \"{}\"\n[database]\nurl = \"{}\"\n{}",
             dir.path().display(),
+            database.url,
             s3_backend_toml(&endpoint, &format!("replicas/{}", uuid::Uuid::new_v4()))
         ),
     )
@@ -291,7 +273,7 @@ fn export(line: &str, name: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garage_dying_mid_upload_gives_503_no_event_and_the_server_recovers() {
     if garage_env("BIN").is_none() {
-        return skip_or_fail("ARTIFACTSTORE_TEST_GARAGE_BIN is not set");
+        return skip_or_fail("garage", "ARTIFACTSTORE_TEST_GARAGE_BIN is not set");
     }
     // A Garage of this test's own, so killing it disturbs nothing else.
     let garage_dir = tempfile::tempdir().unwrap();

@@ -9,28 +9,18 @@ use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use sqlx::{Connection, Executor, Row};
 
-fn postgres_url() -> String {
-    std::env::var("ARTIFACTSTORE_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
-
-/// A connection, or `None` (skipped, printed) where no server answers;
-/// under CI a missing server is a failure.
+/// A connection, or `None` where no server answers (skipped, or failed
+/// under CI).
 async fn connect() -> Option<sqlx::PgConnection> {
-    match sqlx::PgConnection::connect(&postgres_url()).await {
-        Ok(conn) => Some(conn),
-        Err(e) if artifactstore_core::flag::in_ci() => {
-            panic!(
-                "PostgreSQL is not reachable at {}: {e} (CI=true: a missing service is a failure)",
-                postgres_url()
-            )
-        }
-        Err(e) => {
-            use std::io::Write;
-            let _ = writeln!(std::io::stderr(), "SKIPPED (postgres): {e}");
-            None
-        }
+    if !artifactstore_testkit::require_postgres() {
+        return None;
     }
+    let url = artifactstore_testkit::postgres_admin_url();
+    Some(
+        sqlx::PgConnection::connect(&url)
+            .await
+            .expect("connect to PostgreSQL"),
+    )
 }
 
 /// Sends `SELECT <literal>, 'end'` as one simple-protocol query, as the

@@ -3,96 +3,15 @@
 
 #![allow(dead_code)]
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use artifactstore_registry::core::{Clock, Timestamp};
+// Each test file uses some of these.
 use artifactstore_registry::{Config, NewPackage, Registry, RegistryBuilder};
-use bytes::Bytes;
-use futures::Stream;
-
-/// A clock that only moves when told to.
-pub struct ManualClock(Mutex<Timestamp>);
-
-impl ManualClock {
-    pub fn starting_at(text: &str) -> Arc<Self> {
-        Arc::new(Self(Mutex::new(text.parse().unwrap())))
-    }
-
-    pub fn advance_seconds(&self, seconds: i64) {
-        let mut now = self.0.lock().unwrap();
-        *now = now.plus_seconds(seconds).unwrap();
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> Timestamp {
-        let mut now = self.0.lock().unwrap();
-        // Each reading is a microsecond later, like a real clock between
-        // two appends.
-        let current = *now;
-        *now = Timestamp::from_datetime(current.as_datetime() + time::Duration::microseconds(1));
-        current
-    }
-}
-
-/// The database engines the suite runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Engine {
-    Sqlite,
-    Postgres,
-}
-
-thread_local! {
-    static ENGINE: std::cell::Cell<Engine> = const { std::cell::Cell::new(Engine::Sqlite) };
-}
-
-/// The server the PostgreSQL runs create their databases on.
-pub fn postgres_admin_url() -> String {
-    std::env::var("ARTIFACTSTORE_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
-
-fn postgres_available() -> bool {
-    use std::net::ToSocketAddrs;
-    let url = postgres_admin_url();
-    let host_port = url
-        .split('@')
-        .nth(1)
-        .and_then(|rest| rest.split('/').next())
-        .unwrap_or("127.0.0.1:5432")
-        .to_owned();
-    host_port
-        .to_socket_addrs()
-        .ok()
-        .and_then(|mut addrs| addrs.next())
-        .is_some_and(|addr| {
-            std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(2)).is_ok()
-        })
-}
-
-/// Runs one test body on `engine`. Without PostgreSQL the PostgreSQL run
-/// is skipped with a printed reason, except under `CI=true`, where a
-/// missing service is a failure.
-pub fn run_on<F: std::future::Future<Output = ()>>(engine: Engine, test: F) {
-    if engine == Engine::Postgres && !postgres_available() {
-        let reason = format!("PostgreSQL is not reachable at {}", postgres_admin_url());
-        if artifactstore_registry::core::flag::in_ci() {
-            panic!("{reason} (CI=true: a missing service is a failure)");
-        }
-        // Written to the stream itself: the test harness hides eprintln! of
-        // passing tests, and a skip must be seen.
-        use std::io::Write;
-        let _ = writeln!(std::io::stderr(), "SKIPPED (postgres): {reason}");
-        return;
-    }
-    ENGINE.with(|e| e.set(engine));
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(test);
-}
+#[allow(unused_imports)]
+pub use artifactstore_testkit::{
+    body, body_in, current_engine, postgres_admin_url, run_on, skip_or_fail, Engine, ManualClock,
+    PostgresDatabase, S3_SERVERS,
+};
 
 /// Declares each `async fn name() { … }` as one test per engine:
 /// `name::sqlite` and `name::postgres`.
@@ -117,88 +36,25 @@ macro_rules! engine_tests {
     )*};
 }
 
-/// The S3-compatible servers the suite knows, by environment prefix.
-pub const S3_SERVERS: [&str; 2] = ["GARAGE", "CEPH"];
-
-/// A backend configuration for S3 server `name` (`GARAGE`, `CEPH`) from
-/// `ARTIFACTSTORE_TEST_<NAME>_*`, under a fresh key prefix. `None` (with a
-/// printed reason) when the server is not configured; under `CI=true` a
-/// missing server is a failure.
+/// A backend configuration for S3 server `name` (`GARAGE`, `CEPH`), under
+/// a fresh key prefix; `None` when the server is not configured (skipped,
+/// or failed under CI: [`artifactstore_testkit::skip_or_fail`]).
 pub fn s3_backend(name: &str, id: &str) -> Option<artifactstore_registry::config::BackendConfig> {
     use artifactstore_registry::config::{BackendConfig, BackendType, Secret};
-    let var = |field: &str| std::env::var(format!("ARTIFACTSTORE_TEST_{name}_{field}")).ok();
-    let Some(endpoint) = var("ENDPOINT") else {
-        let reason = format!("ARTIFACTSTORE_TEST_{name}_ENDPOINT is not set (eval \"$(scripts/s3/test-services up)\")");
-        if artifactstore_registry::core::flag::in_ci() {
-            panic!("{reason}; CI=true: a missing service is a failure");
-        }
-        use std::io::Write;
-        let _ = writeln!(std::io::stderr(), "SKIPPED ({name}): {reason}");
-        return None;
-    };
+    let server = artifactstore_testkit::s3_server(name)?;
     Some(BackendConfig {
         id: id.into(),
         kind: BackendType::S3,
         root: None,
-        endpoint: Some(endpoint),
-        region: var("REGION"),
-        bucket: var("BUCKET"),
+        endpoint: Some(server.endpoint),
+        region: server.region,
+        bucket: server.bucket,
         path_style: true,
-        access_key_id: var("ACCESS_KEY_ID"),
-        secret_access_key: var("SECRET_ACCESS_KEY").map(Secret),
-        prefix: Some(format!("registry-tests/{}", uuid::Uuid::new_v4())),
+        access_key_id: server.access_key_id,
+        secret_access_key: server.secret_access_key.map(Secret),
+        prefix: Some(format!("registry-{}", server.prefix)),
         stall_timeout_seconds: None,
     })
-}
-
-/// A PostgreSQL database made for one test and dropped after it.
-pub struct PostgresDatabase {
-    pub name: String,
-    pub url: String,
-}
-
-impl PostgresDatabase {
-    async fn create() -> Self {
-        use sqlx::Connection;
-        sqlx::any::install_default_drivers();
-        let admin = postgres_admin_url();
-        let name = format!("artifactstore_test_{}", uuid::Uuid::new_v4().simple());
-        let mut conn = sqlx::AnyConnection::connect(&admin).await.unwrap();
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        let base = admin
-            .rsplit_once('/')
-            .map_or(admin.as_str(), |(base, _)| base)
-            .to_owned();
-        Self {
-            url: format!("{base}/{name}"),
-            name,
-        }
-    }
-}
-
-impl Drop for PostgresDatabase {
-    fn drop(&mut self) {
-        let name = self.name.clone();
-        // Drop runs outside async; a short-lived runtime of its own does it.
-        let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async move {
-                use sqlx::Connection;
-                if let Ok(mut conn) = sqlx::AnyConnection::connect(&postgres_admin_url()).await {
-                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                        .execute(&mut conn)
-                        .await;
-                }
-            });
-        })
-        .join();
-    }
 }
 
 pub struct TestEnv {
@@ -236,7 +92,7 @@ impl TestEnv {
     ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let clock = ManualClock::starting_at("2026-01-01T00:00:00Z");
-        let engine = ENGINE.with(|e| e.get());
+        let engine = current_engine();
         let mut config = config_in(dir.path());
         let postgres = match engine {
             Engine::Sqlite => None,
@@ -310,15 +166,6 @@ pub fn new_package(name: &str, class: &str) -> NewPackage {
     }
 }
 
-/// A body stream of `data` in 7-byte chunks, so chunking is exercised.
-pub fn body(data: &[u8]) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
-    let chunks: Vec<Result<Bytes, std::io::Error>> = data
-        .chunks(7)
-        .map(|c| Ok(Bytes::copy_from_slice(c)))
-        .collect();
-    futures::stream::iter(chunks)
-}
-
 pub async fn read_all(stream: artifactstore_registry::ByteStream) -> Vec<u8> {
     use futures::StreamExt;
     let mut out = Vec::new();
@@ -327,16 +174,4 @@ pub async fn read_all(stream: artifactstore_registry::ByteStream) -> Vec<u8> {
         out.extend_from_slice(&chunk.unwrap());
     }
     out
-}
-
-/// A body stream of `data` in `chunk`-byte pieces.
-pub fn body_in(
-    data: &[u8],
-    chunk: usize,
-) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
-    let chunks: Vec<Result<Bytes, std::io::Error>> = data
-        .chunks(chunk)
-        .map(|c| Ok(Bytes::copy_from_slice(c)))
-        .collect();
-    futures::stream::iter(chunks)
 }

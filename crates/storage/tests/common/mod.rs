@@ -7,31 +7,20 @@ use bytes::Bytes;
 use futures::StreamExt;
 
 /// The settings of S3 server `name` (GARAGE, CEPH) from the environment,
-/// under a fresh key prefix so runs and tests stay apart in one bucket.
-/// Without the server's environment: `None` and a printed reason, or a
-/// panic under `CI=true`, where a missing service is a failure.
+/// under a fresh key prefix so runs and tests stay apart in one bucket;
+/// `None` when it is not configured (skipped, or failed under CI:
+/// [`artifactstore_testkit::skip_or_fail`]).
 pub fn s3_settings(name: &str) -> Option<S3Settings> {
-    let var = |field: &str| std::env::var(format!("ARTIFACTSTORE_TEST_{name}_{field}")).ok();
-    let Some(endpoint) = var("ENDPOINT") else {
-        let reason = format!("ARTIFACTSTORE_TEST_{name}_ENDPOINT is not set (start it: eval \"$(scripts/s3/test-services up)\")");
-        if artifactstore_core::flag::in_ci() {
-            panic!("{reason}; CI=true: a missing service is a failure");
-        }
-        // Written to the stream itself: the test harness hides eprintln! of
-        // passing tests, and a skip must be seen.
-        use std::io::Write;
-        let _ = writeln!(std::io::stderr(), "SKIPPED ({name}): {reason}");
-        return None;
-    };
+    let server = artifactstore_testkit::s3_server(name)?;
     Some(S3Settings {
         id: name.to_lowercase(),
-        endpoint: Some(endpoint),
-        region: var("REGION").unwrap_or_else(|| "us-east-1".into()),
-        bucket: var("BUCKET").expect("bucket"),
+        endpoint: Some(server.endpoint),
+        region: server.region.unwrap_or_else(|| "us-east-1".into()),
+        bucket: server.bucket.expect("the server's bucket"),
         path_style: true,
-        access_key_id: var("ACCESS_KEY_ID"),
-        secret_access_key: var("SECRET_ACCESS_KEY"),
-        prefix: format!("tests/{}", uuid::Uuid::new_v4()),
+        access_key_id: server.access_key_id,
+        secret_access_key: server.secret_access_key,
+        prefix: server.prefix,
         stall_timeout: DEFAULT_STALL_TIMEOUT,
     })
 }
