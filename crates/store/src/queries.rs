@@ -98,6 +98,14 @@ pub struct FileSlot {
     pub path_taken: bool,
 }
 
+// The queries with a varying number of rows below (`file_slots`,
+// `path_conflicts`) write their `$N` placeholders by hand rather than with
+// `sqlx::QueryBuilder`: through the `Any` driver, which serves both
+// engines, QueryBuilder writes `?` placeholders (sqlx-core 0.8's default
+// `Arguments::format_placeholder`, which `AnyArguments` keeps), and
+// PostgreSQL refuses `?`. Only placeholders and positions are written into
+// the SQL text; every value is bound.
+
 /// [`FileSlot`]s of several (package, path) pairs in one query, in order;
 /// `None` where the package does not exist.
 pub(crate) async fn file_slots(
