@@ -2,7 +2,10 @@
 //!
 //! Hand-rolled: the set is small and fixed, and a per-router registry (not
 //! a process-global one) keeps several servers in one process, as in the
-//! tests, from mixing their counts.
+//! tests, from mixing their counts. `prometheus-client` 0.24 was tried in
+//! its place (2026-12-04) and kept out: its text encoder writes label
+//! values unescaped, so a `"`, `\` or newline in one breaks the whole
+//! exposition (this file's `label_values_are_escaped` failed with it).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
