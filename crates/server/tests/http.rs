@@ -1,5 +1,6 @@
 //! End-to-end tests of the HTTP API: a real server on 127.0.0.1:0 started
-//! with `serve`, a real HTTP client, a fresh SQLite registry per test.
+//! with `serve`, a real HTTP client, a fresh registry per test, on each
+//! engine (SQLite, and a fresh PostgreSQL database).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -18,6 +19,29 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
+
+/// Runs the test `$name` once on each engine, as `$name::sqlite` and
+/// `$name::postgres` (skipped without PostgreSQL, a failure under CI).
+macro_rules! on_both_engines {
+    ($name:ident) => {
+        mod $name {
+            #[test]
+            fn sqlite() {
+                artifactstore_testkit::run_on(
+                    artifactstore_testkit::Engine::Sqlite,
+                    super::$name(),
+                );
+            }
+            #[test]
+            fn postgres() {
+                artifactstore_testkit::run_on(
+                    artifactstore_testkit::Engine::Postgres,
+                    super::$name(),
+                );
+            }
+        }
+    };
+}
 
 /// Bound on every wait, so a hang fails the test instead of stalling it.
 const WAIT: Duration = Duration::from_secs(20);
@@ -53,6 +77,7 @@ struct TestServer {
     shutdown: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<std::io::Result<()>>>,
     _dir: tempfile::TempDir,
+    _postgres: Option<artifactstore_testkit::PostgresDatabase>,
 }
 
 impl TestServer {
@@ -72,6 +97,13 @@ impl TestServer {
             data_dir: data_dir.clone(),
             ..Default::default()
         };
+        let postgres = match artifactstore_testkit::current_engine() {
+            artifactstore_testkit::Engine::Sqlite => None,
+            artifactstore_testkit::Engine::Postgres => {
+                Some(artifactstore_testkit::PostgresDatabase::create().await)
+            }
+        };
+        config.database.url = postgres.as_ref().map(|db| db.url.clone());
         edit(&mut config);
         let registry = Registry::builder(config)
             .clock(clock.clone())
@@ -96,6 +128,7 @@ impl TestServer {
             shutdown: Some(tx),
             handle: Some(handle),
             _dir: dir,
+            _postgres: postgres,
         }
     }
 
@@ -271,7 +304,7 @@ async fn raw_request(
     (status, text)
 }
 
-#[tokio::test]
+on_both_engines!(packages_create_show_list_filter_and_page);
 async fn packages_create_show_list_filter_and_page() {
     let server = TestServer::start().await;
     let a = server
@@ -384,7 +417,7 @@ async fn packages_create_show_list_filter_and_page() {
     server.stop().await;
 }
 
-#[tokio::test]
+on_both_engines!(package_errors_are_problems);
 async fn package_errors_are_problems() {
     let server = TestServer::start().await;
     let head = server.head().await;
@@ -521,7 +554,7 @@ async fn package_errors_are_problems() {
     server.stop().await;
 }
 
-#[tokio::test]
+on_both_engines!(json_bodies_over_the_limit_are_refused);
 async fn json_bodies_over_the_limit_are_refused() {
     let server = TestServer::start_with(ServerOptions {
         max_json_body_bytes: 1024,
@@ -538,7 +571,7 @@ async fn json_bodies_over_the_limit_are_refused() {
     server.stop().await;
 }
 
-#[tokio::test]
+on_both_engines!(actor_header_is_recorded);
 async fn actor_header_is_recorded() {
     let server = TestServer::start().await;
     let response = server
@@ -581,7 +614,7 @@ async fn actor_header_is_recorded() {
     server.stop().await;
 }
 
-#[tokio::test]
+on_both_engines!(upload_and_download_with_digests);
 async fn upload_and_download_with_digests() {
     let server = TestServer::start().await;
     let package = server.create_package("ci", "standard", Value::Null).await;
@@ -685,7 +718,7 @@ async fn upload_and_download_with_digests() {
     server.stop().await;
 }
 
-#[tokio::test]
+on_both_engines!(large_upload_streams_through);
 async fn large_upload_streams_through() {
     let server = TestServer::start().await;
     let package = server.create_package("ci", "standard", Value::Null).await;
@@ -726,7 +759,7 @@ async fn large_upload_streams_through() {
     server.stop().await;
 }
 
-#[tokio::test]
+on_both_engines!(ranges_head_and_conditional_requests);
 async fn ranges_head_and_conditional_requests() {
     let server = TestServer::start().await;
     let package = server.create_package("ci", "standard", Value::Null).await;
@@ -880,7 +913,7 @@ async fn ranges_head_and_conditional_requests() {
     server.stop().await;
 }
 
-#[tokio::test]
+on_both_engines!(invalid_relative_paths_are_refused);
 async fn invalid_relative_paths_are_refused() {
     let server = TestServer::start().await;
     let package = server.create_package("ci", "standard", Value::Null).await;
@@ -927,7 +960,7 @@ async fn invalid_relative_paths_are_refused() {
     server.stop().await;
 }
 
-#[tokio::test]
+on_both_engines!(duplicate_paths_and_finalized_packages_conflict);
 async fn duplicate_paths_and_finalized_packages_conflict() {
     let server = TestServer::start().await;
     let package = server.create_package("ci", "standard", Value::Null).await;
@@ -1000,7 +1033,7 @@ async fn duplicate_paths_and_finalized_packages_conflict() {
     server.stop().await;
 }
 
-#[tokio::test]
+on_both_engines!(digest_mismatch_stores_nothing);
 async fn digest_mismatch_stores_nothing() {
     let server = TestServer::start().await;
     let package = server.create_package("ci", "standard", Value::Null).await;
@@ -1091,7 +1124,7 @@ async fn digest_mismatch_stores_nothing() {
     server.stop().await;
 }
 
-#[tokio::test]
+on_both_engines!(manifest_in_cbor_and_json);
 async fn manifest_in_cbor_and_json() {
     let server = TestServer::start().await;
     let package = server
@@ -1194,7 +1227,7 @@ async fn manifest_in_cbor_and_json() {
     server.stop().await;
 }
 
-#[tokio::test]
+on_both_engines!(events_pages);
 async fn events_pages() {
     let server = TestServer::start().await;
     let empty = json_of(server.get("/v1/events?since=0").await).await;
@@ -1367,7 +1400,7 @@ impl SseReader {
     }
 }
 
-#[tokio::test]
+on_both_engines!(event_stream_is_live_and_resumes_from_last_event_id);
 async fn event_stream_is_live_and_resumes_from_last_event_id() {
     let server = TestServer::start_with(ServerOptions {
         keep_alive: Duration::from_millis(200),
@@ -1436,7 +1469,7 @@ async fn event_stream_is_live_and_resumes_from_last_event_id() {
     server.stop().await;
 }
 
-#[tokio::test]
+on_both_engines!(shutdown_ends_open_event_streams);
 async fn shutdown_ends_open_event_streams() {
     let server = TestServer::start().await;
     let response = server.get("/v1/events/stream").await;
@@ -1458,7 +1491,7 @@ async fn shutdown_ends_open_event_streams() {
     }
 }
 
-#[tokio::test]
+on_both_engines!(retention_extend_hold_release_history_and_sweep);
 async fn retention_extend_hold_release_history_and_sweep() {
     let server = TestServer::start().await;
     let classes = json_of(server.get("/v1/retention-classes").await).await;
@@ -1649,7 +1682,7 @@ async fn retention_extend_hold_release_history_and_sweep() {
     server.stop().await;
 }
 
-#[tokio::test]
+on_both_engines!(metadata_schemas_register_idempotently_and_validate);
 async fn metadata_schemas_register_idempotently_and_validate() {
     let server = TestServer::start().await;
     let schema = json!({
@@ -1734,7 +1767,7 @@ async fn metadata_schemas_register_idempotently_and_validate() {
     server.stop().await;
 }
 
-#[tokio::test]
+on_both_engines!(storage_verify_finds_corruption);
 async fn storage_verify_finds_corruption() {
     let server = TestServer::start().await;
     let package = server.create_package("ci", "standard", Value::Null).await;
@@ -1800,7 +1833,7 @@ async fn storage_verify_finds_corruption() {
     server.stop().await;
 }
 
-#[tokio::test]
+on_both_engines!(health_reports_ok);
 async fn health_reports_ok() {
     let server = TestServer::start().await;
     server.create_package("ci", "standard", Value::Null).await;
@@ -1816,7 +1849,7 @@ async fn health_reports_ok() {
     server.stop().await;
 }
 
-#[tokio::test]
+on_both_engines!(health_is_503_when_the_database_is_gone);
 async fn health_is_503_when_the_database_is_gone() {
     let server = TestServer::start().await;
     server.registry.close().await;
@@ -1828,7 +1861,7 @@ async fn health_is_503_when_the_database_is_gone() {
     server.stop().await;
 }
 
-#[tokio::test]
+on_both_engines!(metrics_count_requests_bytes_and_ingests);
 async fn metrics_count_requests_bytes_and_ingests() {
     let server = TestServer::start().await;
     let package = server.create_package("ci", "standard", Value::Null).await;
@@ -1904,7 +1937,7 @@ const CONTRACT_ROUTES: &[(&str, &[&str])] = &[
     ("/v1/storage/verify", &["post"]),
 ];
 
-#[tokio::test]
+on_both_engines!(openapi_lists_every_route);
 async fn openapi_lists_every_route() {
     let server = TestServer::start().await;
     let response = server.get("/openapi.json").await;
@@ -2047,8 +2080,8 @@ async fn openapi_lists_every_route() {
     server.stop().await;
 }
 
+on_both_engines!(tokens_scopes_and_producer_limits_are_enforced_when_auth_is_required);
 /// Auth required: tokens, scopes, producer limits, actors, public routes.
-#[tokio::test]
 async fn tokens_scopes_and_producer_limits_are_enforced_when_auth_is_required() {
     use artifactstore_core::token::Scope;
     let server = TestServer::start_with(ServerOptions {
@@ -2269,9 +2302,9 @@ async fn tokens_scopes_and_producer_limits_are_enforced_when_auth_is_required() 
     );
 }
 
+on_both_engines!(upload_limits_answer_413_429_and_drop_stalled_uploads);
 /// Limits: a declared oversize body is refused before it is read, uploads
 /// beyond the concurrency limit get 429, and a stalled upload is dropped.
-#[tokio::test]
 async fn upload_limits_answer_413_429_and_drop_stalled_uploads() {
     let server = TestServer::start_configured(ServerOptions::default(), |config| {
         config.limits.max_file_bytes = 1024;
@@ -2346,9 +2379,9 @@ async fn upload_limits_answer_413_429_and_drop_stalled_uploads() {
     );
 }
 
+on_both_engines!(slow_requests_time_out_with_408_and_pages_are_capped);
 /// A request that takes longer than `request_timeout_seconds` gets 408,
 /// and pages are capped at `limits.max_page`.
-#[tokio::test]
 async fn slow_requests_time_out_with_408_and_pages_are_capped() {
     let server = TestServer::start_configured(ServerOptions::default(), |config| {
         config.limits.request_timeout_seconds = 1;
@@ -2384,10 +2417,10 @@ async fn slow_requests_time_out_with_408_and_pages_are_capped() {
     assert_eq!(server.file_count(id).await, 0);
 }
 
+on_both_engines!(openapi_documents_the_layers_answers_on_every_route);
 /// The answers the layers give (auth, deadline, body limit, an unreachable
 /// database) are documented on every route they can come from, and the
 /// upload route documents its own limits.
-#[tokio::test]
 async fn openapi_documents_the_layers_answers_on_every_route() {
     let server = TestServer::start().await;
     let doc = json_of(server.get("/openapi.json").await).await;
@@ -2437,10 +2470,10 @@ async fn openapi_documents_the_layers_answers_on_every_route() {
     server.stop().await;
 }
 
+on_both_engines!(stored_active_content_is_never_served_as_a_page);
 /// A stored HTML or SVG file must never act as a page of the API's origin:
 /// downloads are attachments, never sniffed, sandboxed; inline display is
 /// granted to safe types only, and only when asked for.
-#[tokio::test]
 async fn stored_active_content_is_never_served_as_a_page() {
     let server = TestServer::start().await;
     let package = server.create_package("ci", "standard", json!({})).await;
@@ -2529,9 +2562,9 @@ async fn stored_active_content_is_never_served_as_a_page() {
     assert_problem(bad, StatusCode::BAD_REQUEST, "invalid_query").await;
 }
 
+on_both_engines!(cross_site_requests_are_refused_when_auth_is_off);
 /// Without auth, every caller is an admin: a page of another site (a form,
 /// a `fetch`) or a DNS-rebound name must not be able to drive the server.
-#[tokio::test]
 async fn cross_site_requests_are_refused_when_auth_is_off() {
     let server = TestServer::start_with(ServerOptions {
         allowed_hosts: vec!["artifacts.internal".into()],
@@ -2673,9 +2706,9 @@ async fn cross_site_requests_are_refused_when_auth_is_off() {
     assert_eq!(proxied.status(), StatusCode::CREATED);
 }
 
+on_both_engines!(trickling_uploads_hold_no_more_than_their_share_and_are_dropped);
 /// Trickling uploads: one caller cannot hold more than its share of the
 /// upload slots, and an upload slower than the least rate is dropped.
-#[tokio::test]
 async fn trickling_uploads_hold_no_more_than_their_share_and_are_dropped() {
     let server = TestServer::start_configured(ServerOptions::default(), |config| {
         config.limits.max_concurrent_uploads = 4;
