@@ -168,8 +168,8 @@ pub(crate) struct SchemaRecordSchema {
     id: String,
     /// Slug.
     slug: String,
-    /// The JSON Schema.
-    #[schema(value_type = Object)]
+    /// The JSON Schema: any JSON value (`true` and `false` are schemas
+    /// too).
     schema: serde_json::Value,
     /// Registration time.
     #[schema(format = DateTime)]

@@ -69,7 +69,8 @@ pub(crate) struct EventsQuery {
     /// Return events with a sequence greater than this (default 0).
     #[param(minimum = 0)]
     since: Option<i64>,
-    /// Page size (default 100, at most 1000).
+    /// Page size (default 100; larger pages are cut to the server's limit).
+    #[param(minimum = 1)]
     limit: Option<i64>,
 }
 

@@ -179,7 +179,7 @@ fn media_type(headers: &HeaderMap) -> ApiResult<String> {
     path = "/v1/packages/{id}/files/{relative_path}",
     tag = "files",
     params(
-        ("id" = String, Path, description = "Package id (UUID)"),
+        ("id" = uuid::Uuid, Path, description = "Package id (UUID)"),
         ("relative_path" = String, Path, description = "Path in the package, `/`-separated, percent-encoded"),
         ("Content-Type" = Option<String>, Header, description = "Media type recorded for the file (default application/octet-stream)"),
         ("Content-Digest" = Option<String>, Header, description = "RFC 9530, e.g. `sha-256=:BASE64:`; `sha-256` and `sha-512` are checked, other algorithms ignored beside them, and a value with neither is refused (400 `invalid_digest`)"),
@@ -277,7 +277,7 @@ pub(crate) async fn put_file(
     get,
     path = "/v1/packages/{id}/files",
     tag = "files",
-    params(("id" = String, Path, description = "Package id (UUID)")),
+    params(("id" = uuid::Uuid, Path, description = "Package id (UUID)")),
     responses(
         (status = 200, description = "The files", body = FileListSchema),
         (status = 400, description = "`invalid_id`", body = ProblemBody, content_type = "application/problem+json"),
@@ -299,7 +299,7 @@ pub(crate) async fn list_files(
     get,
     path = "/v1/files/{file_id}",
     tag = "files",
-    params(("file_id" = String, Path, description = "File id (UUID)")),
+    params(("file_id" = uuid::Uuid, Path, description = "File id (UUID)")),
     responses(
         (status = 200, description = "The file", body = FileSchema),
         (status = 400, description = "`invalid_id`", body = ProblemBody, content_type = "application/problem+json"),
@@ -320,7 +320,7 @@ pub(crate) async fn get_file(
     path = "/v1/files/{file_id}/content",
     tag = "files",
     params(
-        ("file_id" = String, Path, description = "File id (UUID)"),
+        ("file_id" = uuid::Uuid, Path, description = "File id (UUID)"),
         ("Range" = Option<String>, Header, description = "`bytes=a-b`, `bytes=a-` or `bytes=-n`; of several, the first satisfiable is served"),
         ("If-None-Match" = Option<String>, Header, description = "The ETag (or `*`) answers 304"),
         ("If-Range" = Option<String>, Header, description = "Apply `Range` only if this is the current ETag"),
@@ -358,7 +358,7 @@ pub(crate) async fn get_file_content(
     head,
     path = "/v1/files/{file_id}/content",
     tag = "files",
-    params(("file_id" = String, Path, description = "File id (UUID)")),
+    params(("file_id" = uuid::Uuid, Path, description = "File id (UUID)")),
     responses(
         (status = 200, description = "Headers of the whole file (a `Range` is ignored, as RFC 9110 defines ranges for GET only)"),
         (status = 304, description = "Not modified"),
@@ -381,7 +381,7 @@ pub(crate) async fn head_file_content(
     path = "/v1/packages/{id}/files/{relative_path}",
     tag = "files",
     params(
-        ("id" = String, Path, description = "Package id (UUID)"),
+        ("id" = uuid::Uuid, Path, description = "Package id (UUID)"),
         ("relative_path" = String, Path, description = "Path in the package, percent-encoded"),
         ("Range" = Option<String>, Header, description = "As for /v1/files/{file_id}/content"),
         ("If-None-Match" = Option<String>, Header, description = "The ETag (or `*`) answers 304"),
@@ -419,7 +419,7 @@ pub(crate) async fn get_file_by_path(
     path = "/v1/packages/{id}/files/{relative_path}",
     tag = "files",
     params(
-        ("id" = String, Path, description = "Package id (UUID)"),
+        ("id" = uuid::Uuid, Path, description = "Package id (UUID)"),
         ("relative_path" = String, Path, description = "Path in the package, percent-encoded"),
     ),
     responses(

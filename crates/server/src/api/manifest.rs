@@ -31,7 +31,7 @@ pub(crate) struct ManifestQuery {
     get,
     path = "/v1/packages/{id}/manifest",
     tag = "packages",
-    params(("id" = String, Path, description = "Package id (UUID)"), ManifestQuery),
+    params(("id" = uuid::Uuid, Path, description = "Package id (UUID)"), ManifestQuery),
     responses(
         (status = 200, description = "The manifest: `application/cbor` (its BLAKE3 is the package's manifest_digest) or `application/json` (RFC 8785)", content(
             (BinarySchema = "application/cbor"),

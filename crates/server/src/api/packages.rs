@@ -86,9 +86,11 @@ pub(crate) struct ListPackagesParams {
     retention_class: Option<String>,
     /// Exact status (`created`, `finalized`).
     status: Option<String>,
-    /// Page size (default 100, at most 1000).
+    /// Page size (default 100; larger pages are cut to the server's limit).
+    #[param(minimum = 1)]
     limit: Option<i64>,
     /// The `next` cursor of the previous page.
+    #[param(minimum = 0)]
     after: Option<i64>,
     /// `metadata.KEY=VALUE`: the top-level metadata key `KEY` has the scalar
     /// value `VALUE` (`true`, `42`, `nightly`); several keys may be given
@@ -151,7 +153,16 @@ pub(crate) fn package_filter(
             "subject" => filter.subject = Some(value),
             "retention_class" => filter.retention_class = Some(value),
             "status" => filter.status = Some(value),
-            "after" => filter.after = Some(parse_integer("after", &value)?),
+            "after" => {
+                let after = parse_integer("after", &value)?;
+                if after < 0 {
+                    return Err(Problem::bad_request(
+                        "invalid_query",
+                        format!("`after` is a cursor, 0 or more (got {after})"),
+                    ));
+                }
+                filter.after = Some(after);
+            }
             "limit" => {
                 let limit = parse_integer("limit", &value)?;
                 if limit < 1 {
@@ -206,7 +217,7 @@ pub(crate) struct PackagePath {
     get,
     path = "/v1/packages/{id}",
     tag = "packages",
-    params(("id" = String, Path, description = "Package id (UUID)")),
+    params(("id" = uuid::Uuid, Path, description = "Package id (UUID)")),
     responses(
         (status = 200, description = "The package", body = PackageSchema),
         (status = 400, description = "`invalid_id`", body = ProblemBody, content_type = "application/problem+json"),
@@ -226,7 +237,7 @@ pub(crate) async fn get_package(
     post,
     path = "/v1/packages/{id}/finalize",
     tag = "packages",
-    params(("id" = String, Path, description = "Package id (UUID)")),
+    params(("id" = uuid::Uuid, Path, description = "Package id (UUID)")),
     responses(
         (status = 200, description = "Finalized", body = FinalizedSchema),
         (status = 400, description = "`invalid_id`", body = ProblemBody, content_type = "application/problem+json"),
@@ -294,6 +305,7 @@ mod tests {
             vec![("metadata.", "x")],
             vec![("metadata.k", "a"), ("metadata.k", "b")],
             vec![("metadata.k", "a"), ("metadata.k", "a")],
+            vec![("after", "-5")],
         ] {
             let error = package_filter(pairs(&bad), 100, 1000).unwrap_err();
             assert_eq!(error.code(), "invalid_query", "{bad:?}");

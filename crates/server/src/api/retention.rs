@@ -67,7 +67,7 @@ pub(crate) async fn list_classes(State(state): State<AppState>) -> Json<ClassLis
     get,
     path = "/v1/packages/{id}/retention",
     tag = "retention",
-    params(("id" = String, Path, description = "Package id (UUID)")),
+    params(("id" = uuid::Uuid, Path, description = "Package id (UUID)")),
     responses(
         (status = 200, description = "The state", body = RetentionSchema),
         (status = 400, description = "`invalid_id`", body = ProblemBody, content_type = "application/problem+json"),
@@ -98,7 +98,7 @@ pub(crate) struct ExtendRequest {
     post,
     path = "/v1/packages/{id}/retention/extend",
     tag = "retention",
-    params(("id" = String, Path, description = "Package id (UUID)")),
+    params(("id" = uuid::Uuid, Path, description = "Package id (UUID)")),
     request_body = ExtendRequest,
     responses(
         (status = 200, description = "The new state", body = RetentionSchema),
@@ -142,7 +142,7 @@ pub(crate) struct HoldCreated {
     post,
     path = "/v1/packages/{id}/holds",
     tag = "retention",
-    params(("id" = String, Path, description = "Package id (UUID)")),
+    params(("id" = uuid::Uuid, Path, description = "Package id (UUID)")),
     request_body = ReasonRequest,
     responses(
         (status = 201, description = "Placed", body = HoldCreated),
@@ -181,8 +181,8 @@ pub(crate) struct HoldPath {
     path = "/v1/packages/{id}/holds/{hold_id}/release",
     tag = "retention",
     params(
-        ("id" = String, Path, description = "Package id (UUID)"),
-        ("hold_id" = String, Path, description = "Hold id (UUID)"),
+        ("id" = uuid::Uuid, Path, description = "Package id (UUID)"),
+        ("hold_id" = uuid::Uuid, Path, description = "Hold id (UUID)"),
     ),
     request_body = ReasonRequest,
     responses(
@@ -213,7 +213,7 @@ pub(crate) async fn release_hold(
     get,
     path = "/v1/packages/{id}/retention/history",
     tag = "retention",
-    params(("id" = String, Path, description = "Package id (UUID)")),
+    params(("id" = uuid::Uuid, Path, description = "Package id (UUID)")),
     responses(
         (status = 200, description = "The retention events", body = EventListSchema),
         (status = 400, description = "`invalid_id`", body = ProblemBody, content_type = "application/problem+json"),
