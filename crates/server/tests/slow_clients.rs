@@ -9,7 +9,15 @@ use artifactstore_server::{serve, ServerOptions};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-async fn start(options: ServerOptions) -> (std::net::SocketAddr, tempfile::TempDir) {
+/// A server on a fresh SQLite registry; its address, data directory and
+/// registry.
+struct Started {
+    addr: std::net::SocketAddr,
+    registry: Registry,
+    _dir: tempfile::TempDir,
+}
+
+async fn start(options: ServerOptions) -> Started {
     let dir = tempfile::tempdir().unwrap();
     let config = Config {
         data_dir: dir.path().to_path_buf(),
@@ -18,8 +26,17 @@ async fn start(options: ServerOptions) -> (std::net::SocketAddr, tempfile::TempD
     let registry = Registry::open(&config).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(serve(listener, registry, options, std::future::pending()));
-    (addr, dir)
+    tokio::spawn(serve(
+        listener,
+        registry.clone(),
+        options,
+        std::future::pending(),
+    ));
+    Started {
+        addr,
+        registry,
+        _dir: dir,
+    }
 }
 
 /// Sends `request` and reads the whole answer (the server closes).
@@ -44,7 +61,7 @@ async fn health(addr: std::net::SocketAddr) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_half_sent_connections_are_closed_and_health_still_answers() {
-    let (addr, _dir) = start(ServerOptions {
+    let Started { addr, _dir, .. } = start(ServerOptions {
         max_connections: 32,
         header_read_timeout: Duration::from_secs(1),
         ..ServerOptions::default()
@@ -83,7 +100,7 @@ async fn idle_half_sent_connections_are_closed_and_health_still_answers() {
 
 #[tokio::test]
 async fn a_connection_trickling_its_headers_is_cut_at_the_header_timeout() {
-    let (addr, _dir) = start(ServerOptions {
+    let Started { addr, _dir, .. } = start(ServerOptions {
         header_read_timeout: Duration::from_secs(1),
         ..ServerOptions::default()
     })
@@ -116,7 +133,7 @@ async fn a_connection_trickling_its_headers_is_cut_at_the_header_timeout() {
 
 #[tokio::test]
 async fn hypers_own_refusals_are_problems_with_codes() {
-    let (addr, _dir) = start(ServerOptions::default()).await;
+    let Started { addr, _dir, .. } = start(ServerOptions::default()).await;
     let problem = |answer: &str| -> serde_json::Value {
         assert!(
             answer
@@ -173,25 +190,16 @@ async fn hypers_own_refusals_are_problems_with_codes() {
 /// an event stream outlives it.
 #[tokio::test]
 async fn an_event_stream_outlives_the_header_timeout() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = Config {
-        data_dir: dir.path().to_path_buf(),
-        ..Config::default()
-    };
-    let registry = Registry::open(&config).await.unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let options = ServerOptions {
+    let Started {
+        addr,
+        registry,
+        _dir,
+    } = start(ServerOptions {
         header_read_timeout: Duration::from_secs(1),
         keep_alive: Duration::from_millis(300),
         ..ServerOptions::default()
-    };
-    tokio::spawn(serve(
-        listener,
-        registry.clone(),
-        options,
-        std::future::pending(),
-    ));
+    })
+    .await;
     let mut stream = TcpStream::connect(addr).await.unwrap();
     stream
         .write_all(format!("GET /v1/events/stream HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes())
