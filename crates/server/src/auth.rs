@@ -37,6 +37,9 @@ pub(crate) struct Caller {
     pub(crate) actor: String,
     /// What the caller may do.
     pub(crate) principal: Principal,
+    /// Without auth: why the `X-Artifactstore-Actor` header was refused,
+    /// answered by the extractor (see [`caller_of`]).
+    refused_actor: Option<Problem>,
 }
 
 impl Caller {
@@ -101,13 +104,31 @@ async fn caller_of(state: &AppState, headers: &axum::http::HeaderMap) -> Result<
             Ok(Caller {
                 actor: principal.name.clone(),
                 principal,
+                refused_actor: None,
             })
         }
         None if state.options.auth_required => {
             Err(RegistryError::Unauthorized("this server requires an API token".into()).into())
         }
         None => {
-            let actor = actor_header(headers)?;
+            let actor = match actor_header(headers) {
+                Ok(actor) => actor,
+                Err(refused) => {
+                    // Answered where the actor is used (the `Caller`
+                    // extractor), so a request no handler takes still gets
+                    // its 404 or 405, and reads, which record no actor,
+                    // are not refused for it.
+                    return Ok(Caller {
+                        actor: ANONYMOUS.to_owned(),
+                        principal: Principal {
+                            name: ANONYMOUS.to_owned(),
+                            scope: Scope::Read,
+                            producers: Vec::new(),
+                        },
+                        refused_actor: Some(refused),
+                    });
+                }
+            };
             Ok(Caller {
                 principal: Principal {
                     name: actor.clone(),
@@ -115,6 +136,7 @@ async fn caller_of(state: &AppState, headers: &axum::http::HeaderMap) -> Result<
                     producers: Vec::new(),
                 },
                 actor,
+                refused_actor: None,
             })
         }
     }
@@ -241,8 +263,10 @@ pub(crate) async fn authenticate(
         Method::GET | Method::HEAD | Method::OPTIONS => Scope::Read,
         _ => Scope::Write,
     };
-    if let Err(e) = caller.principal.require(needed) {
-        return Problem::from(e).into_response();
+    if caller.refused_actor.is_none() {
+        if let Err(e) = caller.principal.require(needed) {
+            return Problem::from(e).into_response();
+        }
     }
     request.extensions_mut().insert(caller);
     next.run(request).await
@@ -252,11 +276,15 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        parts
+        let caller = parts
             .extensions
             .get::<Caller>()
             .cloned()
-            .ok_or_else(|| Problem::internal("the authentication layer did not run"))
+            .ok_or_else(|| Problem::internal("the authentication layer did not run"))?;
+        match caller.refused_actor {
+            Some(refused) => Err(refused),
+            None => Ok(caller),
+        }
     }
 }
 

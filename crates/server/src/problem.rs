@@ -44,7 +44,7 @@ pub(crate) struct ProblemBody {
 }
 
 /// An error answer. Handlers return `Result<_, Problem>`.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Problem {
     status: StatusCode,
     code: &'static str,

@@ -611,6 +611,28 @@ async fn actor_header_is_recorded() {
         )
         .await;
     assert_problem(response, StatusCode::BAD_REQUEST, "invalid_header").await;
+    // A bad actor header does not hide what routing answers: a method the
+    // route does not allow is still a 405 with `Allow`, and reads, which
+    // record no actor, are served.
+    let trace = server
+        .send(
+            server
+                .client
+                .request(Method::TRACE, server.url("/v1/packages"))
+                .header("x-artifactstore-actor", ""),
+        )
+        .await;
+    assert!(header(&trace, "allow").contains("POST"));
+    assert_problem(trace, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed").await;
+    let read = server
+        .send(
+            server
+                .client
+                .get(server.url("/v1/packages"))
+                .header("x-artifactstore-actor", ""),
+        )
+        .await;
+    assert_eq!(read.status(), StatusCode::OK);
     server.stop().await;
 }
 
