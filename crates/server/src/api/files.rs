@@ -362,6 +362,7 @@ pub(crate) async fn get_file_content(
     responses(
         (status = 200, description = "Headers of the whole file (a `Range` is ignored, as RFC 9110 defines ranges for GET only)"),
         (status = 304, description = "Not modified"),
+        (status = 400, description = "`invalid_id` (headers only)"),
         (status = 404, description = "`file_not_found`"),
     )
 )]
@@ -391,6 +392,7 @@ pub(crate) async fn head_file_content(
         (status = 200, description = "The bytes", content_type = "application/octet-stream", body = BinarySchema),
         (status = 206, description = "The requested range", content_type = "application/octet-stream", body = BinarySchema),
         (status = 304, description = "Not modified"),
+        (status = 400, description = "`invalid_id`, `invalid_path`, `invalid_query`", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "`package_not_found`, `file_not_found`", body = ProblemBody, content_type = "application/problem+json"),
         (status = 416, description = "`range_not_satisfiable`", body = ProblemBody, content_type = "application/problem+json"),
     )
@@ -425,6 +427,7 @@ pub(crate) async fn get_file_by_path(
     responses(
         (status = 200, description = "Headers of the whole file"),
         (status = 304, description = "Not modified"),
+        (status = 400, description = "`invalid_id`, `invalid_path` (headers only)"),
         (status = 404, description = "`package_not_found`, `file_not_found`"),
     )
 )]

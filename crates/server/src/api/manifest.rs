@@ -13,7 +13,7 @@ use super::packages::PackagePath;
 use crate::extract::{parse_id, ApiPath, ApiQuery};
 use crate::headers::accept_prefers_json;
 use crate::openapi::BinarySchema;
-use crate::problem::{ApiResult, Problem, ProblemBody};
+use crate::problem::{ApiResult, ProblemBody};
 use crate::AppState;
 
 /// Query of `GET /v1/packages/{id}/manifest`.
@@ -23,7 +23,18 @@ use crate::AppState;
 pub(crate) struct ManifestQuery {
     /// `cbor` (canonical bytes, the default) or `json` (RFC 8785). Without
     /// it, `Accept: application/json` selects JSON.
-    format: Option<String>,
+    #[param(inline)]
+    format: Option<FormatParam>,
+}
+
+/// The manifest forms (`?format=`).
+#[derive(Debug, Clone, Copy, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum FormatParam {
+    /// Canonical CBOR.
+    Cbor,
+    /// RFC 8785 JSON.
+    Json,
 }
 
 /// The manifest bytes.
@@ -48,15 +59,9 @@ pub(crate) async fn get_manifest(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let id = parse_id(&path.id, "package id")?;
-    let format = match query.format.as_deref() {
-        Some("cbor") => ManifestFormat::Cbor,
-        Some("json") => ManifestFormat::Json,
-        Some(other) => {
-            return Err(Problem::bad_request(
-                "invalid_query",
-                format!("format must be `cbor` or `json`, got {other:?}"),
-            ))
-        }
+    let format = match query.format {
+        Some(FormatParam::Cbor) => ManifestFormat::Cbor,
+        Some(FormatParam::Json) => ManifestFormat::Json,
         None => {
             let json = headers
                 .get(ACCEPT)
