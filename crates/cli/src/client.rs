@@ -1,10 +1,11 @@
 //! The HTTP client the client commands share.
 
+use artifactstore_api::Problem;
 use bytes::Bytes;
 use futures::Stream;
 use reqwest::{Method, RequestBuilder, Response, Url};
 use serde::de::DeserializeOwned;
-use serde_json::Value;
+use serde::Serialize;
 
 use crate::error::{CliError, CliResult};
 
@@ -72,20 +73,27 @@ impl Client {
         }
         let status = response.status().as_u16();
         let text = response.text().await.unwrap_or_default();
-        let problem: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-        let field = |name: &str| problem.get(name).and_then(Value::as_str).map(str::to_owned);
-        Err(CliError::Server {
-            status,
-            code: field("code").unwrap_or_else(|| "http_error".into()),
-            detail: field("detail")
-                .or_else(|| field("title"))
-                .unwrap_or_else(|| {
-                    if text.is_empty() {
-                        format!("HTTP {status}")
-                    } else {
-                        text.clone()
-                    }
-                }),
+        // Not every error comes from this API (a proxy's HTML page, an
+        // empty answer): those are shown as they are.
+        Err(match serde_json::from_str::<Problem>(&text) {
+            Ok(problem) => CliError::Server {
+                status,
+                code: problem.code,
+                detail: if problem.detail.is_empty() {
+                    problem.title
+                } else {
+                    problem.detail
+                },
+            },
+            Err(_) => CliError::Server {
+                status,
+                code: "http_error".into(),
+                detail: if text.is_empty() {
+                    format!("HTTP {status}")
+                } else {
+                    text
+                },
+            },
         })
     }
 
@@ -112,7 +120,7 @@ impl Client {
     pub async fn post_json<T: DeserializeOwned>(
         &self,
         segments: &[&str],
-        body: &Value,
+        body: &impl Serialize,
     ) -> CliResult<T> {
         let request = self.request(Method::POST, self.url(segments)).json(body);
         self.json(request).await

@@ -26,11 +26,7 @@ impl Output {
     }
 }
 
-/// A field of a JSON document as text (for human output).
-pub fn field(value: &serde_json::Value, name: &str) -> String {
-    match value.get(name) {
-        Some(serde_json::Value::String(s)) => s.clone(),
-        Some(serde_json::Value::Null) | None => "-".into(),
-        Some(other) => other.to_string(),
-    }
+/// An optional value as text for human output (`-` when absent).
+pub fn or_dash(value: Option<impl std::fmt::Display>) -> String {
+    value.map_or_else(|| "-".to_owned(), |value| value.to_string())
 }

@@ -14,6 +14,7 @@ pub mod jcs;
 pub mod manifest;
 pub mod path;
 pub mod retention;
+pub mod text;
 pub mod timestamp;
 pub mod token;
 

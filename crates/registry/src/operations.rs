@@ -7,6 +7,7 @@ use artifactstore_core::event::{PackageCreated, RetentionDefaultApplied};
 use artifactstore_core::manifest::{
     ManifestFile, ManifestPackage, Provenance, RetentionSummary, StorageReceipt, MANIFEST_VERSION,
 };
+use artifactstore_core::text::check_label;
 use artifactstore_core::{cbor, ContentAddress, Event, Manifest, NewEvent, RelativePath};
 use artifactstore_store::records::status;
 use artifactstore_store::{FileRecord, PackageFilter, PackagePage, PackageRecord};
@@ -15,8 +16,6 @@ use uuid::Uuid;
 
 use crate::{ByteStream, Registry, RegistryError, RegistryResult};
 
-/// Longest name, producer, subject or media type accepted, in bytes.
-pub const MAX_LABEL_BYTES: usize = 256;
 /// Largest page of packages or events.
 pub const MAX_PAGE: i64 = 1000;
 /// Most `metadata.KEY=VALUE` filters in one listing.
@@ -80,23 +79,7 @@ pub enum ManifestFormat {
 }
 
 pub(crate) fn label(field: &str, value: &str) -> RegistryResult<()> {
-    if value.trim().is_empty() {
-        return Err(RegistryError::InvalidInput(format!(
-            "{field} must not be empty"
-        )));
-    }
-    if value.len() > MAX_LABEL_BYTES {
-        return Err(RegistryError::InvalidInput(format!(
-            "{field} is {} bytes long; at most {MAX_LABEL_BYTES} are allowed",
-            value.len()
-        )));
-    }
-    if value.chars().any(char::is_control) {
-        return Err(RegistryError::InvalidInput(format!(
-            "{field} must not contain control characters"
-        )));
-    }
-    Ok(())
+    check_label(value).map_err(|e| RegistryError::InvalidInput(format!("{field} {e}")))
 }
 
 impl Registry {

@@ -2,30 +2,26 @@
 
 use artifactstore_core::event::{DeletionEligible, HoldApplied, HoldReleased, RetentionExtended};
 use artifactstore_core::id::new_id;
+use artifactstore_core::text::{check_reason, TextError};
 use artifactstore_core::{Event, NewEvent, RetentionClass, Timestamp};
 use artifactstore_store::{LogTx, RetentionRecord};
 use uuid::Uuid;
 
 use crate::{Registry, RegistryError, RegistryResult};
 
-/// Longest reason accepted, in bytes.
-pub const MAX_REASON_BYTES: usize = 4096;
-
 fn reason(text: &str) -> RegistryResult<String> {
-    let clean = text.trim();
-    crate::operations::no_nul("the reason", clean)?;
-    if clean.is_empty() {
-        return Err(RegistryError::RetentionRefused(
+    match check_reason(text) {
+        Ok(clean) => Ok(clean.to_owned()),
+        Err(TextError::Nul) => Err(RegistryError::InvalidInput(
+            "the reason must not contain NUL characters".into(),
+        )),
+        Err(TextError::Blank) => Err(RegistryError::RetentionRefused(
             "a reason is required".into(),
-        ));
+        )),
+        Err(other) => Err(RegistryError::RetentionRefused(format!(
+            "the reason {other}"
+        ))),
     }
-    if clean.len() > MAX_REASON_BYTES {
-        return Err(RegistryError::RetentionRefused(format!(
-            "the reason is {} bytes long; at most {MAX_REASON_BYTES} are allowed",
-            clean.len()
-        )));
-    }
-    Ok(clean.to_owned())
 }
 
 async fn state(tx: &mut LogTx<'_>, package_id: &str) -> RegistryResult<RetentionRecord> {
@@ -35,6 +31,11 @@ async fn state(tx: &mut LogTx<'_>, package_id: &str) -> RegistryResult<Retention
 }
 
 impl Registry {
+    /// The configured backends' ids.
+    pub fn backend_ids(&self) -> Vec<String> {
+        self.backends.keys().cloned().collect()
+    }
+
     /// The configured classes, by id.
     pub fn retention_classes(&self) -> Vec<RetentionClass> {
         self.classes.values().cloned().collect()

@@ -9,6 +9,7 @@
 //! an unrestricted caller named by `X-Artifactstore-Actor` (or
 //! `anonymous`); with auth required, the actor is always the token's name.
 
+use artifactstore_registry::core::text::check_actor;
 use artifactstore_registry::core::token::Scope;
 use artifactstore_registry::{Principal, Registry, RegistryError};
 use axum::extract::{FromRequestParts, Request, State};
@@ -26,7 +27,6 @@ pub(crate) const ACTOR_HEADER: &str = "x-artifactstore-actor";
 /// The actor recorded when no header names one.
 pub(crate) const ANONYMOUS: &str = "anonymous";
 /// Longest actor name accepted, in bytes.
-const MAX_ACTOR_BYTES: usize = 256;
 /// Routes anyone may call: load balancers and scrapers have no token.
 pub(crate) const PUBLIC_PATHS: [&str; 3] = ["/health", "/metrics", "/openapi.json"];
 
@@ -66,20 +66,15 @@ fn actor_header(parts: &axum::http::HeaderMap) -> Result<String, Problem> {
     let Some(value) = parts.get(ACTOR_HEADER) else {
         return Ok(ANONYMOUS.to_owned());
     };
-    let invalid =
-        |why: &str| Problem::bad_request("invalid_header", format!("X-Artifactstore-Actor {why}"));
-    let text = std::str::from_utf8(value.as_bytes()).map_err(|_| invalid("must be UTF-8"))?;
-    let text = text.trim();
-    if text.is_empty() {
-        return Err(invalid("must not be empty"));
-    }
-    if text.len() > MAX_ACTOR_BYTES {
-        return Err(invalid(&format!("must be at most {MAX_ACTOR_BYTES} bytes")));
-    }
-    if text.chars().any(char::is_control) {
-        return Err(invalid("must not contain control characters"));
-    }
-    Ok(text.to_owned())
+    let text = std::str::from_utf8(value.as_bytes()).map_err(|_| {
+        Problem::bad_request(
+            "invalid_header",
+            "X-Artifactstore-Actor must be visible ASCII characters and spaces",
+        )
+    })?;
+    check_actor(text)
+        .map(str::to_owned)
+        .map_err(|e| Problem::bad_request("invalid_header", format!("X-Artifactstore-Actor {e}")))
 }
 
 fn bearer(headers: &axum::http::HeaderMap) -> Result<Option<&str>, Problem> {

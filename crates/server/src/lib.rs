@@ -32,6 +32,7 @@ mod openapi;
 mod problem;
 mod telemetry;
 mod upload_slots;
+mod wire;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -41,10 +42,12 @@ use artifactstore_registry::Registry;
 use axum::extract::DefaultBodyLimit;
 use axum::http::header::X_CONTENT_TYPE_OPTIONS;
 use axum::http::HeaderValue;
-use axum::routing::{get, post, put};
 use axum::Router;
 use tokio_util::sync::CancellationToken;
 use tower_http::set_header::SetResponseHeaderLayer;
+use utoipa::OpenApi as _;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub use crate::connections::raise_open_file_limit;
 use crate::metrics::Metrics;
@@ -192,64 +195,16 @@ fn build_router(registry: Registry, options: ServerOptions, shutdown: Cancellati
         registry.limits().max_concurrent_uploads,
         registry.limits().uploads_per_caller(),
     );
+    let (routes, document) = api_routes().split_for_parts();
     let state = AppState {
+        openapi: Arc::new(openapi::finish(document, &registry)),
         registry,
         options: Arc::new(options),
         metrics: Arc::new(Metrics::default()),
         shutdown,
-        openapi: Arc::new(openapi::document_json()),
         uploads,
     };
-    use api::{events, files, health, manifest, packages, retention, schemas, storage};
-    Router::new()
-        .route("/health", get(health::health))
-        .route("/metrics", get(metrics::metrics))
-        .route("/openapi.json", get(openapi::openapi_json))
-        .route(
-            "/v1/packages",
-            post(packages::create_package).get(packages::list_packages),
-        )
-        .route("/v1/packages/{id}", get(packages::get_package))
-        .route(
-            "/v1/packages/{id}/finalize",
-            post(packages::finalize_package),
-        )
-        .route("/v1/packages/{id}/manifest", get(manifest::get_manifest))
-        .route("/v1/packages/{id}/files", get(files::list_files))
-        .route(
-            "/v1/packages/{id}/files/{*relative_path}",
-            put(files::put_file)
-                .get(files::get_file_by_path)
-                .head(files::head_file_by_path),
-        )
-        .route("/v1/files/{file_id}", get(files::get_file))
-        .route(
-            "/v1/files/{file_id}/content",
-            get(files::get_file_content).head(files::head_file_content),
-        )
-        .route("/v1/events", get(events::list_events))
-        .route("/v1/events/stream", get(events::stream_events))
-        .route("/v1/retention-classes", get(retention::list_classes))
-        .route("/v1/packages/{id}/retention", get(retention::get_retention))
-        .route(
-            "/v1/packages/{id}/retention/extend",
-            post(retention::extend),
-        )
-        .route(
-            "/v1/packages/{id}/retention/history",
-            get(retention::history),
-        )
-        .route("/v1/packages/{id}/holds", post(retention::apply_hold))
-        .route(
-            "/v1/packages/{id}/holds/{hold_id}/release",
-            post(retention::release_hold),
-        )
-        .route("/v1/retention/sweep", post(retention::sweep))
-        .route(
-            "/v1/metadata-schemas/{slug}",
-            put(schemas::put_schema).get(schemas::get_schema),
-        )
-        .route("/v1/storage/verify", post(storage::verify))
+    routes
         .fallback(problem::route_not_found)
         .method_not_allowed_fallback(problem::method_not_allowed)
         .layer(DefaultBodyLimit::max(json_limit))
@@ -272,6 +227,41 @@ fn build_router(registry: Registry, options: ServerOptions, shutdown: Cancellati
             HeaderValue::from_static("nosniff"),
         ))
         .with_state(state)
+}
+
+/// Every route of the API, each registered once: `routes!` adds a
+/// handler to the router under the path and methods of its
+/// `#[utoipa::path]` and the same operation to the OpenAPI document, so
+/// the two cannot disagree (docs/architecture.md, "The API model").
+fn api_routes() -> OpenApiRouter<AppState> {
+    use api::{events, files, health, manifest, packages, retention, schemas, storage};
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(health::health))
+        .routes(routes!(metrics::metrics))
+        .routes(routes!(openapi::openapi_json))
+        .routes(routes!(packages::create_package, packages::list_packages))
+        .routes(routes!(packages::get_package))
+        .routes(routes!(packages::finalize_package))
+        .routes(routes!(manifest::get_manifest))
+        .routes(routes!(files::list_files))
+        .routes(routes!(
+            files::put_file,
+            files::get_file_by_path,
+            files::head_file_by_path
+        ))
+        .routes(routes!(files::get_file))
+        .routes(routes!(files::get_file_content, files::head_file_content))
+        .routes(routes!(events::list_events))
+        .routes(routes!(events::stream_events))
+        .routes(routes!(retention::list_classes))
+        .routes(routes!(retention::get_retention))
+        .routes(routes!(retention::extend))
+        .routes(routes!(retention::history))
+        .routes(routes!(retention::apply_hold))
+        .routes(routes!(retention::release_hold))
+        .routes(routes!(retention::sweep))
+        .routes(routes!(schemas::put_schema, schemas::get_schema))
+        .routes(routes!(storage::verify))
 }
 
 #[cfg(test)]

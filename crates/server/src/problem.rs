@@ -20,28 +20,12 @@ use artifactstore_registry::RegistryError;
 use axum::http::header::{HeaderName, HeaderValue, CONTENT_TYPE};
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
-use utoipa::ToSchema;
 
 /// Media type of problem details.
 pub(crate) const PROBLEM_JSON: &str = "application/problem+json";
 
-/// The body of an error answer (RFC 9457).
-#[derive(Debug, Serialize, ToSchema)]
-#[schema(as = Problem)]
-pub(crate) struct ProblemBody {
-    /// A URI naming the kind of problem: `urn:artifactstore:problem:<code>`.
-    #[serde(rename = "type")]
-    pub(crate) kind: String,
-    /// A short summary of the kind of problem.
-    pub(crate) title: String,
-    /// The HTTP status code.
-    pub(crate) status: u16,
-    /// What went wrong with this request.
-    pub(crate) detail: String,
-    /// The stable machine code clients match on.
-    pub(crate) code: String,
-}
+/// The body of an error answer (RFC 9457), from the API model.
+pub(crate) use artifactstore_api::Problem as ProblemBody;
 
 /// An error answer. Handlers return `Result<_, Problem>`.
 #[derive(Debug, Clone)]

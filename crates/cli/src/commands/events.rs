@@ -2,26 +2,26 @@
 
 use std::time::Duration;
 
+use artifactstore_api::{Event, EventPage, Problem};
 use futures::StreamExt;
 use reqwest::Method;
-use serde_json::Value;
 
 use crate::client::Client;
 use crate::error::{CliError, CliResult};
-use crate::output::{field, Output};
+use crate::output::Output;
 
 const PAGE: i64 = 1000;
 
-fn print(out: Output, event: &Value) {
+fn print(out: Output, event: &Event) {
     out.show(event, || {
         format!(
             "{:>8}  {}  {:<32}  {}:{}  {}",
-            field(event, "sequence"),
-            field(event, "created_at"),
-            field(event, "event_type"),
-            field(event, "subject_kind"),
-            field(event, "subject_id"),
-            field(event, "actor")
+            event.sequence,
+            event.created_at,
+            event.event_type,
+            event.subject_kind,
+            event.subject_id,
+            event.actor
         )
     });
 }
@@ -33,26 +33,18 @@ pub async fn run(client: &Client, out: Output, since: i64, follow: bool) -> CliR
     }
     let mut cursor = since;
     loop {
-        let page: Value = client
+        let page: EventPage = client
             .get_json(
                 &["v1", "events"],
                 &[("since", cursor.to_string()), ("limit", PAGE.to_string())],
             )
             .await?;
-        let items = page
-            .get("items")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        if items.is_empty() {
+        if page.items.is_empty() {
             return Ok(());
         }
-        for event in &items {
+        for event in &page.items {
             print(out, event);
-            cursor = event
-                .get("sequence")
-                .and_then(Value::as_i64)
-                .unwrap_or(cursor);
+            cursor = event.sequence;
         }
     }
 }
@@ -92,15 +84,25 @@ async fn follow_live(client: &Client, out: Output, since: i64) -> CliResult<()> 
                 if data.is_empty() {
                     continue;
                 }
-                let event: Value =
+                // The server ends a stream it cannot go on with by an
+                // `error` event carrying a problem: say so and reconnect.
+                if message
+                    .lines()
+                    .any(|line| line.trim_end() == "event: error")
+                {
+                    let problem: Problem = serde_json::from_str(&data)
+                        .map_err(|e| CliError::Protocol(e.to_string()))?;
+                    eprintln!(
+                        "warning: the event stream broke off ({}: {}); reconnecting",
+                        problem.code, problem.detail
+                    );
+                    continue;
+                }
+                let event: Event =
                     serde_json::from_str(&data).map_err(|e| CliError::Protocol(e.to_string()))?;
-                let sequence = event
-                    .get("sequence")
-                    .and_then(Value::as_i64)
-                    .unwrap_or(last);
-                if sequence > last {
+                if event.sequence > last {
                     print(out, &event);
-                    last = sequence;
+                    last = event.sequence;
                 }
             }
         }

@@ -1,35 +1,30 @@
 //! `artifactstore package …`.
 
-use serde_json::Value;
+use artifactstore_api::{Finalized, Package, PackagePage};
 
 use super::push::create_package;
 use crate::args::PackageCommand;
 use crate::client::Client;
 use crate::error::{CliError, CliResult};
-use crate::output::{field, Output};
+use crate::output::{or_dash, Output};
 
-fn describe(package: &Value) -> String {
-    let mut text = String::new();
-    for name in [
-        "id",
-        "name",
-        "producer",
-        "subject",
-        "retention_class",
-        "status",
-        "manifest_digest",
-        "created_at",
-        "finalized_at",
-        "expires_at",
-    ] {
-        text.push_str(&format!("{name:<16} {}\n", field(package, name)));
-    }
-    text.push_str(&format!(
-        "{:<16} {}\n",
-        "metadata",
-        package.get("metadata").unwrap_or(&Value::Null)
-    ));
-    text
+fn describe(package: &Package) -> String {
+    let rows = [
+        ("id", package.id.clone()),
+        ("name", package.name.clone()),
+        ("producer", package.producer.clone()),
+        ("subject", package.subject.clone()),
+        ("retention_class", package.retention_class.clone()),
+        ("status", package.status.as_str().to_owned()),
+        ("manifest_digest", or_dash(package.manifest_digest.as_ref())),
+        ("created_at", package.created_at.to_string()),
+        ("finalized_at", or_dash(package.finalized_at)),
+        ("expires_at", or_dash(package.expires_at)),
+        ("metadata", package.metadata.to_string()),
+    ];
+    rows.iter()
+        .map(|(name, value)| format!("{name:<16} {value}\n"))
+        .collect()
 }
 
 /// Runs a package command.
@@ -68,47 +63,39 @@ pub async fn run(client: &Client, out: Output, command: PackageCommand) -> CliRe
             }
             let pairs: Vec<(&str, String)> =
                 query.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
-            let page: Value = client.get_json(&["v1", "packages"], &pairs).await?;
+            let page: PackagePage = client.get_json(&["v1", "packages"], &pairs).await?;
             out.show(&page, || {
                 let mut text = String::new();
-                for item in page
-                    .get("items")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                {
+                for item in &page.items {
                     text.push_str(&format!(
                         "{}  {:<9}  {:<12}  {:<16}  {}\n",
-                        field(item, "id"),
-                        field(item, "status"),
-                        field(item, "retention_class"),
-                        field(item, "producer"),
-                        field(item, "name")
+                        item.id,
+                        item.status.as_str(),
+                        item.retention_class,
+                        item.producer,
+                        item.name
                     ));
                 }
-                if let Some(next) = page.get("next").filter(|n| !n.is_null()) {
-                    text.push_str(&format!(
-                        "more: --after {}\n",
-                        next.as_str().map_or(next.to_string(), str::to_owned)
-                    ));
+                if let Some(next) = page.next {
+                    text.push_str(&format!("more: --after {next}\n"));
                 }
                 text
             });
         }
         PackageCommand::Show { package_id } => {
-            let package: Value = client
+            let package: Package = client
                 .get_json(&["v1", "packages", &package_id], &[])
                 .await?;
             out.show(&package, || describe(&package));
         }
         PackageCommand::Finalize { package_id } => {
-            let finalized: Value = client
-                .post_json(&["v1", "packages", &package_id, "finalize"], &Value::Null)
+            let finalized: Finalized = client
+                .post_json(&["v1", "packages", &package_id, "finalize"], &())
                 .await?;
             out.show(&finalized, || {
                 format!(
                     "finalized {package_id}\nmanifest {}",
-                    field(&finalized, "manifest_digest")
+                    finalized.manifest_digest
                 )
             });
         }

@@ -4,9 +4,9 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use artifactstore_api::{File, Manifest};
 use artifactstore_registry::core::{DualHasher, RelativePath};
 use futures::StreamExt;
-use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 
 use super::push::progress;
@@ -14,7 +14,7 @@ use super::transfers::each_at_most;
 use crate::args::ManifestFormatArg;
 use crate::client::Client;
 use crate::error::{CliError, CliResult};
-use crate::output::{field, Output};
+use crate::output::Output;
 
 /// What a file must be.
 struct Expected {
@@ -24,24 +24,6 @@ struct Expected {
 }
 
 impl Expected {
-    fn from_json(value: &Value) -> CliResult<Self> {
-        let text = |name: &str| {
-            value
-                .get(name)
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-                .ok_or_else(|| CliError::Protocol(format!("file entry without `{name}`")))
-        };
-        Ok(Self {
-            size_bytes: value
-                .get("size_bytes")
-                .and_then(Value::as_u64)
-                .ok_or_else(|| CliError::Protocol("file entry without `size_bytes`".into()))?,
-            blake3: text("blake3")?,
-            sha256: text("sha256")?,
-        })
-    }
-
     fn check(&self, hasher: DualHasher, label: &str) -> CliResult<()> {
         let actual = hasher.finalize();
         let what = if actual.size_bytes != self.size_bytes {
@@ -229,31 +211,28 @@ pub async fn pull(
     output: &Path,
     jobs: u16,
 ) -> CliResult<()> {
-    let manifest: Value = client
+    let manifest: Manifest = client
         .get_json(
             &["v1", "packages", package_id, "manifest"],
             &[("format", "json".into())],
         )
         .await?;
-    let files = manifest
-        .get("files")
-        .and_then(Value::as_array)
-        .ok_or_else(|| CliError::Protocol("manifest without `files`".into()))?;
-    let total = files
-        .iter()
-        .filter_map(|f| f.get("size_bytes").and_then(Value::as_u64))
-        .sum();
+    let files = manifest.files;
+    let total = files.iter().map(|file| file.size_bytes).sum();
     // Every path is checked before anything is written.
     let wanted = files
         .iter()
         .map(|entry| {
-            let relative = field(entry, "relative_path");
-            let dest = destination(output, &relative)?;
+            let dest = destination(output, &entry.relative_path)?;
             Ok((
-                field(entry, "file_id"),
-                Expected::from_json(entry)?,
+                entry.file_id.clone(),
+                Expected {
+                    size_bytes: entry.size_bytes,
+                    blake3: entry.blake3.clone(),
+                    sha256: entry.sha256.clone(),
+                },
                 dest,
-                relative,
+                entry.relative_path.clone(),
             ))
         })
         .collect::<CliResult<Vec<_>>>()?;
@@ -318,9 +297,13 @@ pub async fn get_file(
     file_id: &str,
     output: Option<&Path>,
 ) -> CliResult<()> {
-    let record: Value = client.get_json(&["v1", "files", file_id], &[]).await?;
-    let expected = Expected::from_json(&record)?;
-    let label = field(&record, "relative_path");
+    let record: File = client.get_json(&["v1", "files", file_id], &[]).await?;
+    let expected = Expected {
+        size_bytes: record.size_bytes,
+        blake3: record.blake3.clone(),
+        sha256: record.sha256.clone(),
+    };
+    let label = record.relative_path.clone();
     match output {
         Some(dest) => {
             let bar = progress(out, expected.size_bytes, &label);

@@ -5,18 +5,20 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use artifactstore_api::{CreatePackage, File, FileList, Finalized, Package};
 use artifactstore_registry::core::{DualHasher, FileDigests, RelativePath};
 use base64::Engine as _;
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use reqwest::Method;
+use serde::Serialize;
 use serde_json::Value;
 
 use super::transfers::each_at_most;
 use crate::args::{FileCommand, PackageArgs};
 use crate::client::Client;
 use crate::error::{CliError, CliResult};
-use crate::output::{field, Output};
+use crate::output::Output;
 
 const READ_CHUNK: usize = 1024 * 1024;
 
@@ -73,17 +75,26 @@ fn metadata(args: &PackageArgs) -> CliResult<Value> {
     Ok(Value::Object(object))
 }
 
-/// Creates a package; returns its JSON.
-pub async fn create_package(client: &Client, args: &PackageArgs) -> CliResult<Value> {
-    let body = serde_json::json!({
-        "name": args.name,
-        "producer": args.producer,
-        "subject": args.subject,
-        "retention_class": args.retention_class,
-        "metadata": metadata(args)?,
-        "metadata_schema": args.schema,
-    });
+/// Creates a package.
+pub async fn create_package(client: &Client, args: &PackageArgs) -> CliResult<Package> {
+    let body = CreatePackage {
+        name: args.name.clone(),
+        producer: args.producer.clone(),
+        subject: args.subject.clone(),
+        retention_class: args.retention_class.clone(),
+        metadata: Some(metadata(args)?),
+        metadata_schema: args.schema.clone(),
+    };
     client.post_json(&["v1", "packages"], &body).await
+}
+
+/// What `push --json` prints.
+#[derive(Serialize)]
+struct PushSummary<'a> {
+    package_id: &'a str,
+    manifest_digest: &'a str,
+    files: usize,
+    bytes: u64,
 }
 
 /// Hashes a local file (both digests, one pass).
@@ -131,7 +142,7 @@ pub async fn upload(
     relative_path: &str,
     media_type: Option<&str>,
     bar: &ProgressBar,
-) -> CliResult<Value> {
+) -> CliResult<File> {
     let digests = hash_file(local).await?;
     let mut segments = vec!["v1", "packages", package_id, "files"];
     segments.extend(relative_path.split('/'));
@@ -242,7 +253,7 @@ pub async fn push(
         .map(|(p, _)| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
         .sum();
     let package = create_package(client, &args).await?;
-    let package_id = field(&package, "id");
+    let package_id = package.id;
     let bar = progress(out, total, "uploading");
     let uploaded = each_at_most(jobs, &files, |(local, relative)| {
         let (package_id, bar) = (&package_id, &bar);
@@ -264,19 +275,19 @@ pub async fn push(
         return Err(e);
     }
     bar.finish_and_clear();
-    let finalized: Value = client
-        .post_json(&["v1", "packages", &package_id, "finalize"], &Value::Null)
+    let finalized: Finalized = client
+        .post_json(&["v1", "packages", &package_id, "finalize"], &())
         .await?;
-    let summary = serde_json::json!({
-        "package_id": package_id,
-        "manifest_digest": finalized.get("manifest_digest"),
-        "files": files.len(),
-        "bytes": total,
-    });
+    let summary = PushSummary {
+        package_id: &package_id,
+        manifest_digest: &finalized.manifest_digest,
+        files: files.len(),
+        bytes: total,
+    };
     out.show(&summary, || {
         format!(
             "package {package_id}\nmanifest {}\n{} files, {total} bytes",
-            field(&finalized, "manifest_digest"),
+            finalized.manifest_digest,
             files.len()
         )
     });
@@ -319,9 +330,7 @@ pub async fn file(client: &Client, out: Output, command: FileCommand) -> CliResu
             out.show(&record, || {
                 format!(
                     "file {}\n{} ({} bytes)",
-                    field(&record, "id"),
-                    field(&record, "content_address"),
-                    field(&record, "size_bytes")
+                    record.id, record.content_address, record.size_bytes
                 )
             });
         }
@@ -329,23 +338,15 @@ pub async fn file(client: &Client, out: Output, command: FileCommand) -> CliResu
             super::pull::get_file(client, out, &file_id, output.as_deref()).await?
         }
         FileCommand::List { package_id } => {
-            let list: Value = client
+            let list: FileList = client
                 .get_json(&["v1", "packages", &package_id, "files"], &[])
                 .await?;
             out.show(&list, || {
                 let mut text = String::new();
-                for item in list
-                    .get("items")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                {
+                for item in &list.items {
                     text.push_str(&format!(
                         "{}  {:>12}  {}  {}\n",
-                        field(item, "id"),
-                        field(item, "size_bytes"),
-                        field(item, "content_address"),
-                        field(item, "relative_path")
+                        item.id, item.size_bytes, item.content_address, item.relative_path
                     ));
                 }
                 text

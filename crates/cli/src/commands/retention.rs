@@ -1,36 +1,36 @@
 //! `artifactstore retention …` and `artifactstore schema …`.
 
-use serde_json::Value;
+use artifactstore_api::{
+    ExtendRetention, HoldCreated, MetadataSchema, Reason, Retention, RetentionClassList,
+    SchemaRegistered,
+};
+use artifactstore_registry::core::Timestamp;
 
 use crate::args::{RetentionCommand, SchemaCommand};
 use crate::client::Client;
 use crate::error::{CliError, CliResult};
-use crate::output::{field, Output};
+use crate::output::{or_dash, Output};
 
-fn describe(state: &Value) -> String {
-    let mut text = String::new();
-    for name in [
-        "package_id",
-        "retention_class",
-        "expires_at",
-        "eligible_for_deletion",
-        "eligible_at",
-    ] {
-        text.push_str(&format!("{name:<22} {}\n", field(state, name)));
-    }
-    let holds = state
-        .get("active_holds")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    text.push_str(&format!("{:<22} {}\n", "active_holds", holds.len()));
-    for hold in &holds {
+fn describe(state: &Retention) -> String {
+    let rows = [
+        ("package_id", state.package_id.clone()),
+        ("retention_class", state.retention_class.clone()),
+        ("expires_at", or_dash(state.expires_at)),
+        (
+            "eligible_for_deletion",
+            state.eligible_for_deletion.to_string(),
+        ),
+        ("eligible_at", or_dash(state.eligible_at)),
+        ("active_holds", state.active_holds.len().to_string()),
+    ];
+    let mut text: String = rows
+        .iter()
+        .map(|(name, value)| format!("{name:<22} {value}\n"))
+        .collect();
+    for hold in &state.active_holds {
         text.push_str(&format!(
             "  {}  since {} by {}: {}\n",
-            field(hold, "hold_id"),
-            field(hold, "applied_at"),
-            field(hold, "applied_by"),
-            field(hold, "reason")
+            hold.hold_id, hold.applied_at, hold.applied_by, hold.reason
         ));
     }
     text
@@ -40,7 +40,7 @@ fn describe(state: &Value) -> String {
 pub async fn run(client: &Client, out: Output, command: RetentionCommand) -> CliResult<()> {
     match command {
         RetentionCommand::Show { package_id } => {
-            let state: Value = client
+            let state: Retention = client
                 .get_json(&["v1", "packages", &package_id, "retention"], &[])
                 .await?;
             out.show(&state, || describe(&state));
@@ -50,8 +50,16 @@ pub async fn run(client: &Client, out: Output, command: RetentionCommand) -> Cli
             until,
             reason,
         } => {
-            let body = serde_json::json!({"new_expires_at": until, "reason": reason});
-            let state: Value = client
+            let new_expires_at: Timestamp = until.parse().map_err(|_| {
+                CliError::Usage(format!(
+                    "--until {until:?} is not an RFC 3339 UTC time such as 2030-01-31T00:00:00Z"
+                ))
+            })?;
+            let body = ExtendRetention {
+                new_expires_at,
+                reason,
+            };
+            let state: Retention = client
                 .post_json(
                     &["v1", "packages", &package_id, "retention", "extend"],
                     &body,
@@ -60,41 +68,38 @@ pub async fn run(client: &Client, out: Output, command: RetentionCommand) -> Cli
             out.show(&state, || describe(&state));
         }
         RetentionCommand::Hold { package_id, reason } => {
-            let body = serde_json::json!({"reason": reason});
-            let hold: Value = client
-                .post_json(&["v1", "packages", &package_id, "holds"], &body)
+            let hold: HoldCreated = client
+                .post_json(
+                    &["v1", "packages", &package_id, "holds"],
+                    &Reason { reason },
+                )
                 .await?;
-            out.show(&hold, || format!("hold {}", field(&hold, "hold_id")));
+            out.show(&hold, || format!("hold {}", hold.hold_id));
         }
         RetentionCommand::Release {
             package_id,
             hold_id,
             reason,
         } => {
-            let body = serde_json::json!({"reason": reason});
-            let state: Value = client
+            let state: Retention = client
                 .post_json(
                     &["v1", "packages", &package_id, "holds", &hold_id, "release"],
-                    &body,
+                    &Reason { reason },
                 )
                 .await?;
             out.show(&state, || describe(&state));
         }
         RetentionCommand::Classes => {
-            let classes: Value = client.get_json(&["v1", "retention-classes"], &[]).await?;
+            let classes: RetentionClassList =
+                client.get_json(&["v1", "retention-classes"], &[]).await?;
             out.show(&classes, || {
                 let mut text = String::new();
-                for class in classes
-                    .get("items")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                {
+                for class in &classes.items {
                     text.push_str(&format!(
                         "{:<16} {:<10} {}\n",
-                        field(class, "id"),
-                        field(class, "default_duration").replace('-', "never"),
-                        field(class, "deletion_strategy")
+                        class.id,
+                        class.default_duration.as_deref().unwrap_or("never"),
+                        class.deletion_strategy.as_str()
                     ));
                 }
                 text
@@ -109,7 +114,7 @@ pub async fn schema(client: &Client, out: Output, command: SchemaCommand) -> Cli
     match command {
         SchemaCommand::Register { slug, file } => {
             let text = std::fs::read_to_string(&file).map_err(|e| CliError::io(&file, e))?;
-            let schema: Value = serde_json::from_str(&text)
+            let schema: serde_json::Value = serde_json::from_str(&text)
                 .map_err(|e| CliError::Usage(format!("{}: invalid JSON: {e}", file.display())))?;
             let request = client
                 .request(
@@ -117,13 +122,13 @@ pub async fn schema(client: &Client, out: Output, command: SchemaCommand) -> Cli
                     client.url(&["v1", "metadata-schemas", &slug]),
                 )
                 .json(&schema);
-            let registered: Value = client.json(request).await?;
+            let registered: SchemaRegistered = client.json(request).await?;
             out.show(&registered, || {
-                format!("schema {slug} registered as {}", field(&registered, "id"))
+                format!("schema {slug} registered as {}", registered.id)
             });
         }
         SchemaCommand::Show { slug } => {
-            let schema: Value = client
+            let schema: MetadataSchema = client
                 .get_json(&["v1", "metadata-schemas", &slug], &[])
                 .await?;
             out.show(&schema, || {

@@ -2,6 +2,8 @@
 
 use std::convert::Infallible;
 
+use artifactstore_api::events::StreamMessage;
+use artifactstore_api::EventPage;
 use artifactstore_registry::core::Event;
 use artifactstore_registry::RegistryError;
 use axum::extract::State;
@@ -10,56 +12,13 @@ use axum::response::sse::{self, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures::StreamExt;
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use serde::Deserialize;
+use utoipa::IntoParams;
 
 use crate::extract::ApiQuery;
 use crate::problem::{ApiResult, Problem, ProblemBody};
+use crate::wire;
 use crate::AppState;
-
-/// One event of the log, as JSON.
-#[derive(Debug, Serialize, ToSchema)]
-#[schema(as = Event)]
-pub(crate) struct EventBody {
-    /// Position in the log, strictly increasing.
-    sequence: i64,
-    /// E.g. `v1.package.created`.
-    event_type: String,
-    /// What `subject_id` names (`package`, `storage_location`, `metadata_schema`).
-    subject_kind: String,
-    /// The subject.
-    subject_id: String,
-    /// Who caused it.
-    actor: String,
-    /// When it was appended (RFC 3339 UTC).
-    #[schema(format = DateTime)]
-    created_at: String,
-    /// `blake3:<hex>` of the canonical CBOR payload.
-    payload_digest: String,
-    /// The CBOR payload as JSON (for `v1.package.finalized`, the manifest).
-    #[schema(value_type = Object)]
-    payload: serde_json::Value,
-}
-
-/// The JSON form of an event.
-pub(crate) fn event_body(event: &Event) -> EventBody {
-    let payload = event.payload_json().unwrap_or_else(|e| {
-        // One undecodable payload must not break the whole feed; the
-        // digest still identifies the stored bytes.
-        tracing::warn!(sequence = event.sequence, error = %e, "event payload is not convertible to JSON");
-        serde_json::Value::Null
-    });
-    EventBody {
-        sequence: event.sequence,
-        event_type: event.event_type.clone(),
-        subject_kind: event.subject_kind.clone(),
-        subject_id: event.subject_id.clone(),
-        actor: event.actor.clone(),
-        created_at: event.created_at.to_string(),
-        payload_digest: format!("blake3:{}", event.payload_digest.to_hex()),
-        payload,
-    }
-}
 
 /// Query of `GET /v1/events`.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -72,15 +31,6 @@ pub(crate) struct EventsQuery {
     /// Page size (default 100; larger pages are cut to the server's limit).
     #[param(minimum = 1)]
     limit: Option<i64>,
-}
-
-/// A page of events.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct EventPage {
-    /// Ascending by sequence.
-    items: Vec<EventBody>,
-    /// The last sequence returned (or `since` when none): the next `since`.
-    next: i64,
 }
 
 /// A `since` cursor: a sequence, so never negative (default 0).
@@ -123,7 +73,7 @@ pub(crate) async fn list_events(
     let events = state.registry.fetch_events(since, limit).await?;
     let next = events.last().map_or(since, |e| e.sequence);
     Ok(Json(EventPage {
-        items: events.iter().map(event_body).collect(),
+        items: events.iter().map(wire::event).collect(),
         next,
     }))
 }
@@ -142,7 +92,7 @@ const LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
 
 fn sse_event(event: &Event) -> sse::Event {
     // A struct of strings, integers and JSON values always serializes.
-    let data = serde_json::to_string(&event_body(event)).unwrap_or_default();
+    let data = serde_json::to_string(&wire::event(event)).unwrap_or_default();
     sse::Event::default()
         .id(event.sequence.to_string())
         .event(&event.event_type)
@@ -155,6 +105,16 @@ fn sse_error(error: RegistryError) -> sse::Event {
     sse::Event::default().event("error").data(data)
 }
 
+/// A `Last-Event-ID`: digits; a number past the largest sequence is as
+/// good as the largest (nothing comes after it).
+fn last_event_id(value: &[u8]) -> Option<i64> {
+    if value.is_empty() || !value.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let text = std::str::from_utf8(value).ok()?;
+    Some(text.parse::<i64>().unwrap_or(i64::MAX))
+}
+
 /// Follows the log live.
 #[utoipa::path(
     get,
@@ -165,7 +125,7 @@ fn sse_error(error: RegistryError) -> sse::Event {
         ("Last-Event-ID" = Option<String>, Header, description = "Resume after this sequence; takes precedence over `since`"),
     ),
     responses(
-        (status = 200, description = "`text/event-stream`: `id:` is the sequence, `event:` the event type, `data:` the event JSON; comments keep the connection alive. A failure ends the stream with an `error` event carrying a problem.", content_type = "text/event-stream", body = String),
+        (status = 200, description = "`text/event-stream`: `id:` is the sequence, `event:` the event type, `data:` the event JSON; comments keep the connection alive. A failure ends the stream with an `error` event carrying a problem.", content_type = "text/event-stream", body = StreamMessage),
         (status = 400, description = "`invalid_query`, `invalid_header`", body = ProblemBody, content_type = "application/problem+json"),
     )
 )]
@@ -174,19 +134,17 @@ pub(crate) async fn stream_events(
     ApiQuery(query): ApiQuery<StreamQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
+    // `since` is checked even when the header overrides it: a malformed
+    // parameter is an error whatever else the request says.
+    let since = sequence_cursor(query.since)?;
     let since = match headers.get(LAST_EVENT_ID) {
-        Some(value) => value
-            .to_str()
-            .ok()
-            .and_then(|text| text.trim().parse::<i64>().ok())
-            .filter(|sequence| *sequence >= 0)
-            .ok_or_else(|| {
-                Problem::bad_request(
-                    "invalid_header",
-                    "Last-Event-ID must be an event sequence (an integer)",
-                )
-            })?,
-        None => sequence_cursor(query.since)?,
+        Some(value) => last_event_id(value.as_bytes()).ok_or_else(|| {
+            Problem::bad_request(
+                "invalid_header",
+                "Last-Event-ID must be an event sequence (digits)",
+            )
+        })?,
+        None => since,
     };
     let guard = state.metrics.event_stream_opened();
     let events = state

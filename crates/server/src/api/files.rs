@@ -1,6 +1,7 @@
 //! Files: streamed upload into a package, metadata, and streamed download
 //! with ranges and conditional requests.
 
+use artifactstore_api::{File, FileList};
 use artifactstore_registry::{ExpectedDigests, FileRecord, RegistryError};
 use axum::body::Body;
 use axum::extract::State;
@@ -14,16 +15,16 @@ use axum::Json;
 use futures::TryStreamExt;
 use serde::Deserialize;
 
-use super::Items;
 use crate::auth::Caller;
 use crate::extract::{parse_id, ApiPath, ApiQuery};
 use crate::headers::{
     content_digest_value, if_none_match, if_range_matches, parse_blake3, parse_content_digest,
     parse_range, ContentDigests, RangeRequest,
 };
-use crate::openapi::{BinarySchema, FileListSchema, FileSchema};
+use crate::openapi::BinarySchema;
 use crate::problem::{ApiResult, Problem, ProblemBody};
 use crate::upload_slots::SlotRefused;
+use crate::wire::ToWire;
 use crate::AppState;
 
 /// Media type recorded when an upload names none.
@@ -176,7 +177,7 @@ fn media_type(headers: &HeaderMap) -> ApiResult<String> {
 /// Streams the request body into the package at `relative_path`.
 #[utoipa::path(
     put,
-    path = "/v1/packages/{id}/files/{relative_path}",
+    path = "/v1/packages/{id}/files/{*relative_path}",
     tag = "files",
     params(
         ("id" = uuid::Uuid, Path, description = "Package id (UUID)"),
@@ -184,11 +185,10 @@ fn media_type(headers: &HeaderMap) -> ApiResult<String> {
         ("Content-Type" = Option<String>, Header, description = "Media type recorded for the file (default application/octet-stream)"),
         ("Content-Digest" = Option<String>, Header, description = "RFC 9530, e.g. `sha-256=:BASE64:`; `sha-256` and `sha-512` are checked, other algorithms ignored beside them, and a value with neither is refused (400 `invalid_digest`)"),
         ("X-Content-Blake3" = Option<String>, Header, description = "BLAKE3 of the body, 64 hex characters"),
-        ("X-Artifactstore-Actor" = Option<String>, Header, description = "Actor recorded in the events"),
     ),
     request_body(content = BinarySchema, description = "The raw bytes, streamed", content_type = "application/octet-stream"),
     responses(
-        (status = 201, description = "Stored; `Location` names the file", body = FileSchema),
+        (status = 201, description = "Stored; `Location` names the file", body = File),
         (status = 400, description = "`invalid_id`, `invalid_path`, `invalid_digest`, `digest_mismatch` (nothing stored), `upload_interrupted`, `too_many_files`", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "`package_not_found`", body = ProblemBody, content_type = "application/problem+json"),
         (status = 409, description = "`duplicate_relative_path`, `illegal_package_state` (finalized)", body = ProblemBody, content_type = "application/problem+json"),
@@ -265,6 +265,7 @@ pub(crate) async fn put_file(
             other => other,
         })?;
     state.metrics.file_ingested(file.size_bytes);
+    let file = file.to_wire()?;
     let mut response = (StatusCode::CREATED, Json(&file)).into_response();
     if let Ok(location) = HeaderValue::from_str(&format!("/v1/files/{}", file.id)) {
         response.headers_mut().insert(LOCATION, location);
@@ -279,7 +280,7 @@ pub(crate) async fn put_file(
     tag = "files",
     params(("id" = uuid::Uuid, Path, description = "Package id (UUID)")),
     responses(
-        (status = 200, description = "The files", body = FileListSchema),
+        (status = 200, description = "The files", body = FileList),
         (status = 400, description = "`invalid_id`", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "`package_not_found`", body = ProblemBody, content_type = "application/problem+json"),
     )
@@ -287,10 +288,10 @@ pub(crate) async fn put_file(
 pub(crate) async fn list_files(
     State(state): State<AppState>,
     ApiPath(path): ApiPath<super::packages::PackagePath>,
-) -> ApiResult<Json<Items<FileRecord>>> {
+) -> ApiResult<Json<FileList>> {
     let id = parse_id(&path.id, "package id")?;
-    Ok(Json(Items {
-        items: state.registry.list_files(id).await?,
+    Ok(Json(FileList {
+        items: state.registry.list_files(id).await?.to_wire()?,
     }))
 }
 
@@ -301,7 +302,7 @@ pub(crate) async fn list_files(
     tag = "files",
     params(("file_id" = uuid::Uuid, Path, description = "File id (UUID)")),
     responses(
-        (status = 200, description = "The file", body = FileSchema),
+        (status = 200, description = "The file", body = File),
         (status = 400, description = "`invalid_id`", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "`file_not_found`", body = ProblemBody, content_type = "application/problem+json"),
     )
@@ -309,9 +310,9 @@ pub(crate) async fn list_files(
 pub(crate) async fn get_file(
     State(state): State<AppState>,
     ApiPath(path): ApiPath<FileById>,
-) -> ApiResult<Json<FileRecord>> {
+) -> ApiResult<Json<File>> {
     let id = parse_id(&path.file_id, "file id")?;
-    Ok(Json(state.registry.file_metadata(id).await?))
+    Ok(Json(state.registry.file_metadata(id).await?.to_wire()?))
 }
 
 /// A file's bytes by id.
@@ -379,7 +380,7 @@ pub(crate) async fn head_file_content(
 /// A file's bytes by its path in a package.
 #[utoipa::path(
     get,
-    path = "/v1/packages/{id}/files/{relative_path}",
+    path = "/v1/packages/{id}/files/{*relative_path}",
     tag = "files",
     params(
         ("id" = uuid::Uuid, Path, description = "Package id (UUID)"),
@@ -418,7 +419,7 @@ pub(crate) async fn get_file_by_path(
 /// A file's headers by its path in a package, without the bytes.
 #[utoipa::path(
     head,
-    path = "/v1/packages/{id}/files/{relative_path}",
+    path = "/v1/packages/{id}/files/{*relative_path}",
     tag = "files",
     params(
         ("id" = uuid::Uuid, Path, description = "Package id (UUID)"),

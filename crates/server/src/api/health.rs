@@ -1,22 +1,12 @@
 //! Health: the database and every backend probed.
 
-use artifactstore_registry::Health;
+use artifactstore_api::Health;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use serde::Serialize;
 
-use crate::openapi::HealthSchema;
+use crate::wire;
 use crate::AppState;
-
-/// The health answer: `status` plus the registry's probe results.
-#[derive(Debug, Serialize)]
-pub(crate) struct HealthBody {
-    /// `ok` or `unhealthy`.
-    status: &'static str,
-    #[serde(flatten)]
-    health: Health,
-}
 
 /// Probes the database and every backend.
 #[utoipa::path(
@@ -24,16 +14,16 @@ pub(crate) struct HealthBody {
     path = "/health",
     tag = "operations",
     responses(
-        (status = 200, description = "Everything answered", body = HealthSchema),
-        (status = 503, description = "Something did not answer; `status` is `unhealthy`", body = HealthSchema),
+        (status = 200, description = "Everything answered", body = Health),
+        (status = 503, description = "Something did not answer; `status` is `unhealthy`", body = Health),
     )
 )]
-pub(crate) async fn health(State(state): State<AppState>) -> (StatusCode, Json<HealthBody>) {
-    let health = state.registry.health().await;
-    let (code, status) = if health.ok {
-        (StatusCode::OK, "ok")
+pub(crate) async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
+    let health = wire::health(state.registry.health().await);
+    let code = if health.ok {
+        StatusCode::OK
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "unhealthy")
+        StatusCode::SERVICE_UNAVAILABLE
     };
-    (code, Json(HealthBody { status, health }))
+    (code, Json(health))
 }

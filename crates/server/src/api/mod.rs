@@ -9,12 +9,3 @@ pub(crate) mod packages;
 pub(crate) mod retention;
 pub(crate) mod schemas;
 pub(crate) mod storage;
-
-use serde::Serialize;
-
-/// A list answer: `{"items": […]}`.
-#[derive(Debug, Serialize)]
-pub(crate) struct Items<T> {
-    /// The items.
-    pub(crate) items: Vec<T>,
-}

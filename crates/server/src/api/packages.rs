@@ -1,50 +1,29 @@
 //! Packages: create, list, show, finalize.
 
-use artifactstore_registry::{Finalized, NewPackage, PackageFilter, PackageRecord};
+use artifactstore_api::{CreatePackage, Finalized, Package, PackagePage};
+use artifactstore_registry::{NewPackage, PackageFilter};
 use axum::extract::State;
 use axum::http::header::LOCATION;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use serde::Deserialize;
+use utoipa::IntoParams;
 
 use crate::auth::Caller;
 use crate::extract::{parse_id, ApiJson, ApiPath, ApiQuery};
-use crate::openapi::{FinalizedSchema, PackageSchema};
 use crate::problem::{ApiResult, Problem, ProblemBody};
+use crate::wire::ToWire;
 use crate::AppState;
-
-/// The body of `POST /v1/packages`.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct CreatePackageRequest {
-    /// Package name.
-    pub(crate) name: String,
-    /// Who produced it (pipeline, team).
-    pub(crate) producer: String,
-    /// What it is about.
-    pub(crate) subject: String,
-    /// A configured retention class.
-    pub(crate) retention_class: String,
-    /// A JSON object; numbers must be integers. Absent or null means `{}`.
-    #[serde(default)]
-    #[schema(value_type = Option<Object>)]
-    pub(crate) metadata: Option<serde_json::Value>,
-    /// Slug of a registered metadata schema the metadata must satisfy.
-    #[serde(default)]
-    pub(crate) metadata_schema: Option<String>,
-}
 
 /// Creates a package (status `created`).
 #[utoipa::path(
     post,
     path = "/v1/packages",
     tag = "packages",
-    request_body = CreatePackageRequest,
-    params(("X-Artifactstore-Actor" = Option<String>, Header, description = "Actor recorded in the events; default `anonymous`")),
+    request_body = CreatePackage,
     responses(
-        (status = 201, description = "Created; `Location` names the package", body = PackageSchema),
+        (status = 201, description = "Created; `Location` names the package", body = Package),
         (status = 400, description = "Malformed body (`invalid_json`)", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "`unknown_retention_class`, `metadata_invalid`, `invalid_input`", body = ProblemBody, content_type = "application/problem+json"),
     )
@@ -52,7 +31,7 @@ pub(crate) struct CreatePackageRequest {
 pub(crate) async fn create_package(
     State(state): State<AppState>,
     caller: Caller,
-    ApiJson(body): ApiJson<CreatePackageRequest>,
+    ApiJson(body): ApiJson<CreatePackage>,
 ) -> ApiResult<Response> {
     caller.principal.may_write_producer(&body.producer)?;
     let new = NewPackage {
@@ -63,7 +42,11 @@ pub(crate) async fn create_package(
         metadata: body.metadata.unwrap_or(serde_json::Value::Null),
         metadata_schema: body.metadata_schema,
     };
-    let package = state.registry.create_package(new, &caller.actor).await?;
+    let package = state
+        .registry
+        .create_package(new, &caller.actor)
+        .await?
+        .to_wire()?;
     state.metrics.package_created();
     let mut response = (StatusCode::CREATED, Json(&package)).into_response();
     if let Ok(location) = HeaderValue::from_str(&format!("/v1/packages/{}", package.id)) {
@@ -97,16 +80,6 @@ pub(crate) struct ListPackagesParams {
     /// and all must match, each key once.
     #[param(rename = "metadata.{key}")]
     metadata: Option<String>,
-}
-
-/// One page of packages.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct PackagePageBody {
-    /// The packages, in creation order.
-    #[schema(value_type = Vec<PackageSchema>)]
-    items: Vec<PackageRecord>,
-    /// Pass as `after` for the next page; null when there is none.
-    next: Option<i64>,
 }
 
 fn parse_integer(name: &str, value: &str) -> ApiResult<i64> {
@@ -190,18 +163,18 @@ pub(crate) fn package_filter(
     tag = "packages",
     params(ListPackagesParams),
     responses(
-        (status = 200, description = "One page", body = PackagePageBody),
+        (status = 200, description = "One page", body = PackagePage),
         (status = 400, description = "`invalid_query`", body = ProblemBody, content_type = "application/problem+json"),
     )
 )]
 pub(crate) async fn list_packages(
     State(state): State<AppState>,
     ApiQuery(pairs): ApiQuery<Vec<(String, String)>>,
-) -> ApiResult<Json<PackagePageBody>> {
+) -> ApiResult<Json<PackagePage>> {
     let filter = package_filter(pairs, state.options.default_page, state.options.max_page)?;
     let page = state.registry.list_packages(filter).await?;
-    Ok(Json(PackagePageBody {
-        items: page.items,
+    Ok(Json(PackagePage {
+        items: page.items.to_wire()?,
         next: page.next,
     }))
 }
@@ -219,7 +192,7 @@ pub(crate) struct PackagePath {
     tag = "packages",
     params(("id" = uuid::Uuid, Path, description = "Package id (UUID)")),
     responses(
-        (status = 200, description = "The package", body = PackageSchema),
+        (status = 200, description = "The package", body = Package),
         (status = 400, description = "`invalid_id`", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "`package_not_found`", body = ProblemBody, content_type = "application/problem+json"),
     )
@@ -227,9 +200,9 @@ pub(crate) struct PackagePath {
 pub(crate) async fn get_package(
     State(state): State<AppState>,
     ApiPath(path): ApiPath<PackagePath>,
-) -> ApiResult<Json<PackageRecord>> {
+) -> ApiResult<Json<Package>> {
     let id = parse_id(&path.id, "package id")?;
-    Ok(Json(state.registry.get_package(id).await?))
+    Ok(Json(state.registry.get_package(id).await?.to_wire()?))
 }
 
 /// Builds and records the manifest; the package becomes immutable.
@@ -239,7 +212,7 @@ pub(crate) async fn get_package(
     tag = "packages",
     params(("id" = uuid::Uuid, Path, description = "Package id (UUID)")),
     responses(
-        (status = 200, description = "Finalized", body = FinalizedSchema),
+        (status = 200, description = "Finalized", body = Finalized),
         (status = 400, description = "`invalid_id`", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "`package_not_found`", body = ProblemBody, content_type = "application/problem+json"),
         (status = 409, description = "`illegal_package_state` (already finalized)", body = ProblemBody, content_type = "application/problem+json"),
@@ -254,7 +227,7 @@ pub(crate) async fn finalize_package(
     caller.may_write_package(&state.registry, id).await?;
     let finalized = state.registry.finalize_package(id, &caller.actor).await?;
     state.metrics.package_finalized();
-    Ok(Json(finalized))
+    Ok(Json(finalized.to_wire()?))
 }
 
 #[cfg(test)]

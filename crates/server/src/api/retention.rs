@@ -1,65 +1,37 @@
 //! Retention: classes, a package's state, extensions, legal holds, its
 //! history, and the deletion-eligibility sweep.
 
-use artifactstore_registry::core::Timestamp;
-use artifactstore_registry::RetentionRecord;
+use artifactstore_api::{
+    EventList, ExtendRetention, HoldCreated, Reason, Retention, RetentionClassList, SweepResult,
+};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use serde::Deserialize;
 
-use super::events::{event_body, EventBody};
 use super::packages::PackagePath;
-use super::Items;
 use crate::auth::{AdminCaller, Caller};
 use crate::extract::{parse_id, ApiJson, ApiPath};
-use crate::openapi::{EventListSchema, RetentionSchema};
 use crate::problem::{ApiResult, ProblemBody};
+use crate::wire::{self, ToWire};
 use crate::AppState;
-
-/// A configured retention class.
-#[derive(Debug, Serialize, ToSchema)]
-#[schema(as = RetentionClass)]
-pub(crate) struct ClassBody {
-    /// The id packages name.
-    id: String,
-    /// How long packages are kept after creation, e.g. `90d`; null: forever.
-    default_duration: Option<String>,
-    /// The same in seconds.
-    default_duration_seconds: Option<i64>,
-    /// `delete`, `manual-review` or `never`.
-    deletion_strategy: String,
-}
-
-/// The configured retention classes.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct ClassList {
-    /// By id.
-    items: Vec<ClassBody>,
-}
 
 /// The configured retention classes.
 #[utoipa::path(
     get,
     path = "/v1/retention-classes",
     tag = "retention",
-    responses((status = 200, description = "The classes", body = ClassList))
+    responses((status = 200, description = "The classes", body = RetentionClassList))
 )]
-pub(crate) async fn list_classes(State(state): State<AppState>) -> Json<ClassList> {
+pub(crate) async fn list_classes(State(state): State<AppState>) -> Json<RetentionClassList> {
     let items = state
         .registry
         .retention_classes()
         .into_iter()
-        .map(|class| ClassBody {
-            default_duration: class.default_duration.map(|d| d.to_string()),
-            default_duration_seconds: class.default_duration.map(|d| d.seconds()),
-            deletion_strategy: class.deletion_strategy.as_str().to_owned(),
-            id: class.id,
-        })
+        .map(wire::retention_class)
         .collect();
-    Json(ClassList { items })
+    Json(RetentionClassList { items })
 }
 
 /// A package's retention state.
@@ -69,7 +41,7 @@ pub(crate) async fn list_classes(State(state): State<AppState>) -> Json<ClassLis
     tag = "retention",
     params(("id" = uuid::Uuid, Path, description = "Package id (UUID)")),
     responses(
-        (status = 200, description = "The state", body = RetentionSchema),
+        (status = 200, description = "The state", body = Retention),
         (status = 400, description = "`invalid_id`", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "`package_not_found`", body = ProblemBody, content_type = "application/problem+json"),
     )
@@ -77,20 +49,9 @@ pub(crate) async fn list_classes(State(state): State<AppState>) -> Json<ClassLis
 pub(crate) async fn get_retention(
     State(state): State<AppState>,
     ApiPath(path): ApiPath<PackagePath>,
-) -> ApiResult<Json<RetentionRecord>> {
+) -> ApiResult<Json<Retention>> {
     let id = parse_id(&path.id, "package id")?;
-    Ok(Json(state.registry.retention_state(id).await?))
-}
-
-/// Body of `POST /v1/packages/{id}/retention/extend`.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct ExtendRequest {
-    /// The new expiry (RFC 3339); strictly later than the current one.
-    #[schema(value_type = String, format = DateTime)]
-    new_expires_at: Timestamp,
-    /// Why.
-    reason: String,
+    Ok(Json(state.registry.retention_state(id).await?.to_wire()?))
 }
 
 /// Moves a package's expiry strictly later.
@@ -99,9 +60,9 @@ pub(crate) struct ExtendRequest {
     path = "/v1/packages/{id}/retention/extend",
     tag = "retention",
     params(("id" = uuid::Uuid, Path, description = "Package id (UUID)")),
-    request_body = ExtendRequest,
+    request_body = ExtendRetention,
     responses(
-        (status = 200, description = "The new state", body = RetentionSchema),
+        (status = 200, description = "The new state", body = Retention),
         (status = 400, description = "`invalid_id`, `invalid_json`", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "`package_not_found`", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "`retention_refused` (not later, never expires, no reason)", body = ProblemBody, content_type = "application/problem+json"),
@@ -111,30 +72,15 @@ pub(crate) async fn extend(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(path): ApiPath<PackagePath>,
-    ApiJson(body): ApiJson<ExtendRequest>,
-) -> ApiResult<Json<RetentionRecord>> {
+    ApiJson(body): ApiJson<ExtendRetention>,
+) -> ApiResult<Json<Retention>> {
     let id = parse_id(&path.id, "package id")?;
     caller.may_write_package(&state.registry, id).await?;
     let record = state
         .registry
         .extend_retention(id, body.new_expires_at, &body.reason, &caller.actor)
         .await?;
-    Ok(Json(record))
-}
-
-/// Body of the hold endpoints.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct ReasonRequest {
-    /// Why.
-    reason: String,
-}
-
-/// The answer to placing a hold.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct HoldCreated {
-    /// The new hold (UUID).
-    hold_id: String,
+    Ok(Json(record.to_wire()?))
 }
 
 /// Places a legal hold; several may be active at once.
@@ -143,7 +89,7 @@ pub(crate) struct HoldCreated {
     path = "/v1/packages/{id}/holds",
     tag = "retention",
     params(("id" = uuid::Uuid, Path, description = "Package id (UUID)")),
-    request_body = ReasonRequest,
+    request_body = Reason,
     responses(
         (status = 201, description = "Placed", body = HoldCreated),
         (status = 400, description = "`invalid_id`, `invalid_json`", body = ProblemBody, content_type = "application/problem+json"),
@@ -155,7 +101,7 @@ pub(crate) async fn apply_hold(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(path): ApiPath<PackagePath>,
-    ApiJson(body): ApiJson<ReasonRequest>,
+    ApiJson(body): ApiJson<Reason>,
 ) -> ApiResult<impl IntoResponse> {
     let id = parse_id(&path.id, "package id")?;
     caller.may_write_package(&state.registry, id).await?;
@@ -184,9 +130,9 @@ pub(crate) struct HoldPath {
         ("id" = uuid::Uuid, Path, description = "Package id (UUID)"),
         ("hold_id" = uuid::Uuid, Path, description = "Hold id (UUID)"),
     ),
-    request_body = ReasonRequest,
+    request_body = Reason,
     responses(
-        (status = 200, description = "The new state", body = RetentionSchema),
+        (status = 200, description = "The new state", body = Retention),
         (status = 400, description = "`invalid_id`, `invalid_json`", body = ProblemBody, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`: releasing a hold needs the `admin` scope", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "`package_not_found`, `hold_not_found`", body = ProblemBody, content_type = "application/problem+json"),
@@ -197,15 +143,15 @@ pub(crate) async fn release_hold(
     State(state): State<AppState>,
     AdminCaller(caller): AdminCaller,
     ApiPath(path): ApiPath<HoldPath>,
-    ApiJson(body): ApiJson<ReasonRequest>,
-) -> ApiResult<Json<RetentionRecord>> {
+    ApiJson(body): ApiJson<Reason>,
+) -> ApiResult<Json<Retention>> {
     let id = parse_id(&path.id, "package id")?;
     let hold_id = parse_id(&path.hold_id, "hold id")?;
     let record = state
         .registry
         .release_hold(id, hold_id, &body.reason, &caller.actor)
         .await?;
-    Ok(Json(record))
+    Ok(Json(record.to_wire()?))
 }
 
 /// A package's retention events, in log order.
@@ -215,7 +161,7 @@ pub(crate) async fn release_hold(
     tag = "retention",
     params(("id" = uuid::Uuid, Path, description = "Package id (UUID)")),
     responses(
-        (status = 200, description = "The retention events", body = EventListSchema),
+        (status = 200, description = "The retention events", body = EventList),
         (status = 400, description = "`invalid_id`", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "`package_not_found`", body = ProblemBody, content_type = "application/problem+json"),
     )
@@ -223,19 +169,12 @@ pub(crate) async fn release_hold(
 pub(crate) async fn history(
     State(state): State<AppState>,
     ApiPath(path): ApiPath<PackagePath>,
-) -> ApiResult<Json<Items<EventBody>>> {
+) -> ApiResult<Json<EventList>> {
     let id = parse_id(&path.id, "package id")?;
     let events = state.registry.retention_history(id).await?;
-    Ok(Json(Items {
-        items: events.iter().map(event_body).collect(),
+    Ok(Json(EventList {
+        items: events.iter().map(wire::event).collect(),
     }))
-}
-
-/// The answer to a sweep.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct SweepResult {
-    /// Packages newly marked eligible for deletion.
-    marked: Vec<String>,
 }
 
 /// Marks expired, unheld packages eligible for deletion (admin).

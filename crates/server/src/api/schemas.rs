@@ -1,32 +1,23 @@
 //! Metadata JSON Schemas, registered idempotently by slug.
 
-use artifactstore_registry::SchemaRecord;
+use artifactstore_api::schemas::SchemaDocument;
+use artifactstore_api::{MetadataSchema, SchemaRegistered};
 use axum::extract::State;
 use axum::http::header::LOCATION;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use serde::Deserialize;
 
 use crate::auth::AdminCaller;
 use crate::extract::{ApiJson, ApiPath};
-use crate::openapi::SchemaRecordSchema;
 use crate::problem::{ApiResult, ProblemBody};
+use crate::wire::ToWire;
 use crate::AppState;
 
 /// Path of the schema routes.
 #[derive(Debug, Deserialize)]
 pub(crate) struct SlugPath {
-    slug: String,
-}
-
-/// The answer to registering a schema.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct SchemaRegistered {
-    /// The schema's id (UUID).
-    id: String,
-    /// Its slug.
     slug: String,
 }
 
@@ -36,7 +27,7 @@ pub(crate) struct SchemaRegistered {
     path = "/v1/metadata-schemas/{slug}",
     tag = "schemas",
     params(("slug" = String, Path, description = "1-64 of a-z, 0-9, `-`, `_`, `.`")),
-    request_body(content = Object, description = "A JSON Schema", content_type = "application/json"),
+    request_body(content = SchemaDocument, description = "A JSON Schema (an object, or `true` or `false`)", content_type = "application/json"),
     responses(
         (status = 201, description = "Registered", body = SchemaRegistered),
         (status = 200, description = "Already registered with this body", body = SchemaRegistered),
@@ -81,13 +72,15 @@ pub(crate) async fn put_schema(
     tag = "schemas",
     params(("slug" = String, Path, description = "The slug")),
     responses(
-        (status = 200, description = "The schema record", body = SchemaRecordSchema),
+        (status = 200, description = "The schema record", body = MetadataSchema),
         (status = 404, description = "`schema_not_found`", body = ProblemBody, content_type = "application/problem+json"),
     )
 )]
 pub(crate) async fn get_schema(
     State(state): State<AppState>,
     ApiPath(path): ApiPath<SlugPath>,
-) -> ApiResult<Json<SchemaRecord>> {
-    Ok(Json(state.registry.get_schema(&path.slug).await?))
+) -> ApiResult<Json<MetadataSchema>> {
+    Ok(Json(
+        state.registry.get_schema(&path.slug).await?.to_wire()?,
+    ))
 }

@@ -1,6 +1,6 @@
 //! Verification of stored bytes (admin).
 
-use artifactstore_registry::VerifyReport;
+use artifactstore_api::VerifyReport;
 use axum::extract::State;
 use axum::Json;
 use serde::Deserialize;
@@ -8,8 +8,8 @@ use utoipa::IntoParams;
 
 use crate::auth::AdminCaller;
 use crate::extract::ApiQuery;
-use crate::openapi::VerifyReportSchema;
 use crate::problem::{ApiResult, ProblemBody};
+use crate::wire::ToWire;
 use crate::AppState;
 
 /// Query of `POST /v1/storage/verify`.
@@ -29,7 +29,7 @@ pub(crate) struct VerifyQuery {
     tag = "storage",
     params(VerifyQuery),
     responses(
-        (status = 200, description = "What was checked; `failed` counts mismatches", body = VerifyReportSchema),
+        (status = 200, description = "What was checked; `failed` counts mismatches", body = VerifyReport),
         (status = 400, description = "`invalid_query`", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "`invalid_input`: the backend is not configured", body = ProblemBody, content_type = "application/problem+json"),
     )
@@ -43,5 +43,5 @@ pub(crate) async fn verify(
         .registry
         .verify_storage(query.backend.as_deref(), &caller.actor)
         .await?;
-    Ok(Json(report))
+    Ok(Json(report.to_wire()?))
 }
