@@ -558,6 +558,12 @@ struct UploadPace {
 /// would otherwise hold its upload slot (and a connection) for as long as
 /// it likes. Only the time spent waiting for the client counts, so a slow
 /// backend never makes a fast client look slow.
+///
+/// Hand-written rather than `tokio_stream::StreamExt::timeout` or
+/// tower-http's `TimeoutBody`: those cut at a gap between two chunks (the
+/// idle rule alone), and they count the time the consumer takes too (the
+/// backend's writes), so neither can state a least rate over the time spent
+/// waiting for the client.
 fn paced<S>(
     body: S,
     pace: UploadPace,
