@@ -108,13 +108,15 @@ async fn openapi_lists_every_route() {
     let package = server.create_package("ci", "standard", Value::Null).await;
     let id = package["id"].as_str().unwrap();
     let sample = Uuid::new_v4().to_string();
-    for (path, methods) in CONTRACT_ROUTES {
-        let concrete = path
-            .replace("{id}", id)
+    let concrete = |path: &str| {
+        path.replace("{id}", id)
             .replace("{file_id}", &sample)
             .replace("{hold_id}", &sample)
             .replace("{relative_path}", "some/file.txt")
-            .replace("{slug}", "some-slug");
+            .replace("{slug}", "some-slug")
+    };
+    for (path, methods) in CONTRACT_ROUTES {
+        let concrete = concrete(path);
         for method in *methods {
             if *path == "/v1/events/stream" {
                 let response = server.get(&concrete).await;
@@ -148,12 +150,7 @@ async fn openapi_lists_every_route() {
     // documented ones (HEAD comes with every GET, as HTTP has it), so the
     // router holds no operation the document lacks.
     for (path, methods) in &documented {
-        let concrete = path
-            .replace("{id}", id)
-            .replace("{file_id}", &sample)
-            .replace("{hold_id}", &sample)
-            .replace("{relative_path}", "some/file.txt")
-            .replace("{slug}", "some-slug");
+        let concrete = concrete(path);
         let mut allowed: BTreeSet<String> = methods.iter().map(|m| m.to_uppercase()).collect();
         if allowed.contains("GET") {
             allowed.insert("HEAD".to_owned());
