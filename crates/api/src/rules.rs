@@ -78,9 +78,6 @@ pub const ACTOR_PATTERN: &str = "^[\\u0020-\\u007e]*[\\u0021-\\u007e][\\u0020-\\
 /// character counts, which they equal for ASCII.
 pub const PATH_PATTERN: &str = concat!("^", segment!(), "(?:/", segment!(), ")*$");
 
-/// A text with no NUL (metadata strings and keys, filter values).
-pub const NO_NUL_PATTERN: &str = "^[^\\u0000]*$";
-
 fn text(min: usize, max: Option<usize>, pattern: &str) -> ObjectBuilder {
     ObjectBuilder::new()
         .schema_type(Type::String)
