@@ -38,14 +38,19 @@ pub mod types {
     pub const TOKEN_CREATED: &str = "v1.token.created";
     /// An API token was revoked.
     pub const TOKEN_REVOKED: &str = "v1.token.revoked";
+    /// A package was purged: its bytes may go, its records stay.
+    pub const PACKAGE_PURGED: &str = "v1.package.purged";
+    /// The collector deleted a stored object.
+    pub const STORAGE_OBJECT_DELETED: &str = "v1.storage.object_deleted";
 
     /// The retention events, as `retention_history` lists them.
-    pub const RETENTION: [&str; 5] = [
+    pub const RETENTION: [&str; 6] = [
         RETENTION_DEFAULT_APPLIED,
         RETENTION_EXTENDED,
         RETENTION_HOLD_APPLIED,
         RETENTION_HOLD_RELEASED,
         RETENTION_DELETION_ELIGIBLE,
+        PACKAGE_PURGED,
     ];
 }
 
@@ -59,6 +64,9 @@ pub mod subjects {
     pub const METADATA_SCHEMA: &str = "metadata_schema";
     /// An API token id.
     pub const TOKEN: &str = "token";
+    /// A stored object, by its key (keys are content addresses, the same
+    /// on every backend; the payload names the backend).
+    pub const STORAGE_OBJECT: &str = "storage_object";
 }
 
 /// An event before the log gives it a sequence, a time and a chain hash.
@@ -306,6 +314,10 @@ pub enum EventPayload {
     TokenCreated(TokenCreated),
     /// `v1.token.revoked`.
     TokenRevoked(TokenRevoked),
+    /// `v1.package.purged`.
+    PackagePurged(PackagePurged),
+    /// `v1.storage.object_deleted`.
+    ObjectDeleted(ObjectDeleted),
     /// A type this build does not know (written by a newer version).
     Unknown,
 }
@@ -332,6 +344,8 @@ impl EventPayload {
             types::METADATA_SCHEMA_REGISTERED => Self::MetadataSchemaRegistered(of(event)?),
             types::TOKEN_CREATED => Self::TokenCreated(of(event)?),
             types::TOKEN_REVOKED => Self::TokenRevoked(of(event)?),
+            types::PACKAGE_PURGED => Self::PackagePurged(of(event)?),
+            types::STORAGE_OBJECT_DELETED => Self::ObjectDeleted(of(event)?),
             _ => Self::Unknown,
         })
     }
@@ -600,6 +614,53 @@ payload_v1!(
     types::TOKEN_REVOKED,
     subjects::TOKEN,
     token_id
+);
+
+/// `v1.package.purged`. The package keeps its row, metadata, manifest and
+/// events; only its bytes may go (once no other package refers to them).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PackagePurged {
+    /// Payload version.
+    pub v: u32,
+    /// The package.
+    pub package_id: String,
+    /// Its class when purged.
+    pub retention_class: String,
+    /// The rule that allowed it: one of [`crate::lifecycle::rules`].
+    pub rule: String,
+    /// When it became eligible for deletion.
+    pub eligible_at: Option<Timestamp>,
+    /// Why (the admin's reason, or the automatic rule's).
+    pub reason: String,
+}
+payload_v1!(
+    PackagePurged,
+    types::PACKAGE_PURGED,
+    subjects::PACKAGE,
+    package_id
+);
+
+/// `v1.storage.object_deleted`: bytes that left a backend, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectDeleted {
+    /// Payload version.
+    pub v: u32,
+    /// The backend.
+    pub backend_id: String,
+    /// The key in it.
+    pub object_key: String,
+    /// Its size when listed.
+    pub size_bytes: u64,
+    /// One of [`crate::lifecycle::deletion_reasons`].
+    pub reason: String,
+}
+payload_v1!(
+    ObjectDeleted,
+    types::STORAGE_OBJECT_DELETED,
+    subjects::STORAGE_OBJECT,
+    object_key
 );
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ pub mod event;
 pub mod flag;
 pub mod id;
 pub mod jcs;
+pub mod lifecycle;
 pub mod manifest;
 pub mod path;
 pub mod retention;

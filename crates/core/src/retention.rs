@@ -57,6 +57,17 @@ impl RetentionDuration {
     pub fn seconds(&self) -> i64 {
         self.seconds
     }
+
+    /// Parses like [`FromStr`], but also takes a zero length (`0s`, `0d`):
+    /// for spans where "at once" means something, such as `purge_after`.
+    pub fn parse_allowing_zero(text: &str) -> Result<Self, DurationError> {
+        match text.strip_suffix(['s', 'm', 'h', 'd', 'w', 'y']) {
+            Some(digits) if !digits.is_empty() && digits.bytes().all(|b| b == b'0') => {
+                Ok(Self { seconds: 0 })
+            }
+            _ => text.parse(),
+        }
+    }
 }
 
 impl FromStr for RetentionDuration {
@@ -86,7 +97,7 @@ impl FromStr for RetentionDuration {
 
 impl fmt::Display for RetentionDuration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.seconds % 86_400 == 0 {
+        if self.seconds % 86_400 == 0 && self.seconds != 0 {
             write!(f, "{}d", self.seconds / 86_400)
         } else {
             write!(f, "{}s", self.seconds)
@@ -103,7 +114,16 @@ pub struct RetentionClass {
     pub default_duration: Option<RetentionDuration>,
     /// What happens after expiry.
     pub deletion_strategy: DeletionStrategy,
+    /// For `delete` classes: how long an eligible package waits before the
+    /// lifecycle purges it.
+    pub purge_after: RetentionDuration,
 }
+
+/// The default of [`RetentionClass::purge_after`]: a week in which an
+/// eligible package can still be held or extended.
+pub const DEFAULT_PURGE_AFTER: RetentionDuration = RetentionDuration {
+    seconds: 7 * 86_400,
+};
 
 impl RetentionClass {
     /// The expiry of a package of this class created at `created_at`;
@@ -120,6 +140,7 @@ pub fn default_retention_classes() -> Vec<RetentionClass> {
         id: id.to_owned(),
         default_duration: days.map(RetentionDuration::from_days),
         deletion_strategy: strategy,
+        purge_after: DEFAULT_PURGE_AFTER,
     };
     vec![
         class("ephemeral", Some(7), DeletionStrategy::Delete),
@@ -162,6 +183,28 @@ mod tests {
             "99999999999999999999y",
         ] {
             assert!(bad.parse::<RetentionDuration>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn zero_is_allowed_only_where_asked_for() {
+        for zero in ["0s", "0d", "000h"] {
+            assert!(zero.parse::<RetentionDuration>().is_err(), "{zero}");
+            assert_eq!(
+                RetentionDuration::parse_allowing_zero(zero)
+                    .unwrap()
+                    .seconds(),
+                0
+            );
+        }
+        assert_eq!(
+            RetentionDuration::parse_allowing_zero("7d")
+                .unwrap()
+                .seconds(),
+            7 * 86_400
+        );
+        for bad in ["", "s", "0", "-0s", "0x"] {
+            assert!(RetentionDuration::parse_allowing_zero(bad).is_err(), "{bad}");
         }
     }
 

@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use artifactstore_core::flag;
-use artifactstore_core::retention::{default_retention_classes, DeletionStrategy};
+use artifactstore_core::retention::{
+    default_retention_classes, DeletionStrategy, DEFAULT_PURGE_AFTER,
+};
 use artifactstore_core::{RetentionClass, RetentionDuration};
 use serde::Deserialize;
 
@@ -83,6 +85,9 @@ pub struct Config {
     /// Limits on what one request may ask for.
     #[serde(default)]
     pub limits: LimitsConfig,
+    /// The lifecycle: sweep, purge, collect.
+    #[serde(default)]
+    pub lifecycle: LifecycleConfig,
     /// What the environment changed that weakens the file's settings
     /// (filled by [`Config::apply_env`]); `serve` logs each at start.
     #[serde(skip)]
@@ -159,6 +164,66 @@ impl LimitsConfig {
         self.max_uploads_per_caller
             .unwrap_or(self.max_concurrent_uploads / 4)
             .clamp(1, self.max_concurrent_uploads.max(1))
+    }
+}
+
+/// The lifecycle `serve` runs by itself: sweep, then purge, then collect.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LifecycleConfig {
+    /// How often (`1h`, `10m`, …); `0s` turns the automatic runs off
+    /// (`admin gc` and `POST /v1/lifecycle/run` still work).
+    pub interval: String,
+    /// How old an object no live file refers to must be before it is
+    /// collected: uploads in flight store their bytes before their event.
+    pub orphan_grace: String,
+    /// How long one process's claim on running the lifecycle lasts
+    /// without renewal; another replica (or a restarted process) takes
+    /// over after it. A run renews it as it goes.
+    pub lease_timeout: String,
+}
+
+impl Default for LifecycleConfig {
+    fn default() -> Self {
+        Self {
+            interval: "1h".into(),
+            orphan_grace: "24h".into(),
+            lease_timeout: "2m".into(),
+        }
+    }
+}
+
+/// [`LifecycleConfig`], parsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LifecycleSettings {
+    /// Between automatic runs; `None`: no automatic runs.
+    pub interval: Option<Duration>,
+    /// See [`LifecycleConfig::orphan_grace`].
+    pub orphan_grace: Duration,
+    /// See [`LifecycleConfig::lease_timeout`].
+    pub lease_timeout: Duration,
+}
+
+impl LifecycleConfig {
+    /// Parses the durations.
+    pub fn settings(&self) -> Result<LifecycleSettings, ConfigError> {
+        let parse = |key: &str, text: &str| {
+            RetentionDuration::parse_allowing_zero(text)
+                .map(|d| Duration::from_secs(u64::try_from(d.seconds()).unwrap_or(0)))
+                .map_err(|e| ConfigError::Invalid(format!("lifecycle.{key}: {e}")))
+        };
+        let interval = parse("interval", &self.interval)?;
+        let lease_timeout = parse("lease_timeout", &self.lease_timeout)?;
+        if lease_timeout < Duration::from_secs(2) {
+            return Err(ConfigError::Invalid(
+                "lifecycle.lease_timeout must be at least 2s".into(),
+            ));
+        }
+        Ok(LifecycleSettings {
+            interval: (!interval.is_zero()).then_some(interval),
+            orphan_grace: parse("orphan_grace", &self.orphan_grace)?,
+            lease_timeout,
+        })
     }
 }
 
@@ -338,6 +403,9 @@ pub struct RetentionClassConfig {
     /// `delete`, `manual-review` or `never`.
     #[serde(default = "default_strategy")]
     pub deletion_strategy: DeletionStrategy,
+    /// `delete` classes: how long an eligible package waits before the
+    /// lifecycle purges it (`7d` by default; `0s` at the next run).
+    pub purge_after: Option<String>,
 }
 
 fn default_data_dir() -> PathBuf {
@@ -363,6 +431,7 @@ impl Default for Config {
             retention_classes: Vec::new(),
             auth: AuthConfig::default(),
             limits: LimitsConfig::default(),
+            lifecycle: LifecycleConfig::default(),
             warnings: Vec::new(),
         }
     }
@@ -493,10 +562,17 @@ impl Config {
                     .map_err(|e| {
                         ConfigError::Invalid(format!("retention class `{}`: {e}", c.id))
                     })?;
+                let purge_after = match c.purge_after.as_deref() {
+                    None => DEFAULT_PURGE_AFTER,
+                    Some(text) => RetentionDuration::parse_allowing_zero(text).map_err(|e| {
+                        ConfigError::Invalid(format!("retention class `{}`: purge_after: {e}", c.id))
+                    })?,
+                };
                 Ok(RetentionClass {
                     id: c.id.clone(),
                     default_duration,
                     deletion_strategy: c.deletion_strategy,
+                    purge_after,
                 })
             })
             .collect()
@@ -673,6 +749,38 @@ deletion_strategy = "delete"
         assert!(config.warnings[0].contains("AUTHENTICATION IS OFF"));
         let config = with_env("", "off").unwrap();
         assert!(!config.auth.required && config.warnings.is_empty());
+    }
+
+    #[test]
+    fn lifecycle_keys_parse_with_defaults() {
+        let config = Config::from_toml("", None).unwrap();
+        let settings = config.lifecycle.settings().unwrap();
+        assert_eq!(settings.interval, Some(Duration::from_secs(3600)));
+        assert_eq!(settings.orphan_grace, Duration::from_secs(86_400));
+        let text = "[lifecycle]\ninterval = \"0s\"\norphan_grace = \"0s\"\n\
+                    [[retention_classes]]\nid = \"logs\"\ndefault_duration = \"1d\"\npurge_after = \"0s\"\n\
+                    [[retention_classes]]\nid = \"reports\"\ndefault_duration = \"1d\"\n";
+        let config = Config::from_toml(text, None).unwrap();
+        let settings = config.lifecycle.settings().unwrap();
+        assert_eq!(settings.interval, None);
+        assert_eq!(settings.orphan_grace, Duration::ZERO);
+        let classes = config.effective_retention_classes().unwrap();
+        assert_eq!(classes[0].purge_after.seconds(), 0);
+        assert_eq!(classes[1].purge_after, DEFAULT_PURGE_AFTER);
+        let bad = "[[retention_classes]]\nid = \"x\"\npurge_after = \"soon\"";
+        let err = Config::from_toml(bad, None)
+            .unwrap()
+            .effective_retention_classes()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("purge_after"), "{err}");
+        let err = Config::from_toml("[lifecycle]\ninterval = \"-1h\"", None)
+            .unwrap()
+            .lifecycle
+            .settings()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("lifecycle.interval"), "{err}");
     }
 
     #[test]

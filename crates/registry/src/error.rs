@@ -1,6 +1,7 @@
 //! The registry's errors. Each has a stable machine [`RegistryError::code`];
 //! the HTTP layer and the CLI each map them in one place.
 
+use artifactstore_core::lifecycle::PurgeRefusal;
 use artifactstore_core::path::PathError;
 use artifactstore_storage::StorageError;
 use artifactstore_store::StoreError;
@@ -127,6 +128,31 @@ pub enum RegistryError {
     /// The backend or database cannot be reached.
     #[error("a service the registry depends on is unavailable")]
     Unavailable(String),
+    /// The package cannot be purged (not eligible, held, class `never`,
+    /// purged already).
+    #[error("cannot purge package {package_id}: {refusal}")]
+    PurgeRefused {
+        /// The package.
+        package_id: String,
+        /// Which rule refuses.
+        refusal: PurgeRefusal,
+    },
+    /// The package was purged: its bytes are gone (its records stay).
+    #[error("package {package_id} was purged at {purged_at} by {purged_by} ({reason}): its bytes are gone; its manifest and records remain")]
+    PackagePurged {
+        /// The package.
+        package_id: String,
+        /// When.
+        purged_at: String,
+        /// By whom.
+        purged_by: String,
+        /// Why.
+        reason: String,
+    },
+    /// The collector was deleting identical bytes while this upload
+    /// stored them; nothing was recorded and sending again succeeds.
+    #[error("identical bytes were being collected while this upload stored them; nothing was recorded: send the file again")]
+    ObjectBeingCollected,
     /// Configuration is wrong.
     #[error(transparent)]
     Config(#[from] ConfigError),
@@ -165,6 +191,9 @@ impl RegistryError {
             Self::TooManyFiles(_) => "too_many_files",
             Self::StorageFull => "storage_full",
             Self::Unavailable(_) => "service_unavailable",
+            Self::PurgeRefused { refusal, .. } => refusal.code(),
+            Self::PackagePurged { .. } => "package_purged",
+            Self::ObjectBeingCollected => "object_being_collected",
             Self::Config(_) => "configuration_invalid",
             Self::Internal(_) => "internal_error",
         }

@@ -29,6 +29,9 @@ const QUEUE: usize = 1024;
 struct Pending {
     ingested: FileIngested,
     actor: String,
+    /// The log head read before the bytes were stored (the collection
+    /// fence: docs/architecture.md, Lifecycle).
+    stored_after: i64,
     answer: oneshot::Sender<RegistryResult<FileRecord>>,
 }
 
@@ -48,11 +51,14 @@ impl FileCommits {
     }
 
     /// Records `ingested` durably and returns the file's view row, or says
-    /// why not.
+    /// why not. `stored_after` is the log head the upload read before it
+    /// stored its bytes: if the collector may have deleted that object
+    /// since, nothing is recorded.
     pub(crate) async fn record(
         &self,
         ingested: FileIngested,
         actor: &str,
+        stored_after: i64,
     ) -> RegistryResult<FileRecord> {
         let (answer, answered) = oneshot::channel();
         let stopped = || RegistryError::Internal("the file commit task stopped".into());
@@ -60,6 +66,7 @@ impl FileCommits {
             .send(Pending {
                 ingested,
                 actor: actor.to_owned(),
+                stored_after,
                 answer,
             })
             .await
@@ -122,14 +129,42 @@ async fn record_group(store: &Store, max_files: u64, group: Vec<Pending>) {
         Ok(conflicts) => conflicts,
         Err(e) => return fail_all(group, &RegistryError::from(e)),
     };
+    // The collection fence: bytes the collector may have deleted after
+    // this upload stored them are not recorded (the upload is refused and
+    // can be sent again).
+    let objects: Vec<(&str, &str, i64)> = group
+        .iter()
+        .map(|p| {
+            (
+                p.ingested.backend_id.as_str(),
+                p.ingested.object_key.as_str(),
+                p.stored_after,
+            )
+        })
+        .collect();
+    let collected = match tx.collected_since(&objects).await {
+        Ok(collected) => collected,
+        Err(e) => return fail_all(group, &RegistryError::from(e)),
+    };
     let mut accepted = Vec::with_capacity(group.len());
     let mut added: HashMap<String, u64> = HashMap::new();
     let mut paths: HashSet<(String, String)> = HashSet::new();
     let mut group_keys: HashMap<String, Vec<(String, String)>> = HashMap::new();
-    for (((pending, slot), key), conflict) in group.into_iter().zip(slots).zip(keys).zip(conflicts)
+    for ((((pending, slot), key), conflict), collected) in group
+        .into_iter()
+        .zip(slots)
+        .zip(keys)
+        .zip(conflicts)
+        .zip(collected)
     {
-        let checked =
-            check(slot, &pending.ingested, max_files, &mut added, &mut paths).and_then(|()| {
+        let fenced = if collected {
+            Err(RegistryError::ObjectBeingCollected)
+        } else {
+            Ok(())
+        };
+        let checked = fenced
+            .and_then(|()| check(slot, &pending.ingested, max_files, &mut added, &mut paths))
+            .and_then(|()| {
                 let path = &pending.ingested.relative_path;
                 if let Some(existing) = conflict {
                     return Err(path_conflict(path, &existing));

@@ -156,7 +156,9 @@ impl Registry {
         };
         // Checked again under the head lock, with the other files of its
         // group (see file_commits.rs).
-        self.file_commits.record(ingested, actor).await
+        self.file_commits
+            .record(ingested, actor, slot.head_sequence)
+            .await
     }
 }
 

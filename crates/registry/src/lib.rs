@@ -27,6 +27,7 @@ pub mod config;
 mod error;
 mod file_commits;
 mod ingest;
+pub mod lifecycle;
 mod operations;
 mod retention;
 mod schemas;
@@ -65,6 +66,10 @@ pub struct Registry {
     limits: Arc<config::LimitsConfig>,
     file_commits: file_commits::FileCommits,
     validators: Arc<schemas::Validators>,
+    lifecycle: config::LifecycleSettings,
+    /// This process's name as a lifecycle lease holder and claimant.
+    instance: Arc<str>,
+    lifecycle_stats: lifecycle::SharedStats,
 }
 
 impl std::fmt::Debug for Registry {
@@ -99,6 +104,7 @@ impl RegistryBuilder {
     /// Connects, migrates, and opens the backends.
     pub async fn build(mut self) -> RegistryResult<Registry> {
         let default_backend = self.config.validate_routing()?;
+        let lifecycle = self.config.lifecycle.settings()?;
         let classes = self
             .config
             .effective_retention_classes()?
@@ -174,6 +180,9 @@ impl RegistryBuilder {
             classes: Arc::new(classes),
             limits: Arc::new(self.config.limits.clone()),
             validators: schemas::Validators::new(),
+            lifecycle,
+            instance: Arc::from(uuid::Uuid::new_v4().to_string()),
+            lifecycle_stats: lifecycle::SharedStats::default(),
         })
     }
 }

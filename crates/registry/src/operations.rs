@@ -10,7 +10,7 @@ use artifactstore_core::manifest::{
 use artifactstore_core::text::check_label;
 use artifactstore_core::{cbor, ContentAddress, Event, Manifest, NewEvent, RelativePath};
 use artifactstore_store::records::status;
-use artifactstore_store::{FileRecord, PackageFilter, PackagePage, PackageRecord};
+use artifactstore_store::{FileRecord, PackageFilter, PackagePage, PackageRecord, RetentionRecord};
 use futures::Stream;
 use uuid::Uuid;
 
@@ -307,8 +307,30 @@ impl Registry {
                 });
             }
         }
+        if file.package_status == status::PURGED {
+            return Err(self.purged(&file.package_id).await);
+        }
         let backend = self.backend(&file.backend_id)?;
         Ok(backend.open(&file.object_key, range).await?)
+    }
+
+    /// The error for reading the bytes of purged package `package_id`:
+    /// when, by whom and why it was purged.
+    async fn purged(&self, package_id: &str) -> RegistryError {
+        match self.store.retention(package_id).await {
+            Ok(Some(RetentionRecord {
+                purge: Some(purge), ..
+            })) => RegistryError::PackagePurged {
+                package_id: package_id.to_owned(),
+                purged_at: purge.purged_at.to_string(),
+                purged_by: purge.purged_by,
+                reason: purge.reason,
+            },
+            Ok(_) => RegistryError::Internal(format!(
+                "package {package_id} is purged but has no purge record"
+            )),
+            Err(e) => e.into(),
+        }
     }
 
     /// Events after `since`, ascending, at most `limit` (capped).

@@ -4,6 +4,11 @@ use artifactstore_core::event::{DeletionEligible, HoldApplied, HoldReleased, Ret
 use artifactstore_core::id::new_id;
 use artifactstore_core::text::{check_reason, TextError};
 use artifactstore_core::{Event, NewEvent, RetentionClass, Timestamp};
+use artifactstore_core::event::EventPayload;
+use artifactstore_core::lifecycle::{
+    explain, Explanation, ExtensionFact, HoldFact, PurgeFact, RetentionFacts,
+};
+use artifactstore_store::records::status;
 use artifactstore_store::{LogTx, RetentionRecord};
 use uuid::Uuid;
 
@@ -28,6 +33,23 @@ async fn state(tx: &mut LogTx<'_>, package_id: &str) -> RegistryResult<Retention
     tx.retention(package_id)
         .await?
         .ok_or_else(|| RegistryError::PackageNotFound(package_id.to_owned()))
+}
+
+/// The state of a package whose retention may still change: not purged.
+async fn changeable_state(
+    tx: &mut LogTx<'_>,
+    package_id: &str,
+    operation: &'static str,
+) -> RegistryResult<RetentionRecord> {
+    let current = state(tx, package_id).await?;
+    if current.purge.is_some() {
+        return Err(RegistryError::IllegalPackageState {
+            package_id: package_id.to_owned(),
+            status: status::PURGED.to_owned(),
+            operation,
+        });
+    }
+    Ok(current)
 }
 
 impl Registry {
@@ -60,7 +82,7 @@ impl Registry {
         let why = reason(why)?;
         let id = package_id.to_string();
         let mut tx = self.store.begin().await?;
-        let current = state(&mut tx, &id).await?;
+        let current = changeable_state(&mut tx, &id, "extend its retention").await?;
         let Some(previous) = current.expires_at else {
             return Err(RegistryError::RetentionRefused(
                 "the package never expires; there is nothing to extend".into(),
@@ -95,7 +117,7 @@ impl Registry {
         let id = package_id.to_string();
         let hold_id = new_id().to_string();
         let mut tx = self.store.begin().await?;
-        state(&mut tx, &id).await?;
+        changeable_state(&mut tx, &id, "place a hold on it").await?;
         let payload = HoldApplied {
             v: 1,
             package_id: id.clone(),
@@ -176,5 +198,64 @@ impl Registry {
     pub async fn retention_history(&self, package_id: Uuid) -> RegistryResult<Vec<Event>> {
         let package = self.get_package(package_id).await?;
         Ok(self.store.retention_history(&package.id).await?)
+    }
+
+    /// A package's retention state with the explanation of its fate: the
+    /// class and its default, each extension, each active hold,
+    /// eligibility, the scheduled purge (or why there is none), the purge.
+    pub async fn retention_explained(
+        &self,
+        package_id: Uuid,
+    ) -> RegistryResult<(RetentionRecord, Explanation)> {
+        let record = self.retention_state(package_id).await?;
+        let history = self.store.retention_history(&record.package_id).await?;
+        let class = self.class_of(&record.retention_class)?;
+        let mut facts = RetentionFacts {
+            class: &class,
+            default_expires_at: None,
+            extensions: Vec::new(),
+            holds: record
+                .active_holds
+                .iter()
+                .map(|h| HoldFact {
+                    actor: h.applied_by.clone(),
+                    since: h.applied_at,
+                    reason: h.reason.clone(),
+                })
+                .collect(),
+            expires_at: record.expires_at,
+            eligible_at: record
+                .eligible_for_deletion
+                .then_some(record.eligible_at)
+                .flatten(),
+            purge: record.purge.as_ref().map(|p| PurgeFact {
+                actor: p.purged_by.clone(),
+                at: p.purged_at,
+                rule: p.rule.clone(),
+                reason: p.reason.clone(),
+            }),
+        };
+        for event in &history {
+            match EventPayload::decode(event) {
+                Ok(EventPayload::RetentionDefaultApplied(p)) => {
+                    facts.default_expires_at = p.expires_at;
+                }
+                Ok(EventPayload::RetentionExtended(p)) => facts.extensions.push(ExtensionFact {
+                    actor: event.actor.clone(),
+                    at: event.created_at,
+                    new_expires_at: p.new_expires_at,
+                    reason: p.reason,
+                }),
+                Ok(_) => {}
+                Err(e) => {
+                    return Err(RegistryError::Internal(format!(
+                        "event {}: {e}",
+                        event.sequence
+                    )))
+                }
+            }
+        }
+        let explanation = explain(&facts, self.store.now());
+        Ok((record, explanation))
     }
 }

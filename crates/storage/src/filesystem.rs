@@ -24,7 +24,7 @@ use tokio::fs;
 
 use self::direct::{DirectIo, DirectWrites};
 use crate::file_chunks::file_chunks;
-use crate::{Backend, ByteStream, ObjectWriter, StorageError};
+use crate::{Backend, ByteStream, ObjectInfo, ObjectWriter, StorageError, CONTENT_KEY_PREFIX};
 
 const STAGING_DIR: &str = ".staging";
 const LOCK_FILE: &str = ".lock";
@@ -62,7 +62,8 @@ impl Drop for Staging {
 /// Removes staging directories whose owner is gone (its lock can be
 /// taken), and loose files from older layouts that nobody touched for
 /// [`STALE_STAGING`].
-fn clean_staging(staging: &Path) -> std::io::Result<()> {
+fn clean_staging(staging: &Path) -> std::io::Result<u64> {
+    let mut removed = 0;
     for entry in std::fs::read_dir(staging)? {
         let path = entry?.path();
         if path.is_dir() {
@@ -70,8 +71,8 @@ fn clean_staging(staging: &Path) -> std::io::Result<()> {
                 Ok(lock) => lock.try_lock().is_ok(),
                 Err(e) => e.kind() == std::io::ErrorKind::NotFound,
             };
-            if dead {
-                let _ = std::fs::remove_dir_all(&path);
+            if dead && std::fs::remove_dir_all(&path).is_ok() {
+                removed += 1;
             }
         } else {
             let stale = std::fs::metadata(&path)
@@ -79,12 +80,12 @@ fn clean_staging(staging: &Path) -> std::io::Result<()> {
                 .ok()
                 .and_then(|modified| modified.elapsed().ok())
                 .is_some_and(|age| age >= STALE_STAGING);
-            if stale {
-                let _ = std::fs::remove_file(&path);
+            if stale && std::fs::remove_file(&path).is_ok() {
+                removed += 1;
             }
         }
     }
-    Ok(())
+    Ok(removed)
 }
 
 impl FilesystemBackend {
@@ -254,6 +255,22 @@ impl Backend for FilesystemBackend {
         }
     }
 
+    async fn list(&self) -> Result<Vec<ObjectInfo>, StorageError> {
+        let top = self.root.join(CONTENT_KEY_PREFIX.trim_end_matches('/'));
+        tokio::task::spawn_blocking(move || list_under(&top, CONTENT_KEY_PREFIX))
+            .await
+            .map_err(|e| self.io(std::io::Error::other(e)))?
+            .map_err(|e| self.io(e))
+    }
+
+    async fn remove_dead_staging(&self) -> Result<u64, StorageError> {
+        let staging = self.root.join(STAGING_DIR);
+        tokio::task::spawn_blocking(move || clean_staging(&staging))
+            .await
+            .map_err(|e| self.io(std::io::Error::other(e)))?
+            .map_err(|e| self.io(e))
+    }
+
     async fn probe(&self) -> Result<(), StorageError> {
         let staging = self.root.join(STAGING_DIR);
         let meta = fs::metadata(&staging)
@@ -270,6 +287,41 @@ impl Backend for FilesystemBackend {
         }
         Ok(())
     }
+}
+
+/// Every file below `dir`, keyed `prefix` + its path below `dir`. A
+/// folder that vanishes while listed (emptied by a delete) is skipped.
+fn list_under(dir: &Path, prefix: &str) -> std::io::Result<Vec<ObjectInfo>> {
+    let mut found = Vec::new();
+    let mut pending = vec![(dir.to_path_buf(), prefix.to_owned())];
+    while let Some((dir, prefix)) = pending.pop() {
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        for entry in entries {
+            let entry = entry?;
+            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+                continue;
+            };
+            let meta = match entry.metadata() {
+                Ok(meta) => meta,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            if meta.is_dir() {
+                pending.push((entry.path(), format!("{prefix}{name}/")));
+            } else if meta.is_file() {
+                found.push(ObjectInfo {
+                    key: format!("{prefix}{name}"),
+                    size_bytes: meta.len(),
+                    modified: meta.modified()?,
+                });
+            }
+        }
+    }
+    Ok(found)
 }
 
 fn sync_dir(dir: &Path) -> std::io::Result<()> {

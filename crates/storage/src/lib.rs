@@ -130,6 +130,34 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Checks that the backend can serve: reachable and writable.
     async fn probe(&self) -> Result<(), StorageError>;
+
+    /// Every object the collector may consider: the content-addressed
+    /// objects and any staging leftovers the backend keeps as objects
+    /// (their keys do not start with [`CONTENT_KEY_PREFIX`]). Objects
+    /// being written are not listed until committed.
+    async fn list(&self) -> Result<Vec<ObjectInfo>, StorageError>;
+
+    /// Removes what writers that are gone left behind outside the object
+    /// space (a filesystem's staging files of dead processes); returns
+    /// how many. Backends without such leftovers have nothing to do.
+    async fn remove_dead_staging(&self) -> Result<u64, StorageError> {
+        Ok(0)
+    }
+}
+
+/// The first segment of every content-addressed object key
+/// (`blake3/ab/cd/abcd…`).
+pub const CONTENT_KEY_PREFIX: &str = "blake3/";
+
+/// One listed object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    /// Its key.
+    pub key: String,
+    /// Its size.
+    pub size_bytes: u64,
+    /// When it was last written.
+    pub modified: std::time::SystemTime,
 }
 
 /// The refusal when bytes are committed under a key other than declared.

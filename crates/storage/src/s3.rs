@@ -27,7 +27,7 @@ use object_store::{
     RetryConfig, WriteMultipart,
 };
 
-use crate::{Backend, ByteStream, ObjectWriter, StorageError};
+use crate::{Backend, ByteStream, ObjectInfo, ObjectWriter, StorageError};
 
 /// Objects up to this size go up in one PUT.
 pub const SINGLE_PUT_LIMIT: usize = 8 * 1024 * 1024;
@@ -261,6 +261,30 @@ impl Backend for S3Backend {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(self.error(e)),
         }
+    }
+
+    async fn list(&self) -> Result<Vec<ObjectInfo>, StorageError> {
+        let prefix = (!self.prefix.is_empty()).then(|| Path::from(self.prefix.as_str()));
+        let strip = if self.prefix.is_empty() {
+            String::new()
+        } else {
+            format!("{}/", self.prefix)
+        };
+        let mut listed = self.store.list(prefix.as_ref());
+        let mut found = Vec::new();
+        while let Some(meta) = listed.next().await {
+            let meta = meta.map_err(|e| self.error(e))?;
+            let location = meta.location.as_ref();
+            let Some(key) = location.strip_prefix(strip.as_str()) else {
+                continue;
+            };
+            found.push(ObjectInfo {
+                key: key.to_owned(),
+                size_bytes: meta.size,
+                modified: meta.last_modified.into(),
+            });
+        }
+        Ok(found)
     }
 
     async fn probe(&self) -> Result<(), StorageError> {

@@ -12,6 +12,7 @@
 //! follower reading "after N" can never skip a sequence that commits late.
 
 mod batch;
+mod lifecycle;
 mod log;
 mod notify;
 mod queries;
@@ -31,6 +32,7 @@ use tokio::sync::{watch, Mutex};
 
 #[doc(hidden)]
 pub use batch::postgres_text_literal;
+pub use lifecycle::{ClaimRecord, UsageRecord};
 pub use log::{LogTx, LogVerification};
 pub use queries::{FileSlot, PackageFilter, PackagePage};
 pub use records::*;

@@ -13,17 +13,17 @@ use crate::records::{
 };
 use crate::{Store, StoreError, StoreResult};
 
-const PACKAGE_COLUMNS: &str = "p.id, p.name, p.producer, p.subject, p.retention_class, p.metadata, \
+pub(crate) const PACKAGE_COLUMNS: &str = "p.id, p.name, p.producer, p.subject, p.retention_class, p.metadata, \
     p.metadata_schema_id, p.status, p.manifest_digest, p.created_at, p.created_by, p.created_sequence, \
-    p.finalized_at, p.expires_at, p.last_event_sequence";
+    p.finalized_at, p.expires_at, p.purged_at, p.last_event_sequence";
 
 const TOKEN_COLUMNS: &str =
     "id, name, scope, producers, expires_at, secret_blake3, created_at, created_by, revoked_at, revoked_by";
 
 const FILE_SELECT: &str = "SELECT f.id, f.package_id, f.relative_path, f.media_type, f.size_bytes, \
     f.blake3, f.sha256, f.created_at, l.id AS storage_location_id, l.content_address, l.backend_id, \
-    l.object_key, l.retrieval_tier, l.status AS storage_status \
-    FROM files f JOIN storage_locations l ON l.file_id = f.id";
+    l.object_key, l.retrieval_tier, l.status AS storage_status, pk.status AS package_status \
+    FROM files f JOIN storage_locations l ON l.file_id = f.id JOIN packages pk ON pk.id = f.package_id";
 
 /// Filters and paging for [`Store::list_packages`].
 #[derive(Debug, Clone, Default)]
@@ -96,6 +96,11 @@ pub struct FileSlot {
     pub file_count: u64,
     /// Whether the path is taken.
     pub path_taken: bool,
+    /// The log's head when this was read: an upload that stored its bytes
+    /// after reading it knows that a deletion recorded at or before it
+    /// happened before its bytes were stored (docs/architecture.md,
+    /// Lifecycle).
+    pub head_sequence: i64,
 }
 
 // The queries with a varying number of rows below (`file_slots`,
@@ -122,7 +127,8 @@ pub(crate) async fn file_slots(
         .collect();
     let sql = format!(
         "SELECT q.column3 AS position, p.status, p.producer, p.retention_class, p.file_count, \
-         (SELECT COUNT(*) FROM files f WHERE f.package_id = q.column1 AND f.relative_path = q.column2) AS taken \
+         (SELECT COUNT(*) FROM files f WHERE f.package_id = q.column1 AND f.relative_path = q.column2) AS taken, \
+         (SELECT h.sequence FROM log_head h WHERE h.id = 1) AS head \
          FROM (VALUES {}) AS q LEFT JOIN packages p ON p.id = q.column1 ORDER BY q.column3",
         values.join(", ")
     );
@@ -148,6 +154,7 @@ pub(crate) async fn file_slots(
             retention_class: row.try_get("retention_class")?,
             file_count: u64::try_from(file_count).unwrap_or(0),
             path_taken: taken > 0,
+            head_sequence: row.try_get("head")?,
         });
     }
     Ok(slots)
@@ -174,8 +181,8 @@ pub(crate) async fn retention(
     package_id: &str,
 ) -> StoreResult<Option<RetentionRecord>> {
     let row = sqlx::query(
-        "SELECT package_id, retention_class, expires_at, eligible_for_deletion, eligible_at \
-         FROM retention_state WHERE package_id = $1",
+        "SELECT package_id, retention_class, expires_at, eligible_for_deletion, eligible_at, \
+         purged_at, purged_by, purge_rule, purge_reason FROM retention_state WHERE package_id = $1",
     )
     .bind(package_id)
     .fetch_optional(&mut *conn)
@@ -199,6 +206,15 @@ pub(crate) async fn retention(
             .iter()
             .map(hold_from_row)
             .collect::<StoreResult<_>>()?,
+        purge: match crate::records::opt_timestamp(&row, "purged_at")? {
+            None => None,
+            Some(purged_at) => Some(crate::records::PurgeRecord {
+                purged_at,
+                purged_by: row.try_get::<Option<String>, _>("purged_by")?.unwrap_or_default(),
+                rule: row.try_get::<Option<String>, _>("purge_rule")?.unwrap_or_default(),
+                reason: row.try_get::<Option<String>, _>("purge_reason")?.unwrap_or_default(),
+            }),
+        },
     }))
 }
 
@@ -481,7 +497,8 @@ impl Store {
         Ok(PackagePage { items, next })
     }
 
-    /// Storage locations (optionally of one backend) after `after`, by id.
+    /// Storage locations (optionally of one backend) after `after`, by id,
+    /// of packages not purged (whose bytes must be there).
     pub async fn locations(
         &self,
         backend: Option<&str>,
@@ -490,12 +507,13 @@ impl Store {
     ) -> StoreResult<Vec<LocationRecord>> {
         let rows = sqlx::query(
             "SELECT l.id, l.file_id, l.backend_id, l.object_key, f.size_bytes, f.blake3, f.sha256 \
-             FROM storage_locations l JOIN files f ON f.id = l.file_id \
-             WHERE l.id > $1 AND ($2 = '' OR l.backend_id = $2) ORDER BY l.id LIMIT $3",
+             FROM storage_locations l JOIN files f ON f.id = l.file_id JOIN packages p ON p.id = f.package_id \
+             WHERE l.id > $1 AND ($2 = '' OR l.backend_id = $2) AND p.status <> $4 ORDER BY l.id LIMIT $3",
         )
         .bind(after)
         .bind(backend.unwrap_or(""))
         .bind(limit)
+        .bind(crate::records::status::PURGED)
         .fetch_all(&self.pool)
         .await?;
         rows.iter()

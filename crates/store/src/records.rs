@@ -26,7 +26,7 @@ pub struct PackageRecord {
     pub metadata: serde_json::Value,
     /// Schema the metadata was validated against.
     pub metadata_schema_id: Option<String>,
-    /// `created` or `finalized`.
+    /// `created`, `finalized` or `purged`.
     pub status: String,
     /// `blake3:<hex>` of the manifest once finalized.
     pub manifest_digest: Option<String>,
@@ -36,6 +36,8 @@ pub struct PackageRecord {
     pub finalized_at: Option<Timestamp>,
     /// Current expiry; `None` never expires.
     pub expires_at: Option<Timestamp>,
+    /// When it was purged.
+    pub purged_at: Option<Timestamp>,
     /// Last event that touched the package.
     pub last_event_sequence: i64,
     /// Actor of the creation event.
@@ -52,6 +54,8 @@ pub mod status {
     pub const CREATED: &str = "created";
     /// Immutable, has a manifest.
     pub const FINALIZED: &str = "finalized";
+    /// Purged: its records stay, its bytes may be gone.
+    pub const PURGED: &str = "purged";
 }
 
 /// Storage location status names.
@@ -96,6 +100,9 @@ pub struct FileRecord {
     /// Storage location id.
     #[serde(skip)]
     pub storage_location_id: String,
+    /// Its package's status (a purged package's bytes are gone).
+    #[serde(skip)]
+    pub package_status: String,
 }
 
 /// A storage location, as verification walks them.
@@ -151,6 +158,21 @@ pub struct RetentionRecord {
     pub eligible_at: Option<Timestamp>,
     /// Holds not yet released.
     pub active_holds: Vec<HoldRecord>,
+    /// The purge, once it happened.
+    pub purge: Option<PurgeRecord>,
+}
+
+/// A package's purge.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PurgeRecord {
+    /// When.
+    pub purged_at: Timestamp,
+    /// By whom.
+    pub purged_by: String,
+    /// The rule that allowed it.
+    pub rule: String,
+    /// Why.
+    pub reason: String,
 }
 
 /// A registered metadata schema.
@@ -192,6 +214,7 @@ pub(crate) fn package_from_row(row: &AnyRow) -> StoreResult<PackageRecord> {
         created_at: timestamp(row, "created_at")?,
         finalized_at: opt_timestamp(row, "finalized_at")?,
         expires_at: opt_timestamp(row, "expires_at")?,
+        purged_at: opt_timestamp(row, "purged_at")?,
         last_event_sequence: row.try_get("last_event_sequence")?,
         created_by: row.try_get("created_by")?,
         created_sequence: row.try_get("created_sequence")?,
@@ -217,6 +240,7 @@ impl FileRecord {
             storage_status: storage_status::RECORDED.to_owned(),
             created_at,
             storage_location_id: file.storage_location_id.clone(),
+            package_status: status::CREATED.to_owned(),
         }
     }
 }
@@ -238,6 +262,7 @@ pub(crate) fn file_from_row(row: &AnyRow) -> StoreResult<FileRecord> {
         storage_status: row.try_get("storage_status")?,
         created_at: timestamp(row, "created_at")?,
         storage_location_id: row.try_get("storage_location_id")?,
+        package_status: row.try_get("package_status")?,
     })
 }
 

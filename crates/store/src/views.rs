@@ -9,8 +9,8 @@
 use artifactstore_core::digest::CONTENT_ADDRESS_PREFIX;
 use artifactstore_core::event::{
     DeletionEligible, EventPayload, FileIngested, HoldApplied, HoldReleased, LocationVerified,
-    MetadataSchemaRegistered, PackageCreated, RetentionDefaultApplied, RetentionExtended,
-    TokenCreated, TokenRevoked,
+    MetadataSchemaRegistered, ObjectDeleted, PackageCreated, PackagePurged,
+    RetentionDefaultApplied, RetentionExtended, TokenCreated, TokenRevoked,
 };
 use artifactstore_core::path::collision_key;
 use artifactstore_core::{cbor, Event, Manifest};
@@ -39,6 +39,8 @@ pub(crate) fn plan(batch: &mut Batch, event: &Event) -> StoreResult<()> {
         EventPayload::MetadataSchemaRegistered(p) => schema_registered(batch, event, p),
         EventPayload::TokenCreated(p) => token_created(batch, event, p),
         EventPayload::TokenRevoked(p) => token_revoked(batch, event, p),
+        EventPayload::PackagePurged(p) => package_purged(batch, event, p),
+        EventPayload::ObjectDeleted(p) => object_deleted(batch, event, p),
         EventPayload::Unknown => {
             tracing::debug!(
                 event_type = %event.event_type,
@@ -258,6 +260,35 @@ fn token_revoked(batch: &mut Batch, event: &Event, p: TokenRevoked) -> StoreResu
     batch.push(
         "UPDATE api_tokens SET revoked_at = $1, revoked_by = $2 WHERE id = $3 AND revoked_at IS NULL",
         vec![Bind::from(event.created_at.to_string()), Bind::from(event.actor.as_str()), Bind::from(p.token_id.as_str())],
+    );
+    Ok(())
+}
+
+fn package_purged(batch: &mut Batch, event: &Event, p: PackagePurged) -> StoreResult<()> {
+    let at = event.created_at.to_string();
+    batch.push(
+        "UPDATE packages SET status = $1, purged_at = $2, last_event_sequence = $3 WHERE id = $4",
+        vec![
+            Bind::from(status::PURGED),
+            Bind::from(at.as_str()),
+            Bind::from(event.sequence),
+            Bind::from(p.package_id.as_str()),
+        ],
+    );
+    batch.push(
+        "UPDATE retention_state SET purged_at = $1, purged_by = $2, purge_rule = $3, purge_reason = $4, \
+         updated_sequence = $5 WHERE package_id = $6",
+        vec![Bind::from(at.as_str()), Bind::from(event.actor.as_str()), Bind::from(p.rule.as_str()), Bind::from(p.reason.as_str()), Bind::from(event.sequence), Bind::from(p.package_id.as_str())],
+    );
+    Ok(())
+}
+
+fn object_deleted(batch: &mut Batch, event: &Event, p: ObjectDeleted) -> StoreResult<()> {
+    let size = i64::try_from(p.size_bytes).map_err(StoreError::corrupt)?;
+    batch.push(
+        "INSERT INTO object_deletions (sequence, backend_id, object_key, size_bytes, reason, deleted_at) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+        vec![Bind::from(event.sequence), Bind::from(p.backend_id.as_str()), Bind::from(p.object_key.as_str()), Bind::from(size), Bind::from(p.reason.as_str()), Bind::from(event.created_at.to_string())],
     );
     Ok(())
 }

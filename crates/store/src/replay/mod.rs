@@ -54,6 +54,7 @@ const VIEWS: &[View] = &[
             ("expires_at", T),
             ("last_event_sequence", I),
             ("file_count", I),
+            ("purged_at", T),
         ],
     },
     View {
@@ -108,6 +109,10 @@ const VIEWS: &[View] = &[
             ("eligible_for_deletion", I),
             ("eligible_at", T),
             ("updated_sequence", I),
+            ("purged_at", T),
+            ("purged_by", T),
+            ("purge_rule", T),
+            ("purge_reason", T),
         ],
     },
     View {
@@ -138,6 +143,18 @@ const VIEWS: &[View] = &[
             ("created_by", T),
             ("revoked_at", T),
             ("revoked_by", T),
+        ],
+    },
+    View {
+        table: "object_deletions",
+        order_by: "sequence",
+        columns: &[
+            ("sequence", I),
+            ("backend_id", T),
+            ("object_key", T),
+            ("size_bytes", I),
+            ("reason", T),
+            ("deleted_at", T),
         ],
     },
     View {
