@@ -17,6 +17,7 @@
 pub mod events;
 pub mod files;
 pub mod health;
+pub mod lifecycle;
 pub mod packages;
 pub mod problem;
 pub mod retention;
@@ -27,10 +28,12 @@ pub mod storage;
 pub use events::{Event, EventList, EventPage};
 pub use files::{File, FileList, StorageStatus};
 pub use health::{ComponentHealth, Health, HealthStatus};
+pub use lifecycle::{BackendCollection, LifecycleReport, Reclaimable, Usage, UsageGroup};
 pub use packages::{CreatePackage, Finalized, Package, PackagePage, PackageStatus};
 pub use problem::Problem;
 pub use retention::{
-    ExtendRetention, Hold, HoldCreated, Reason, Retention, RetentionClass, RetentionClassList,
+    Explanation, ExplanationStep, ExplanationStepKind, ExtendRetention, Hold, HoldCreated, Purge,
+    Purged, Reason, Retention, RetentionClass, RetentionClassList, ReviewItem, ReviewPage,
     SweepResult,
 };
 pub use schemas::{MetadataSchema, SchemaRegistered};

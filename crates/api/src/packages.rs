@@ -39,6 +39,8 @@ pub enum PackageStatus {
     Created,
     /// Immutable, with a manifest.
     Finalized,
+    /// Purged: its records and manifest stay, its bytes are gone.
+    Purged,
 }
 
 impl PackageStatus {
@@ -47,12 +49,13 @@ impl PackageStatus {
         match self {
             Self::Created => "created",
             Self::Finalized => "finalized",
+            Self::Purged => "purged",
         }
     }
 
     /// The status a view names, if it is one.
     pub fn from_name(name: &str) -> Option<Self> {
-        [Self::Created, Self::Finalized]
+        [Self::Created, Self::Finalized, Self::Purged]
             .into_iter()
             .find(|status| status.as_str() == name)
     }
@@ -78,7 +81,7 @@ pub struct Package {
     /// Schema the metadata was validated against.
     #[schema(format = Uuid)]
     pub metadata_schema_id: Option<String>,
-    /// `created` or `finalized`.
+    /// `created`, `finalized` or `purged`.
     pub status: PackageStatus,
     /// `blake3:<hex>` of the manifest once finalized.
     pub manifest_digest: Option<String>,
@@ -91,6 +94,10 @@ pub struct Package {
     /// Current expiry; null never expires.
     #[schema(value_type = Option<String>, format = DateTime)]
     pub expires_at: Option<Timestamp>,
+    /// When it was purged; null while it is not.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub purged_at: Option<Timestamp>,
     /// Last event that touched the package.
     pub last_event_sequence: i64,
 }

@@ -235,6 +235,31 @@ pub enum AdminCommand {
         #[command(flatten)]
         config: ConfigArgs,
     },
+    /// Run one lifecycle pass now: sweep, purge, collect.
+    ///
+    /// Purges the eligible packages of `delete` classes whose
+    /// `purge_after` has passed, then deletes the stored objects no live
+    /// file refers to (objects of purged packages at once; orphans older
+    /// than `[lifecycle] orphan_grace`), recording an event for each. With
+    /// --dry-run, lists what a pass would do and changes nothing. If
+    /// another process (a running server) is in a pass, nothing runs.
+    #[command(
+        after_help = "Examples:\n  artifactstore admin gc --dry-run\n  artifactstore admin gc"
+    )]
+    Gc {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// List what a pass would do; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Logical bytes per producer and class, physical bytes per backend,
+    /// and what the next collection would reclaim.
+    #[command(after_help = "Example:\n  artifactstore admin usage --json")]
+    Usage {
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
     /// API tokens: create, list, revoke.
     #[command(subcommand)]
     Token(TokenCommand),
@@ -305,7 +330,7 @@ pub enum PackageCommand {
         /// Only this retention class.
         #[arg(long)]
         retention_class: Option<String>,
-        /// Only this status (`created`, `finalized`).
+        /// Only this status (`created`, `finalized`, `purged`).
         #[arg(long)]
         status: Option<String>,
         /// Only packages whose metadata KEY has this VALUE; repeatable.
@@ -329,6 +354,22 @@ pub enum PackageCommand {
     Finalize {
         /// Package id.
         package_id: String,
+    },
+    /// Purge an eligible package (needs an admin token when auth is
+    /// required): its bytes may then be collected; its records, metadata,
+    /// manifest and events stay.
+    ///
+    /// Refused when the package is not eligible for deletion, is under a
+    /// legal hold, or its class never deletes.
+    #[command(
+        after_help = "Example:\n  artifactstore package purge 0b7e…-… --reason \"reviewed: no longer needed\""
+    )]
+    Purge {
+        /// Package id.
+        package_id: String,
+        /// Why (recorded in the log).
+        #[arg(long)]
+        reason: String,
     },
 }
 
@@ -371,7 +412,8 @@ pub enum FileCommand {
 /// Retention commands.
 #[derive(Debug, Subcommand)]
 pub enum RetentionCommand {
-    /// Show a package's retention state and active holds.
+    /// Show a package's retention state, active holds, and the
+    /// explanation of its fate.
     #[command(after_help = "Example:\n  artifactstore retention show 0b7e…-…")]
     Show {
         /// Package id.
@@ -418,6 +460,17 @@ pub enum RetentionCommand {
     /// List the configured retention classes.
     #[command(after_help = "Example:\n  artifactstore retention classes")]
     Classes,
+    /// List the eligible packages of `manual-review` classes, which are
+    /// purged only when an admin purges them.
+    #[command(after_help = "Example:\n  artifactstore retention review --limit 50")]
+    Review {
+        /// Page size.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        /// Cursor from a previous page.
+        #[arg(long)]
+        after: Option<String>,
+    },
 }
 
 /// Schema commands.

@@ -483,7 +483,10 @@ mod tests {
             purge_after: RetentionDuration::from_seconds(0),
             ..standard
         };
-        assert!(automatic_purge_due(&facts(&zero), at("2026-01-01T00:00:00Z")));
+        assert!(automatic_purge_due(
+            &facts(&zero),
+            at("2026-01-01T00:00:00Z")
+        ));
     }
 
     #[test]
@@ -563,7 +566,9 @@ mod tests {
             ..base
         };
         let explanation = explain(&purged, now);
-        assert!(explanation.sentence.starts_with("purged on 2026-01-09 by lifecycle"));
+        assert!(explanation
+            .sentence
+            .starts_with("purged on 2026-01-09 by lifecycle"));
         assert_eq!(explanation.steps.last().unwrap().kind, StepKind::Purge);
     }
 }

@@ -204,7 +204,10 @@ mod tests {
             7 * 86_400
         );
         for bad in ["", "s", "0", "-0s", "0x"] {
-            assert!(RetentionDuration::parse_allowing_zero(bad).is_err(), "{bad}");
+            assert!(
+                RetentionDuration::parse_allowing_zero(bad).is_err(),
+                "{bad}"
+            );
         }
     }
 

@@ -565,7 +565,10 @@ impl Config {
                 let purge_after = match c.purge_after.as_deref() {
                     None => DEFAULT_PURGE_AFTER,
                     Some(text) => RetentionDuration::parse_allowing_zero(text).map_err(|e| {
-                        ConfigError::Invalid(format!("retention class `{}`: purge_after: {e}", c.id))
+                        ConfigError::Invalid(format!(
+                            "retention class `{}`: purge_after: {e}",
+                            c.id
+                        ))
                     })?,
                 };
                 Ok(RetentionClass {

@@ -307,11 +307,18 @@ impl Registry {
                 });
             }
         }
+        self.ensure_bytes_kept(file).await?;
+        let backend = self.backend(&file.backend_id)?;
+        Ok(backend.open(&file.object_key, range).await?)
+    }
+
+    /// Refuses (410 `package_purged`) a file of a purged package: its
+    /// bytes may be gone, and are not served even while they are not.
+    pub async fn ensure_bytes_kept(&self, file: &FileRecord) -> RegistryResult<()> {
         if file.package_status == status::PURGED {
             return Err(self.purged(&file.package_id).await);
         }
-        let backend = self.backend(&file.backend_id)?;
-        Ok(backend.open(&file.object_key, range).await?)
+        Ok(())
     }
 
     /// The error for reading the bytes of purged package `package_id`:

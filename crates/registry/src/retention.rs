@@ -1,13 +1,13 @@
 //! Retention: classes, extensions, legal holds, deletion eligibility.
 
+use artifactstore_core::event::EventPayload;
 use artifactstore_core::event::{DeletionEligible, HoldApplied, HoldReleased, RetentionExtended};
 use artifactstore_core::id::new_id;
-use artifactstore_core::text::{check_reason, TextError};
-use artifactstore_core::{Event, NewEvent, RetentionClass, Timestamp};
-use artifactstore_core::event::EventPayload;
 use artifactstore_core::lifecycle::{
     explain, Explanation, ExtensionFact, HoldFact, PurgeFact, RetentionFacts,
 };
+use artifactstore_core::text::{check_reason, TextError};
+use artifactstore_core::{Event, NewEvent, RetentionClass, Timestamp};
 use artifactstore_store::records::status;
 use artifactstore_store::{LogTx, RetentionRecord};
 use uuid::Uuid;

@@ -20,7 +20,12 @@ use uuid::Uuid;
 
 const DAY: i64 = 86_400;
 
-fn class(id: &str, duration: Option<&str>, strategy: DeletionStrategy, purge_after: Option<&str>) -> RetentionClassConfig {
+fn class(
+    id: &str,
+    duration: Option<&str>,
+    strategy: DeletionStrategy,
+    purge_after: Option<&str>,
+) -> RetentionClassConfig {
     RetentionClassConfig {
         id: id.into(),
         default_duration: duration.map(str::to_owned),
@@ -292,7 +297,9 @@ fn snapshot(env: &TestEnv) -> Vec<(String, Vec<u8>)> {
     let mut found = Vec::new();
     let mut pending = vec![env.dir.path().join("objects").join("blake3")];
     while let Some(dir) = pending.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
         for entry in entries {
             let path = entry.unwrap().path();
             if path.is_dir() {
@@ -477,14 +484,20 @@ fn usage_counts_logical_and_physical_bytes_and_what_collection_would_reclaim() {
         env.put(b, "three", b"abc").await;
         let usage = env.registry.usage().await.unwrap();
         assert_eq!(usage.by_producer, [("ci".to_owned(), 3, 23)]);
-        assert_eq!(usage.by_backend, [("local".to_owned(), 2, 13)], "deduplicated");
+        assert_eq!(
+            usage.by_backend,
+            [("local".to_owned(), 2, 13)],
+            "deduplicated"
+        );
         assert_eq!(usage.reclaimable, (0, 0));
         env.clock.advance_seconds(2 * DAY);
         env.registry.sweep("ops").await.unwrap();
-        env.registry.purge_package(b, "done", "admin").await.unwrap();
+        env.registry
+            .purge_package(b, "done", "admin")
+            .await
+            .unwrap();
         let usage = env.registry.usage().await.unwrap();
         assert_eq!(usage.by_producer, [("ci".to_owned(), 1, 10)]);
         assert_eq!(usage.reclaimable, (1, 3), "the shared object stays");
     });
 }
-

@@ -234,7 +234,7 @@ fn build_router(registry: Registry, options: ServerOptions, shutdown: Cancellati
 /// `#[utoipa::path]` and the same operation to the OpenAPI document, so
 /// the two cannot disagree (docs/architecture.md, "The API model").
 fn api_routes() -> OpenApiRouter<AppState> {
-    use api::{events, files, health, manifest, packages, retention, schemas, storage};
+    use api::{events, files, health, lifecycle, manifest, packages, retention, schemas, storage};
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(routes!(health::health))
         .routes(routes!(metrics::metrics))
@@ -260,6 +260,10 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(retention::apply_hold))
         .routes(routes!(retention::release_hold))
         .routes(routes!(retention::sweep))
+        .routes(routes!(lifecycle::purge))
+        .routes(routes!(lifecycle::review))
+        .routes(routes!(lifecycle::run))
+        .routes(routes!(lifecycle::usage))
         .routes(routes!(schemas::put_schema, schemas::get_schema))
         .routes(routes!(storage::verify))
 }

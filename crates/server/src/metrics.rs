@@ -268,6 +268,47 @@ impl Drop for StreamGuard {
     }
 }
 
+/// The lifecycle's counters (this process's passes).
+fn lifecycle(out: &mut String, stats: &artifactstore_registry::lifecycle::LifecycleStats) {
+    for (name, help, value) in [
+        (
+            "artifactstore_lifecycle_packages_purged_total",
+            "Packages purged by lifecycle passes of this process.",
+            stats.packages_purged,
+        ),
+        (
+            "artifactstore_lifecycle_objects_deleted_total",
+            "Stored objects deleted by the collector of this process.",
+            stats.objects_deleted,
+        ),
+        (
+            "artifactstore_lifecycle_bytes_deleted_total",
+            "Bytes of the stored objects deleted by the collector of this process.",
+            stats.bytes_deleted,
+        ),
+    ] {
+        header(out, name, "counter", help);
+        let _ = writeln!(out, "{name} {value}");
+    }
+    for (name, help, value) in [
+        (
+            "artifactstore_lifecycle_last_run_timestamp_seconds",
+            "When this process's last lifecycle pass ended (Unix time).",
+            stats.last_run_unix_seconds,
+        ),
+        (
+            "artifactstore_lifecycle_last_run_duration_seconds",
+            "How long this process's last lifecycle pass took.",
+            stats.last_run_seconds,
+        ),
+    ] {
+        if let Some(value) = value {
+            header(out, name, "gauge", help);
+            let _ = writeln!(out, "{name} {value}");
+        }
+    }
+}
+
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} {kind}");
@@ -298,7 +339,9 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
             None
         }
     };
-    let mut response = state.metrics.render(head).into_response();
+    let mut text = state.metrics.render(head);
+    lifecycle(&mut text, &state.registry.lifecycle_stats());
+    let mut response = text.into_response();
     response
         .headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static(PROMETHEUS_TEXT));

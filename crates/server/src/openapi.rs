@@ -39,6 +39,7 @@ pub(crate) struct BinarySchema(Vec<u8>);
         (name = "retention", description = "Retention classes, expiry, legal holds"),
         (name = "schemas", description = "Metadata JSON Schemas"),
         (name = "storage", description = "Stored-bytes verification (admin)"),
+        (name = "lifecycle", description = "Purges, garbage collection of bytes, usage"),
         (name = "operations", description = "Health, metrics, this document"),
     )
 )]

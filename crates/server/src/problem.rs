@@ -123,6 +123,11 @@ fn title(code: &str, status: StatusCode) -> String {
         "request_timeout" => "Request timeout",
         "unauthorized" => "Unauthorized",
         "forbidden" => "Forbidden",
+        "package_purged" => "Package purged",
+        "package_held" => "Package under legal hold",
+        "package_not_eligible" => "Package not eligible for deletion",
+        "retention_class_never_deletes" => "Retention class never deletes",
+        "object_being_collected" => "Identical bytes being collected",
         _ => return status.canonical_reason().unwrap_or("Error").to_owned(),
     };
     known.to_owned()
@@ -174,7 +179,9 @@ impl From<RegistryError> for Problem {
             | E::PathConflict { .. }
             | E::TokenNameTaken { .. }
             | E::SchemaConflict(_)
-            | E::IllegalPackageState { .. } => StatusCode::CONFLICT,
+            | E::IllegalPackageState { .. }
+            | E::PurgeRefused { .. } => StatusCode::CONFLICT,
+            E::PackagePurged { .. } => StatusCode::GONE,
             E::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             E::InvalidPath(_)
             | E::DigestMismatch { .. }
@@ -187,9 +194,17 @@ impl From<RegistryError> for Problem {
             | E::RetentionRefused(_) => StatusCode::UNPROCESSABLE_ENTITY,
             E::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             E::StorageFull => StatusCode::INSUFFICIENT_STORAGE,
-            E::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            E::Unavailable(_) | E::ObjectBeingCollected => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
+        if let E::ObjectBeingCollected = error {
+            // Not a fault: the upload lost a race with the collector and
+            // succeeds when sent again.
+            return Self::new(status, code, error.to_string()).with_header(
+                axum::http::header::RETRY_AFTER,
+                HeaderValue::from_static("1"),
+            );
+        }
         if status.is_server_error() {
             // The Debug form carries the internal cause that Display hides.
             tracing::error!(code, cause = ?error, "request failed");

@@ -3,7 +3,9 @@
 //! types only, so what clients see is decided there, not by a view's row.
 
 use artifactstore_api as api;
+use artifactstore_registry::core::lifecycle::{Explanation, StepKind};
 use artifactstore_registry::core::{Event, RetentionClass};
+use artifactstore_registry::lifecycle::{LifecycleReport, PurgedPackage, Usage};
 use artifactstore_registry::{
     ComponentHealth, FileRecord, Finalized, Health, HoldRecord, PackageRecord, RetentionRecord,
     SchemaRecord, VerifyReport,
@@ -44,6 +46,7 @@ impl ToWire for PackageRecord {
             created_at: self.created_at,
             finalized_at: self.finalized_at,
             expires_at: self.expires_at,
+            purged_at: self.purged_at,
             last_event_sequence: self.last_event_sequence,
         })
     }
@@ -94,17 +97,66 @@ impl ToWire for HoldRecord {
     }
 }
 
-impl ToWire for RetentionRecord {
+impl ToWire for (RetentionRecord, Explanation) {
     type Wire = api::Retention;
     fn to_wire(self) -> Result<api::Retention, Problem> {
+        let (record, explanation) = self;
         Ok(api::Retention {
-            package_id: self.package_id,
-            retention_class: self.retention_class,
-            expires_at: self.expires_at,
-            eligible_for_deletion: self.eligible_for_deletion,
-            eligible_at: self.eligible_at,
-            active_holds: self.active_holds.to_wire()?,
+            package_id: record.package_id,
+            retention_class: record.retention_class,
+            expires_at: record.expires_at,
+            eligible_for_deletion: record.eligible_for_deletion,
+            eligible_at: record.eligible_at,
+            active_holds: record.active_holds.to_wire()?,
+            purge: record.purge.map(|purge| api::Purge {
+                purged_at: purge.purged_at,
+                purged_by: purge.purged_by,
+                rule: purge.rule,
+                reason: purge.reason,
+            }),
+            explanation: api::Explanation {
+                sentence: explanation.sentence,
+                steps: explanation
+                    .steps
+                    .into_iter()
+                    .map(|step| api::ExplanationStep {
+                        kind: match step.kind {
+                            StepKind::Class => api::ExplanationStepKind::Class,
+                            StepKind::Extension => api::ExplanationStepKind::Extension,
+                            StepKind::Hold => api::ExplanationStepKind::Hold,
+                            StepKind::Eligibility => api::ExplanationStepKind::Eligibility,
+                            StepKind::Schedule => api::ExplanationStepKind::Schedule,
+                            StepKind::Purge => api::ExplanationStepKind::Purge,
+                        },
+                        text: step.text,
+                        at: step.at,
+                        actor: step.actor,
+                        reason: step.reason,
+                    })
+                    .collect(),
+            },
         })
+    }
+}
+
+impl ToWire for PurgedPackage {
+    type Wire = api::Purged;
+    fn to_wire(self) -> Result<api::Purged, Problem> {
+        Ok(self.into())
+    }
+}
+
+impl ToWire for LifecycleReport {
+    type Wire = api::LifecycleReport;
+    fn to_wire(self) -> Result<api::LifecycleReport, Problem> {
+        Ok(self.into())
+    }
+}
+
+impl ToWire for Usage {
+    type Wire = api::Usage;
+    fn to_wire(self) -> Result<api::Usage, Problem> {
+        Ok(self.into())
     }
 }
 
@@ -181,6 +233,8 @@ pub(crate) fn retention_class(class: RetentionClass) -> api::RetentionClass {
         default_duration: class.default_duration.map(|d| d.to_string()),
         default_duration_seconds: class.default_duration.map(|d| d.seconds()),
         deletion_strategy: class.deletion_strategy,
+        purge_after: class.purge_after.to_string(),
+        purge_after_seconds: class.purge_after.seconds(),
         id: class.id,
     }
 }

@@ -272,7 +272,11 @@ impl LogTx<'_> {
     }
 
     /// Of `keys` on `backend`, those already claimed.
-    pub async fn claimed(&mut self, backend: &str, keys: &[String]) -> StoreResult<HashSet<String>> {
+    pub async fn claimed(
+        &mut self,
+        backend: &str,
+        keys: &[String],
+    ) -> StoreResult<HashSet<String>> {
         let conn = self.flush().await?;
         let mut found = HashSet::new();
         for chunk in keys.chunks(KEYS_PER_QUERY) {

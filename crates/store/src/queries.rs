@@ -210,9 +210,15 @@ pub(crate) async fn retention(
             None => None,
             Some(purged_at) => Some(crate::records::PurgeRecord {
                 purged_at,
-                purged_by: row.try_get::<Option<String>, _>("purged_by")?.unwrap_or_default(),
-                rule: row.try_get::<Option<String>, _>("purge_rule")?.unwrap_or_default(),
-                reason: row.try_get::<Option<String>, _>("purge_reason")?.unwrap_or_default(),
+                purged_by: row
+                    .try_get::<Option<String>, _>("purged_by")?
+                    .unwrap_or_default(),
+                rule: row
+                    .try_get::<Option<String>, _>("purge_rule")?
+                    .unwrap_or_default(),
+                reason: row
+                    .try_get::<Option<String>, _>("purge_reason")?
+                    .unwrap_or_default(),
             }),
         },
     }))

@@ -1,5 +1,6 @@
 //! `artifactstore admin …`: operations on a configuration, no server needed.
 
+use artifactstore_api::{LifecycleReport, Usage};
 use artifactstore_registry::Registry;
 
 use super::serve::load_config;
@@ -88,6 +89,40 @@ pub async fn run(command: AdminCommand, out: Output) -> CliResult<()> {
                 )));
             }
         }
+        AdminCommand::Gc { config, dry_run } => {
+            let registry = Registry::open(&load_config(&config)?).await?;
+            let report: LifecycleReport =
+                registry.run_lifecycle(dry_run, ADMIN_ACTOR).await?.into();
+            out.show(&report, || describe_pass(&report));
+            if let Some(why) = &report.skipped {
+                return Err(CliError::CheckFailed(why.clone()));
+            }
+        }
+        AdminCommand::Usage { config } => {
+            let registry = Registry::open(&load_config(&config)?).await?;
+            let usage: Usage = registry.usage().await?.into();
+            out.show(&usage, || {
+                let mut text = String::new();
+                for (title, groups) in [
+                    ("producer (logical)", &usage.by_producer),
+                    ("retention class (logical)", &usage.by_retention_class),
+                    ("backend (physical, deduplicated)", &usage.by_backend),
+                ] {
+                    text.push_str(&format!("by {title}:\n"));
+                    for group in groups {
+                        text.push_str(&format!(
+                            "  {:<24} {:>10} {:>16} bytes\n",
+                            group.name, group.count, group.bytes
+                        ));
+                    }
+                }
+                text.push_str(&format!(
+                    "reclaimable by the next collection: {} objects, {} bytes\n",
+                    usage.reclaimable.objects, usage.reclaimable.bytes
+                ));
+                text
+            });
+        }
         AdminCommand::Token(command) => token(command, out).await?,
         AdminCommand::Sweep { config } => {
             let registry = Registry::open(&load_config(&config)?).await?;
@@ -103,6 +138,50 @@ pub async fn run(command: AdminCommand, out: Output) -> CliResult<()> {
         }
     }
     Ok(())
+}
+
+/// A pass in words.
+fn describe_pass(report: &LifecycleReport) -> String {
+    if let Some(why) = &report.skipped {
+        return format!("nothing ran: {why}\n");
+    }
+    let verb = if report.dry_run { "would be" } else { "were" };
+    let mut text = format!(
+        "{}{} packages {verb} marked eligible, {} purged; {} objects ({} bytes) {verb} deleted\n",
+        if report.dry_run { "DRY RUN: " } else { "" },
+        report.marked_eligible.len(),
+        report.purged.len(),
+        report.objects_deleted,
+        report.bytes_freed
+    );
+    for purged in &report.purged {
+        text.push_str(&format!(
+            "  purge {} (class {}, rule {})\n",
+            purged.package_id, purged.retention_class, purged.rule
+        ));
+    }
+    for backend in &report.backends {
+        let reasons: Vec<String> = backend
+            .objects_by_reason
+            .iter()
+            .map(|(reason, count)| format!("{count} {reason}"))
+            .collect();
+        text.push_str(&format!(
+            "  backend {}: {} objects, {} bytes ({})\n",
+            backend.backend_id,
+            backend.objects_deleted,
+            backend.bytes_freed,
+            if reasons.is_empty() {
+                "nothing".to_owned()
+            } else {
+                reasons.join(", ")
+            }
+        ));
+        for failure in &backend.failures {
+            text.push_str(&format!("    FAILED {failure}\n"));
+        }
+    }
+    text
 }
 
 async fn token(command: TokenCommand, out: Output) -> CliResult<()> {

@@ -1,6 +1,6 @@
 //! `artifactstore package …`.
 
-use artifactstore_api::{Finalized, Package, PackagePage};
+use artifactstore_api::{Finalized, Package, PackagePage, Purged, Reason};
 
 use super::push::create_package;
 use crate::args::PackageCommand;
@@ -20,6 +20,7 @@ fn describe(package: &Package) -> String {
         ("created_at", package.created_at.to_string()),
         ("finalized_at", or_dash(package.finalized_at)),
         ("expires_at", or_dash(package.expires_at)),
+        ("purged_at", or_dash(package.purged_at)),
         ("metadata", package.metadata.to_string()),
     ];
     rows.iter()
@@ -96,6 +97,20 @@ pub async fn run(client: &Client, out: Output, command: PackageCommand) -> CliRe
                 format!(
                     "finalized {package_id}\nmanifest {}",
                     finalized.manifest_digest
+                )
+            });
+        }
+        PackageCommand::Purge { package_id, reason } => {
+            let purged: Purged = client
+                .post_json(
+                    &["v1", "packages", &package_id, "purge"],
+                    &Reason { reason },
+                )
+                .await?;
+            out.show(&purged, || {
+                format!(
+                    "purged {} (class {}, rule {})",
+                    purged.package_id, purged.retention_class, purged.rule
                 )
             });
         }

@@ -2,7 +2,7 @@
 
 use artifactstore_api::{
     ExtendRetention, HoldCreated, MetadataSchema, Reason, Retention, RetentionClassList,
-    SchemaRegistered,
+    ReviewPage, SchemaRegistered,
 };
 use artifactstore_registry::core::Timestamp;
 
@@ -33,6 +33,21 @@ fn describe(state: &Retention) -> String {
             hold.hold_id, hold.applied_at, hold.applied_by, hold.reason
         ));
     }
+    if let Some(purge) = &state.purge {
+        text.push_str(&format!(
+            "{:<22} {} by {} (rule {}): {}\n",
+            "purged", purge.purged_at, purge.purged_by, purge.rule, purge.reason
+        ));
+    }
+    text.push_str("\nwhy:\n");
+    for step in &state.explanation.steps {
+        text.push_str(&format!("  - {}", step.text));
+        if let Some(reason) = &step.reason {
+            text.push_str(&format!(" ('{reason}')"));
+        }
+        text.push('\n');
+    }
+    text.push_str(&format!("\n{}\n", state.explanation.sentence));
     text
 }
 
@@ -89,6 +104,34 @@ pub async fn run(client: &Client, out: Output, command: RetentionCommand) -> Cli
                 .await?;
             out.show(&state, || describe(&state));
         }
+        RetentionCommand::Review { limit, after } => {
+            let mut query = vec![("limit", limit.to_string())];
+            if let Some(after) = after {
+                query.push(("after", after));
+            }
+            let page: ReviewPage = client
+                .get_json(&["v1", "retention", "review"], &query)
+                .await?;
+            out.show(&page, || {
+                let mut text = String::new();
+                for item in &page.items {
+                    text.push_str(&format!(
+                        "{}  {:<16} {:<20} eligible since {}\n",
+                        item.package.id,
+                        item.package.retention_class,
+                        item.package.name,
+                        item.eligible_at
+                    ));
+                }
+                if page.items.is_empty() {
+                    text.push_str("no package waits for review\n");
+                }
+                if let Some(next) = page.next {
+                    text.push_str(&format!("next page: --after {next}\n"));
+                }
+                text
+            });
+        }
         RetentionCommand::Classes => {
             let classes: RetentionClassList =
                 client.get_json(&["v1", "retention-classes"], &[]).await?;
@@ -96,10 +139,11 @@ pub async fn run(client: &Client, out: Output, command: RetentionCommand) -> Cli
                 let mut text = String::new();
                 for class in &classes.items {
                     text.push_str(&format!(
-                        "{:<16} {:<10} {}\n",
+                        "{:<16} {:<10} {:<14} purge_after {}\n",
                         class.id,
                         class.default_duration.as_deref().unwrap_or("never"),
-                        class.deletion_strategy.as_str()
+                        class.deletion_strategy.as_str(),
+                        class.purge_after
                     ));
                 }
                 text

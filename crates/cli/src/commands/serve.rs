@@ -117,9 +117,21 @@ pub async fn run(
         ),
         ..ServerOptions::default()
     };
-    artifactstore_server::serve(listener, registry.clone(), options, shutdown_signal())
-        .await
-        .map_err(|e| CliError::Usage(format!("server failed: {e}")))?;
+    // Sweep, purge and collect every `[lifecycle] interval`; at most one
+    // replica at a time runs a pass (a lease in the database).
+    let lifecycle_stop = tokio_util::sync::CancellationToken::new();
+    let lifecycle = tokio::spawn({
+        let registry = registry.clone();
+        let stop = lifecycle_stop.clone();
+        async move { registry.run_lifecycle_every_interval(stop).await }
+    });
+    let served =
+        artifactstore_server::serve(listener, registry.clone(), options, shutdown_signal()).await;
+    // A pass cut short is safe to stop (its claims are finished by the
+    // next pass; its lease expires): shutdown does not wait for it.
+    lifecycle_stop.cancel();
+    lifecycle.abort();
+    served.map_err(|e| CliError::Usage(format!("server failed: {e}")))?;
     registry.close().await;
     Ok(())
 }

@@ -112,7 +112,10 @@ impl Registry {
         }
         for batch in doomed.chunks(BATCH) {
             if !self.renew_lease().await? {
-                tracing::warn!(backend = backend_id, "lifecycle lease lost; collection stops here");
+                tracing::warn!(
+                    backend = backend_id,
+                    "lifecycle lease lost; collection stops here"
+                );
                 break;
             }
             self.collect_batch(&backend, batch, &mut report, actor)
@@ -142,8 +145,7 @@ impl Registry {
             .filter(|k| !live.contains(*k) && !taken.contains(*k))
             .cloned()
             .collect();
-        tx.claim_objects(backend_id, &claim, &self.instance)
-            .await?;
+        tx.claim_objects(backend_id, &claim, &self.instance).await?;
         tx.commit().await?;
         let claimed: HashSet<&String> = claim.iter().collect();
         let chosen: Vec<&Doomed> = batch.iter().filter(|d| claimed.contains(&d.key)).collect();
@@ -214,10 +216,7 @@ impl Registry {
                 });
             }
             let deleted = delete_all(backend, batch.to_vec(), report).await;
-            let gone: Vec<&Doomed> = doomed
-                .iter()
-                .filter(|d| deleted.contains(&d.key))
-                .collect();
+            let gone: Vec<&Doomed> = doomed.iter().filter(|d| deleted.contains(&d.key)).collect();
             self.record_deletions(backend.id(), &gone, actor).await?;
             report.claims_finished += gone.len() as u64;
             for object in gone {

@@ -92,7 +92,11 @@ impl Registry {
     /// One lifecycle pass now: sweep, purge, collect. With `dry_run`,
     /// nothing changes (no event, no byte) and the report lists what a
     /// pass would do.
-    pub async fn run_lifecycle(&self, dry_run: bool, actor: &str) -> RegistryResult<LifecycleReport> {
+    pub async fn run_lifecycle(
+        &self,
+        dry_run: bool,
+        actor: &str,
+    ) -> RegistryResult<LifecycleReport> {
         let started = Instant::now();
         let mut report = LifecycleReport {
             dry_run,
@@ -112,7 +116,10 @@ impl Registry {
         outcome?;
         report.duration = started.elapsed();
         if !dry_run {
-            let mut stats = self.lifecycle_stats.lock().unwrap_or_else(|p| p.into_inner());
+            let mut stats = self
+                .lifecycle_stats
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
             stats.packages_purged += report.purged.len() as u64;
             stats.objects_deleted += report.objects_deleted;
             stats.bytes_deleted += report.bytes_freed;
@@ -218,7 +225,9 @@ impl Registry {
                     seconds = report.duration.as_secs_f64(),
                     "lifecycle pass"
                 ),
-                Err(e) => tracing::error!(error = %e, "lifecycle pass failed; trying again at the next interval"),
+                Err(e) => {
+                    tracing::error!(error = %e, "lifecycle pass failed; trying again at the next interval")
+                }
             }
         }
     }
@@ -246,3 +255,62 @@ impl Registry {
 
 /// Shared, poisoning-tolerant counters.
 pub(crate) type SharedStats = Arc<Mutex<LifecycleStats>>;
+
+// The API model's forms of the lifecycle's reports, here so that the
+// server and `admin gc` / `admin usage` answer with the same types.
+
+impl From<PurgedPackage> for artifactstore_api::Purged {
+    fn from(purged: PurgedPackage) -> Self {
+        Self {
+            package_id: purged.package_id,
+            retention_class: purged.retention_class,
+            rule: purged.rule,
+        }
+    }
+}
+
+impl From<LifecycleReport> for artifactstore_api::LifecycleReport {
+    fn from(report: LifecycleReport) -> Self {
+        Self {
+            dry_run: report.dry_run,
+            skipped: report.skipped,
+            marked_eligible: report.marked_eligible,
+            purged: report.purged.into_iter().map(Into::into).collect(),
+            backends: report
+                .backends
+                .into_iter()
+                .map(|b| artifactstore_api::BackendCollection {
+                    backend_id: b.backend_id,
+                    objects_by_reason: b.objects_by_reason,
+                    objects_deleted: b.objects_deleted,
+                    bytes_freed: b.bytes_freed,
+                    claims_finished: b.claims_finished,
+                    staging_removed: b.staging_removed,
+                    failures: b.failures,
+                })
+                .collect(),
+            objects_deleted: report.objects_deleted,
+            bytes_freed: report.bytes_freed,
+            duration_seconds: report.duration.as_secs_f64(),
+        }
+    }
+}
+
+impl From<Usage> for artifactstore_api::Usage {
+    fn from(usage: Usage) -> Self {
+        let groups = |rows: Vec<(String, u64, u64)>| {
+            rows.into_iter()
+                .map(|(name, count, bytes)| artifactstore_api::UsageGroup { name, count, bytes })
+                .collect()
+        };
+        Self {
+            by_producer: groups(usage.by_producer),
+            by_retention_class: groups(usage.by_class),
+            by_backend: groups(usage.by_backend),
+            reclaimable: artifactstore_api::Reclaimable {
+                objects: usage.reclaimable.0,
+                bytes: usage.reclaimable.1,
+            },
+        }
+    }
+}

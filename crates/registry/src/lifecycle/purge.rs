@@ -58,7 +58,10 @@ impl Registry {
     /// treated as one that never deletes (the safe reading).
     pub(crate) fn class_of(&self, id: &str) -> RegistryResult<RetentionClass> {
         Ok(self.classes.get(id).cloned().unwrap_or_else(|| {
-            tracing::warn!(class = id, "retention class of a stored package is not configured; treated as never deleting");
+            tracing::warn!(
+                class = id,
+                "retention class of a stored package is not configured; treated as never deleting"
+            );
             RetentionClass {
                 id: id.to_owned(),
                 default_duration: None,

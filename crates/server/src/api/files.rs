@@ -333,6 +333,7 @@ pub(crate) async fn get_file(
         (status = 304, description = "Not modified"),
         (status = 400, description = "`invalid_id`", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "`file_not_found`", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 410, description = "`package_purged`: the file's package was purged (when, by whom and why in the detail); its records and manifest remain", body = ProblemBody, content_type = "application/problem+json"),
         (status = 416, description = "`range_not_satisfiable`, with `Content-Range: bytes */SIZE`", body = ProblemBody, content_type = "application/problem+json"),
     )
 )]
@@ -365,6 +366,7 @@ pub(crate) async fn get_file_content(
         (status = 304, description = "Not modified"),
         (status = 400, description = "`invalid_id` (headers only)"),
         (status = 404, description = "`file_not_found`"),
+        (status = 410, description = "`package_purged` (headers only)"),
     )
 )]
 pub(crate) async fn head_file_content(
@@ -395,6 +397,7 @@ pub(crate) async fn head_file_content(
         (status = 304, description = "Not modified"),
         (status = 400, description = "`invalid_id`, `invalid_path`, `invalid_query`", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "`package_not_found`, `file_not_found`", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 410, description = "`package_purged`: the package was purged", body = ProblemBody, content_type = "application/problem+json"),
         (status = 416, description = "`range_not_satisfiable`", body = ProblemBody, content_type = "application/problem+json"),
     )
 )]
@@ -430,6 +433,7 @@ pub(crate) async fn get_file_by_path(
         (status = 304, description = "Not modified"),
         (status = 400, description = "`invalid_id`, `invalid_path` (headers only)"),
         (status = 404, description = "`package_not_found`, `file_not_found`"),
+        (status = 410, description = "`package_purged` (headers only)"),
     )
 )]
 pub(crate) async fn head_file_by_path(
@@ -456,6 +460,7 @@ async fn download(
     head: bool,
     disposition: Disposition,
 ) -> ApiResult<Response> {
+    state.registry.ensure_bytes_kept(file).await?;
     let etag = header_value(&format!("\"{}\"", file.content_address))?;
     let etag_text = etag.to_str().unwrap_or_default().to_owned();
     if let Ok(Some(condition)) = joined(headers, &IF_NONE_MATCH) {

@@ -51,7 +51,9 @@ pub(crate) async fn get_retention(
     ApiPath(path): ApiPath<PackagePath>,
 ) -> ApiResult<Json<Retention>> {
     let id = parse_id(&path.id, "package id")?;
-    Ok(Json(state.registry.retention_state(id).await?.to_wire()?))
+    Ok(Json(
+        state.registry.retention_explained(id).await?.to_wire()?,
+    ))
 }
 
 /// Moves a package's expiry strictly later.
@@ -65,6 +67,7 @@ pub(crate) async fn get_retention(
         (status = 200, description = "The new state", body = Retention),
         (status = 400, description = "`invalid_id`, `invalid_json`", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "`package_not_found`", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "`illegal_package_state` (purged)", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "`retention_refused` (not later, never expires, no reason)", body = ProblemBody, content_type = "application/problem+json"),
     )
 )]
@@ -76,11 +79,13 @@ pub(crate) async fn extend(
 ) -> ApiResult<Json<Retention>> {
     let id = parse_id(&path.id, "package id")?;
     caller.may_write_package(&state.registry, id).await?;
-    let record = state
+    state
         .registry
         .extend_retention(id, body.new_expires_at, &body.reason, &caller.actor)
         .await?;
-    Ok(Json(record.to_wire()?))
+    Ok(Json(
+        state.registry.retention_explained(id).await?.to_wire()?,
+    ))
 }
 
 /// Places a legal hold; several may be active at once.
@@ -94,6 +99,7 @@ pub(crate) async fn extend(
         (status = 201, description = "Placed", body = HoldCreated),
         (status = 400, description = "`invalid_id`, `invalid_json`", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "`package_not_found`", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "`illegal_package_state` (purged)", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "`retention_refused` (no reason)", body = ProblemBody, content_type = "application/problem+json"),
     )
 )]
@@ -147,11 +153,13 @@ pub(crate) async fn release_hold(
 ) -> ApiResult<Json<Retention>> {
     let id = parse_id(&path.id, "package id")?;
     let hold_id = parse_id(&path.hold_id, "hold id")?;
-    let record = state
+    state
         .registry
         .release_hold(id, hold_id, &body.reason, &caller.actor)
         .await?;
-    Ok(Json(record.to_wire()?))
+    Ok(Json(
+        state.registry.retention_explained(id).await?.to_wire()?,
+    ))
 }
 
 /// A package's retention events, in log order.

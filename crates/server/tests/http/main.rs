@@ -307,6 +307,7 @@ async fn raw_request(
 
 mod events;
 mod files;
+mod lifecycle;
 mod openapi;
 mod operations;
 mod packages;

@@ -27,6 +27,10 @@ const CONTRACT_ROUTES: &[(&str, &[&str])] = &[
     ("/v1/packages/{id}/holds/{hold_id}/release", &["post"]),
     ("/v1/packages/{id}/retention/history", &["get"]),
     ("/v1/retention/sweep", &["post"]),
+    ("/v1/packages/{id}/purge", &["post"]),
+    ("/v1/retention/review", &["get"]),
+    ("/v1/lifecycle/run", &["post"]),
+    ("/v1/usage", &["get"]),
     ("/v1/metadata-schemas/{slug}", &["get", "put"]),
     ("/v1/storage/verify", &["post"]),
 ];

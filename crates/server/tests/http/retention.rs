@@ -14,7 +14,7 @@ async fn retention_extend_hold_release_history_and_sweep() {
         .collect();
     assert_eq!(
         *by_id["standard"],
-        json!({"id": "standard", "default_duration": "90d", "default_duration_seconds": 90 * 86_400, "deletion_strategy": "delete"})
+        json!({"id": "standard", "default_duration": "90d", "default_duration_seconds": 90 * 86_400, "deletion_strategy": "delete", "purge_after": "7d", "purge_after_seconds": 7 * 86_400})
     );
     assert_eq!(by_id["permanent"]["default_duration"], Value::Null);
     assert_eq!(by_id["long-term"]["deletion_strategy"], "manual-review");
