@@ -139,6 +139,9 @@ impl Backend for FailingCommit {
     async fn probe(&self) -> Result<(), StorageError> {
         self.0.probe().await
     }
+    async fn list(&self) -> Result<Vec<artifactstore_storage::ObjectInfo>, StorageError> {
+        self.0.list().await
+    }
 }
 
 engine_tests! {
