@@ -25,6 +25,9 @@ enum Scenario {
     List,
     /// Commit-to-delivery latency on the event stream.
     Follow,
+    /// Garbage collection: objects deleted per second (filesystem and
+    /// Garage), and small-file uploads beside a collection.
+    Collect,
 }
 
 /// Benchmark harness of artifact-store (issue 5's scenarios).
@@ -70,6 +73,9 @@ struct Args {
     /// Events per follow run.
     #[arg(long, default_value_t = 200)]
     follow_events: usize,
+    /// Unreferenced objects per collection run.
+    #[arg(long, default_value_t = 100_000)]
+    gc_objects: usize,
 }
 
 async fn run(args: Args) -> Result<()> {
@@ -108,6 +114,13 @@ async fn run(args: Args) -> Result<()> {
         println!(
             "{}",
             scenarios::dataset::list(&env, args.list_packages, runs, args.list_queries.max(1))
+                .await?
+        );
+    }
+    if wants(Scenario::Collect) {
+        println!(
+            "{}",
+            scenarios::collect::run(&env, args.gc_objects.max(4), args.clients.max(1), runs)
                 .await?
         );
     }

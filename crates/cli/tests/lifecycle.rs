@@ -71,8 +71,19 @@ fn gc_purge_review_and_pull_of_a_purged_package_through_the_binary() {
     std::fs::write(tree.join("report.txt"), b"evidence").unwrap();
     let push = |class: &str| {
         let out = ok(&[
-            "--server", url, "--json", "push", "--name", "n", "--producer", "ci", "--subject",
-            "s", "--retention-class", class, tree.to_str().unwrap(),
+            "--server",
+            url,
+            "--json",
+            "push",
+            "--name",
+            "n",
+            "--producer",
+            "ci",
+            "--subject",
+            "s",
+            "--retention-class",
+            class,
+            tree.to_str().unwrap(),
         ]);
         json(&out)["package_id"].as_str().unwrap().to_owned()
     };
@@ -80,28 +91,52 @@ fn gc_purge_review_and_pull_of_a_purged_package_through_the_binary() {
     let audit = push("audit");
     std::thread::sleep(Duration::from_millis(1100));
 
-    let dry = json(&ok(&["admin", "gc", "--dry-run", "--json", "--config", config]));
+    let dry = json(&ok(&[
+        "admin",
+        "gc",
+        "--dry-run",
+        "--json",
+        "--config",
+        config,
+    ]));
     assert_eq!(dry["dry_run"], true);
     assert_eq!(dry["purged"][0]["package_id"], logs.as_str());
     // The object is shared with the `audit` package: it stays.
     assert_eq!(dry["objects_deleted"], 0, "{dry}");
     let human = ok(&["admin", "gc", "--dry-run", "--config", config]);
-    assert!(human.starts_with("DRY RUN: 2 packages would be marked eligible, 1 purged"), "{human}");
+    assert!(
+        human.starts_with("DRY RUN: 2 packages would be marked eligible, 1 purged"),
+        "{human}"
+    );
     let pass = json(&ok(&["admin", "gc", "--json", "--config", config]));
     assert_eq!(pass["purged"][0]["rule"], "delete_after_eligible");
 
     let pulled = dir.path().join("pulled");
-    let out = run(&["--server", url, "pull", &logs, "--output", pulled.to_str().unwrap()]);
+    let out = run(&[
+        "--server",
+        url,
+        "pull",
+        &logs,
+        "--output",
+        pulled.to_str().unwrap(),
+    ]);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("purged") && stderr.contains("admin-cli"), "{stderr}");
+    assert!(
+        stderr.contains("purged") && stderr.contains("admin-cli"),
+        "{stderr}"
+    );
 
     let review = ok(&["--server", url, "retention", "review"]);
     assert!(review.contains(&audit), "{review}");
-    let out = run(&["--server", url, "package", "purge", &logs, "--reason", "again"]);
+    let out = run(&[
+        "--server", url, "package", "purge", &logs, "--reason", "again",
+    ]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("purged already"));
-    let purged = ok(&["--server", url, "package", "purge", &audit, "--reason", "reviewed"]);
+    let purged = ok(&[
+        "--server", url, "package", "purge", &audit, "--reason", "reviewed",
+    ]);
     assert!(purged.contains("rule explicit"), "{purged}");
     let shown = ok(&["--server", url, "retention", "show", &audit]);
     assert!(shown.contains("\npurged on "), "{shown}");
@@ -142,7 +177,12 @@ async fn fill(
     count: usize,
 ) -> (String, Vec<(String, Vec<u8>)>) {
     let body = serde_json::json!({"name": "gc", "producer": "ci", "subject": "s", "retention_class": class});
-    let response = client.post(format!("{url}/v1/packages")).json(&body).send().await.unwrap();
+    let response = client
+        .post(format!("{url}/v1/packages"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::CREATED);
     let id = response.json::<serde_json::Value>().await.unwrap()["id"]
         .as_str()
@@ -249,8 +289,16 @@ fn gc_killed_mid_collection_keeps_every_live_byte_and_a_later_pass_finishes() {
                         .send()
                         .await
                         .unwrap();
-                    assert_eq!(response.status(), StatusCode::OK, "round {round}: {id}/{path}");
-                    assert_eq!(&response.bytes().await.unwrap()[..], &bytes[..], "round {round}");
+                    assert_eq!(
+                        response.status(),
+                        StatusCode::OK,
+                        "round {round}: {id}/{path}"
+                    );
+                    assert_eq!(
+                        &response.bytes().await.unwrap()[..],
+                        &bytes[..],
+                        "round {round}"
+                    );
                 }
             }
         });

@@ -15,7 +15,7 @@ use artifactstore_registry::core::retention::DeletionStrategy;
 use artifactstore_registry::core::{Digest32, Manifest};
 use artifactstore_registry::lifecycle::LIFECYCLE_ACTOR;
 use artifactstore_registry::{Config, ManifestFormat, PackageFilter, RegistryError};
-use common::{body, new_package, read_all, TestEnv};
+use common::{body, new_package, read_all, s3_backend, TestEnv, S3_SERVERS};
 use uuid::Uuid;
 
 const DAY: i64 = 86_400;
@@ -385,72 +385,142 @@ engine_tests! {
     }
 }
 
-engine_tests! {
-    async fn uploads_racing_purges_and_collections_never_record_missing_bytes() {
-        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-        let env = Arc::new(env().await);
-        // Each epoch has four contents. Packages the loop purges take this
-        // epoch's; kept packages take the previous epoch's, whose only
-        // other references are being purged and collected right then: an
-        // upload identical to an object the collector is deleting.
-        let content = |epoch: u64, i: usize| format!("epoch {epoch} content {i} ").repeat(40).into_bytes();
-        let epoch = Arc::new(AtomicU64::new(1));
-        let stop = Arc::new(AtomicBool::new(false));
-        let mut writers = Vec::new();
-        for writer in 0..4 {
-            let (env, epoch, stop) = (env.clone(), epoch.clone(), stop.clone());
-            writers.push(tokio::spawn(async move {
-                let (mut recorded, mut fenced) = (0u32, 0u32);
-                let mut round = 0;
-                while !stop.load(Ordering::Relaxed) {
-                    let kept = round % 2 == 1;
-                    let class = if kept { "forever" } else { "logs" };
-                    let now = epoch.load(Ordering::Relaxed);
-                    let of = if kept { now - 1 } else { now };
-                    let package = env.registry.create_package(new_package("race", class), "ci").await.unwrap();
-                    let id: Uuid = package.id.parse().unwrap();
-                    for i in 0..4 {
-                        let path = format!("w{writer}/f{i}.bin");
-                        match env.registry.ingest_file(id, &path, "application/octet-stream", body(&content(of, i)), Default::default(), "ci").await {
-                            Ok(_) => recorded += 1,
-                            Err(e) if e.code() == "object_being_collected" => fenced += 1,
-                            // The loop purged this package while it was filled.
-                            Err(e) if e.code() == "illegal_package_state" => break,
-                            Err(e) => panic!("upload failed: {e}"),
-                        }
+/// Uploads of a few identical contents into packages that are purged and
+/// collected in a loop, through two registries on one database (two
+/// replicas), each also running passes (the lease lets one at a time
+/// collect). Afterwards every byte a live file refers to is there and
+/// intact, and replay is exact. Returns (uploads fenced, objects
+/// collected).
+async fn race_uploads_against_collection(env: Arc<TestEnv>, seconds: u64) -> (u32, u64) {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    let replicas = [env.registry.clone(), env.replica().await];
+    // Each epoch has four contents. Packages the loop purges take this
+    // epoch's; kept packages take the previous epoch's, whose only other
+    // references are being purged and collected right then: an upload
+    // identical to an object the collector is deleting.
+    let content = |epoch: u64, i: usize| {
+        format!("epoch {epoch} content {i} ")
+            .repeat(40)
+            .into_bytes()
+    };
+    let epoch = Arc::new(AtomicU64::new(1));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut writers = Vec::new();
+    for writer in 0..4 {
+        let registry = replicas[writer % 2].clone();
+        let (epoch, stop) = (epoch.clone(), stop.clone());
+        writers.push(tokio::spawn(async move {
+            let (mut recorded, mut fenced) = (0u32, 0u32);
+            let mut round = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let kept = round % 2 == 1;
+                let class = if kept { "forever" } else { "logs" };
+                let now = epoch.load(Ordering::Relaxed);
+                let of = if kept { now - 1 } else { now };
+                let package = registry
+                    .create_package(new_package("race", class), "ci")
+                    .await
+                    .unwrap();
+                let id: Uuid = package.id.parse().unwrap();
+                for i in 0..4 {
+                    let path = format!("w{writer}/f{i}.bin");
+                    match registry
+                        .ingest_file(
+                            id,
+                            &path,
+                            "application/octet-stream",
+                            body(&content(of, i)),
+                            Default::default(),
+                            "ci",
+                        )
+                        .await
+                    {
+                        Ok(_) => recorded += 1,
+                        Err(e) if e.code() == "object_being_collected" => fenced += 1,
+                        // The loop purged this package while it was filled.
+                        Err(e) if e.code() == "illegal_package_state" => break,
+                        Err(e) => panic!("upload failed: {e}"),
                     }
-                    round += 1;
                 }
-                (recorded, fenced)
-            }));
-        }
-        let (mut passes, mut deleted) = (0u64, 0);
-        let deadline = std::time::Instant::now() + Duration::from_secs(6);
-        while std::time::Instant::now() < deadline {
-            env.clock.advance_seconds(DAY + 1);
-            let report = env.registry.run_lifecycle(false, LIFECYCLE_ACTOR).await.unwrap();
-            deleted += report.objects_deleted;
-            passes += 1;
-            if passes % 2 == 0 {
-                epoch.fetch_add(1, Ordering::Relaxed);
+                round += 1;
+            }
+            (recorded, fenced)
+        }));
+    }
+    let (mut passes, mut skipped, mut deleted) = (0u64, 0u64, 0);
+    let deadline = std::time::Instant::now() + Duration::from_secs(seconds);
+    while std::time::Instant::now() < deadline {
+        env.clock.advance_seconds(DAY + 1);
+        // Both replicas try a pass at once: one runs it, the other finds
+        // the lease taken.
+        let (a, b) = tokio::join!(
+            replicas[0].run_lifecycle(false, LIFECYCLE_ACTOR),
+            replicas[1].run_lifecycle(false, LIFECYCLE_ACTOR)
+        );
+        for report in [a.unwrap(), b.unwrap()] {
+            if report.skipped.is_some() {
+                skipped += 1;
+            } else {
+                deleted += report.objects_deleted;
             }
         }
-        stop.store(true, Ordering::Relaxed);
-        let (mut recorded, mut fenced) = (0, 0);
-        for writer in writers {
-            let (done, refused) = writer.await.unwrap();
-            recorded += done;
-            fenced += refused;
+        passes += 1;
+        if passes % 2 == 0 {
+            epoch.fetch_add(1, Ordering::Relaxed);
         }
-        eprintln!("{passes} passes, {recorded} uploads recorded, {fenced} fenced, {deleted} objects collected");
-        assert!(passes > 3 && recorded > 20, "passes {passes}, uploads {recorded}");
-        assert!(deleted > 0, "the loop never collected anything");
-        // Every byte a live file refers to is there and intact.
-        let verified = env.registry.verify_storage(None, "ops").await.unwrap();
-        assert!(verified.checked > 0);
-        assert_eq!(verified.failed, 0, "{:?}", verified.results.iter().filter(|r| !r.ok).collect::<Vec<_>>());
-        let check = env.registry.replay_check().await.unwrap();
-        assert!(check.identical, "{check:?}");
+    }
+    stop.store(true, Ordering::Relaxed);
+    let (mut recorded, mut fenced) = (0, 0);
+    for writer in writers {
+        let (done, refused) = writer.await.unwrap();
+        recorded += done;
+        fenced += refused;
+    }
+    eprintln!("{passes} rounds of passes ({skipped} skipped for the lease), {recorded} uploads recorded, {fenced} fenced, {deleted} objects collected");
+    assert!(
+        passes > 3 && recorded > 20,
+        "passes {passes}, uploads {recorded}"
+    );
+    assert!(deleted > 0, "the loop never collected anything");
+    assert!(
+        env.registry.store().claims().await.unwrap().is_empty(),
+        "claims left"
+    );
+    // Every byte a live file refers to is there and intact.
+    let verified = env.registry.verify_storage(None, "ops").await.unwrap();
+    assert!(verified.checked > 0);
+    assert_eq!(
+        verified.failed,
+        0,
+        "{:?}",
+        verified
+            .results
+            .iter()
+            .filter(|r| !r.ok)
+            .collect::<Vec<_>>()
+    );
+    let check = env.registry.replay_check().await.unwrap();
+    assert!(check.identical, "{check:?}");
+    (fenced, deleted)
+}
+
+engine_tests! {
+    async fn uploads_racing_purges_and_collections_never_record_missing_bytes() {
+        race_uploads_against_collection(Arc::new(env().await), 6).await;
+    }
+}
+
+engine_tests! {
+    async fn uploads_racing_purges_and_collections_on_s3_never_record_missing_bytes() {
+        for server in S3_SERVERS {
+            let Some(s3) = s3_backend(server, "archive") else { continue };
+            let env = TestEnv::with_config(|config| {
+                lifecycle_config(config);
+                config.backends = vec![s3];
+            })
+            .await;
+            race_uploads_against_collection(Arc::new(env), 8).await;
+        }
     }
 }
 
