@@ -167,6 +167,9 @@ fn content(index: u64) -> Vec<u8> {
     format!("shared content {index}\n").repeat(300).into_bytes()
 }
 
+/// A package id and the (path, content) pairs acknowledged in it.
+type Filled = (String, Vec<(String, Vec<u8>)>);
+
 /// Creates a package of `class` and uploads `count` pooled contents;
 /// returns the acknowledged (path, content) pairs.
 async fn fill(
@@ -175,7 +178,7 @@ async fn fill(
     class: &str,
     rng: &mut Lcg,
     count: usize,
-) -> (String, Vec<(String, Vec<u8>)>) {
+) -> Filled {
     let body = serde_json::json!({"name": "gc", "producer": "ci", "subject": "s", "retention_class": class});
     let response = client
         .post(format!("{url}/v1/packages"))
@@ -244,7 +247,7 @@ fn gc_killed_mid_collection_keeps_every_live_byte_and_a_later_pass_finishes() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let client = reqwest::Client::new();
     let mut rng = Lcg(20);
-    let mut kept: Vec<(String, Vec<(String, Vec<u8>)>)> = Vec::new();
+    let mut kept: Vec<Filled> = Vec::new();
     let mut interrupted = 0;
     for round in 0..rounds {
         plant_orphans(&data, &mut rng, 400);
