@@ -571,3 +571,27 @@ fn usage_counts_logical_and_physical_bytes_and_what_collection_would_reclaim() {
         assert_eq!(usage.reclaimable, (1, 3), "the shared object stays");
     });
 }
+
+engine_tests! {
+    async fn of_two_admins_purging_at_once_one_purges_and_the_other_is_told() {
+        let env = env().await;
+        let package = env.package("audit").await;
+        env.clock.advance_seconds(2 * DAY);
+        env.registry.sweep("ops").await.unwrap();
+        let (a, b) = tokio::join!(
+            env.registry.purge_package(package, "reviewed", "alice"),
+            env.registry.purge_package(package, "reviewed too", "bob")
+        );
+        let codes: Vec<&str> = [&a, &b].iter().map(|r| r.as_ref().map_or_else(|e| e.code(), |_| "ok")).collect();
+        assert!(codes.contains(&"ok") && codes.contains(&"package_purged"), "{codes:?}");
+        let purges = env
+            .registry
+            .retention_history(package)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.event_type == types::PACKAGE_PURGED)
+            .count();
+        assert_eq!(purges, 1);
+    }
+}

@@ -188,3 +188,87 @@ engine_tests! {
         assert!(!env.dir.path().join("objects/blake3").exists());
     }
 }
+
+/// A filesystem backend whose deletes fail while `failing` is set.
+struct FailingDelete {
+    inner: FilesystemBackend,
+    failing: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait]
+impl Backend for FailingDelete {
+    fn id(&self) -> &str {
+        self.inner.id()
+    }
+    async fn begin_write(&self) -> Result<Box<dyn ObjectWriter>, StorageError> {
+        self.inner.begin_write().await
+    }
+    async fn open(&self, key: &str, range: Option<Range<u64>>) -> Result<ByteStream, StorageError> {
+        self.inner.open(key, range).await
+    }
+    async fn size(&self, key: &str) -> Result<Option<u64>, StorageError> {
+        self.inner.size(key).await
+    }
+    async fn delete(&self, key: &str) -> Result<(), StorageError> {
+        if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(StorageError::Unavailable {
+                backend: "local".into(),
+                cause: "injected".into(),
+            });
+        }
+        self.inner.delete(key).await
+    }
+    async fn probe(&self) -> Result<(), StorageError> {
+        self.inner.probe().await
+    }
+    async fn list(&self) -> Result<Vec<artifactstore_storage::ObjectInfo>, StorageError> {
+        self.inner.list().await
+    }
+}
+
+engine_tests! {
+    async fn a_deletion_that_fails_keeps_its_claim_and_fences_uploads_until_a_pass_deletes_it() {
+        use artifactstore_registry::config::RetentionClassConfig;
+        use artifactstore_registry::core::retention::DeletionStrategy;
+        let objects = tempfile::tempdir().unwrap();
+        let backend = Arc::new(FailingDelete {
+            inner: FilesystemBackend::open("local", objects.path()).await.unwrap(),
+            failing: std::sync::atomic::AtomicBool::new(true),
+        });
+        let env = TestEnv::build_with(
+            |config| {
+                config.retention_classes = vec![RetentionClassConfig {
+                    id: "logs".into(),
+                    default_duration: Some("1d".into()),
+                    deletion_strategy: DeletionStrategy::Delete,
+                    purge_after: Some("0s".into()),
+                }];
+            },
+            |builder| builder.backend(backend.clone()),
+        )
+        .await;
+        let package = env.package("logs").await;
+        let file = env.put(package, "a.txt", b"doomed bytes").await;
+        env.clock.advance_seconds(2 * 86_400);
+        let report = env.registry.run_lifecycle(false, "ops").await.unwrap();
+        assert_eq!(report.purged.len(), 1);
+        assert_eq!(report.objects_deleted, 0);
+        assert_eq!(report.backends[0].failures.len(), 1, "{report:?}");
+        assert!(objects.path().join(&file.object_key).exists());
+        // The claim stays: identical bytes are not recorded meanwhile.
+        let other = env.package("logs").await;
+        let err = env
+            .registry
+            .ingest_file(other, "b.txt", "text/plain", body(b"doomed bytes"), Default::default(), "t")
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "object_being_collected");
+        // Once deletes work again, the next pass finishes the claim.
+        backend.failing.store(false, std::sync::atomic::Ordering::SeqCst);
+        let report = env.registry.run_lifecycle(false, "ops").await.unwrap();
+        assert_eq!(report.backends[0].claims_finished, 1, "{report:?}");
+        assert!(!objects.path().join(&file.object_key).exists());
+        env.put(other, "b.txt", b"doomed bytes").await;
+        assert!(objects.path().join(&file.object_key).exists());
+    }
+}

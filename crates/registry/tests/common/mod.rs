@@ -86,6 +86,14 @@ impl TestEnv {
         Self::build(|_| {}, customise).await
     }
 
+    /// A registry with both a configuration change and a custom builder.
+    pub async fn build_with(
+        edit: impl FnOnce(&mut Config),
+        customise: impl FnOnce(RegistryBuilder) -> RegistryBuilder,
+    ) -> Self {
+        Self::build(edit, customise).await
+    }
+
     async fn build(
         edit: impl FnOnce(&mut Config),
         customise: impl FnOnce(RegistryBuilder) -> RegistryBuilder,
