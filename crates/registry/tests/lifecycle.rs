@@ -14,6 +14,7 @@ use artifactstore_registry::core::retention::DeletionStrategy;
 use artifactstore_registry::core::{Digest32, Manifest};
 use artifactstore_registry::lifecycle::LIFECYCLE_ACTOR;
 use artifactstore_registry::{Config, ManifestFormat, PackageFilter, RegistryError};
+use artifactstore_storage::Backend as _;
 use common::{body, new_package, read_all, s3_backend, TestEnv, S3_SERVERS};
 use uuid::Uuid;
 
@@ -421,14 +422,21 @@ async fn race_uploads_against_collection(env: Arc<TestEnv>, seconds: u64) -> (u3
                     .await
                     .unwrap();
                 let id: Uuid = package.id.parse().unwrap();
-                for i in 0..4 {
+                for i in 0..5 {
                     let path = format!("w{writer}/f{i}.bin");
+                    // Four shared contents, and one of this package only
+                    // (collected whenever the package is purged).
+                    let bytes = if i < 4 {
+                        content(of, i)
+                    } else {
+                        format!("only in {id}").into_bytes()
+                    };
                     match registry
                         .ingest_file(
                             id,
                             &path,
                             "application/octet-stream",
-                            body(&content(of, i)),
+                            body(&bytes),
                             Default::default(),
                             "ci",
                         )
@@ -457,9 +465,14 @@ async fn race_uploads_against_collection(env: Arc<TestEnv>, seconds: u64) -> (u3
             replicas[1].run_lifecycle(false, LIFECYCLE_ACTOR)
         );
         for report in [a.unwrap(), b.unwrap()] {
-            if report.skipped.is_some() {
+            if let Some(why) = &report.skipped {
+                assert!(why.contains("another process"), "{why}");
                 skipped += 1;
             } else {
+                assert!(
+                    report.backends.iter().all(|b| b.failures.is_empty()),
+                    "{report:?}"
+                );
                 deleted += report.objects_deleted;
             }
         }
@@ -481,10 +494,8 @@ async fn race_uploads_against_collection(env: Arc<TestEnv>, seconds: u64) -> (u3
         "passes {passes}, uploads {recorded}"
     );
     assert!(deleted > 0, "the loop never collected anything");
-    assert!(
-        env.registry.store().claims().await.unwrap().is_empty(),
-        "claims left"
-    );
+    let claims = env.registry.store().claims().await.unwrap();
+    assert!(claims.is_empty(), "claims left: {claims:?}");
     // Every byte a live file refers to is there and intact.
     let verified = env.registry.verify_storage(None, "ops").await.unwrap();
     assert!(verified.checked > 0);
@@ -515,10 +526,17 @@ engine_tests! {
             let Some(s3) = s3_backend(server, "archive") else { continue };
             let env = TestEnv::with_config(|config| {
                 lifecycle_config(config);
-                config.backends = vec![s3];
+                config.backends = vec![s3.clone()];
             })
             .await;
+            // Something else in the bucket, beside the backend's own key
+            // spaces: not the collector's to delete.
+            let direct = s3_direct(&s3);
+            let mut writer = direct.begin_write().await.unwrap();
+            writer.write(bytes::Bytes::from_static(b"not ours")).await.unwrap();
+            writer.commit("exports/someone-elses.txt").await.unwrap();
             race_uploads_against_collection(Arc::new(env), 8).await;
+            assert_eq!(direct.size("exports/someone-elses.txt").await.unwrap(), Some(8));
         }
     }
 }
@@ -569,6 +587,47 @@ fn usage_counts_logical_and_physical_bytes_and_what_collection_would_reclaim() {
         assert_eq!(usage.by_producer, [("ci".to_owned(), 1, 10)]);
         assert_eq!(usage.reclaimable, (1, 3), "the shared object stays");
     });
+}
+
+/// The backend `config` describes, opened directly.
+fn s3_direct(
+    config: &artifactstore_registry::config::BackendConfig,
+) -> artifactstore_storage::S3Backend {
+    artifactstore_storage::S3Backend::new(artifactstore_storage::S3Settings {
+        id: config.id.clone(),
+        endpoint: config.endpoint.clone(),
+        region: config.region.clone().unwrap_or_default(),
+        bucket: config.bucket.clone().unwrap_or_default(),
+        path_style: true,
+        access_key_id: config.access_key_id.clone(),
+        secret_access_key: config.secret_access_key.as_ref().map(|s| s.0.clone()),
+        prefix: config.prefix.clone().unwrap_or_default(),
+        stall_timeout: config.stall_timeout().unwrap(),
+    })
+    .unwrap()
+}
+
+engine_tests! {
+    async fn two_passes_of_one_process_never_overlap() {
+        let env = env().await;
+        // Enough work that the first pass is still collecting when the
+        // second starts.
+        for i in 0..3000 {
+            orphan(&env, format!("orphan {i}").as_bytes(), Duration::from_secs(10));
+        }
+        let first = {
+            let registry = env.registry.clone();
+            tokio::spawn(async move { registry.run_lifecycle(false, "serve").await })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let second = env.registry.run_lifecycle(false, "admin").await.unwrap();
+        let first = first.await.unwrap().unwrap();
+        assert!(second.skipped.is_some(), "a second pass ran beside the first: {second:?}");
+        assert_eq!(first.objects_deleted, 3000);
+        let now = env.registry.store().now();
+        let until = now.plus_seconds(60).unwrap();
+        assert!(env.registry.store().take_lifecycle_lease("probe", now, until).await.unwrap(), "a pass kept the lease");
+    }
 }
 
 engine_tests! {

@@ -264,25 +264,30 @@ impl Backend for S3Backend {
     }
 
     async fn list(&self) -> Result<Vec<ObjectInfo>, StorageError> {
-        let prefix = (!self.prefix.is_empty()).then(|| Path::from(self.prefix.as_str()));
+        // Only the key spaces this backend writes: a bucket (or prefix)
+        // may hold other things, which are not ours to collect.
         let strip = if self.prefix.is_empty() {
             String::new()
         } else {
             format!("{}/", self.prefix)
         };
-        let mut listed = self.store.list(prefix.as_ref());
         let mut found = Vec::new();
-        while let Some(meta) = listed.next().await {
-            let meta = meta.map_err(|e| self.error(e))?;
-            let location = meta.location.as_ref();
-            let Some(key) = location.strip_prefix(strip.as_str()) else {
-                continue;
-            };
-            found.push(ObjectInfo {
-                key: key.to_owned(),
-                size_bytes: meta.size,
-                modified: meta.last_modified.into(),
-            });
+        for space in [
+            crate::CONTENT_KEY_PREFIX.trim_end_matches('/'),
+            STAGING_PREFIX,
+        ] {
+            let mut listed = self.store.list(Some(&self.path(space)));
+            while let Some(meta) = listed.next().await {
+                let meta = meta.map_err(|e| self.error(e))?;
+                let Some(key) = meta.location.as_ref().strip_prefix(strip.as_str()) else {
+                    continue;
+                };
+                found.push(ObjectInfo {
+                    key: key.to_owned(),
+                    size_bytes: meta.size,
+                    modified: meta.last_modified.into(),
+                });
+            }
         }
         Ok(found)
     }

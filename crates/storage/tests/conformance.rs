@@ -146,6 +146,21 @@ async fn missing_and_deleted_objects_are_not_found(backend: &dyn Backend) {
     backend.probe().await.unwrap();
 }
 
+async fn listing_shows_committed_objects_with_their_sizes(backend: &dyn Backend) {
+    let key = store(backend, b"listed bytes", 5).await;
+    let aborted = backend.begin_write().await.unwrap();
+    aborted.abort().await.unwrap();
+    let listed = backend.list().await.unwrap();
+    let found = listed
+        .iter()
+        .find(|o| o.key == key)
+        .unwrap_or_else(|| panic!("{key} not listed: {listed:?}"));
+    assert_eq!(found.size_bytes, 12);
+    assert!(found.modified.elapsed().unwrap_or_default() < std::time::Duration::from_secs(600));
+    backend.delete(&key).await.unwrap();
+    assert!(!backend.list().await.unwrap().iter().any(|o| o.key == key));
+}
+
 macro_rules! conformance {
     ($($case:ident),* $(,)?) => {
         mod filesystem {
@@ -183,6 +198,7 @@ conformance!(
     aborted_writes_leave_nothing,
     declared_keys_show_only_matching_bytes,
     missing_and_deleted_objects_are_not_found,
+    listing_shows_committed_objects_with_their_sizes,
 );
 
 /// Wrong credentials are a refusal to fix, not an outage to retry.

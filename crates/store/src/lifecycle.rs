@@ -199,17 +199,6 @@ impl Store {
         Ok(taken.rows_affected() == 1)
     }
 
-    /// Whether `holder` holds the lease until at least `until`.
-    pub async fn holds_lifecycle_lease(&self, holder: &str, until: Timestamp) -> StoreResult<bool> {
-        let row = sqlx::query("SELECT holder, expires_at FROM lifecycle_lease WHERE id = 1")
-            .fetch_one(&self.pool)
-            .await?;
-        let current: Option<String> = row.try_get("holder")?;
-        let expires: Option<String> = row.try_get("expires_at")?;
-        Ok(current.as_deref() == Some(holder)
-            && expires.is_some_and(|at| at.as_str() >= until.to_string().as_str()))
-    }
-
     /// Gives the lease back, if `holder` has it.
     pub async fn release_lifecycle_lease(&self, holder: &str) -> StoreResult<()> {
         sqlx::query(
@@ -320,21 +309,53 @@ impl LogTx<'_> {
         Ok(())
     }
 
-    /// Ends the claims on `keys` of `backend`.
-    pub async fn release_claims(&mut self, backend: &str, keys: &[String]) -> StoreResult<()> {
+    /// Ends `holder`'s claims on `keys` of `backend` (a claim another
+    /// holder took over stays: that holder deletes and records it).
+    pub async fn release_claims(
+        &mut self,
+        backend: &str,
+        keys: &[String],
+        holder: &str,
+    ) -> StoreResult<()> {
         let conn = self.flush().await?;
         for chunk in keys.chunks(KEYS_PER_QUERY) {
             let sql = format!(
-                "DELETE FROM gc_claims WHERE backend_id = $1 AND object_key IN ({})",
-                placeholders(2, chunk.len())
+                "DELETE FROM gc_claims WHERE backend_id = $1 AND claimed_by = $2 AND object_key IN ({})",
+                placeholders(3, chunk.len())
             );
-            let mut query = sqlx::query(&sql).bind(backend);
+            let mut query = sqlx::query(&sql).bind(backend).bind(holder);
             for key in chunk {
                 query = query.bind(key.as_str());
             }
             query.execute(&mut *conn).await?;
         }
         Ok(())
+    }
+
+    /// Takes over, for `holder`, the claims on `keys` of `backend` that
+    /// still exist; returns the keys taken over. A claim its maker ended
+    /// meanwhile is not resurrected.
+    pub async fn adopt_claims(
+        &mut self,
+        backend: &str,
+        keys: &[String],
+        holder: &str,
+    ) -> StoreResult<Vec<String>> {
+        let existing = self.claimed(backend, keys).await?;
+        let conn = self.flush().await?;
+        let mut adopted = Vec::new();
+        for key in keys.iter().filter(|k| existing.contains(*k)) {
+            sqlx::query(
+                "UPDATE gc_claims SET claimed_by = $1 WHERE backend_id = $2 AND object_key = $3",
+            )
+            .bind(holder)
+            .bind(backend)
+            .bind(key.as_str())
+            .execute(&mut *conn)
+            .await?;
+            adopted.push(key.clone());
+        }
+        Ok(adopted)
     }
 
     /// For each (backend, key, sequence): whether the collector may have

@@ -18,6 +18,7 @@ use artifactstore_core::NewEvent;
 use artifactstore_storage::{Backend, ObjectInfo, CONTENT_KEY_PREFIX};
 use futures::StreamExt;
 
+use super::Pass;
 use crate::{Registry, RegistryError, RegistryResult};
 
 /// Objects claimed, deleted and recorded together.
@@ -57,23 +58,23 @@ fn age(info: &ObjectInfo, now: SystemTime) -> Duration {
 }
 
 impl Registry {
-    /// Collects (or, with `dry_run`, lists) what backend `backend_id` holds
-    /// that nothing live refers to. `assume_purged`: packages a dry run
-    /// would purge first.
+    /// Collects what backend `report.backend_id` holds that nothing live
+    /// refers to, as `pass` (or, with none, lists it: a dry run, where
+    /// `assume_purged` are the packages it would purge first). Returns
+    /// false when the pass lost its lease and must stop.
     pub(crate) async fn collect_backend(
         &self,
-        backend_id: &str,
-        dry_run: bool,
+        pass: Option<&Pass<'_>>,
         assume_purged: &HashSet<String>,
-        actor: &str,
-    ) -> RegistryResult<BackendCollection> {
+        report: &mut BackendCollection,
+    ) -> RegistryResult<bool> {
+        let backend_id = report.backend_id.clone();
+        let backend_id = backend_id.as_str();
         let backend = self.backend(backend_id)?.clone();
-        let mut report = BackendCollection {
-            backend_id: backend_id.to_owned(),
-            ..BackendCollection::default()
-        };
-        if !dry_run {
-            self.finish_claims(&backend, &mut report, actor).await?;
+        if let Some(pass) = pass {
+            if !self.finish_claims(pass, &backend, report).await? {
+                return Ok(false);
+            }
         }
         let listed = backend.list().await?;
         let (live, purged) = self
@@ -104,34 +105,29 @@ impl Registry {
                 })
             })
             .collect();
-        if dry_run {
+        let Some(pass) = pass else {
             for object in &doomed {
                 report.count(object);
             }
-            return Ok(report);
-        }
+            return Ok(true);
+        };
         for batch in doomed.chunks(BATCH) {
-            if !self.renew_lease().await? {
-                tracing::warn!(
-                    backend = backend_id,
-                    "lifecycle lease lost; collection stops here"
-                );
-                break;
+            if !self.renew_lease(&pass.holder).await? {
+                return Ok(false);
             }
-            self.collect_batch(&backend, batch, &mut report, actor)
-                .await?;
+            self.collect_batch(pass, &backend, batch, report).await?;
         }
         report.staging_removed = backend.remove_dead_staging().await?;
-        Ok(report)
+        Ok(true)
     }
 
     /// Claims, deletes and records one batch.
     async fn collect_batch(
         &self,
+        pass: &Pass<'_>,
         backend: &Arc<dyn Backend>,
         batch: &[Doomed],
         report: &mut BackendCollection,
-        actor: &str,
     ) -> RegistryResult<()> {
         let backend_id = backend.id();
         let keys: Vec<String> = batch.iter().map(|d| d.key.clone()).collect();
@@ -145,7 +141,7 @@ impl Registry {
             .filter(|k| !live.contains(*k) && !taken.contains(*k))
             .cloned()
             .collect();
-        tx.claim_objects(backend_id, &claim, &self.instance).await?;
+        tx.claim_objects(backend_id, &claim, &pass.holder).await?;
         tx.commit().await?;
         let claimed: HashSet<&String> = claim.iter().collect();
         let chosen: Vec<&Doomed> = batch.iter().filter(|d| claimed.contains(&d.key)).collect();
@@ -154,19 +150,20 @@ impl Registry {
             .into_iter()
             .filter(|d| deleted.contains(&d.key))
             .collect();
-        self.record_deletions(backend_id, &gone, actor).await?;
+        self.record_deletions(pass, backend_id, &gone).await?;
         for object in gone {
             report.count(object);
         }
         Ok(())
     }
 
-    /// Records one deletion event per object and ends their claims.
+    /// Records one deletion event per object and ends the pass's claims
+    /// on them.
     async fn record_deletions(
         &self,
+        pass: &Pass<'_>,
         backend_id: &str,
         gone: &[&Doomed],
-        actor: &str,
     ) -> RegistryResult<()> {
         if gone.is_empty() {
             return Ok(());
@@ -180,50 +177,66 @@ impl Registry {
                 size_bytes: object.size_bytes,
                 reason: object.reason.to_owned(),
             };
-            tx.append(NewEvent::of(&payload, actor)?).await?;
+            tx.append(NewEvent::of(&payload, pass.actor)?).await?;
         }
         let keys: Vec<String> = gone.iter().map(|d| d.key.clone()).collect();
-        tx.release_claims(backend_id, &keys).await?;
+        tx.release_claims(backend_id, &keys, &pass.holder).await?;
         tx.commit().await?;
         Ok(())
     }
 
-    /// Finishes the claims a stopped collector left on `backend`: nothing
-    /// could record those bytes since they were claimed, so they go, and
-    /// their deletion is recorded.
+    /// Finishes the claims an earlier pass left on `backend` (one that
+    /// stopped, or lost its lease): nothing could record those bytes since
+    /// they were claimed, so they go, and their deletion is recorded. Each
+    /// batch is taken over under the log lock first, so a claim its maker
+    /// ended meanwhile is left alone. Returns false when the lease is lost.
     async fn finish_claims(
         &self,
+        pass: &Pass<'_>,
         backend: &Arc<dyn Backend>,
         report: &mut BackendCollection,
-        actor: &str,
-    ) -> RegistryResult<()> {
+    ) -> RegistryResult<bool> {
         let left: Vec<String> = self
             .store
             .claims()
             .await?
             .into_iter()
-            .filter(|c| c.backend_id == backend.id())
+            .filter(|c| c.backend_id == backend.id() && c.claimed_by != pass.holder)
             .map(|c| c.object_key)
             .collect();
         for batch in left.chunks(BATCH) {
-            let mut doomed = Vec::with_capacity(batch.len());
-            for key in batch {
-                let size_bytes = backend.size(key).await?.unwrap_or(0);
+            if !self.renew_lease(&pass.holder).await? {
+                return Ok(false);
+            }
+            let mut tx = self.store.begin().await?;
+            let adopted = tx.adopt_claims(backend.id(), batch, &pass.holder).await?;
+            tx.commit().await?;
+            let mut doomed = Vec::with_capacity(adopted.len());
+            for key in &adopted {
+                // The size is only reported; a store that cannot say it
+                // must not stop the deletion.
+                let size_bytes = match backend.size(key).await {
+                    Ok(size) => size.unwrap_or(0),
+                    Err(e) => {
+                        tracing::warn!(key, error = %e, "size of a claimed object unknown");
+                        0
+                    }
+                };
                 doomed.push(Doomed {
                     key: key.clone(),
                     size_bytes,
                     reason: deletion_reasons::UNFINISHED,
                 });
             }
-            let deleted = delete_all(backend, batch.to_vec(), report).await;
+            let deleted = delete_all(backend, adopted, report).await;
             let gone: Vec<&Doomed> = doomed.iter().filter(|d| deleted.contains(&d.key)).collect();
-            self.record_deletions(backend.id(), &gone, actor).await?;
+            self.record_deletions(pass, backend.id(), &gone).await?;
             report.claims_finished += gone.len() as u64;
             for object in gone {
                 report.count(object);
             }
         }
-        Ok(())
+        Ok(true)
     }
 }
 

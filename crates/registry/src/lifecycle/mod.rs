@@ -78,14 +78,27 @@ fn plus(now: Timestamp, span: Duration) -> Timestamp {
         .unwrap_or(now)
 }
 
+/// One pass that changes things: who holds the lease for it, and whose
+/// name its events bear.
+pub(crate) struct Pass<'a> {
+    /// This pass's lease holder id (process and pass: two passes of one
+    /// process are two holders, so they never overlap).
+    pub(crate) holder: String,
+    /// The actor of its events.
+    pub(crate) actor: &'a str,
+}
+
+/// Why a pass stopped early.
+const LEASE_LOST: &str = "the lifecycle lease lapsed during the pass (another process took it over); the rest is left to the next pass";
+
 impl Registry {
-    /// Takes or renews the lease for a full `lease_timeout`; false when
-    /// another process holds it.
-    pub(crate) async fn renew_lease(&self) -> RegistryResult<bool> {
+    /// Takes or renews the lease for `holder` for a full `lease_timeout`;
+    /// false when another holder has it.
+    pub(crate) async fn renew_lease(&self, holder: &str) -> RegistryResult<bool> {
         let now = self.store.now();
         Ok(self
             .store
-            .take_lifecycle_lease(&self.instance, now, plus(now, self.lifecycle.lease_timeout))
+            .take_lifecycle_lease(holder, now, plus(now, self.lifecycle.lease_timeout))
             .await?)
     }
 
@@ -102,18 +115,27 @@ impl Registry {
             dry_run,
             ..LifecycleReport::default()
         };
-        if !dry_run && !self.renew_lease().await? {
-            report.skipped =
-                Some("another process is running the lifecycle; try again later".into());
-            return Ok(report);
-        }
-        let outcome = self.pass(dry_run, actor, &mut report).await;
-        if !dry_run {
-            if let Err(e) = self.store.release_lifecycle_lease(&self.instance).await {
+        let pass = Pass {
+            holder: format!("{}/{}", self.instance, uuid::Uuid::new_v4()),
+            actor,
+        };
+        if dry_run {
+            self.pass(None, &mut report).await?;
+        } else {
+            if !self.renew_lease(&pass.holder).await? {
+                report.skipped =
+                    Some("another process is running the lifecycle; try again later".into());
+                return Ok(report);
+            }
+            let outcome = self.pass(Some(&pass), &mut report).await;
+            if let Err(e) = self.store.release_lifecycle_lease(&pass.holder).await {
                 tracing::warn!(error = %e, "releasing the lifecycle lease failed; it expires by itself");
             }
+            if !outcome? {
+                tracing::warn!("{LEASE_LOST}");
+                report.skipped = Some(LEASE_LOST.into());
+            }
         }
-        outcome?;
         report.duration = started.elapsed();
         if !dry_run {
             let mut stats = self
@@ -132,64 +154,83 @@ impl Registry {
         Ok(report)
     }
 
+    /// The steps of a pass (`None`: a dry run); false when the lease was
+    /// lost, so the pass stopped.
     async fn pass(
         &self,
-        dry_run: bool,
-        actor: &str,
+        pass: Option<&Pass<'_>>,
         report: &mut LifecycleReport,
-    ) -> RegistryResult<()> {
+    ) -> RegistryResult<bool> {
+        let renewed = |holder: &str| {
+            let holder = holder.to_owned();
+            async move { self.renew_lease(&holder).await }
+        };
         let now = self.store.now();
         // Sweep.
-        report.marked_eligible = if dry_run {
-            let mut tx = self.store.begin().await?;
-            let due = tx.due_for_sweep(&now).await?;
-            drop(tx);
-            due.into_iter().map(|(id, _)| id).collect()
-        } else {
-            self.sweep(actor).await?
+        report.marked_eligible = match pass {
+            None => {
+                let mut tx = self.store.begin().await?;
+                let due = tx.due_for_sweep(&now).await?;
+                drop(tx);
+                due.into_iter().map(|(id, _)| id).collect()
+            }
+            Some(pass) => self.sweep(pass.actor).await?,
         };
         // Purge, as of after the sweep (whose eligibility it may act on).
         let mut due = self.purges_due(self.store.now()).await?;
-        if dry_run {
-            // What the sweep would have marked, purged at once where the
-            // class says `purge_after = 0s`.
-            for id in &report.marked_eligible {
-                let Some(package) = self.store.package(id).await? else {
-                    continue;
-                };
-                let class = self.class_of(&package.retention_class)?;
-                if class.deletion_strategy == DeletionStrategy::Delete
-                    && class.purge_after.seconds() == 0
-                {
-                    due.push(package);
+        match pass {
+            None => {
+                // What the sweep would have marked, purged at once where
+                // the class says `purge_after = 0s`.
+                for id in &report.marked_eligible {
+                    let Some(package) = self.store.package(id).await? else {
+                        continue;
+                    };
+                    let class = self.class_of(&package.retention_class)?;
+                    if class.deletion_strategy == DeletionStrategy::Delete
+                        && class.purge_after.seconds() == 0
+                    {
+                        due.push(package);
+                    }
                 }
+                report.purged = due
+                    .iter()
+                    .map(|p| PurgedPackage {
+                        package_id: p.id.clone(),
+                        retention_class: p.retention_class.clone(),
+                        rule: artifactstore_core::lifecycle::rules::DELETE_AFTER_ELIGIBLE
+                            .to_owned(),
+                    })
+                    .collect();
             }
-            report.purged = due
-                .iter()
-                .map(|p| PurgedPackage {
-                    package_id: p.id.clone(),
-                    retention_class: p.retention_class.clone(),
-                    rule: artifactstore_core::lifecycle::rules::DELETE_AFTER_ELIGIBLE.to_owned(),
-                })
-                .collect();
-        } else {
-            report.purged = self.purge_automatically(&due, actor).await?;
+            Some(pass) => {
+                if !renewed(&pass.holder).await? {
+                    return Ok(false);
+                }
+                report.purged = self.purge_automatically(&due, pass.actor).await?;
+            }
         }
         // Collect.
-        let assume_purged: HashSet<String> = if dry_run {
-            report.purged.iter().map(|p| p.package_id.clone()).collect()
-        } else {
-            HashSet::new()
+        let assume_purged: HashSet<String> = match pass {
+            None => report.purged.iter().map(|p| p.package_id.clone()).collect(),
+            Some(_) => HashSet::new(),
         };
         for backend_id in self.backend_ids() {
-            let collected = self
-                .collect_backend(&backend_id, dry_run, &assume_purged, actor)
+            let mut collected = BackendCollection {
+                backend_id,
+                ..BackendCollection::default()
+            };
+            let kept = self
+                .collect_backend(pass, &assume_purged, &mut collected)
                 .await?;
             report.objects_deleted += collected.objects_deleted;
             report.bytes_freed += collected.bytes_freed;
             report.backends.push(collected);
+            if !kept {
+                return Ok(false);
+            }
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Counters of this process's lifecycle runs.
@@ -238,8 +279,11 @@ impl Registry {
         let record = self.store.usage().await?;
         let mut reclaimable = (0, 0);
         for backend_id in self.backend_ids() {
-            let collected = self
-                .collect_backend(&backend_id, true, &HashSet::new(), LIFECYCLE_ACTOR)
+            let mut collected = BackendCollection {
+                backend_id,
+                ..BackendCollection::default()
+            };
+            self.collect_backend(None, &HashSet::new(), &mut collected)
                 .await?;
             reclaimable.0 += collected.objects_deleted;
             reclaimable.1 += collected.bytes_freed;
