@@ -363,7 +363,7 @@ engine_tests! {
         // A collector claimed it, then stopped (killed) before deleting.
         {
             let mut tx = env.registry.store().begin().await.unwrap();
-            tx.claim_objects("local", &[key.clone()], "dead collector").await.unwrap();
+            tx.claim_objects("local", std::slice::from_ref(&key), "dead collector").await.unwrap();
             tx.commit().await.unwrap();
         }
         let package = env.package("forever").await;
@@ -622,8 +622,10 @@ engine_tests! {
         tokio::time::sleep(Duration::from_millis(50)).await;
         let second = env.registry.run_lifecycle(false, "admin").await.unwrap();
         let first = first.await.unwrap().unwrap();
-        assert!(second.skipped.is_some(), "a second pass ran beside the first: {second:?}");
-        assert_eq!(first.objects_deleted, 3000);
+        // Whichever started first ran; the other found the lease taken.
+        let (ran, skipped): (Vec<_>, Vec<_>) = [&first, &second].into_iter().partition(|r| r.skipped.is_none());
+        assert_eq!((ran.len(), skipped.len()), (1, 1), "{first:?} {second:?}");
+        assert_eq!(ran[0].objects_deleted, 3000);
         let now = env.registry.store().now();
         let until = now.plus_seconds(60).unwrap();
         assert!(env.registry.store().take_lifecycle_lease("probe", now, until).await.unwrap(), "a pass kept the lease");
