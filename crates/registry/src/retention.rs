@@ -14,7 +14,8 @@ use uuid::Uuid;
 
 use crate::{Registry, RegistryError, RegistryResult};
 
-fn reason(text: &str) -> RegistryResult<String> {
+/// A reason as recorded: trimmed, required, bounded.
+pub(crate) fn reason(text: &str) -> RegistryResult<String> {
     match check_reason(text) {
         Ok(clean) => Ok(clean.to_owned()),
         Err(TextError::Nul) => Err(RegistryError::InvalidInput(

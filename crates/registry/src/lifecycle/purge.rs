@@ -9,7 +9,6 @@ use artifactstore_core::lifecycle::{
     automatic_purge_due, check_purge, rules, PurgeFacts, PurgeRefusal,
 };
 use artifactstore_core::retention::DeletionStrategy;
-use artifactstore_core::text::{check_reason, TextError};
 use artifactstore_core::{NewEvent, RetentionClass, Timestamp};
 use artifactstore_store::records::status;
 use artifactstore_store::{LogTx, PackageRecord};
@@ -36,21 +35,6 @@ pub struct PurgedPackage {
 enum Mode {
     Explicit,
     Automatic,
-}
-
-fn clean_reason(text: &str) -> RegistryResult<String> {
-    match check_reason(text) {
-        Ok(clean) => Ok(clean.to_owned()),
-        Err(TextError::Nul) => Err(RegistryError::InvalidInput(
-            "the reason must not contain NUL characters".into(),
-        )),
-        Err(TextError::Blank) => Err(RegistryError::RetentionRefused(
-            "a reason is required".into(),
-        )),
-        Err(other) => Err(RegistryError::RetentionRefused(format!(
-            "the reason {other}"
-        ))),
-    }
 }
 
 impl Registry {
@@ -88,7 +72,7 @@ impl Registry {
         why: &str,
         actor: &str,
     ) -> RegistryResult<PurgedPackage> {
-        let why = clean_reason(why)?;
+        let why = crate::retention::reason(why)?;
         let id = package_id.to_string();
         let mut tx = self.store.begin().await?;
         let purged = self
