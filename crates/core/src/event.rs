@@ -42,6 +42,8 @@ pub mod types {
     pub const PACKAGE_PURGED: &str = "v1.package.purged";
     /// The collector deleted a stored object.
     pub const STORAGE_OBJECT_DELETED: &str = "v1.storage.object_deleted";
+    /// The server signed a checkpoint of the log's Merkle tree.
+    pub const LOG_CHECKPOINT_SIGNED: &str = "v1.log.checkpoint_signed";
 
     /// The retention events, as `retention_history` lists them.
     pub const RETENTION: [&str; 6] = [
@@ -67,6 +69,8 @@ pub mod subjects {
     /// A stored object, by its key (keys are content addresses, the same
     /// on every backend; the payload names the backend).
     pub const STORAGE_OBJECT: &str = "storage_object";
+    /// The log itself, by its origin (the checkpoints' first line).
+    pub const LOG: &str = "log";
 }
 
 /// An event before the log gives it a sequence, a time and a chain hash.
@@ -160,18 +164,10 @@ pub const GENESIS_CHAIN_HASH: Digest32 = Digest32([0; 32]);
 /// previous chain hash and every field of `event` but its own chain hash, so
 /// editing, removing or reordering any row breaks every hash after it.
 pub fn chain_hash(previous: &Digest32, event: &Event) -> Digest32 {
-    let fields = Value::Array(vec![
-        Value::Bytes(previous.0.to_vec()),
-        Value::Integer(event.sequence.into()),
-        Value::Text(event.event_type.clone()),
-        Value::Text(event.subject_kind.clone()),
-        Value::Text(event.subject_id.clone()),
-        Value::Text(event.actor.clone()),
-        Value::Text(event.created_at.to_string()),
-        Value::Bytes(event.payload_digest.0.to_vec()),
-    ]);
+    let mut fields = vec![Value::Bytes(previous.0.to_vec())];
+    fields.extend(event.leaf_fields());
     // An array of text, bytes and integers always encodes.
-    let encoded = cbor::encode_canonical_no_floats(&fields).unwrap_or_default();
+    let encoded = cbor::encode_canonical_no_floats(&Value::Array(fields)).unwrap_or_default();
     Digest32::blake3_of(&encoded)
 }
 
@@ -191,6 +187,31 @@ impl Event {
         };
         event.chain_hash = chain_hash(previous, &event);
         event
+    }
+
+    /// The row's leaf in the log's Merkle tree (docs/architecture.md, "The
+    /// Merkle tree"): the canonical CBOR array `[sequence, event_type,
+    /// subject_kind, subject_id, actor, created_at, payload_digest]`, the
+    /// chain hash's fields without the link to the row before. The payload
+    /// is in it by its BLAKE3, so a leaf stays small whatever the payload.
+    ///
+    /// These bytes are a published format: proofs handed to auditors
+    /// depend on them. Never change them.
+    pub fn leaf_bytes(&self) -> Vec<u8> {
+        // An array of text, bytes and integers always encodes.
+        cbor::encode_canonical_no_floats(&Value::Array(self.leaf_fields())).unwrap_or_default()
+    }
+
+    fn leaf_fields(&self) -> Vec<Value> {
+        vec![
+            Value::Integer(self.sequence.into()),
+            Value::Text(self.event_type.clone()),
+            Value::Text(self.subject_kind.clone()),
+            Value::Text(self.subject_id.clone()),
+            Value::Text(self.actor.clone()),
+            Value::Text(self.created_at.to_string()),
+            Value::Bytes(self.payload_digest.0.to_vec()),
+        ]
     }
 
     /// Recomputes this row's chain hash from `previous`.
@@ -318,6 +339,8 @@ pub enum EventPayload {
     PackagePurged(PackagePurged),
     /// `v1.storage.object_deleted`.
     ObjectDeleted(ObjectDeleted),
+    /// `v1.log.checkpoint_signed`.
+    CheckpointSigned(CheckpointSigned),
     /// A type this build does not know (written by a newer version).
     Unknown,
 }
@@ -346,6 +369,7 @@ impl EventPayload {
             types::TOKEN_REVOKED => Self::TokenRevoked(of(event)?),
             types::PACKAGE_PURGED => Self::PackagePurged(of(event)?),
             types::STORAGE_OBJECT_DELETED => Self::ObjectDeleted(of(event)?),
+            types::LOG_CHECKPOINT_SIGNED => Self::CheckpointSigned(of(event)?),
             _ => Self::Unknown,
         })
     }
@@ -661,6 +685,29 @@ payload_v1!(
     types::STORAGE_OBJECT_DELETED,
     subjects::STORAGE_OBJECT,
     object_key
+);
+
+/// `v1.log.checkpoint_signed`: a signed checkpoint of the tree of the
+/// first `tree_size` events (this event is not among them).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckpointSigned {
+    /// Payload version.
+    pub v: u32,
+    /// The log's origin line.
+    pub origin: String,
+    /// Leaves in the tree signed.
+    pub tree_size: u64,
+    /// Its RFC 9162 root hash, lowercase hex.
+    pub root_hash: String,
+    /// The signed note, exactly as served.
+    pub note: String,
+}
+payload_v1!(
+    CheckpointSigned,
+    types::LOG_CHECKPOINT_SIGNED,
+    subjects::LOG,
+    origin
 );
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ pub mod id;
 pub mod jcs;
 pub mod lifecycle;
 pub mod manifest;
+pub mod merkle;
 pub mod path;
 pub mod retention;
 pub mod text;
