@@ -136,6 +136,9 @@ impl Backend for FailingCommit {
     async fn delete(&self, key: &str) -> Result<(), StorageError> {
         self.0.delete(key).await
     }
+    async fn replace_small(&self, key: &str, bytes: bytes::Bytes) -> Result<(), StorageError> {
+        self.0.replace_small(key, bytes).await
+    }
     async fn probe(&self) -> Result<(), StorageError> {
         self.0.probe().await
     }
@@ -217,6 +220,9 @@ impl Backend for FailingDelete {
             });
         }
         self.inner.delete(key).await
+    }
+    async fn replace_small(&self, key: &str, bytes: bytes::Bytes) -> Result<(), StorageError> {
+        self.inner.replace_small(key, bytes).await
     }
     async fn probe(&self) -> Result<(), StorageError> {
         self.inner.probe().await

@@ -263,6 +263,45 @@ impl Backend for FilesystemBackend {
             .map_err(|e| self.io(e))
     }
 
+    async fn replace_small(&self, key: &str, bytes: Bytes) -> Result<(), StorageError> {
+        let target = self.path_of(key)?;
+        if key.starts_with(CONTENT_KEY_PREFIX) {
+            return Err(StorageError::Refused {
+                backend: self.id.clone(),
+                cause: format!("{key} is a content address; those are never replaced"),
+            });
+        }
+        let root = self.root.clone();
+        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            let parent = target.parent().unwrap_or(&root).to_path_buf();
+            let created = create_dirs(&root, &parent)?;
+            // A sibling, so the rename stays in one directory and is atomic.
+            let mut name = target.file_name().unwrap_or_default().to_os_string();
+            name.push(format!(".{}.tmp", uuid::Uuid::new_v4().simple()));
+            let temporary = parent.join(name);
+            let written = (|| {
+                let mut file = std::fs::File::create(&temporary)?;
+                std::io::Write::write_all(&mut file, &bytes)?;
+                file.sync_all()?;
+                std::fs::rename(&temporary, &target)
+            })();
+            if written.is_err() {
+                let _ = std::fs::remove_file(&temporary);
+            }
+            written?;
+            sync_dir(&parent)?;
+            for dir in created.iter().rev() {
+                if let Some(up) = dir.parent() {
+                    sync_dir(up)?;
+                }
+            }
+            Ok(())
+        })
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+        .map_err(|e| self.io(e))
+    }
+
     async fn remove_dead_staging(&self) -> Result<u64, StorageError> {
         let staging = self.root.join(STAGING_DIR);
         tokio::task::spawn_blocking(move || clean_staging(&staging))

@@ -137,6 +137,12 @@ pub trait Backend: Send + Sync + 'static {
     /// being written are not listed until committed.
     async fn list(&self) -> Result<Vec<ObjectInfo>, StorageError>;
 
+    /// Writes a small object whole under a fixed key, replacing what was
+    /// there, durably before it returns: the log's anchor
+    /// ([`LOG_ANCHOR_KEY`]), outside the content-addressed space, which
+    /// the collector never lists.
+    async fn replace_small(&self, key: &str, bytes: Bytes) -> Result<(), StorageError>;
+
     /// Removes what writers that are gone left behind outside the object
     /// space (a filesystem's staging files of dead processes); returns
     /// how many. Backends without such leftovers have nothing to do.
@@ -148,6 +154,10 @@ pub trait Backend: Send + Sync + 'static {
 /// The first segment of every content-addressed object key
 /// (`blake3/ab/cd/abcd…`).
 pub const CONTENT_KEY_PREFIX: &str = "blake3/";
+
+/// Where every backend keeps the latest signed checkpoint of the log: an
+/// anchor outside the database (docs/security.md).
+pub const LOG_ANCHOR_KEY: &str = "log/checkpoint";
 
 /// One listed object.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -263,6 +263,21 @@ impl Backend for S3Backend {
         }
     }
 
+    async fn replace_small(&self, key: &str, bytes: Bytes) -> Result<(), StorageError> {
+        if key.starts_with(crate::CONTENT_KEY_PREFIX) {
+            return Err(StorageError::Refused {
+                backend: self.id.clone(),
+                cause: format!("{key} is a content address; those are never replaced"),
+            });
+        }
+        // One PUT: S3 replaces an object whole, and answers once it is stored.
+        self.store
+            .put(&self.path(key), bytes.into())
+            .await
+            .map_err(|e| self.error(e))?;
+        Ok(())
+    }
+
     async fn list(&self) -> Result<Vec<ObjectInfo>, StorageError> {
         // Only the key spaces this backend writes: a bucket (or prefix)
         // may hold other things, which are not ours to collect.

@@ -161,6 +161,26 @@ async fn listing_shows_committed_objects_with_their_sizes(backend: &dyn Backend)
     assert!(!backend.list().await.unwrap().iter().any(|o| o.key == key));
 }
 
+async fn small_named_objects_are_replaced_whole_and_never_listed(backend: &dyn Backend) {
+    let key = format!("log/conformance-{}", uuid::Uuid::new_v4().simple());
+    backend.replace_small(&key, bytes::Bytes::from_static(b"first checkpoint")).await.unwrap();
+    backend.replace_small(&key, bytes::Bytes::from_static(b"second")).await.unwrap();
+    assert_eq!(backend.size(&key).await.unwrap(), Some(6));
+    let mut back = Vec::new();
+    let mut stream = backend.open(&key, None).await.unwrap();
+    while let Some(chunk) = futures::StreamExt::next(&mut stream).await {
+        back.extend_from_slice(&chunk.unwrap());
+    }
+    assert_eq!(back, b"second");
+    // The collector must never see it: it is not content.
+    assert!(!backend.list().await.unwrap().iter().any(|o| o.key == key));
+    // Content addresses are never replaced through it.
+    let content = store(backend, b"content stays", 9).await;
+    assert!(backend.replace_small(&content, bytes::Bytes::from_static(b"x")).await.is_err());
+    backend.delete(&key).await.unwrap();
+    backend.delete(&content).await.unwrap();
+}
+
 macro_rules! conformance {
     ($($case:ident),* $(,)?) => {
         mod filesystem {
@@ -199,6 +219,7 @@ conformance!(
     declared_keys_show_only_matching_bytes,
     missing_and_deleted_objects_are_not_found,
     listing_shows_committed_objects_with_their_sizes,
+    small_named_objects_are_replaced_whole_and_never_listed,
 );
 
 /// Wrong credentials are a refusal to fix, not an outage to retry.
