@@ -379,6 +379,27 @@ impl TileEdge {
         }
     }
 
+    /// The root of the tree so far, from the unfilled tiles alone: each
+    /// subtree of the root's decomposition lies in the unfilled tile of its
+    /// tile level (its level's bit is set in the size, so it starts inside
+    /// that tile), which lets a verifier stream the log keeping only these.
+    pub fn root(&self) -> Digest32 {
+        let nodes: Vec<Digest32> = Span::tree(self.size)
+            .nodes()
+            .iter()
+            .map(|node| {
+                let level = (node.level / TILE_HEIGHT) as usize;
+                // Present by the argument above; an empty tile would mean a
+                // bug, and hashes as the empty root rather than panic.
+                self.levels
+                    .get(level)
+                    .and_then(|tile| node.hash_in(tile))
+                    .unwrap_or_else(empty_root)
+            })
+            .collect();
+        span_hash(&nodes)
+    }
+
     /// Every tile the pushed leaves changed: the ones they filled and the
     /// unfilled ones as they stand now.
     pub fn into_changed(self) -> Vec<(TileId, Vec<Digest32>)> {
@@ -617,6 +638,15 @@ mod tests {
         let (tree, hashes) = synthetic(70_001, &[1, 255, 256, 257, 4096, 7]);
         for size in [1u64, 2, 255, 256, 257, 511, 65_535, 65_536, 65_537, 70_001] {
             assert_eq!(tree.root(size), naive_root(&hashes[..size as usize]), "size {size}");
+        }
+        // A streaming edge alone knows the root at every size.
+        let mut edge = TileEdge::new(0, &[]).unwrap();
+        for (i, hash) in hashes.iter().enumerate() {
+            edge.push(*hash);
+            let size = i as u64 + 1;
+            if size % 4_099 == 0 || [1, 256, 65_536, 65_537].contains(&size) {
+                assert_eq!(edge.root(), tree.root(size), "edge root at {size}");
+            }
         }
         assert!(tree.tiles.keys().any(|tile| tile.level == 2));
     }

@@ -88,6 +88,9 @@ pub struct Config {
     /// The lifecycle: sweep, purge, collect.
     #[serde(default)]
     pub lifecycle: LifecycleConfig,
+    /// The log's signed checkpoints.
+    #[serde(default)]
+    pub log: LogConfig,
     /// What the environment changed that weakens the file's settings
     /// (filled by [`Config::apply_env`]); `serve` logs each at start.
     #[serde(skip)]
@@ -224,6 +227,52 @@ impl LifecycleConfig {
             orphan_grace: parse("orphan_grace", &self.orphan_grace)?,
             lease_timeout,
         })
+    }
+}
+
+/// The log's signed checkpoints (docs/security.md, "Proof that leaves the
+/// server").
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// How often at most `serve` signs a new checkpoint, when the log has
+    /// grown (`10s`); `0s` signs only on demand (`admin checkpoint`,
+    /// `POST /v1/log/checkpoints`) and for bundles.
+    pub checkpoint_interval: String,
+    /// The Ed25519 signing key, in signed-note form
+    /// (`PRIVATE+KEY+name+keyid+base64`). By default
+    /// `<data_dir>/log-signing.key`, generated at first start (mode 0600).
+    /// Replicas sharing a database must all name the same key.
+    pub signing_key: Option<PathBuf>,
+    /// The name a generated key gets, which is also the checkpoints'
+    /// origin line (a key read from a file brings its own).
+    pub origin: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            checkpoint_interval: "10s".into(),
+            signing_key: None,
+            origin: "artifactstore".into(),
+        }
+    }
+}
+
+impl LogConfig {
+    /// Between automatic checkpoints; `None`: only on demand.
+    pub fn checkpoint_interval(&self) -> Result<Option<Duration>, ConfigError> {
+        let interval = RetentionDuration::parse_allowing_zero(&self.checkpoint_interval)
+            .map(|d| Duration::from_secs(u64::try_from(d.seconds()).unwrap_or(0)))
+            .map_err(|e| ConfigError::Invalid(format!("log.checkpoint_interval: {e}")))?;
+        Ok((!interval.is_zero()).then_some(interval))
+    }
+
+    /// Where the signing key is (or will be generated).
+    pub fn signing_key_path(&self, data_dir: &Path) -> PathBuf {
+        self.signing_key
+            .clone()
+            .unwrap_or_else(|| data_dir.join("log-signing.key"))
     }
 }
 
@@ -432,6 +481,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             limits: LimitsConfig::default(),
             lifecycle: LifecycleConfig::default(),
+            log: LogConfig::default(),
             warnings: Vec::new(),
         }
     }

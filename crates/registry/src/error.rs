@@ -153,6 +153,13 @@ pub enum RegistryError {
     /// stored them; nothing was recorded and sending again succeeds.
     #[error("identical bytes were being collected while this upload stored them; nothing was recorded: send the file again")]
     ObjectBeingCollected,
+    /// No such leaf or checkpoint in the log.
+    #[error("{0}")]
+    LogEntryNotFound(String),
+    /// The log contradicts a checkpoint this server signed: it was
+    /// rewritten, or restored from an older copy.
+    #[error("the log contradicts a checkpoint this server signed: {0}")]
+    LogInconsistent(String),
     /// Configuration is wrong.
     #[error(transparent)]
     Config(#[from] ConfigError),
@@ -194,6 +201,8 @@ impl RegistryError {
             Self::PurgeRefused { refusal, .. } => refusal.code(),
             Self::PackagePurged { .. } => "package_purged",
             Self::ObjectBeingCollected => "object_being_collected",
+            Self::LogEntryNotFound(_) => "log_entry_not_found",
+            Self::LogInconsistent(_) => "log_inconsistent",
             Self::Config(_) => "configuration_invalid",
             Self::Internal(_) => "internal_error",
         }

@@ -28,6 +28,7 @@ mod error;
 mod file_commits;
 mod ingest;
 pub mod lifecycle;
+pub mod log;
 mod operations;
 mod retention;
 mod schemas;
@@ -70,6 +71,7 @@ pub struct Registry {
     /// This process's name as a lifecycle lease holder and claimant.
     instance: Arc<str>,
     lifecycle_stats: lifecycle::SharedStats,
+    log: log::LogSettings,
 }
 
 impl std::fmt::Debug for Registry {
@@ -105,6 +107,13 @@ impl RegistryBuilder {
     pub async fn build(mut self) -> RegistryResult<Registry> {
         let default_backend = self.config.validate_routing()?;
         let lifecycle = self.config.lifecycle.settings()?;
+        let log = log::LogSettings {
+            key: Arc::new(log::LogKey::load_or_generate(
+                &self.config.log.signing_key_path(&self.config.data_dir),
+                &self.config.log.origin,
+            )?),
+            checkpoint_interval: self.config.log.checkpoint_interval()?,
+        };
         let classes = self
             .config
             .effective_retention_classes()?
@@ -183,6 +192,7 @@ impl RegistryBuilder {
             lifecycle,
             instance: Arc::from(uuid::Uuid::new_v4().to_string()),
             lifecycle_stats: lifecycle::SharedStats::default(),
+            log,
         })
     }
 }

@@ -94,6 +94,7 @@ fn title(code: &str, status: StatusCode) -> String {
         "hold_not_found" => "Hold not found",
         "schema_not_found" => "Metadata schema not found",
         "manifest_not_found" => "Manifest not found",
+        "log_entry_not_found" => "Not in the log",
         "route_not_found" => "No such route",
         "method_not_allowed" => "Method not allowed",
         "unknown_retention_class" => "Unknown retention class",
@@ -172,7 +173,8 @@ impl From<RegistryError> for Problem {
             | E::HoldNotFound(_)
             | E::SchemaNotFound(_)
             | E::TokenNotFound(_)
-            | E::ManifestNotFound(_) => StatusCode::NOT_FOUND,
+            | E::ManifestNotFound(_)
+            | E::LogEntryNotFound(_) => StatusCode::NOT_FOUND,
             E::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             E::Forbidden(_) => StatusCode::FORBIDDEN,
             E::DuplicateRelativePath(_)

@@ -18,6 +18,7 @@ mod notify;
 mod queries;
 pub mod records;
 mod replay;
+mod tree;
 mod views;
 
 use std::path::PathBuf;
@@ -37,6 +38,7 @@ pub use log::{LogTx, LogVerification};
 pub use queries::{FileSlot, PackageFilter, PackagePage};
 pub use records::*;
 pub use replay::ReplayReport;
+pub use tree::CheckpointRecord;
 
 /// Which database engine a store runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -364,6 +364,12 @@ impl<'s> LogTx<'s> {
         queries::due_for_sweep(self.flush().await?, now).await
     }
 
+    /// The sequence of the last event appended, or committed before this
+    /// transaction began.
+    pub fn head_sequence(&self) -> i64 {
+        self.head_sequence
+    }
+
     /// The time the store's clock says it is.
     pub fn now(&self) -> Timestamp {
         self.store.clock.now()

@@ -8,7 +8,7 @@
 
 use artifactstore_core::digest::CONTENT_ADDRESS_PREFIX;
 use artifactstore_core::event::{
-    DeletionEligible, EventPayload, FileIngested, HoldApplied, HoldReleased, LocationVerified,
+    CheckpointSigned, DeletionEligible, EventPayload, FileIngested, HoldApplied, HoldReleased, LocationVerified,
     MetadataSchemaRegistered, ObjectDeleted, PackageCreated, PackagePurged,
     RetentionDefaultApplied, RetentionExtended, TokenCreated, TokenRevoked,
 };
@@ -41,6 +41,7 @@ pub(crate) fn plan(batch: &mut Batch, event: &Event) -> StoreResult<()> {
         EventPayload::TokenRevoked(p) => token_revoked(batch, event, p),
         EventPayload::PackagePurged(p) => package_purged(batch, event, p),
         EventPayload::ObjectDeleted(p) => object_deleted(batch, event, p),
+        EventPayload::CheckpointSigned(p) => checkpoint_signed(batch, event, p),
         EventPayload::Unknown => {
             tracing::debug!(
                 event_type = %event.event_type,
@@ -289,6 +290,23 @@ fn object_deleted(batch: &mut Batch, event: &Event, p: ObjectDeleted) -> StoreRe
         "INSERT INTO object_deletions (sequence, backend_id, object_key, size_bytes, reason, deleted_at) \
          VALUES ($1, $2, $3, $4, $5, $6)",
         vec![Bind::from(event.sequence), Bind::from(p.backend_id.as_str()), Bind::from(p.object_key.as_str()), Bind::from(size), Bind::from(p.reason.as_str()), Bind::from(event.created_at.to_string())],
+    );
+    Ok(())
+}
+
+fn checkpoint_signed(batch: &mut Batch, event: &Event, p: CheckpointSigned) -> StoreResult<()> {
+    let size = i64::try_from(p.tree_size).map_err(StoreError::corrupt)?;
+    batch.push(
+        "INSERT INTO log_checkpoints (tree_size, root_hash, origin, note, sequence, signed_at) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+        vec![
+            Bind::from(size),
+            Bind::from(p.root_hash.as_str()),
+            Bind::from(p.origin.as_str()),
+            Bind::from(p.note.as_str()),
+            Bind::from(event.sequence),
+            Bind::from(event.created_at.to_string()),
+        ],
     );
     Ok(())
 }

@@ -158,6 +158,18 @@ const VIEWS: &[View] = &[
         ],
     },
     View {
+        table: "log_checkpoints",
+        order_by: "tree_size",
+        columns: &[
+            ("tree_size", I),
+            ("root_hash", T),
+            ("origin", T),
+            ("note", T),
+            ("sequence", I),
+            ("signed_at", T),
+        ],
+    },
+    View {
         table: "metadata_schemas",
         order_by: "id",
         columns: &[("id", T), ("slug", T), ("schema_jcs", T), ("created_at", T)],
