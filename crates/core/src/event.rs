@@ -230,6 +230,81 @@ impl Event {
     }
 }
 
+/// An event as its leaf in the Merkle tree describes it: every field but
+/// the payload (by its digest) and the chain hash. What an offline
+/// verifier reads back from leaf bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Leaf {
+    /// Position in the log.
+    pub sequence: i64,
+    /// Event type.
+    pub event_type: String,
+    /// What the subject id names.
+    pub subject_kind: String,
+    /// The subject.
+    pub subject_id: String,
+    /// Who caused it.
+    pub actor: String,
+    /// When it was appended.
+    pub created_at: Timestamp,
+    /// BLAKE3 of the payload.
+    pub payload_digest: Digest32,
+}
+
+impl Leaf {
+    /// Reads leaf bytes ([`Event::leaf_bytes`]); refuses anything that is
+    /// not exactly the bytes its fields encode to.
+    pub fn decode(bytes: &[u8]) -> Result<Self, PayloadError> {
+        let malformed = |why: &str| PayloadError::Manifest(format!("malformed leaf: {why}"));
+        let Value::Array(fields) = cbor::decode(bytes)? else {
+            return Err(malformed("not an array"));
+        };
+        let [sequence, event_type, subject_kind, subject_id, actor, created_at, digest] =
+            <[Value; 7]>::try_from(fields).map_err(|_| malformed("not 7 fields"))?;
+        let text = |value: Value| match value {
+            Value::Text(text) => Ok(text),
+            _ => Err(malformed("a text field is not text")),
+        };
+        let sequence = match sequence {
+            Value::Integer(n) => i64::try_from(n).map_err(|_| malformed("bad sequence"))?,
+            _ => return Err(malformed("sequence is not an integer")),
+        };
+        let digest = match digest {
+            Value::Bytes(bytes) => bytes
+                .try_into()
+                .map(Digest32)
+                .map_err(|_| malformed("payload digest is not 32 bytes"))?,
+            _ => return Err(malformed("payload digest is not bytes")),
+        };
+        let leaf = Self {
+            sequence,
+            event_type: text(event_type)?,
+            subject_kind: text(subject_kind)?,
+            subject_id: text(subject_id)?,
+            actor: text(actor)?,
+            created_at: text(created_at)?
+                .parse()
+                .map_err(|_| malformed("created_at is not a timestamp"))?,
+            payload_digest: digest,
+        };
+        let event = Event {
+            sequence: leaf.sequence,
+            event_type: leaf.event_type.clone(),
+            subject_kind: leaf.subject_kind.clone(),
+            subject_id: leaf.subject_id.clone(),
+            actor: leaf.actor.clone(),
+            payload: Vec::new(),
+            payload_digest: leaf.payload_digest,
+            created_at: leaf.created_at,
+            chain_hash: GENESIS_CHAIN_HASH,
+        };
+        if event.leaf_bytes() != bytes {
+            return Err(malformed("not in canonical form"));
+        }
+        Ok(leaf)
+    }
+}
+
 /// Why a payload could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum PayloadError {
@@ -733,6 +808,23 @@ mod tests {
             "2026-01-01T00:00:00Z".parse().unwrap(),
             previous,
         )
+    }
+
+    #[test]
+    fn leaf_bytes_read_back_exactly_and_nothing_else_does() {
+        let event = sample(7, &GENESIS_CHAIN_HASH);
+        let bytes = event.leaf_bytes();
+        let leaf = Leaf::decode(&bytes).unwrap();
+        assert_eq!(leaf.sequence, 7);
+        assert_eq!(leaf.payload_digest, event.payload_digest);
+        assert_eq!(leaf.event_type, types::RETENTION_HOLD_APPLIED);
+        let mut trailing = bytes.clone();
+        trailing.push(0);
+        assert!(Leaf::decode(&trailing).is_err());
+        let mut altered = bytes.clone();
+        let last = altered.len() - 1;
+        altered[last] ^= 1;
+        assert_ne!(Leaf::decode(&altered).ok(), Some(leaf));
     }
 
     #[test]

@@ -23,6 +23,7 @@
 //! ```
 
 mod auth;
+pub mod bundle;
 pub mod config;
 mod error;
 mod file_commits;
@@ -43,7 +44,7 @@ use artifactstore_storage::{Backend, FilesystemBackend, S3Backend, S3Settings};
 pub use artifactstore_core as core;
 pub use artifactstore_storage::{ByteStream, StorageError};
 pub use artifactstore_store::{
-    FileRecord, HoldRecord, LogVerification, PackageFilter, PackagePage, PackageRecord,
+    CheckpointRecord, FileRecord, HoldRecord, LogVerification, PackageFilter, PackagePage, PackageRecord,
     ReplayReport, RetentionRecord, SchemaRecord, Store, TokenRecord,
 };
 pub use auth::Principal;

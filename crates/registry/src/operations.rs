@@ -323,7 +323,7 @@ impl Registry {
 
     /// The error for reading the bytes of purged package `package_id`:
     /// when, by whom and why it was purged.
-    async fn purged(&self, package_id: &str) -> RegistryError {
+    pub(crate) async fn purged(&self, package_id: &str) -> RegistryError {
         match self.store.retention(package_id).await {
             Ok(Some(RetentionRecord {
                 purge: Some(purge), ..

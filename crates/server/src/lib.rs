@@ -234,7 +234,9 @@ fn build_router(registry: Registry, options: ServerOptions, shutdown: Cancellati
 /// `#[utoipa::path]` and the same operation to the OpenAPI document, so
 /// the two cannot disagree (docs/architecture.md, "The API model").
 fn api_routes() -> OpenApiRouter<AppState> {
-    use api::{events, files, health, lifecycle, manifest, packages, retention, schemas, storage};
+    use api::{
+        events, files, health, lifecycle, log, manifest, packages, retention, schemas, storage,
+    };
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(routes!(health::health))
         .routes(routes!(metrics::metrics))
@@ -266,6 +268,13 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(lifecycle::usage))
         .routes(routes!(schemas::put_schema, schemas::get_schema))
         .routes(routes!(storage::verify))
+        .routes(routes!(log::key))
+        .routes(routes!(log::latest_checkpoint))
+        .routes(routes!(log::sign_checkpoint))
+        .routes(routes!(log::checkpoint))
+        .routes(routes!(log::leaf))
+        .routes(routes!(log::inclusion))
+        .routes(routes!(log::consistency))
 }
 
 #[cfg(test)]

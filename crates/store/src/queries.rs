@@ -586,6 +586,21 @@ impl Store {
         rows.iter().map(event_from_row).collect()
     }
 
+    /// The events whose subject is this package, up to `up_to`, in log order.
+    pub async fn package_events(&self, package_id: &str, up_to: i64) -> StoreResult<Vec<Event>> {
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE subject_id = $1 AND subject_kind = $2 \
+             AND sequence <= $3 ORDER BY sequence"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(package_id)
+            .bind(artifactstore_core::event::subjects::PACKAGE)
+            .bind(up_to)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(event_from_row).collect()
+    }
+
     /// The canonical CBOR manifest of a finalized package.
     pub async fn manifest_bytes(&self, package_id: &str) -> StoreResult<Option<Vec<u8>>> {
         let row = sqlx::query(

@@ -172,28 +172,31 @@ impl Store {
         if ids.is_empty() {
             return Ok(found);
         }
-        let wanted: Vec<String> = (0..ids.len())
-            .map(|i| format!("(level = ${} AND tile_index = ${})", 2 * i + 1, 2 * i + 2))
-            .collect();
-        let sql = format!(
-            "SELECT level, tile_index, hashes FROM log_tiles WHERE {}",
-            wanted.join(" OR ")
-        );
-        let mut query = sqlx::query(&sql);
-        for id in ids {
-            query = query.bind(i64::from(id.level)).bind(to_i64(id.index)?);
-        }
-        for row in query.fetch_all(&self.pool).await? {
-            let level: i64 = row.try_get("level")?;
-            let index: i64 = row.try_get("tile_index")?;
-            let bytes: Vec<u8> = row.try_get("hashes")?;
-            let id = TileId {
-                level: u32::try_from(level).map_err(StoreError::corrupt)?,
-                index: u64::try_from(index).map_err(StoreError::corrupt)?,
-            };
-            let hashes = merkle::decode_tile(&bytes)
-                .ok_or_else(|| StoreError::corrupt(format!("tile {id:?} is malformed")))?;
-            found.insert(id, hashes);
+        // Bound the statement's parameters (SQLite allows 32,766).
+        for chunk in ids.chunks(512) {
+            let wanted: Vec<String> = (0..chunk.len())
+                .map(|i| format!("(level = ${} AND tile_index = ${})", 2 * i + 1, 2 * i + 2))
+                .collect();
+            let sql = format!(
+                "SELECT level, tile_index, hashes FROM log_tiles WHERE {}",
+                wanted.join(" OR ")
+            );
+            let mut query = sqlx::query(&sql);
+            for id in chunk {
+                query = query.bind(i64::from(id.level)).bind(to_i64(id.index)?);
+            }
+            for row in query.fetch_all(&self.pool).await? {
+                let level: i64 = row.try_get("level")?;
+                let index: i64 = row.try_get("tile_index")?;
+                let bytes: Vec<u8> = row.try_get("hashes")?;
+                let id = TileId {
+                    level: u32::try_from(level).map_err(StoreError::corrupt)?,
+                    index: u64::try_from(index).map_err(StoreError::corrupt)?,
+                };
+                let hashes = merkle::decode_tile(&bytes)
+                    .ok_or_else(|| StoreError::corrupt(format!("tile {id:?} is malformed")))?;
+                found.insert(id, hashes);
+            }
         }
         Ok(found)
     }

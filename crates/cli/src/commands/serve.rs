@@ -68,6 +68,15 @@ pub async fn run(
         tracing::warn!("INSECURE: {warning}");
     }
     let registry = Registry::open(&config).await?;
+    // Never sign a checkpoint that contradicts one signed before: a
+    // database restored from an older copy, or rewritten, stops here.
+    let audit = registry.check_log_at_start().await?;
+    tracing::info!(
+        tree_size = audit.tree_size,
+        checkpoints = audit.checkpoints_checked,
+        anchors = audit.anchors_checked.len(),
+        "the log matches every checkpoint found"
+    );
     let listener = tokio::net::TcpListener::bind(&config.server.listen)
         .await
         .map_err(|e| CliError::Usage(format!("cannot listen on {}: {e}", config.server.listen)))?;
@@ -125,12 +134,18 @@ pub async fn run(
         let stop = lifecycle_stop.clone();
         async move { registry.run_lifecycle_every_interval(stop).await }
     });
+    let checkpoints = tokio::spawn({
+        let registry = registry.clone();
+        let stop = lifecycle_stop.clone();
+        async move { registry.sign_checkpoints_every_interval(stop).await }
+    });
     let served =
         artifactstore_server::serve(listener, registry.clone(), options, shutdown_signal()).await;
     // A pass cut short is safe to stop (its claims are finished by the
     // next pass; its lease expires): shutdown does not wait for it.
     lifecycle_stop.cancel();
     lifecycle.abort();
+    checkpoints.abort();
     served.map_err(|e| CliError::Usage(format!("server failed: {e}")))?;
     registry.close().await;
     Ok(())

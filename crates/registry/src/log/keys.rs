@@ -7,7 +7,6 @@ use std::path::Path;
 use base64::Engine as _;
 use signed_note::{Note, StandardSigner, StandardVerifier};
 
-use crate::log::proof::open_note;
 
 use crate::config::ConfigError;
 
@@ -117,6 +116,7 @@ impl LogKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::log::proof::open_note;
 
     #[test]
     fn generated_keys_are_private_and_sign_what_their_verifier_key_checks() {

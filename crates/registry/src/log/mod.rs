@@ -186,6 +186,31 @@ impl Registry {
         Ok((Some(record), true))
     }
 
+    /// Signs a checkpoint whenever the log has grown, at most every
+    /// `[log] checkpoint_interval`, until `stop`; `serve` runs it.
+    pub async fn sign_checkpoints_every_interval(
+        &self,
+        stop: tokio_util::sync::CancellationToken,
+    ) {
+        let Some(interval) = self.log.checkpoint_interval else {
+            tracing::info!("log checkpoint_interval is 0s: checkpoints are signed on demand only");
+            return;
+        };
+        loop {
+            match self.sign_checkpoint(CHECKPOINT_ACTOR, false).await {
+                Ok((Some(record), true)) => {
+                    tracing::debug!(tree_size = record.tree_size, "signed a checkpoint");
+                }
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "signing a checkpoint failed; trying again"),
+            }
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(interval) => {}
+            }
+        }
+    }
+
     /// Writes `record` to every backend's anchor unless the anchor there is
     /// newer. A failure is logged, not returned: the checkpoint is signed
     /// and recorded, and the next one writes the anchor again.

@@ -5,6 +5,7 @@ pub(crate) mod events;
 pub(crate) mod files;
 pub(crate) mod health;
 pub(crate) mod lifecycle;
+pub(crate) mod log;
 pub(crate) mod manifest;
 pub(crate) mod packages;
 pub(crate) mod retention;

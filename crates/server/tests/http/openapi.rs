@@ -33,6 +33,14 @@ const CONTRACT_ROUTES: &[(&str, &[&str])] = &[
     ("/v1/usage", &["get"]),
     ("/v1/metadata-schemas/{slug}", &["get", "put"]),
     ("/v1/storage/verify", &["post"]),
+    ("/v1/log/key", &["get"]),
+    ("/v1/log/checkpoint", &["get"]),
+    ("/v1/log/checkpoints", &["post"]),
+    ("/v1/log/checkpoints/{tree_size}", &["get"]),
+    ("/v1/log/leaves/{sequence}", &["get"]),
+    ("/v1/log/proof/inclusion", &["get"]),
+    ("/v1/log/proof/consistency", &["get"]),
+    ("/v1/packages/{id}/bundle", &["get"]),
 ];
 
 on_both_engines!(openapi_lists_every_route);
