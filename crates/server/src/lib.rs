@@ -235,7 +235,7 @@ fn build_router(registry: Registry, options: ServerOptions, shutdown: Cancellati
 /// the two cannot disagree (docs/architecture.md, "The API model").
 fn api_routes() -> OpenApiRouter<AppState> {
     use api::{
-        events, files, health, lifecycle, log, manifest, packages, retention, schemas, storage,
+        bundle, events, files, health, lifecycle, log, manifest, packages, retention, schemas, storage,
     };
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(routes!(health::health))
@@ -268,6 +268,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(lifecycle::usage))
         .routes(routes!(schemas::put_schema, schemas::get_schema))
         .routes(routes!(storage::verify))
+        .routes(routes!(bundle::get_bundle))
         .routes(routes!(log::key))
         .routes(routes!(log::latest_checkpoint))
         .routes(routes!(log::sign_checkpoint))

@@ -1,6 +1,7 @@
 //! The endpoints, one file per group of the contract's HTTP table. Each
 //! handler calls one registry operation and shapes its answer.
 
+pub(crate) mod bundle;
 pub(crate) mod events;
 pub(crate) mod files;
 pub(crate) mod health;

@@ -182,6 +182,12 @@ impl TestServer {
         json_of(response).await
     }
 
+    /// A new package with one file: the log grows by a few events.
+    async fn put_file_in_new_package(&self) {
+        let package = self.create_package("ci", "standard", Value::Null).await;
+        self.put_file(package["id"].as_str().unwrap(), "more.txt", b"more").await;
+    }
+
     async fn file_count(&self, package_id: &str) -> usize {
         let body = json_of(self.get(&format!("/v1/packages/{package_id}/files")).await).await;
         body["items"].as_array().expect("items").len()
@@ -308,6 +314,7 @@ async fn raw_request(
 mod events;
 mod files;
 mod lifecycle;
+mod log;
 mod openapi;
 mod operations;
 mod packages;
