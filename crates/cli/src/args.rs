@@ -143,6 +143,47 @@ pub enum Command {
         #[arg(long)]
         follow: bool,
     },
+    /// Download a finalized package's evidence bundle: a tar that is a
+    /// BagIt 1.0 bag with the registry's proofs (the manifest, the
+    /// package's events, a signed checkpoint and inclusion proofs), which
+    /// `verify-bundle` checks with no server.
+    #[command(after_help = "Example:\n  artifactstore bundle 0b7e…-… -o evidence.tar")]
+    Bundle {
+        /// Package id.
+        package_id: String,
+        /// The tar file to write (replaced only once complete).
+        #[arg(long, short)]
+        output: PathBuf,
+    },
+    /// Verify an evidence bundle offline: every payload file against
+    /// manifest-sha256.txt and the CBOR manifest, the manifest against the
+    /// content address its finalize event records, each event's payload
+    /// digest and inclusion proof, and the checkpoint's signature. Prints
+    /// what it checked; exits 3 naming the first thing that failed.
+    #[command(
+        after_help = "Example:\n  artifactstore verify-bundle evidence.tar --key \"$(cat log.pub)\"\n\nThe key is the server's `GET /v1/log/key` (or `admin log-key`), kept apart from\nthe bundle: the text `name+keyid+base64`, or a file holding it."
+    )]
+    VerifyBundle {
+        /// The bundle (tar).
+        file: PathBuf,
+        /// The log's verifier key, or a file holding it.
+        #[arg(long)]
+        key: String,
+    },
+    /// Check that the server's log today still contains a checkpoint you
+    /// saved earlier: the signatures of both, and an RFC 9162 consistency
+    /// proof between them. Exits 3 if the log was rewritten or cut.
+    #[command(
+        after_help = "Example:\n  curl -s $SERVER/v1/log/checkpoint > saved.checkpoint   # some time ago\n  artifactstore verify-log --checkpoint saved.checkpoint --key log.pub"
+    )]
+    VerifyLog {
+        /// A checkpoint (signed note) saved earlier.
+        #[arg(long)]
+        checkpoint: PathBuf,
+        /// The log's verifier key, or a file holding it.
+        #[arg(long)]
+        key: String,
+    },
     /// Retention: state, extensions, legal holds, classes.
     #[command(subcommand)]
     Retention(RetentionCommand),
@@ -222,10 +263,26 @@ pub enum AdminCommand {
         #[arg(long)]
         backend: Option<String>,
     },
-    /// Recompute the event log's digests and hash chain; exits non-zero at
-    /// the first altered row.
+    /// Recompute the event log's digests and hash chain, then its Merkle
+    /// tree from the events, and compare it with every signed checkpoint
+    /// (recorded, and anchored on each backend) and the stored tiles.
+    /// Exits 3 naming the first thing that differs.
     #[command(after_help = "Example:\n  artifactstore admin verify-log")]
     VerifyLog {
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+    /// Print the log's verifier key (`name+keyid+base64`): give it to
+    /// auditors, apart from the bundles it verifies.
+    #[command(after_help = "Example:\n  artifactstore admin log-key > log.pub")]
+    LogKey {
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+    /// Sign a checkpoint of the log now, if it has an event the newest
+    /// checkpoint lacks; prints the newest checkpoint.
+    #[command(after_help = "Example:\n  artifactstore admin checkpoint")]
+    Checkpoint {
         #[command(flatten)]
         config: ConfigArgs,
     },

@@ -88,6 +88,7 @@ impl CliError {
         match self {
             Self::DigestMismatch { .. } | Self::CheckFailed(_) => 3,
             Self::Server { code, .. } if code == "digest_mismatch" => 3,
+            Self::Registry(RegistryError::LogInconsistent(_)) => 3,
             _ => 1,
         }
     }

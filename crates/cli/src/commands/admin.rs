@@ -75,19 +75,42 @@ pub async fn run(command: AdminCommand, out: Output) -> CliResult<()> {
         }
         AdminCommand::VerifyLog { config } => {
             let registry = Registry::open(&load_config(&config)?).await?;
-            let report = registry.verify_log().await?;
-            out.show(&report, || match report.first_bad_sequence {
+            let audit = registry.verify_log_in_full().await?;
+            out.show(&audit, || match &audit.problem {
                 None => format!(
-                    "event log intact: {} events, hash chain verified",
-                    report.checked
+                    "event log intact: {} events, hash chain verified; Merkle tree of {} leaves \
+                     (root {}) matches {} signed checkpoints, anchors on [{}], and the stored tiles",
+                    audit.chain_checked,
+                    audit.tree_size,
+                    audit.root_hash,
+                    audit.checkpoints_checked,
+                    audit.anchors_checked.join(", ")
                 ),
-                Some(seq) => format!("event log ALTERED at sequence {seq}"),
+                Some(problem) => format!("event log ALTERED: {problem}"),
             });
-            if let Some(seq) = report.first_bad_sequence {
-                return Err(CliError::CheckFailed(format!(
-                    "event log altered at sequence {seq}"
-                )));
+            if let Some(problem) = audit.problem {
+                return Err(CliError::CheckFailed(problem));
             }
+        }
+        AdminCommand::LogKey { config } => {
+            let registry = Registry::open(&load_config(&config)?).await?;
+            let key = registry.log_verifier_key().to_owned();
+            out.show(&serde_json::json!({"key": key}), || key.clone());
+        }
+        AdminCommand::Checkpoint { config } => {
+            let registry = Registry::open(&load_config(&config)?).await?;
+            registry.check_log_at_start().await?;
+            let (checkpoint, signed) = registry.sign_checkpoint(ADMIN_ACTOR, true).await?;
+            let Some(checkpoint) = checkpoint else {
+                return Err(CliError::Usage("the log is empty: there is nothing to sign".into()));
+            };
+            let answer = artifactstore_api::CheckpointSigned {
+                tree_size: checkpoint.tree_size,
+                root_hash: artifactstore_registry::log::proof::encode_hash(&checkpoint.root_hash),
+                signed,
+                note: checkpoint.note,
+            };
+            out.show(&answer, || answer.note.trim_end().to_owned());
         }
         AdminCommand::Gc { config, dry_run } => {
             let registry = Registry::open(&load_config(&config)?).await?;

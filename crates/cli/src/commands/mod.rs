@@ -3,6 +3,7 @@
 mod admin;
 mod events;
 mod package;
+mod proofs;
 mod pull;
 mod push;
 mod retention;
@@ -45,6 +46,13 @@ pub async fn run(cli: Cli) -> CliResult<()> {
             output,
         } => pull::manifest(&client()?, &package_id, format, output.as_deref()).await,
         Command::Events { since, follow } => events::run(&client()?, out, since, follow).await,
+        Command::Bundle { package_id, output } => {
+            proofs::bundle(&client()?, out, &package_id, &output).await
+        }
+        Command::VerifyBundle { file, key } => proofs::verify_bundle_file(out, &file, &key),
+        Command::VerifyLog { checkpoint, key } => {
+            proofs::verify_log(&client()?, out, &checkpoint, &key).await
+        }
         Command::Retention(command) => retention::run(&client()?, out, command).await,
         Command::Schema(command) => retention::schema(&client()?, out, command).await,
     }
