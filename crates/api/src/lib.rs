@@ -29,8 +29,8 @@ pub mod storage;
 pub use events::{Event, EventList, EventPage};
 pub use files::{File, FileList, StorageStatus};
 pub use health::{ComponentHealth, Health, HealthStatus};
-pub use log::{CheckpointSigned, ConsistencyProof, InclusionProof};
 pub use lifecycle::{BackendCollection, LifecycleReport, Reclaimable, Usage, UsageGroup};
+pub use log::{CheckpointSigned, ConsistencyProof, InclusionProof};
 pub use packages::{CreatePackage, Finalized, Package, PackagePage, PackageStatus};
 pub use problem::Problem;
 pub use retention::{

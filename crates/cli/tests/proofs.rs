@@ -92,7 +92,11 @@ fn bundles_verify_offline_and_pass_the_library_of_congress_validator() {
     // No `%` in these paths: RFC 8493 has it percent-encoded in manifests
     // (bundles do), and bagit.py 1.9.0 does not decode it
     // (LibraryOfCongress/bagit-python#157); the registry's tests cover it.
-    std::fs::write(tree.join("logs/nested/build (1) é.log"), b"line\n".repeat(1000)).unwrap();
+    std::fs::write(
+        tree.join("logs/nested/build (1) é.log"),
+        b"line\n".repeat(1000),
+    )
+    .unwrap();
     std::fs::write(tree.join("empty"), b"").unwrap();
     let id = push(url, &tree, "evidence");
 
@@ -108,7 +112,12 @@ fn bundles_verify_offline_and_pass_the_library_of_congress_validator() {
     assert!(verified.contains("3 payload files"), "{verified}");
     assert!(verified.contains("inclusion proof"), "{verified}");
     // The key from a file works the same.
-    ok(&["verify-bundle", tar.to_str().unwrap(), "--key", key_file.to_str().unwrap()]);
+    ok(&[
+        "verify-bundle",
+        tar.to_str().unwrap(),
+        "--key",
+        key_file.to_str().unwrap(),
+    ]);
 
     // One payload byte changed: exit 3, naming the file.
     let mut bytes = std::fs::read(&tar).unwrap();
@@ -121,14 +130,22 @@ fn bundles_verify_offline_and_pass_the_library_of_congress_validator() {
     std::fs::write(&tampered, &bytes).unwrap();
     let out = run(&["verify-bundle", tampered.to_str().unwrap(), "--key", key]);
     assert_eq!(out.status.code(), Some(3), "{out:?}");
-    assert!(String::from_utf8_lossy(&out.stderr).contains("data/report.json"), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("data/report.json"),
+        "{out:?}"
+    );
 
     // The Library of Congress validator accepts the extracted bag.
     if let Some(bagit) = bagit() {
         let extracted = dir.path().join("extracted");
         std::fs::create_dir_all(&extracted).unwrap();
         let untar = Command::new("tar")
-            .args(["-xf", tar.to_str().unwrap(), "-C", extracted.to_str().unwrap()])
+            .args([
+                "-xf",
+                tar.to_str().unwrap(),
+                "-C",
+                extracted.to_str().unwrap(),
+            ])
             .output()
             .unwrap();
         assert!(untar.status.success(), "{untar:?}");
@@ -149,7 +166,10 @@ fn bundles_verify_offline_and_pass_the_library_of_congress_validator() {
             .args(["--validate", extracted.to_str().unwrap()])
             .output()
             .unwrap();
-        assert!(!refused.status.success(), "bagit.py accepted a changed payload");
+        assert!(
+            !refused.status.success(),
+            "bagit.py accepted a changed payload"
+        );
     }
 }
 
@@ -182,7 +202,11 @@ fn verify_log_follows_the_server_and_serve_refuses_an_older_database() {
     // The database as a backup would keep it now.
     let backup = dir.path().join("backup");
     std::fs::create_dir_all(&backup).unwrap();
-    let db_files = ["artifactstore.db", "artifactstore.db-wal", "artifactstore.db-shm"];
+    let db_files = [
+        "artifactstore.db",
+        "artifactstore.db-wal",
+        "artifactstore.db-shm",
+    ];
     for name in db_files {
         if data.join(name).exists() {
             std::fs::copy(data.join(name), backup.join(name)).unwrap();

@@ -264,7 +264,7 @@ pub fn encode_tile(hashes: &[Digest32]) -> Vec<u8> {
 /// A stored tile's hashes; `None` if its length is not a whole number of
 /// hashes, or more than a tile holds.
 pub fn decode_tile(bytes: &[u8]) -> Option<Vec<Digest32>> {
-    if bytes.len() % 32 != 0 || bytes.len() > 32 * TILE_WIDTH {
+    if !bytes.len().is_multiple_of(32) || bytes.len() > 32 * TILE_WIDTH {
         return None;
     }
     Some(
@@ -581,7 +581,11 @@ mod tests {
         let tree = ct_tree();
         assert_eq!(hex(&empty_root()), CT_ROOTS[0]);
         for size in 0..=8u64 {
-            assert_eq!(hex(&tree.root(size)), CT_ROOTS[size as usize], "size {size}");
+            assert_eq!(
+                hex(&tree.root(size)),
+                CT_ROOTS[size as usize],
+                "size {size}"
+            );
         }
     }
 
@@ -601,9 +605,7 @@ mod tests {
     }
 
     fn synthetic(size: u64, pushes: &[usize]) -> (Tiled, Vec<Digest32>) {
-        let hashes: Vec<Digest32> = (0..size)
-            .map(|i| leaf_hash(&i.to_be_bytes()))
-            .collect();
+        let hashes: Vec<Digest32> = (0..size).map(|i| leaf_hash(&i.to_be_bytes())).collect();
         let mut tree = Tiled {
             tiles: BTreeMap::new(),
             size: 0,
@@ -637,14 +639,18 @@ mod tests {
         // Over two tile levels filled (65,536 leaves) and into a third.
         let (tree, hashes) = synthetic(70_001, &[1, 255, 256, 257, 4096, 7]);
         for size in [1u64, 2, 255, 256, 257, 511, 65_535, 65_536, 65_537, 70_001] {
-            assert_eq!(tree.root(size), naive_root(&hashes[..size as usize]), "size {size}");
+            assert_eq!(
+                tree.root(size),
+                naive_root(&hashes[..size as usize]),
+                "size {size}"
+            );
         }
         // A streaming edge alone knows the root at every size.
         let mut edge = TileEdge::new(0, &[]).unwrap();
         for (i, hash) in hashes.iter().enumerate() {
             edge.push(*hash);
             let size = i as u64 + 1;
-            if size % 4_099 == 0 || [1, 256, 65_536, 65_537].contains(&size) {
+            if size.is_multiple_of(4_099) || [1, 256, 65_536, 65_537].contains(&size) {
                 assert_eq!(edge.root(), tree.root(size), "edge root at {size}");
             }
         }
@@ -709,7 +715,10 @@ mod tests {
             .into_iter()
             .map(|(id, _)| (id, tree.tiles[&id].iter().take(10).copied().collect()))
             .collect();
-        assert_eq!(TileEdge::new(300, &short).unwrap_err(), TileMismatch { size: 300 });
+        assert_eq!(
+            TileEdge::new(300, &short).unwrap_err(),
+            TileMismatch { size: 300 }
+        );
         // Tiles grown past the size asked for are fine: the prefix is used.
         let long: Vec<_> = partial_tiles(290)
             .into_iter()

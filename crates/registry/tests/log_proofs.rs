@@ -36,7 +36,11 @@ async fn bundle_bytes(registry: &Registry, id: Uuid) -> Vec<u8> {
         })
         .await
         .unwrap();
-    assert_eq!(bytes.len() as u64, size, "the announced size is the bundle's");
+    assert_eq!(
+        bytes.len() as u64,
+        size,
+        "the announced size is the bundle's"
+    );
     bytes
 }
 
@@ -295,7 +299,10 @@ async fn a_database_restored_from_an_older_copy_refuses_to_start() {
     finalized_package(&env, &[("a.txt", b"one")]).await;
     env.registry.sign_checkpoint("ops", true).await.unwrap();
     let db = env.dir.path().join("artifactstore.db");
-    assert!(db.exists(), "the embedded database is where the test expects");
+    assert!(
+        db.exists(),
+        "the embedded database is where the test expects"
+    );
     env.registry.store().pool().close().await;
     let backup = env.dir.path().join("backup.db");
     std::fs::copy(&db, &backup).unwrap();
@@ -338,15 +345,21 @@ async fn anchors_on_s3_catch_a_log_cut_short() {
         let tar = bundle_bytes(&env.registry, id).await;
         verify_bundle(&tar[..], env.registry.log_verifier_key()).unwrap();
         let head = env.event_count().await;
-        sqlx::query(&format!("DELETE FROM events WHERE sequence >= {}", head - 1))
-            .execute(env.registry.store().pool())
-            .await
-            .unwrap();
+        sqlx::query(&format!(
+            "DELETE FROM events WHERE sequence >= {}",
+            head - 1
+        ))
+        .execute(env.registry.store().pool())
+        .await
+        .unwrap();
         sqlx::query(&format!("UPDATE log_head SET sequence = {}", head - 2))
             .execute(env.registry.store().pool())
             .await
             .unwrap();
         let err = env.replica().await.check_log_at_start().await.unwrap_err();
-        assert!(err.to_string().contains("anchor on backend `s3`"), "{server}: {err}");
+        assert!(
+            err.to_string().contains("anchor on backend `s3`"),
+            "{server}: {err}"
+        );
     }
 }

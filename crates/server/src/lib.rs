@@ -235,7 +235,8 @@ fn build_router(registry: Registry, options: ServerOptions, shutdown: Cancellati
 /// the two cannot disagree (docs/architecture.md, "The API model").
 fn api_routes() -> OpenApiRouter<AppState> {
     use api::{
-        bundle, events, files, health, lifecycle, log, manifest, packages, retention, schemas, storage,
+        bundle, events, files, health, lifecycle, log, manifest, packages, retention, schemas,
+        storage,
     };
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(routes!(health::health))

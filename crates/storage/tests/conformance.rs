@@ -163,8 +163,14 @@ async fn listing_shows_committed_objects_with_their_sizes(backend: &dyn Backend)
 
 async fn small_named_objects_are_replaced_whole_and_never_listed(backend: &dyn Backend) {
     let key = format!("log/conformance-{}", uuid::Uuid::new_v4().simple());
-    backend.replace_small(&key, bytes::Bytes::from_static(b"first checkpoint")).await.unwrap();
-    backend.replace_small(&key, bytes::Bytes::from_static(b"second")).await.unwrap();
+    backend
+        .replace_small(&key, bytes::Bytes::from_static(b"first checkpoint"))
+        .await
+        .unwrap();
+    backend
+        .replace_small(&key, bytes::Bytes::from_static(b"second"))
+        .await
+        .unwrap();
     assert_eq!(backend.size(&key).await.unwrap(), Some(6));
     let mut back = Vec::new();
     let mut stream = backend.open(&key, None).await.unwrap();
@@ -176,7 +182,10 @@ async fn small_named_objects_are_replaced_whole_and_never_listed(backend: &dyn B
     assert!(!backend.list().await.unwrap().iter().any(|o| o.key == key));
     // Content addresses are never replaced through it.
     let content = store(backend, b"content stays", 9).await;
-    assert!(backend.replace_small(&content, bytes::Bytes::from_static(b"x")).await.is_err());
+    assert!(backend
+        .replace_small(&content, bytes::Bytes::from_static(b"x"))
+        .await
+        .is_err());
     backend.delete(&key).await.unwrap();
     backend.delete(&content).await.unwrap();
 }

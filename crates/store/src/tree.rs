@@ -237,7 +237,12 @@ impl Store {
 
     /// One event by sequence.
     pub async fn event(&self, sequence: i64) -> StoreResult<Option<Event>> {
-        Ok(self.fetch_events(sequence - 1, 1).await?.into_iter().next().filter(|e| e.sequence == sequence))
+        Ok(self
+            .fetch_events(sequence - 1, 1)
+            .await?
+            .into_iter()
+            .next()
+            .filter(|e| e.sequence == sequence))
     }
 
     /// The newest signed checkpoint.

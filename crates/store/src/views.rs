@@ -8,8 +8,8 @@
 
 use artifactstore_core::digest::CONTENT_ADDRESS_PREFIX;
 use artifactstore_core::event::{
-    CheckpointSigned, DeletionEligible, EventPayload, FileIngested, HoldApplied, HoldReleased, LocationVerified,
-    MetadataSchemaRegistered, ObjectDeleted, PackageCreated, PackagePurged,
+    CheckpointSigned, DeletionEligible, EventPayload, FileIngested, HoldApplied, HoldReleased,
+    LocationVerified, MetadataSchemaRegistered, ObjectDeleted, PackageCreated, PackagePurged,
     RetentionDefaultApplied, RetentionExtended, TokenCreated, TokenRevoked,
 };
 use artifactstore_core::path::collision_key;

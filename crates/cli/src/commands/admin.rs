@@ -102,7 +102,9 @@ pub async fn run(command: AdminCommand, out: Output) -> CliResult<()> {
             registry.check_log_at_start().await?;
             let (checkpoint, signed) = registry.sign_checkpoint(ADMIN_ACTOR, true).await?;
             let Some(checkpoint) = checkpoint else {
-                return Err(CliError::Usage("the log is empty: there is nothing to sign".into()));
+                return Err(CliError::Usage(
+                    "the log is empty: there is nothing to sign".into(),
+                ));
             };
             let answer = artifactstore_api::CheckpointSigned {
                 tree_size: checkpoint.tree_size,

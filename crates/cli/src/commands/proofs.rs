@@ -27,7 +27,12 @@ fn verifier_key(given: &str) -> CliResult<String> {
 }
 
 /// `artifactstore bundle ID -o FILE`.
-pub async fn bundle(client: &Client, out: Output, package_id: &str, output: &Path) -> CliResult<()> {
+pub async fn bundle(
+    client: &Client,
+    out: Output,
+    package_id: &str,
+    output: &Path,
+) -> CliResult<()> {
     let request = client.request(
         reqwest::Method::GET,
         client.url(&["v1", "packages", package_id, "bundle"]),
@@ -39,8 +44,8 @@ pub async fn bundle(client: &Client, out: Output, package_id: &str, output: &Pat
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let mut partial = tempfile::NamedTempFile::new_in(directory)
-        .map_err(|e| CliError::io(directory, e))?;
+    let mut partial =
+        tempfile::NamedTempFile::new_in(directory).map_err(|e| CliError::io(directory, e))?;
     let mut stream = response.bytes_stream();
     let mut written = 0u64;
     while let Some(chunk) = stream.next().await {
@@ -91,12 +96,20 @@ pub fn verify_bundle_file(out: Output, file: &Path, key: &str) -> CliResult<()> 
 }
 
 /// `artifactstore verify-log --checkpoint FILE --key KEY`.
-pub async fn verify_log(client: &Client, out: Output, checkpoint: &Path, key: &str) -> CliResult<()> {
+pub async fn verify_log(
+    client: &Client,
+    out: Output,
+    checkpoint: &Path,
+    key: &str,
+) -> CliResult<()> {
     let key = verifier_key(key)?;
     let saved_note = std::fs::read(checkpoint).map_err(|e| CliError::io(checkpoint, e))?;
     let saved = SignedCheckpoint::open(&saved_note, &key)
         .map_err(|e| CliError::CheckFailed(format!("{}: {e}", checkpoint.display())))?;
-    let request = client.request(reqwest::Method::GET, client.url(&["v1", "log", "checkpoint"]));
+    let request = client.request(
+        reqwest::Method::GET,
+        client.url(&["v1", "log", "checkpoint"]),
+    );
     let current_note = client
         .send(request)
         .await?
@@ -126,8 +139,14 @@ pub async fn verify_log(client: &Client, out: Output, checkpoint: &Path, key: &s
         .map(|h| decode_hash(h))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| CliError::CheckFailed(format!("the server's proof: {e}")))?;
-    verify_consistency(saved.tree_size, &saved.root, current.tree_size, &current.root, &hashes)
-        .map_err(|e| CliError::CheckFailed(format!("the log was rewritten: {e}")))?;
+    verify_consistency(
+        saved.tree_size,
+        &saved.root,
+        current.tree_size,
+        &current.root,
+        &hashes,
+    )
+    .map_err(|e| CliError::CheckFailed(format!("the log was rewritten: {e}")))?;
     out.show(
         &serde_json::json!({
             "consistent": true,

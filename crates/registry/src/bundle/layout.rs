@@ -193,8 +193,16 @@ mod tests {
     fn headers_read_back_with_long_and_unicode_names() {
         let long = format!("data/{}/résumé.txt", "deep/".repeat(40));
         let mut tar = Vec::new();
-        for (name, body) in [("data/short.txt", &b"abc"[..]), (long.as_str(), &b"xyz!"[..])] {
-            tar.extend(file_header(name, body.len() as u64, 1_700_000_000, "ci-producer"));
+        for (name, body) in [
+            ("data/short.txt", &b"abc"[..]),
+            (long.as_str(), &b"xyz!"[..]),
+        ] {
+            tar.extend(file_header(
+                name,
+                body.len() as u64,
+                1_700_000_000,
+                "ci-producer",
+            ));
             tar.extend_from_slice(body);
             tar.resize(tar.len() + padding(body.len() as u64), 0);
         }

@@ -50,10 +50,17 @@ impl std::fmt::Debug for Bundle {
 /// One member's place in the stream.
 enum Part {
     Bytes(Bytes),
-    File(FileRecord),
+    File(Box<FileRecord>),
 }
 
-fn member(parts: &mut Vec<Part>, size: &mut u64, name: &str, body: Vec<u8>, mtime: u64, owner: &str) {
+fn member(
+    parts: &mut Vec<Part>,
+    size: &mut u64,
+    name: &str,
+    body: Vec<u8>,
+    mtime: u64,
+    owner: &str,
+) {
     let header = layout::file_header(name, body.len() as u64, mtime, owner);
     let pad = layout::padding(body.len() as u64);
     *size += (header.len() + body.len() + pad) as u64;
@@ -89,9 +96,8 @@ impl Registry {
         {
             checkpoint = self.sign_checkpoint(actor, true).await?.0;
         }
-        let checkpoint = checkpoint.ok_or_else(|| {
-            RegistryError::Internal("no checkpoint after signing one".into())
-        })?;
+        let checkpoint = checkpoint
+            .ok_or_else(|| RegistryError::Internal("no checkpoint after signing one".into()))?;
         let tree_size = checkpoint.tree_size;
         let events: Vec<_> = events
             .into_iter()
@@ -126,7 +132,12 @@ impl Registry {
             ));
             member(parts, size, name, body, mtime, &owner);
         };
-        tag(&mut parts, &mut size, layout::BAGIT_TXT, layout::BAGIT_TEXT.as_bytes().to_vec());
+        tag(
+            &mut parts,
+            &mut size,
+            layout::BAGIT_TXT,
+            layout::BAGIT_TEXT.as_bytes().to_vec(),
+        );
         let payload_bytes: u64 = manifest.files.iter().map(|f| f.size_bytes).sum();
         let bag_info = format!(
             "Bagging-Date: {}\nExternal-Identifier: {}\nExternal-Identifier: {}\nPayload-Oxum: {}.{}\n",
@@ -136,7 +147,12 @@ impl Registry {
             payload_bytes,
             manifest.files.len()
         );
-        tag(&mut parts, &mut size, layout::BAG_INFO, bag_info.into_bytes());
+        tag(
+            &mut parts,
+            &mut size,
+            layout::BAG_INFO,
+            bag_info.into_bytes(),
+        );
         let mut payload_manifest = String::new();
         for file in &manifest.files {
             payload_manifest.push_str(&layout::manifest_line(
@@ -144,9 +160,19 @@ impl Registry {
                 &format!("{}{}", layout::DATA_DIR, file.relative_path),
             ));
         }
-        tag(&mut parts, &mut size, layout::MANIFEST_SHA256, payload_manifest.into_bytes());
+        tag(
+            &mut parts,
+            &mut size,
+            layout::MANIFEST_SHA256,
+            payload_manifest.into_bytes(),
+        );
         tag(&mut parts, &mut size, layout::MANIFEST_CBOR, manifest_cbor);
-        tag(&mut parts, &mut size, layout::CHECKPOINT, checkpoint.note.clone().into_bytes());
+        tag(
+            &mut parts,
+            &mut size,
+            layout::CHECKPOINT,
+            checkpoint.note.clone().into_bytes(),
+        );
         for (event, range) in events.iter().zip(ranges) {
             let [leaf, payload, proof] = layout::event_members(event.sequence);
             tag(&mut parts, &mut size, &leaf, event.leaf_bytes());
@@ -173,7 +199,7 @@ impl Registry {
             let header = layout::file_header(&name, file.size_bytes, mtime, &owner);
             size += header.len() as u64 + file.size_bytes + layout::padding(file.size_bytes) as u64;
             parts.push(Part::Bytes(Bytes::from(header)));
-            parts.push(Part::File(file));
+            parts.push(Part::File(Box::new(file)));
         }
         size += layout::END_OF_ARCHIVE.len() as u64;
         parts.push(Part::Bytes(Bytes::from_static(&layout::END_OF_ARCHIVE)));

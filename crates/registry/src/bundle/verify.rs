@@ -129,10 +129,14 @@ pub fn verify_bundle(tar: impl Read, verifier_key: &str) -> Result<BundleReport,
             bytes += read;
         } else {
             if expected.is_some() {
-                return fail(format!("tag file {name} after the payload: not a bundle's order"));
+                return fail(format!(
+                    "tag file {name} after the payload: not a bundle's order"
+                ));
             }
             if entry.size() > MAX_TAG_FILE {
-                return fail(format!("tag file {name} is larger than {MAX_TAG_FILE} bytes"));
+                return fail(format!(
+                    "tag file {name} is larger than {MAX_TAG_FILE} bytes"
+                ));
             }
             let mut body = Vec::new();
             entry
@@ -148,7 +152,11 @@ pub fn verify_bundle(tar: impl Read, verifier_key: &str) -> Result<BundleReport,
         // A package without files: the tags are all there is.
         _ => check_tags(&tags, verifier_key)?,
     };
-    if let Some(missing) = wanted.files.keys().find(|path| !wanted.seen.contains(*path)) {
+    if let Some(missing) = wanted
+        .files
+        .keys()
+        .find(|path| !wanted.seen.contains(*path))
+    {
         return fail(format!("missing file {}{missing}", layout::DATA_DIR));
     }
     report.files = files;
@@ -179,7 +187,11 @@ fn checksum_lines(name: &str, text: &str) -> Result<BTreeMap<String, String>, Bu
             return fail(format!("{name}: malformed line {line:?}"));
         };
         let path = decode_path_or_fail(name, path)?;
-        if sum.len() != 64 || !sum.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        if sum.len() != 64
+            || !sum
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
             return fail(format!("{name}: {sum:?} is not a lowercase SHA-256"));
         }
         if lines.insert(path.clone(), sum.to_owned()).is_some() {
@@ -190,7 +202,8 @@ fn checksum_lines(name: &str, text: &str) -> Result<BTreeMap<String, String>, Bu
 }
 
 fn decode_path_or_fail(name: &str, path: &str) -> Result<String, BundleInvalid> {
-    layout::decode_path(path).ok_or_else(|| BundleInvalid(format!("{name}: bad escape in {path:?}")))
+    layout::decode_path(path)
+        .ok_or_else(|| BundleInvalid(format!("{name}: bad escape in {path:?}")))
 }
 
 fn check_tags(
@@ -211,23 +224,28 @@ fn check_tags(
             return fail(format!("extra file {name}: not in tagmanifest-sha256.txt"));
         };
         if hex::encode(Sha256::digest(body)) != *sum {
-            return fail(format!("{name} does not match its SHA-256 in tagmanifest-sha256.txt"));
+            return fail(format!(
+                "{name} does not match its SHA-256 in tagmanifest-sha256.txt"
+            ));
         }
     }
     if let Some(missing) = listed.keys().find(|name| !tags.contains_key(*name)) {
-        return fail(format!("missing file {missing} (listed in tagmanifest-sha256.txt)"));
+        return fail(format!(
+            "missing file {missing} (listed in tagmanifest-sha256.txt)"
+        ));
     }
-    checks.push(format!("{} tag files against tagmanifest-sha256.txt", listed.len()));
+    checks.push(format!(
+        "{} tag files against tagmanifest-sha256.txt",
+        listed.len()
+    ));
     if text(tags, layout::BAGIT_TXT)? != layout::BAGIT_TEXT {
         return fail("bagit.txt is not a BagIt 1.0 declaration");
     }
 
     // The signed checkpoint.
-    let checkpoint = SignedCheckpoint::open(
-        text(tags, layout::CHECKPOINT)?.as_bytes(),
-        verifier_key,
-    )
-    .map_err(|e| BundleInvalid(format!("registry/checkpoint: {e}")))?;
+    let checkpoint =
+        SignedCheckpoint::open(text(tags, layout::CHECKPOINT)?.as_bytes(), verifier_key)
+            .map_err(|e| BundleInvalid(format!("registry/checkpoint: {e}")))?;
     checks.push(format!(
         "the checkpoint of tree size {} is signed by {}",
         checkpoint.tree_size, checkpoint.origin
@@ -240,7 +258,10 @@ fn check_tags(
     let manifest = Manifest::decode(manifest_cbor)
         .map_err(|e| BundleInvalid(format!("{}: {e}", layout::MANIFEST_CBOR)))?;
     let manifest_digest = Digest32::blake3_of(manifest_cbor);
-    let payload = checksum_lines(layout::MANIFEST_SHA256, text(tags, layout::MANIFEST_SHA256)?)?;
+    let payload = checksum_lines(
+        layout::MANIFEST_SHA256,
+        text(tags, layout::MANIFEST_SHA256)?,
+    )?;
     let mut files = BTreeMap::new();
     for file in &manifest.files {
         let path = format!("{}{}", layout::DATA_DIR, file.relative_path);
@@ -251,7 +272,11 @@ fn check_tags(
                     "{path}: manifest-sha256.txt and the manifest disagree on its SHA-256"
                 ))
             }
-            None => return fail(format!("{path} is in the manifest, not in manifest-sha256.txt")),
+            None => {
+                return fail(format!(
+                    "{path} is in the manifest, not in manifest-sha256.txt"
+                ))
+            }
         }
         files.insert(
             file.relative_path.clone(),
@@ -293,20 +318,25 @@ fn check_tags(
         .collect();
     for leaf_name in leaf_names {
         let leaf_bytes = &tags[leaf_name];
-        let leaf = Leaf::decode(leaf_bytes)
-            .map_err(|e| BundleInvalid(format!("{leaf_name}: {e}")))?;
+        let leaf =
+            Leaf::decode(leaf_bytes).map_err(|e| BundleInvalid(format!("{leaf_name}: {e}")))?;
         let [expected_leaf, payload_name, proof_name] = layout::event_members(leaf.sequence);
         if expected_leaf != *leaf_name {
             return fail(format!("{leaf_name} holds event {}", leaf.sequence));
         }
         if leaf.subject_kind != subjects::PACKAGE || leaf.subject_id != manifest.package.id {
-            return fail(format!("{leaf_name} is not an event of package {}", manifest.package.id));
+            return fail(format!(
+                "{leaf_name} is not an event of package {}",
+                manifest.package.id
+            ));
         }
         let payload = tags
             .get(&payload_name)
             .ok_or_else(|| BundleInvalid(format!("missing file {payload_name}")))?;
         if Digest32::blake3_of(payload) != leaf.payload_digest {
-            return fail(format!("{payload_name} does not match the payload digest in its leaf"));
+            return fail(format!(
+                "{payload_name} does not match the payload digest in its leaf"
+            ));
         }
         let proof: InclusionProof = serde_json::from_slice(
             tags.get(&proof_name)
@@ -327,8 +357,14 @@ fn check_tags(
             .map(|h| decode_hash(h))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| BundleInvalid(format!("{proof_name}: {e}")))?;
-        verify_inclusion(leaf_bytes, proof.leaf_index, proof.tree_size, &hashes, &checkpoint.root)
-            .map_err(|e| BundleInvalid(format!("{proof_name}: {e}")))?;
+        verify_inclusion(
+            leaf_bytes,
+            proof.leaf_index,
+            proof.tree_size,
+            &hashes,
+            &checkpoint.root,
+        )
+        .map_err(|e| BundleInvalid(format!("{proof_name}: {e}")))?;
         if leaf.event_type == types::PACKAGE_FINALIZED {
             finalize = Some(leaf);
         }

@@ -72,10 +72,13 @@ fn expect(
             false
         }
         Ok(checkpoint) => {
-            expected.entry(checkpoint.tree_size).or_default().push(Expected {
-                root: checkpoint.root,
-                source,
-            });
+            expected
+                .entry(checkpoint.tree_size)
+                .or_default()
+                .push(Expected {
+                    root: checkpoint.root,
+                    source,
+                });
             true
         }
         Err(e) => {
@@ -147,7 +150,14 @@ impl Registry {
             recorded_done = true;
             if let Some(latest) = self.store.latest_checkpoint().await? {
                 let source = format!("the checkpoint recorded at event {}", latest.sequence);
-                if !expect(&mut expected, &mut audit, &key, head, latest.note.as_bytes(), source) {
+                if !expect(
+                    &mut expected,
+                    &mut audit,
+                    &key,
+                    head,
+                    latest.note.as_bytes(),
+                    source,
+                ) {
                     return Ok(audit);
                 }
             }
@@ -172,7 +182,14 @@ impl Registry {
                 for recorded in page {
                     recorded_after = recorded.tree_size;
                     let source = format!("the checkpoint recorded at event {}", recorded.sequence);
-                    if !expect(&mut expected, &mut audit, &key, head, recorded.note.as_bytes(), source.clone()) {
+                    if !expect(
+                        &mut expected,
+                        &mut audit,
+                        &key,
+                        head,
+                        recorded.note.as_bytes(),
+                        source.clone(),
+                    ) {
                         return Ok(audit);
                     }
                     if let Some(last) = expected.get(&recorded.tree_size).and_then(|e| e.last()) {

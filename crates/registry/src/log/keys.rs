@@ -7,7 +7,6 @@ use std::path::Path;
 use base64::Engine as _;
 use signed_note::{Note, StandardSigner, StandardVerifier};
 
-
 use crate::config::ConfigError;
 
 /// Signs checkpoints; knows its own verifier key.
@@ -133,7 +132,10 @@ mod tests {
         let again = LogKey::load_or_generate(&path, "ignored").unwrap();
         assert_eq!(again.verifier_key(), key.verifier_key());
         let note = key.sign(b"test-log\n1\nAAAA\n").unwrap();
-        assert_eq!(open_note(note.as_bytes(), key.verifier_key()).unwrap(), b"test-log\n1\nAAAA\n");
+        assert_eq!(
+            open_note(note.as_bytes(), key.verifier_key()).unwrap(),
+            b"test-log\n1\nAAAA\n"
+        );
         let tampered = note.replacen("\n1\n", "\n2\n", 1);
         assert!(open_note(tampered.as_bytes(), key.verifier_key()).is_err());
         let other = LogKey::load_or_generate(&dir.path().join("other"), "test-log").unwrap();

@@ -58,15 +58,22 @@ impl Registry {
         if let Some(latest) = self.store.latest_checkpoint().await? {
             return Ok(latest);
         }
-        self.sign_checkpoint(CHECKPOINT_ACTOR, true).await?.0.ok_or_else(|| {
-            RegistryError::LogEntryNotFound("the log is empty: no checkpoint is signed yet".into())
-        })
+        self.sign_checkpoint(CHECKPOINT_ACTOR, true)
+            .await?
+            .0
+            .ok_or_else(|| {
+                RegistryError::LogEntryNotFound(
+                    "the log is empty: no checkpoint is signed yet".into(),
+                )
+            })
     }
 
     /// The checkpoint of exactly `tree_size` leaves.
     pub async fn checkpoint_at(&self, tree_size: u64) -> RegistryResult<CheckpointRecord> {
         self.store.checkpoint(tree_size).await?.ok_or_else(|| {
-            RegistryError::LogEntryNotFound(format!("no checkpoint of tree size {tree_size} was signed"))
+            RegistryError::LogEntryNotFound(format!(
+                "no checkpoint of tree size {tree_size} was signed"
+            ))
         })
     }
 
@@ -115,9 +122,10 @@ impl Registry {
         sequence: i64,
         tree_size: u64,
     ) -> RegistryResult<InclusionProof> {
-        let leaf_index = u64::try_from(sequence - 1)
-            .map_err(|_| invalid("sequence starts at 1"))?;
-        let spans = merkle::inclusion_spans(leaf_index, tree_size).map_err(|e| invalid(e.to_string()))?;
+        let leaf_index =
+            u64::try_from(sequence - 1).map_err(|_| invalid("sequence starts at 1"))?;
+        let spans =
+            merkle::inclusion_spans(leaf_index, tree_size).map_err(|e| invalid(e.to_string()))?;
         self.tree_of(tree_size).await?;
         Ok(InclusionProof {
             leaf_index,
@@ -188,10 +196,7 @@ impl Registry {
 
     /// Signs a checkpoint whenever the log has grown, at most every
     /// `[log] checkpoint_interval`, until `stop`; `serve` runs it.
-    pub async fn sign_checkpoints_every_interval(
-        &self,
-        stop: tokio_util::sync::CancellationToken,
-    ) {
+    pub async fn sign_checkpoints_every_interval(&self, stop: tokio_util::sync::CancellationToken) {
         let Some(interval) = self.log.checkpoint_interval else {
             tracing::info!("log checkpoint_interval is 0s: checkpoints are signed on demand only");
             return;

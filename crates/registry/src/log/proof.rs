@@ -63,8 +63,8 @@ impl SignedCheckpoint {
     /// tlog-checkpoint it signs. The origin must be the key's name.
     pub fn open(note: &[u8], verifier_key: &str) -> Result<Self, ProofError> {
         let text = open_note(note, verifier_key).map_err(|e| fail(format!("checkpoint: {e}")))?;
-        let checkpoint = Checkpoint::from_bytes(&text)
-            .map_err(|e| fail(format!("checkpoint: {e}")))?;
+        let checkpoint =
+            Checkpoint::from_bytes(&text).map_err(|e| fail(format!("checkpoint: {e}")))?;
         let key_name = verifier_key.trim().split('+').next().unwrap_or_default();
         if checkpoint.origin() != key_name {
             return Err(fail(format!(
@@ -82,7 +82,11 @@ impl SignedCheckpoint {
 
 /// The checkpoint body (C2SP tlog-checkpoint: origin, size, base64 root),
 /// before signing.
-pub fn checkpoint_text(origin: &str, tree_size: u64, root: &Digest32) -> Result<Vec<u8>, ProofError> {
+pub fn checkpoint_text(
+    origin: &str,
+    tree_size: u64,
+    root: &Digest32,
+) -> Result<Vec<u8>, ProofError> {
     Checkpoint::new(origin, tree_size, Hash(root.0), "")
         .map(|c| c.to_bytes())
         .map_err(|e| fail(format!("checkpoint: {e}")))

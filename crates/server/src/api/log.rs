@@ -81,7 +81,9 @@ pub(crate) async fn checkpoint(
     State(state): State<AppState>,
     ApiPath(path): ApiPath<TreeSizePath>,
 ) -> ApiResult<Response> {
-    Ok(text(state.registry.checkpoint_at(path.tree_size).await?.note))
+    Ok(text(
+        state.registry.checkpoint_at(path.tree_size).await?.note,
+    ))
 }
 
 fn signed(record: CheckpointRecord, signed: bool) -> CheckpointSigned {

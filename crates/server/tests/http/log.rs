@@ -44,7 +44,9 @@ async fn checkpoints_proofs_and_bundles_over_http() {
     let first_size = signed["tree_size"].as_u64().unwrap();
     let note = server.get("/v1/log/checkpoint").await.text().await.unwrap();
     assert_eq!(note, signed["note"].as_str().unwrap());
-    let by_size = server.get(&format!("/v1/log/checkpoints/{first_size}")).await;
+    let by_size = server
+        .get(&format!("/v1/log/checkpoints/{first_size}"))
+        .await;
     assert_eq!(by_size.text().await.unwrap(), note);
     let first = SignedCheckpoint::open(note.as_bytes(), &key).unwrap();
     // Nothing new but the checkpoint's own event: an on-demand request
@@ -60,7 +62,9 @@ async fn checkpoints_proofs_and_bundles_over_http() {
     let leaf = leaf.bytes().await.unwrap();
     let proof = json_of(
         server
-            .get(&format!("/v1/log/proof/inclusion?sequence=2&tree_size={second_size}"))
+            .get(&format!(
+                "/v1/log/proof/inclusion?sequence=2&tree_size={second_size}"
+            ))
             .await,
     )
     .await;
@@ -69,11 +73,20 @@ async fn checkpoints_proofs_and_bundles_over_http() {
     verify_inclusion(&leaf, 1, second_size, &hashes(&proof), &second.root).unwrap();
     let proof = json_of(
         server
-            .get(&format!("/v1/log/proof/consistency?from={first_size}&to={second_size}"))
+            .get(&format!(
+                "/v1/log/proof/consistency?from={first_size}&to={second_size}"
+            ))
             .await,
     )
     .await;
-    verify_consistency(first_size, &first.root, second_size, &second.root, &hashes(&proof)).unwrap();
+    verify_consistency(
+        first_size,
+        &first.root,
+        second_size,
+        &second.root,
+        &hashes(&proof),
+    )
+    .unwrap();
 
     // The bundle: a tar with its exact length, verifying offline.
     let response = server.get(&format!("/v1/packages/{id}/bundle")).await;
@@ -119,31 +132,101 @@ async fn log_endpoints_refuse_hostile_input_and_non_admins() {
         server.send(request)
     };
     // Reads need a token; signing on demand needs admin.
-    assert_problem(get("/v1/log/checkpoint", None).await, StatusCode::UNAUTHORIZED, "unauthorized").await;
+    assert_problem(
+        get("/v1/log/checkpoint", None).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    )
+    .await;
     for token in [&reader, &writer] {
         let response = server
-            .send(server.client.post(server.url("/v1/log/checkpoints")).bearer_auth(token))
+            .send(
+                server
+                    .client
+                    .post(server.url("/v1/log/checkpoints"))
+                    .bearer_auth(token),
+            )
             .await;
         assert_problem(response, StatusCode::FORBIDDEN, "forbidden").await;
     }
     let head = server.head().await;
     for (path, status, code) in [
-        ("/v1/log/leaves/0", StatusCode::UNPROCESSABLE_ENTITY, "invalid_input"),
-        ("/v1/log/leaves/-1", StatusCode::UNPROCESSABLE_ENTITY, "invalid_input"),
+        (
+            "/v1/log/leaves/0",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_input",
+        ),
+        (
+            "/v1/log/leaves/-1",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_input",
+        ),
         ("/v1/log/leaves/abc", StatusCode::BAD_REQUEST, "invalid_id"),
-        ("/v1/log/leaves/99999999999999999999", StatusCode::BAD_REQUEST, "invalid_id"),
-        ("/v1/log/leaves/1000000", StatusCode::NOT_FOUND, "log_entry_not_found"),
-        ("/v1/log/checkpoints/0", StatusCode::NOT_FOUND, "log_entry_not_found"),
-        ("/v1/log/checkpoints/x", StatusCode::BAD_REQUEST, "invalid_id"),
-        ("/v1/log/proof/inclusion?sequence=1", StatusCode::BAD_REQUEST, "invalid_query"),
-        ("/v1/log/proof/inclusion?sequence=1&tree_size=18446744073709551616", StatusCode::BAD_REQUEST, "invalid_query"),
-        ("/v1/log/proof/inclusion?sequence=5&tree_size=4", StatusCode::UNPROCESSABLE_ENTITY, "invalid_input"),
-        ("/v1/log/proof/inclusion?sequence=1&tree_size=1000000", StatusCode::UNPROCESSABLE_ENTITY, "invalid_input"),
-        ("/v1/log/proof/inclusion?sequence=1&tree_size=1&extra=1", StatusCode::BAD_REQUEST, "invalid_query"),
-        ("/v1/log/proof/consistency?from=0&to=1", StatusCode::BAD_REQUEST, "invalid_query"),
-        ("/v1/log/proof/consistency?from=3&to=2", StatusCode::UNPROCESSABLE_ENTITY, "invalid_input"),
-        ("/v1/log/proof/consistency?from=1&to=-2", StatusCode::BAD_REQUEST, "invalid_query"),
-        ("/v1/packages/not-a-uuid/bundle", StatusCode::BAD_REQUEST, "invalid_id"),
+        (
+            "/v1/log/leaves/99999999999999999999",
+            StatusCode::BAD_REQUEST,
+            "invalid_id",
+        ),
+        (
+            "/v1/log/leaves/1000000",
+            StatusCode::NOT_FOUND,
+            "log_entry_not_found",
+        ),
+        (
+            "/v1/log/checkpoints/0",
+            StatusCode::NOT_FOUND,
+            "log_entry_not_found",
+        ),
+        (
+            "/v1/log/checkpoints/x",
+            StatusCode::BAD_REQUEST,
+            "invalid_id",
+        ),
+        (
+            "/v1/log/proof/inclusion?sequence=1",
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+        ),
+        (
+            "/v1/log/proof/inclusion?sequence=1&tree_size=18446744073709551616",
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+        ),
+        (
+            "/v1/log/proof/inclusion?sequence=5&tree_size=4",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_input",
+        ),
+        (
+            "/v1/log/proof/inclusion?sequence=1&tree_size=1000000",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_input",
+        ),
+        (
+            "/v1/log/proof/inclusion?sequence=1&tree_size=1&extra=1",
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+        ),
+        (
+            "/v1/log/proof/consistency?from=0&to=1",
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+        ),
+        (
+            "/v1/log/proof/consistency?from=3&to=2",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_input",
+        ),
+        (
+            "/v1/log/proof/consistency?from=1&to=-2",
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+        ),
+        (
+            "/v1/packages/not-a-uuid/bundle",
+            StatusCode::BAD_REQUEST,
+            "invalid_id",
+        ),
     ] {
         let response = get(path, Some(&reader)).await;
         assert_problem(response, status, code).await;

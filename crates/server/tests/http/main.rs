@@ -185,7 +185,8 @@ impl TestServer {
     /// A new package with one file: the log grows by a few events.
     async fn put_file_in_new_package(&self) {
         let package = self.create_package("ci", "standard", Value::Null).await;
-        self.put_file(package["id"].as_str().unwrap(), "more.txt", b"more").await;
+        self.put_file(package["id"].as_str().unwrap(), "more.txt", b"more")
+            .await;
     }
 
     async fn file_count(&self, package_id: &str) -> usize {
