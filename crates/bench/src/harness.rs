@@ -63,7 +63,9 @@ pub fn free_port() -> Result<u16> {
 }
 
 fn wait_listening(address: &str, what: &str) -> Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(30);
+    // Long enough for the start check to recompute a tree of 10,000,000
+    // events.
+    let deadline = Instant::now() + Duration::from_secs(600);
     while std::net::TcpStream::connect(address).is_err() {
         if Instant::now() > deadline {
             bail!("{what} did not start listening on {address}");
@@ -404,6 +406,8 @@ pub struct ServerSetup {
     pub database_url: Option<String>,
     /// Garage as the only backend; `None` for the filesystem default.
     pub s3: Option<S3Coordinates>,
+    /// More TOML, appended as it is (a `[log]` section, say).
+    pub extra: String,
 }
 
 /// Writes `bench.toml` for `setup` into `data_dir` and returns its path.
@@ -420,6 +424,7 @@ pub fn config_file(data_dir: &Path, setup: &ServerSetup) -> Result<PathBuf> {
             s3.endpoint, s3.region, s3.bucket, s3.access_key_id, s3.secret_access_key
         ));
     }
+    config.push_str(&setup.extra);
     let config_path = data_dir.join("bench.toml");
     std::fs::write(&config_path, config)?;
     Ok(config_path)

@@ -28,6 +28,9 @@ enum Scenario {
     /// Garbage collection: objects deleted per second (filesystem and
     /// Garage), and small-file uploads beside a collection.
     Collect,
+    /// The log's proofs on a large log, uploads beside checkpoint signing,
+    /// and evidence bundles against downloading the files one by one.
+    Proofs,
 }
 
 /// Benchmark harness of artifact-store (issue 5's scenarios).
@@ -76,6 +79,18 @@ struct Args {
     /// Unreferenced objects per collection run.
     #[arg(long, default_value_t = 100_000)]
     gc_objects: usize,
+    /// Events in the proofs log.
+    #[arg(long, default_value_t = 10_000_000)]
+    proof_events: usize,
+    /// Proofs of each kind per run.
+    #[arg(long, default_value_t = 1000)]
+    proof_queries: usize,
+    /// Size of the bundled package, MiB.
+    #[arg(long, default_value_t = 2048)]
+    bundle_mib: u64,
+    /// Files in the bundled package.
+    #[arg(long, default_value_t = 64)]
+    bundle_files: usize,
 }
 
 async fn run(args: Args) -> Result<()> {
@@ -121,6 +136,28 @@ async fn run(args: Args) -> Result<()> {
         println!(
             "{}",
             scenarios::collect::run(&env, args.gc_objects.max(4), args.clients.max(1), runs)
+                .await?
+        );
+    }
+    if wants(Scenario::Proofs) {
+        println!(
+            "{}",
+            scenarios::proofs::proofs(&env, args.proof_events.max(2), runs, args.proof_queries.max(1))
+                .await?
+        );
+        let shape = scenarios::small_files::Shape {
+            files: args.small_files,
+            packages: args.small_packages.max(1),
+            clients: args.clients.max(1),
+            file_bytes: 4096,
+        };
+        println!(
+            "{}",
+            scenarios::proofs::appends_beside_checkpoints(&env, &shape, runs).await?
+        );
+        println!(
+            "{}",
+            scenarios::proofs::bundle(&env, args.bundle_mib.max(1), args.bundle_files.max(1), runs)
                 .await?
         );
     }

@@ -23,8 +23,8 @@ const PRODUCERS: usize = 100;
 const BRANCHES: usize = 50;
 const PACKAGES_PER_TRANSACTION: usize = 2000;
 
-struct Generated {
-    events: u64,
+pub(crate) struct Generated {
+    pub(crate) events: u64,
     /// Every 997th package id, for point lookups.
     sample_ids: Vec<String>,
 }
@@ -36,7 +36,7 @@ fn append(tx_events: &mut Vec<NewEvent>, payload: &impl Payload) -> Result<()> {
 
 /// Writes `packages` packages, each with `files` file events, into the
 /// store at `url`.
-async fn generate(url: &str, packages: usize, files: usize) -> Result<Generated> {
+pub(crate) async fn generate(url: &str, packages: usize, files: usize) -> Result<Generated> {
     let store = Store::connect(url, Arc::new(SystemClock), Duration::from_secs(60)).await?;
     store.migrate().await?;
     let mut sample_ids = Vec::new();

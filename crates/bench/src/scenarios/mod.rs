@@ -5,4 +5,5 @@ pub mod collect;
 pub mod dataset;
 pub mod follow;
 pub mod large_file;
+pub mod proofs;
 pub mod small_files;

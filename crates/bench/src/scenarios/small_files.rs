@@ -21,8 +21,8 @@ pub struct Shape {
     pub file_bytes: usize,
 }
 
-struct Outcome {
-    files_per_second: f64,
+pub(crate) struct Outcome {
+    pub(crate) files_per_second: f64,
     /// Every file downloaded again by the same clients, each on its
     /// kept-alive connection.
     downloads_per_second: f64,
@@ -39,10 +39,15 @@ struct Outcome {
     /// Removed at the end of the scenario: ext4 slows the creation of new
     /// inodes while many were deleted in the last minute, which would tax
     /// whichever run came next.
-    data: std::path::PathBuf,
+    pub(crate) data: std::path::PathBuf,
 }
 
-async fn one_run(env: &Env, shape: &Shape, setup: &ServerSetup, seed: u64) -> Result<Outcome> {
+pub(crate) async fn one_run(
+    env: &Env,
+    shape: &Shape,
+    setup: &ServerSetup,
+    seed: u64,
+) -> Result<Outcome> {
     let data = env.scratch("small")?;
     let server = Server::start(env, &data, setup)?;
     let client = reqwest::Client::new();
