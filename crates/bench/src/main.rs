@@ -142,8 +142,13 @@ async fn run(args: Args) -> Result<()> {
     if wants(Scenario::Proofs) {
         println!(
             "{}",
-            scenarios::proofs::proofs(&env, args.proof_events.max(2), runs, args.proof_queries.max(1))
-                .await?
+            scenarios::proofs::proofs(
+                &env,
+                args.proof_events.max(2),
+                runs,
+                args.proof_queries.max(1)
+            )
+            .await?
         );
         let shape = scenarios::small_files::Shape {
             files: args.small_files,

@@ -115,7 +115,10 @@ pub async fn appends_beside_checkpoints(env: &Env, shape: &Shape, runs: usize) -
     let (mut signing, mut quiet) = (Samples::default(), Samples::default());
     for run in 0..runs {
         for (interval, samples) in [("1s", &mut signing), ("0s", &mut quiet)] {
-            eprintln!("appends beside checkpoints every {interval}: run {}/{runs}", run + 1);
+            eprintln!(
+                "appends beside checkpoints every {interval}: run {}/{runs}",
+                run + 1
+            );
             let setup = ServerSetup {
                 extra: format!("[log]\ncheckpoint_interval = {interval:?}\n"),
                 ..ServerSetup::default()
@@ -142,7 +145,10 @@ pub async fn appends_beside_checkpoints(env: &Env, shape: &Shape, runs: usize) -
 }
 
 /// Peak RSS of `pid` while `work` runs, sampled every 20 ms, in KiB.
-async fn peak_rss<T>(pid: u32, work: impl std::future::Future<Output = Result<T>>) -> Result<(T, u64)> {
+async fn peak_rss<T>(
+    pid: u32,
+    work: impl std::future::Future<Output = Result<T>>,
+) -> Result<(T, u64)> {
     let peak = Arc::new(AtomicU64::new(memory_kib(pid, "VmRSS")?));
     let done = Arc::new(AtomicBool::new(false));
     let sampler = {
@@ -254,7 +260,10 @@ pub async fn bundle(env: &Env, total_mib: u64, files: usize, runs: usize) -> Res
         .context("running verify-bundle under /usr/bin/time")?;
     let verify_seconds = started.elapsed().as_secs_f64();
     if !verified.status.success() {
-        bail!("verify-bundle failed: {}", String::from_utf8_lossy(&verified.stderr));
+        bail!(
+            "verify-bundle failed: {}",
+            String::from_utf8_lossy(&verified.stderr)
+        );
     }
     let verify_rss_mib: f64 = String::from_utf8_lossy(&verified.stderr)
         .lines()

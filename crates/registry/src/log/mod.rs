@@ -70,7 +70,13 @@ impl Registry {
 
     /// The checkpoint of exactly `tree_size` leaves.
     pub async fn checkpoint_at(&self, tree_size: u64) -> RegistryResult<CheckpointRecord> {
-        self.store.checkpoint(tree_size).await?.ok_or_else(|| {
+        let found = if i64::try_from(tree_size).is_ok() {
+            self.store.checkpoint(tree_size).await?
+        } else {
+            // No log is that long; the database could not even hold it.
+            None
+        };
+        found.ok_or_else(|| {
             RegistryError::LogEntryNotFound(format!(
                 "no checkpoint of tree size {tree_size} was signed"
             ))
