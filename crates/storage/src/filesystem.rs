@@ -289,13 +289,7 @@ impl Backend for FilesystemBackend {
                 let _ = std::fs::remove_file(&temporary);
             }
             written?;
-            sync_dir(&parent)?;
-            for dir in created.iter().rev() {
-                if let Some(up) = dir.parent() {
-                    sync_dir(up)?;
-                }
-            }
-            Ok(())
+            sync_new_entry(&parent, &created)
         })
         .await
         .unwrap_or_else(|e| Err(std::io::Error::other(e)))
@@ -365,6 +359,18 @@ fn list_under(dir: &Path, prefix: &str) -> std::io::Result<Vec<ObjectInfo>> {
 
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
+}
+
+/// Makes a new name in `parent` durable: the directory entry, and each
+/// directory in `created` (outermost first) by its own entry in its parent.
+fn sync_new_entry(parent: &Path, created: &[PathBuf]) -> std::io::Result<()> {
+    sync_dir(parent)?;
+    for dir in created.iter().rev() {
+        if let Some(up) = dir.parent() {
+            sync_dir(up)?;
+        }
+    }
+    Ok(())
 }
 
 /// Creates `dir` and any missing parents below `root`; returns the
@@ -635,15 +641,7 @@ impl ObjectWriter for FilesystemWriter {
                 // may not have synced the directory yet).
                 return sync_dir(&parent);
             }
-            // The new name is durable only once the directory entry is, and
-            // a new directory only once its own entry in its parent is.
-            sync_dir(&parent)?;
-            for dir in created.iter().rev() {
-                if let Some(up) = dir.parent() {
-                    sync_dir(up)?;
-                }
-            }
-            Ok(())
+            sync_new_entry(&parent, &created)
         })
         .await
         .unwrap_or_else(|e| Err(std::io::Error::other(e)));
