@@ -15,6 +15,7 @@ pub mod lifecycle;
 pub mod manifest;
 pub mod merkle;
 pub mod path;
+pub mod resumable;
 pub mod retention;
 pub mod text;
 pub mod timestamp;

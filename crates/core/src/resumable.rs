@@ -1,0 +1,443 @@
+//! BLAKE3 and SHA-256 of a file that arrives in pieces, over hours, through
+//! processes that stop and start: a resumable upload's digests.
+//!
+//! The bytes come in *parts* of one fixed size, a power of two. After each
+//! whole part the state is small and plain (eight SHA-256 words, a few
+//! BLAKE3 chaining values), so it can be saved beside the upload and the
+//! hashing resumed elsewhere without re-reading a byte. Only the bytes after
+//! the last whole part (less than one part) are re-read on resume.
+//!
+//! SHA-256 runs its compression function over the parts in order (a part
+//! is a whole number of 64-byte blocks). BLAKE3 is a tree whose leaves are
+//! 1 KiB chunks: a part of 2^k chunks starting at a multiple of its size is
+//! a complete subtree, so each part is hashed alone (with its input offset)
+//! and the subtrees are merged as BLAKE3's own hasher merges them, lazily,
+//! since the last merge must be marked as the root.
+
+use serde::{Deserialize, Serialize};
+use sha2::digest::generic_array::GenericArray;
+
+use crate::digest::{Digest32, FileDigests};
+
+/// The smallest part: two BLAKE3 chunks, so a part splits into two
+/// complete halves (see [`PartDigests::finish`]).
+pub const MIN_PART_BYTES: u64 = 2048;
+
+/// SHA-256's initial hash value (FIPS 180-4, 5.3.3).
+const SHA256_INITIAL: [u32; 8] = [
+    0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
+];
+
+/// Why a saved state or a part was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PartDigestError {
+    /// The part size is not a power of two of at least [`MIN_PART_BYTES`].
+    #[error("part size {0} is not a power of two of at least {MIN_PART_BYTES} bytes")]
+    PartSize(u64),
+    /// A part of the wrong length was absorbed.
+    #[error("a part holds {actual} bytes, not {expected}")]
+    PartLength {
+        /// The part size.
+        expected: u64,
+        /// What was given.
+        actual: u64,
+    },
+    /// The tail given at the end is a part or more.
+    #[error("the bytes after the last part ({0}) must be fewer than one part")]
+    TailLength(u64),
+    /// The saved bytes do not decode to a state.
+    #[error("saved digest state is damaged: {0}")]
+    Damaged(String),
+}
+
+/// Both digests of the whole parts seen so far, resumable from its saved
+/// bytes ([`PartDigests::to_bytes`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartDigests {
+    part_bytes: u64,
+    parts: u64,
+    sha256: [u32; 8],
+    /// Chaining values of complete subtrees, left to right, merged lazily.
+    stack: Vec<[u8; 32]>,
+    /// The first part's two halves: if the file is exactly one part, its
+    /// root is their merge, which the part's own (non-root) value cannot
+    /// give.
+    first_halves: Option<([u8; 32], [u8; 32])>,
+}
+
+impl PartDigests {
+    /// The state before any byte, for parts of `part_bytes`.
+    pub fn new(part_bytes: u64) -> Result<Self, PartDigestError> {
+        if part_bytes < MIN_PART_BYTES || !part_bytes.is_power_of_two() {
+            return Err(PartDigestError::PartSize(part_bytes));
+        }
+        Ok(Self {
+            part_bytes,
+            parts: 0,
+            sha256: SHA256_INITIAL,
+            stack: Vec::new(),
+            first_halves: None,
+        })
+    }
+
+    /// The part size.
+    pub fn part_bytes(&self) -> u64 {
+        self.part_bytes
+    }
+
+    /// Bytes covered: the whole parts absorbed.
+    pub fn covered_bytes(&self) -> u64 {
+        self.parts * self.part_bytes
+    }
+
+    /// Absorbs the next whole part, given as its pieces in order. The two
+    /// digests are independent; see [`PartDigests::absorb_split`] to run
+    /// them on two threads.
+    pub fn absorb<B: AsRef<[u8]>>(&mut self, part: &[B]) -> Result<(), PartDigestError> {
+        let (sha256, halves) = self.absorb_split(part)?;
+        let sha256 = sha256.run_over(part);
+        let halves = halves.run_over(part);
+        self.apply(sha256, halves);
+        Ok(())
+    }
+
+    /// The next part's two halves of work, to run anywhere (each is pure),
+    /// then hand to [`PartDigests::apply`].
+    pub fn absorb_split<B: AsRef<[u8]>>(
+        &self,
+        part: &[B],
+    ) -> Result<(Sha256Work, Blake3Work), PartDigestError> {
+        let actual: u64 = part.iter().map(|p| p.as_ref().len() as u64).sum();
+        if actual != self.part_bytes {
+            return Err(PartDigestError::PartLength {
+                expected: self.part_bytes,
+                actual,
+            });
+        }
+        Ok((
+            Sha256Work {
+                state: self.sha256,
+            },
+            Blake3Work {
+                offset: self.covered_bytes(),
+                half: self.part_bytes / 2,
+            },
+        ))
+    }
+
+    /// Takes in the results of one part's work.
+    pub fn apply(&mut self, sha256: [u32; 8], halves: ([u8; 32], [u8; 32])) {
+        let part = blake3::hazmat::merge_subtrees_non_root(
+            &halves.0,
+            &halves.1,
+            blake3::hazmat::Mode::Hash,
+        );
+        if self.parts == 0 {
+            self.first_halves = Some(halves);
+        }
+        self.merge_down_to(self.parts);
+        self.stack.push(part);
+        self.parts += 1;
+        self.sha256 = sha256;
+    }
+
+    /// Merges subtrees that are complete given that more input follows
+    /// `parts` parts: as many entries as `parts` has one bits.
+    fn merge_down_to(&mut self, parts: u64) {
+        while self.stack.len() > parts.count_ones() as usize {
+            let (Some(right), Some(left)) = (self.stack.pop(), self.stack.pop()) else {
+                return;
+            };
+            self.stack.push(blake3::hazmat::merge_subtrees_non_root(
+                &left,
+                &right,
+                blake3::hazmat::Mode::Hash,
+            ));
+        }
+    }
+
+    /// The digests of the whole file: the parts absorbed, then `tail` (the
+    /// bytes after the last whole part, fewer than one part).
+    pub fn finish<B: AsRef<[u8]>>(&self, tail: &[B]) -> Result<FileDigests, PartDigestError> {
+        let tail_bytes: u64 = tail.iter().map(|p| p.as_ref().len() as u64).sum();
+        if tail_bytes >= self.part_bytes {
+            return Err(PartDigestError::TailLength(tail_bytes));
+        }
+        let size_bytes = self.covered_bytes() + tail_bytes;
+
+        let mut sha256 = Sha256Work {
+            state: self.sha256,
+        };
+        let mut carry = Vec::with_capacity(128);
+        for piece in tail {
+            sha256.feed(&mut carry, piece.as_ref());
+        }
+        // FIPS 180-4 padding: 0x80, zeros to 56 mod 64, the length in bits.
+        carry.push(0x80);
+        while carry.len() % 64 != 56 {
+            carry.push(0);
+        }
+        carry.extend_from_slice(&(size_bytes.wrapping_mul(8)).to_be_bytes());
+        let mut state = sha256.state;
+        compress(&mut state, &carry);
+        let mut sha256_bytes = [0u8; 32];
+        for (out, word) in sha256_bytes.chunks_exact_mut(4).zip(state) {
+            out.copy_from_slice(&word.to_be_bytes());
+        }
+
+        let blake3 = if self.parts == 0 {
+            let mut hasher = blake3::Hasher::new();
+            for piece in tail {
+                hasher.update(piece.as_ref());
+            }
+            *hasher.finalize().as_bytes()
+        } else if tail_bytes == 0 && self.parts == 1 {
+            let (left, right) = self
+                .first_halves
+                .ok_or_else(|| PartDigestError::Damaged("the first part's halves are missing".into()))?;
+            root(&left, &right)
+        } else {
+            let mut stack = self.stack.clone();
+            let mut this = self.clone();
+            if tail_bytes > 0 {
+                use blake3::hazmat::HasherExt;
+                this.merge_down_to(self.parts);
+                stack = this.stack;
+                let mut hasher = blake3::Hasher::new();
+                hasher.set_input_offset(self.covered_bytes());
+                for piece in tail {
+                    hasher.update(piece.as_ref());
+                }
+                stack.push(hasher.finalize_non_root());
+            }
+            while stack.len() > 2 {
+                let (Some(right), Some(left)) = (stack.pop(), stack.pop()) else {
+                    break;
+                };
+                stack.push(blake3::hazmat::merge_subtrees_non_root(
+                    &left,
+                    &right,
+                    blake3::hazmat::Mode::Hash,
+                ));
+            }
+            match stack.as_slice() {
+                [left, right] => root(left, right),
+                _ => {
+                    return Err(PartDigestError::Damaged(
+                        "the subtree stack does not match the part count".into(),
+                    ))
+                }
+            }
+        };
+        Ok(FileDigests {
+            size_bytes,
+            blake3: Digest32(blake3),
+            sha256: Digest32(sha256_bytes),
+        })
+    }
+
+    /// The state as bytes to save (canonical CBOR).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        // Writing CBOR into a Vec cannot fail.
+        let _ = ciborium::into_writer(self, &mut out);
+        out
+    }
+
+    /// A saved state, checked for shape.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, PartDigestError> {
+        let state: Self =
+            ciborium::from_reader(bytes).map_err(|e| PartDigestError::Damaged(e.to_string()))?;
+        let fresh = Self::new(state.part_bytes)?;
+        let stack_fits = state.stack.len() >= state.parts.count_ones() as usize
+            && state.stack.len() <= 64
+            && (state.parts == 0) == state.stack.is_empty()
+            && (state.parts == 0) == state.first_halves.is_none();
+        if !stack_fits || state.parts.checked_mul(fresh.part_bytes).is_none() {
+            return Err(PartDigestError::Damaged(
+                "the subtree stack does not match the part count".into(),
+            ));
+        }
+        Ok(state)
+    }
+}
+
+fn root(left: &[u8; 32], right: &[u8; 32]) -> [u8; 32] {
+    *blake3::hazmat::merge_subtrees_root(left, right, blake3::hazmat::Mode::Hash).as_bytes()
+}
+
+/// SHA-256 of one part, continuing from the state before it.
+#[derive(Debug, Clone, Copy)]
+pub struct Sha256Work {
+    state: [u32; 8],
+}
+
+impl Sha256Work {
+    /// Runs the compression function over the part; its length is a
+    /// multiple of 64, checked by [`PartDigests::absorb_split`].
+    pub fn run_over<B: AsRef<[u8]>>(mut self, part: &[B]) -> [u32; 8] {
+        let mut carry = Vec::with_capacity(64);
+        for piece in part {
+            self.feed(&mut carry, piece.as_ref());
+        }
+        self.state
+    }
+
+    /// Compresses every whole block of `carry` + `bytes`, keeping the rest
+    /// (under 64 bytes) in `carry`.
+    fn feed(&mut self, carry: &mut Vec<u8>, mut bytes: &[u8]) {
+        if !carry.is_empty() {
+            let take = (64 - carry.len()).min(bytes.len());
+            carry.extend_from_slice(&bytes[..take]);
+            bytes = &bytes[take..];
+            if carry.len() < 64 {
+                return;
+            }
+            compress(&mut self.state, carry);
+            carry.clear();
+        }
+        let whole = bytes.len() - bytes.len() % 64;
+        compress(&mut self.state, &bytes[..whole]);
+        carry.extend_from_slice(&bytes[whole..]);
+    }
+}
+
+/// Blocks handed to `compress256` at once: it takes an array of blocks,
+/// and the bytes are copied into one (a memcpy beside SHA-256's cost).
+const BLOCKS_PER_CALL: usize = 64;
+
+/// SHA-256's compression over `bytes`, a whole number of blocks.
+fn compress(state: &mut [u32; 8], bytes: &[u8]) {
+    type Block = GenericArray<u8, sha2::digest::consts::U64>;
+    let mut blocks = [Block::default(); BLOCKS_PER_CALL];
+    for group in bytes.chunks(64 * BLOCKS_PER_CALL) {
+        let count = group.len() / 64;
+        for (block, source) in blocks.iter_mut().zip(group.chunks_exact(64)) {
+            block.copy_from_slice(source);
+        }
+        sha2::compress256(state, &blocks[..count]);
+    }
+}
+
+/// BLAKE3 of one part: the chaining values of its two halves.
+#[derive(Debug, Clone, Copy)]
+pub struct Blake3Work {
+    offset: u64,
+    half: u64,
+}
+
+impl Blake3Work {
+    /// Hashes the part's two halves (each a complete subtree).
+    pub fn run_over<B: AsRef<[u8]>>(self, part: &[B]) -> ([u8; 32], [u8; 32]) {
+        use blake3::hazmat::HasherExt;
+        let mut left = blake3::Hasher::new();
+        left.set_input_offset(self.offset);
+        let mut right = blake3::Hasher::new();
+        right.set_input_offset(self.offset + self.half);
+        let mut seen = 0u64;
+        for piece in part {
+            let piece = piece.as_ref();
+            let in_left = (self.half.saturating_sub(seen) as usize).min(piece.len());
+            left.update(&piece[..in_left]);
+            right.update(&piece[in_left..]);
+            seen += piece.len() as u64;
+        }
+        (left.finalize_non_root(), right.finalize_non_root())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bytes(len: usize, seed: u8) -> Vec<u8> {
+        (0..len)
+            .map(|i| (i as u32).wrapping_mul(2654435761).to_le_bytes()[1] ^ seed)
+            .collect()
+    }
+
+    /// Absorbs `data` in parts of `part`, each given in pieces of `piece`
+    /// bytes, saving and restoring the state after every part.
+    fn digests_in_parts(data: &[u8], part: usize, piece: usize) -> FileDigests {
+        let mut state = PartDigests::new(part as u64).unwrap();
+        let whole = data.len() / part * part;
+        // Like an upload: the last whole part waits for at least one more
+        // byte only in the caller; here every whole part is absorbed.
+        for chunk in data[..whole].chunks(part) {
+            let pieces: Vec<&[u8]> = chunk.chunks(piece).collect();
+            let (sha, b3) = state.absorb_split(&pieces).unwrap();
+            let (sha, b3) = (sha.run_over(&pieces), b3.run_over(&pieces));
+            state.apply(sha, b3);
+            state = PartDigests::from_bytes(&state.to_bytes()).unwrap();
+        }
+        let tail: Vec<&[u8]> = data[whole..].chunks(piece.max(1)).collect();
+        state.finish(&tail).unwrap()
+    }
+
+    #[test]
+    fn equal_to_one_pass_for_every_shape() {
+        // Sizes around part and chunk boundaries, one to many parts (with
+        // 1, 2, 3, 4, 5, 7, 8, 9 parts the lazy merges take every path).
+        for part in [2048usize, 4096, 65536] {
+            let mut sizes = vec![0, 1, 63, 64, 65, 1023, 1024, 1025, 2047, 2048, 2049];
+            for parts in [1usize, 2, 3, 4, 5, 7, 8, 9] {
+                for delta in [-1i64, 0, 1, 1024] {
+                    let size = (parts * part) as i64 + delta;
+                    if size >= 0 {
+                        sizes.push(size as usize);
+                    }
+                }
+            }
+            for size in sizes {
+                let data = bytes(size, (size % 251) as u8);
+                let expected = FileDigests::of(&data);
+                for piece in [1000usize, 64, 4096] {
+                    if size > 20_000 && piece < 1000 {
+                        continue;
+                    }
+                    assert_eq!(
+                        digests_in_parts(&data, part, piece),
+                        expected,
+                        "size {size}, part {part}, pieces of {piece}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn absorb_on_one_thread_gives_the_same() {
+        let data = bytes(5 * 4096 + 17, 3);
+        let mut state = PartDigests::new(4096).unwrap();
+        for chunk in data[..5 * 4096].chunks(4096) {
+            state.absorb(&[chunk]).unwrap();
+        }
+        assert_eq!(
+            state.finish(&[&data[5 * 4096..]]).unwrap(),
+            FileDigests::of(&data)
+        );
+    }
+
+    #[test]
+    fn refuses_bad_sizes_and_damaged_states() {
+        assert_eq!(
+            PartDigests::new(3000),
+            Err(PartDigestError::PartSize(3000))
+        );
+        assert_eq!(PartDigests::new(1024), Err(PartDigestError::PartSize(1024)));
+        let state = PartDigests::new(2048).unwrap();
+        assert!(matches!(
+            state.absorb_split(&[[0u8; 100]]),
+            Err(PartDigestError::PartLength { .. })
+        ));
+        assert_eq!(
+            state.finish(&[vec![0u8; 2048]]),
+            Err(PartDigestError::TailLength(2048))
+        );
+        assert!(PartDigests::from_bytes(b"\xff\x00garbage").is_err());
+        // A stack that does not fit its part count is refused, not used.
+        let mut forged = state.clone();
+        forged.parts = 3;
+        assert!(PartDigests::from_bytes(&forged.to_bytes()).is_err());
+    }
+}
