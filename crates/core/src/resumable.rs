@@ -85,6 +85,11 @@ impl PartDigests {
         self.part_bytes
     }
 
+    /// Whole parts absorbed.
+    pub fn parts(&self) -> u64 {
+        self.parts
+    }
+
     /// Bytes covered: the whole parts absorbed.
     pub fn covered_bytes(&self) -> u64 {
         self.parts * self.part_bytes

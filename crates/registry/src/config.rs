@@ -91,6 +91,9 @@ pub struct Config {
     /// The log's signed checkpoints.
     #[serde(default)]
     pub log: LogConfig,
+    /// Resumable (tus) uploads.
+    #[serde(default)]
+    pub uploads: UploadsConfig,
     /// What the environment changed that weakens the file's settings
     /// (filled by [`Config::apply_env`]); `serve` logs each at start.
     #[serde(skip)]
@@ -227,6 +230,33 @@ impl LifecycleConfig {
             orphan_grace: parse("orphan_grace", &self.orphan_grace)?,
             lease_timeout,
         })
+    }
+}
+
+/// Resumable (tus) uploads (docs/http-api.md, "Resumable uploads").
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct UploadsConfig {
+    /// An unfinished upload that receives nothing for this long expires
+    /// (`24h`): its path is free again and its staged bytes are removed.
+    pub expire_after: String,
+}
+
+impl Default for UploadsConfig {
+    fn default() -> Self {
+        Self {
+            expire_after: "24h".into(),
+        }
+    }
+}
+
+impl UploadsConfig {
+    /// How long an idle upload lives, in seconds.
+    pub fn expire_after_seconds(&self) -> Result<i64, ConfigError> {
+        self.expire_after
+            .parse::<RetentionDuration>()
+            .map(|d| d.seconds())
+            .map_err(|e| ConfigError::Invalid(format!("uploads.expire_after: {e}")))
     }
 }
 
@@ -482,6 +512,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             lifecycle: LifecycleConfig::default(),
             log: LogConfig::default(),
+            uploads: UploadsConfig::default(),
             warnings: Vec::new(),
         }
     }

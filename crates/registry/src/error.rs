@@ -160,6 +160,43 @@ pub enum RegistryError {
     /// rewritten, or restored from an older copy.
     #[error("the log contradicts a checkpoint this server signed: {0}")]
     LogInconsistent(String),
+    /// No such resumable upload (never created, completed, terminated or
+    /// expired).
+    #[error("upload {0} not found: it completed, was terminated, expired, or never existed")]
+    UploadNotFound(String),
+    /// A PATCH did not start where the upload stands.
+    #[error("the upload is at offset {expected}, not {got}: ask for its offset (HEAD) and continue from there")]
+    UploadOffsetMismatch {
+        /// Where the upload stands.
+        expected: u64,
+        /// What the request said.
+        got: u64,
+    },
+    /// Another request is writing to this upload.
+    #[error("another request is writing to upload {0}; retry when it ends")]
+    UploadLocked(String),
+    /// An upload in progress holds the path.
+    #[error("relative path {path:?} is reserved by upload {upload_id}, in progress in this package")]
+    PathReserved {
+        /// The refused path.
+        path: String,
+        /// The upload holding it.
+        upload_id: String,
+    },
+    /// The package has uploads in progress.
+    #[error("package {package_id} has uploads in progress ({}): finish or terminate them first", uploads.join(", "))]
+    UploadsOpen {
+        /// The package.
+        package_id: String,
+        /// The uploads, as `id (path)`.
+        uploads: Vec<String>,
+    },
+    /// A PATCH's bytes do not match its `Upload-Checksum`.
+    #[error("the request's bytes do not match its Upload-Checksum ({algorithm}); nothing of it was kept")]
+    ChecksumMismatch {
+        /// `sha1` or `sha256`.
+        algorithm: &'static str,
+    },
     /// Configuration is wrong.
     #[error(transparent)]
     Config(#[from] ConfigError),
@@ -203,6 +240,12 @@ impl RegistryError {
             Self::ObjectBeingCollected => "object_being_collected",
             Self::LogEntryNotFound(_) => "log_entry_not_found",
             Self::LogInconsistent(_) => "log_inconsistent",
+            Self::UploadNotFound(_) => "upload_not_found",
+            Self::UploadOffsetMismatch { .. } => "upload_offset_mismatch",
+            Self::UploadLocked(_) => "upload_locked",
+            Self::PathReserved { .. } => "path_reserved",
+            Self::UploadsOpen { .. } => "uploads_open",
+            Self::ChecksumMismatch { .. } => "checksum_mismatch",
             Self::Config(_) => "configuration_invalid",
             Self::Internal(_) => "internal_error",
         }

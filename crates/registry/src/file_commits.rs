@@ -32,12 +32,22 @@ struct Pending {
     /// The log head read before the bytes were stored (the collection
     /// fence: docs/architecture.md, Lifecycle).
     stored_after: i64,
+    /// The resumable upload this file completes, and its lock holder: the
+    /// upload ends in the transaction that records the file.
+    upload: Option<UploadLock>,
     answer: oneshot::Sender<RegistryResult<FileRecord>>,
 }
 
 /// The queue of files waiting for their event; cloned into every
 /// [`crate::Registry`] handle. The recording task ends when the last
 /// handle is dropped.
+/// A resumable upload and the request that holds its lock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct UploadLock {
+    pub(crate) upload_id: String,
+    pub(crate) holder: String,
+}
+
 #[derive(Clone)]
 pub(crate) struct FileCommits {
     queue: mpsc::Sender<Pending>,
@@ -59,6 +69,7 @@ impl FileCommits {
         ingested: FileIngested,
         actor: &str,
         stored_after: i64,
+        upload: Option<UploadLock>,
     ) -> RegistryResult<FileRecord> {
         let (answer, answered) = oneshot::channel();
         let stopped = || RegistryError::Internal("the file commit task stopped".into());
@@ -67,6 +78,7 @@ impl FileCommits {
                 ingested,
                 actor: actor.to_owned(),
                 stored_after,
+                upload,
                 answer,
             })
             .await
@@ -92,6 +104,7 @@ async fn record_queued(store: Store, max_files: u64, mut waiting: mpsc::Receiver
 fn for_each(error: &RegistryError) -> RegistryError {
     match error {
         RegistryError::Unavailable(cause) => RegistryError::Unavailable(cause.clone()),
+        RegistryError::UploadLocked(id) => RegistryError::UploadLocked(id.clone()),
         other => RegistryError::Internal(other.to_string()),
     }
 }
@@ -146,6 +159,17 @@ async fn record_group(store: &Store, max_files: u64, group: Vec<Pending>) {
         Ok(collected) => collected,
         Err(e) => return fail_all(group, &RegistryError::from(e)),
     };
+    let mut packages: Vec<&str> = group
+        .iter()
+        .map(|p| p.ingested.package_id.as_str())
+        .collect();
+    packages.sort_unstable();
+    packages.dedup();
+    let now = tx.now();
+    let reservations = match tx.open_uploads(&packages, now).await {
+        Ok(reservations) => reservations,
+        Err(e) => return fail_all(group, &RegistryError::from(e)),
+    };
     let mut accepted = Vec::with_capacity(group.len());
     let mut added: HashMap<String, u64> = HashMap::new();
     let mut paths: HashSet<(String, String)> = HashSet::new();
@@ -169,6 +193,17 @@ async fn record_group(store: &Store, max_files: u64, group: Vec<Pending>) {
                 if let Some(existing) = conflict {
                     return Err(path_conflict(path, &existing));
                 }
+                let own_upload = pending.upload.as_ref().map(|u| u.upload_id.as_str());
+                if let Some(reserved) = reservations.iter().find(|r| {
+                    r.package_id == pending.ingested.package_id
+                        && Some(r.upload_id.as_str()) != own_upload
+                        && keys_conflict(&key, &r.path_key)
+                }) {
+                    return Err(RegistryError::PathReserved {
+                        path: path.clone(),
+                        upload_id: reserved.upload_id.clone(),
+                    });
+                }
                 // Files of this group, not yet in the view.
                 let earlier = group_keys
                     .entry(pending.ingested.package_id.clone())
@@ -188,6 +223,28 @@ async fn record_group(store: &Store, max_files: u64, group: Vec<Pending>) {
             }
         }
     }
+    // Each completed upload ends in the transaction that records its file;
+    // one whose lock was lost (another request took it over) is refused.
+    let mut completing = Vec::with_capacity(accepted.len());
+    for pending in accepted {
+        let Some(lock) = &pending.upload else {
+            completing.push(pending);
+            continue;
+        };
+        match tx.complete_upload(&lock.upload_id, &lock.holder).await {
+            Ok(true) => completing.push(pending),
+            Ok(false) => {
+                let refused = RegistryError::UploadLocked(lock.upload_id.clone());
+                let _ = pending.answer.send(Err(refused));
+            }
+            Err(e) => {
+                let error = RegistryError::from(e);
+                let _ = pending.answer.send(Err(for_each(&error)));
+                return fail_all(completing, &error);
+            }
+        }
+    }
+    let accepted = completing;
     let events: Result<Vec<NewEvent>, _> = accepted
         .iter()
         .map(|pending| NewEvent::of(&pending.ingested, &pending.actor))
@@ -222,7 +279,7 @@ fn fail_all(group: impl IntoIterator<Item = Pending>, error: &RegistryError) {
 
 /// Whether two collision keys cannot both be files of one package: the
 /// same key, or one a folder of the other.
-fn keys_conflict(a: &str, b: &str) -> bool {
+pub(crate) fn keys_conflict(a: &str, b: &str) -> bool {
     let under = |inner: &str, outer: &str| {
         inner.len() > outer.len()
             && inner.starts_with(outer)

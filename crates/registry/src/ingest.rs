@@ -55,7 +55,7 @@ impl ExpectedDigests {
         }
     }
 
-    fn check(&self, actual: &FileDigests) -> RegistryResult<()> {
+    pub(crate) fn check(&self, actual: &FileDigests) -> RegistryResult<()> {
         for (algorithm, expected, got) in [
             ("sha-256", self.sha256, actual.sha256),
             ("blake3", self.blake3, actual.blake3),
@@ -157,7 +157,7 @@ impl Registry {
         // Checked again under the head lock, with the other files of its
         // group (see file_commits.rs).
         self.file_commits
-            .record(ingested, actor, slot.head_sequence)
+            .record(ingested, actor, slot.head_sequence, None)
             .await
     }
 }

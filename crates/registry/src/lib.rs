@@ -33,6 +33,7 @@ pub mod log;
 mod operations;
 mod retention;
 mod schemas;
+pub mod uploads;
 mod verify;
 
 use std::collections::BTreeMap;
@@ -52,6 +53,9 @@ pub use config::Config;
 pub use error::{RegistryError, RegistryResult};
 pub use ingest::ExpectedDigests;
 pub use operations::{Finalized, ManifestFormat, NewPackage};
+pub use uploads::{
+    ChecksumAlgorithm, NewUpload, PatchChecksum, Patched, UploadState,
+};
 pub use verify::{ComponentHealth, Health, VerificationResult, VerifyReport};
 
 use crate::config::{BackendType, RoutingRule};
@@ -73,6 +77,13 @@ pub struct Registry {
     instance: Arc<str>,
     lifecycle_stats: lifecycle::SharedStats,
     log: log::LogSettings,
+    uploads: UploadSettings,
+}
+
+/// Resumable uploads' settings, from `[uploads]`.
+#[derive(Debug, Clone, Copy)]
+struct UploadSettings {
+    expire_after_seconds: i64,
 }
 
 impl std::fmt::Debug for Registry {
@@ -108,6 +119,9 @@ impl RegistryBuilder {
     pub async fn build(mut self) -> RegistryResult<Registry> {
         let default_backend = self.config.validate_routing()?;
         let lifecycle = self.config.lifecycle.settings()?;
+        let uploads = UploadSettings {
+            expire_after_seconds: self.config.uploads.expire_after_seconds()?,
+        };
         let log = log::LogSettings {
             key: Arc::new(log::LogKey::load_or_generate(
                 &self.config.log.signing_key_path(&self.config.data_dir),
@@ -194,6 +208,7 @@ impl RegistryBuilder {
             instance: Arc::from(uuid::Uuid::new_v4().to_string()),
             lifecycle_stats: lifecycle::SharedStats::default(),
             log,
+            uploads,
         })
     }
 }

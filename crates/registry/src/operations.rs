@@ -201,6 +201,18 @@ impl Registry {
                 operation: "finalize it",
             });
         }
+        // Under the log lock: no upload can complete or start meanwhile.
+        let now = tx.now();
+        let open = tx.open_uploads(&[package_id.as_str()], now).await?;
+        if !open.is_empty() {
+            return Err(RegistryError::UploadsOpen {
+                package_id,
+                uploads: open
+                    .into_iter()
+                    .map(|u| format!("{} ({})", u.upload_id, u.relative_path))
+                    .collect(),
+            });
+        }
         let files = tx.files_of(&package_id).await?;
         let retention = tx.retention(&package_id).await?;
         let manifest = Manifest {

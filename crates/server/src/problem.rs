@@ -129,6 +129,14 @@ fn title(code: &str, status: StatusCode) -> String {
         "package_not_eligible" => "Package not eligible for deletion",
         "retention_class_never_deletes" => "Retention class never deletes",
         "object_being_collected" => "Identical bytes being collected",
+        "upload_not_found" => "Upload not found",
+        "upload_offset_mismatch" => "Upload offset mismatch",
+        "upload_locked" => "Upload locked",
+        "path_reserved" => "Path reserved by an upload",
+        "uploads_open" => "Uploads in progress",
+        "checksum_mismatch" => "Checksum mismatch",
+        "tus_version_unsupported" => "Unsupported tus version",
+        "checksum_algorithm_unsupported" => "Unsupported checksum algorithm",
         _ => return status.canonical_reason().unwrap_or("Error").to_owned(),
     };
     known.to_owned()
@@ -174,7 +182,8 @@ impl From<RegistryError> for Problem {
             | E::SchemaNotFound(_)
             | E::TokenNotFound(_)
             | E::ManifestNotFound(_)
-            | E::LogEntryNotFound(_) => StatusCode::NOT_FOUND,
+            | E::LogEntryNotFound(_)
+            | E::UploadNotFound(_) => StatusCode::NOT_FOUND,
             E::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             E::Forbidden(_) => StatusCode::FORBIDDEN,
             E::DuplicateRelativePath(_)
@@ -182,7 +191,13 @@ impl From<RegistryError> for Problem {
             | E::TokenNameTaken { .. }
             | E::SchemaConflict(_)
             | E::IllegalPackageState { .. }
-            | E::PurgeRefused { .. } => StatusCode::CONFLICT,
+            | E::PurgeRefused { .. }
+            | E::UploadOffsetMismatch { .. }
+            | E::PathReserved { .. }
+            | E::UploadsOpen { .. } => StatusCode::CONFLICT,
+            E::UploadLocked(_) => StatusCode::LOCKED,
+            // tus 1.0.0, checksum extension.
+            E::ChecksumMismatch { .. } => StatusCode::from_u16(460).unwrap_or(StatusCode::BAD_REQUEST),
             E::PackagePurged { .. } => StatusCode::GONE,
             E::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             E::InvalidPath(_)
@@ -199,9 +214,9 @@ impl From<RegistryError> for Problem {
             E::Unavailable(_) | E::ObjectBeingCollected => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
-        if let E::ObjectBeingCollected = error {
-            // Not a fault: the upload lost a race with the collector and
-            // succeeds when sent again.
+        if let E::ObjectBeingCollected | E::UploadLocked(_) = error {
+            // Not faults: the upload lost a race with the collector, or
+            // another request is still writing to it; sent again, it works.
             return Self::new(status, code, error.to_string()).with_header(
                 axum::http::header::RETRY_AFTER,
                 HeaderValue::from_static("1"),

@@ -11,6 +11,7 @@
 //! the filesystem takes it (see [`direct`]): not through the page cache.
 
 mod direct;
+mod resumable;
 
 use std::io::{Seek, SeekFrom};
 use std::ops::Range;
@@ -156,7 +157,8 @@ impl FilesystemBackend {
                     && s.bytes()
                         .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
             })
-            && !key.starts_with(STAGING_DIR);
+            && !key.starts_with(STAGING_DIR)
+            && !key.starts_with(resumable::UPLOADS_DIR);
         if !safe {
             return Err(StorageError::NotFound(key.to_owned()));
         }
@@ -294,6 +296,10 @@ impl Backend for FilesystemBackend {
         .await
         .unwrap_or_else(|e| Err(std::io::Error::other(e)))
         .map_err(|e| self.io(e))
+    }
+
+    fn resumable(&self) -> Option<&dyn crate::ResumableStaging> {
+        Some(self)
     }
 
     async fn remove_dead_staging(&self) -> Result<u64, StorageError> {

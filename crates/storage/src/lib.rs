@@ -21,7 +21,7 @@ use futures::Stream;
 
 pub use file_chunks::{file_chunks, FILE_CHUNK_BYTES};
 pub use filesystem::FilesystemBackend;
-pub use s3::{S3Backend, S3Settings, DEFAULT_STALL_TIMEOUT};
+pub use s3::{S3Backend, S3Settings, DEFAULT_STALL_TIMEOUT, MAX_PARTS};
 
 /// A stream of object bytes.
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, StorageError>> + Send>>;
@@ -149,6 +149,66 @@ pub trait Backend: Send + Sync + 'static {
     async fn remove_dead_staging(&self) -> Result<u64, StorageError> {
         Ok(0)
     }
+
+    /// How this backend keeps a resumable upload's bytes between requests,
+    /// or `None` if it cannot.
+    fn resumable(&self) -> Option<&dyn ResumableStaging> {
+        None
+    }
+}
+
+/// The bytes of a resumable upload while they arrive: over many requests,
+/// through processes that stop and replicas that share the backend.
+///
+/// Bytes come as whole *parts* of one size (the caller's, a power of two),
+/// numbered from 0, and after the last whole part a *tail* shorter than a
+/// part, which may be rewritten and read back as it grows. The caller keeps
+/// the handle and the part receipts durably, and makes one call at a time
+/// per upload. Nothing staged is visible as an object until
+/// [`ResumableStaging::commit`]; nothing staged is listed by
+/// [`Backend::list`], so the collector never sees it.
+#[async_trait]
+pub trait ResumableStaging: Send + Sync {
+    /// Starts staging upload `upload_id` (a server-made UUID); returns the
+    /// handle. With `expected_key` (from a declared BLAKE3) the bytes may
+    /// go straight to that key, saving a copy at commit.
+    async fn start(&self, upload_id: &str, expected_key: Option<&str>)
+        -> Result<String, StorageError>;
+
+    /// Stores whole part `index` (of `part_bytes`), durably; returns the
+    /// receipt to give back at commit. Storing a part again replaces it.
+    async fn put_part(
+        &self,
+        handle: &str,
+        index: u64,
+        part_bytes: u64,
+        part: Vec<Bytes>,
+    ) -> Result<String, StorageError>;
+
+    /// Stores the tail (the bytes from `offset`, the end of the whole
+    /// parts), durably, replacing any earlier tail.
+    async fn put_tail(&self, handle: &str, offset: u64, tail: Vec<Bytes>)
+        -> Result<(), StorageError>;
+
+    /// The first `len` bytes of the tail stored from `offset`.
+    async fn read_tail(&self, handle: &str, offset: u64, len: u64)
+        -> Result<Vec<Bytes>, StorageError>;
+
+    /// Makes the parts (by their receipts, in order) and then `tail` (the
+    /// bytes from `offset`) the object `key`, durable and visible, and
+    /// removes what was staged. If `key` exists already (same bytes), it is
+    /// kept.
+    async fn commit(
+        &self,
+        handle: &str,
+        receipts: &[String],
+        offset: u64,
+        tail: Vec<Bytes>,
+        key: &str,
+    ) -> Result<(), StorageError>;
+
+    /// Removes everything staged (a removed or unknown handle is fine).
+    async fn abort(&self, handle: &str) -> Result<(), StorageError>;
 }
 
 /// The first segment of every content-addressed object key

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path;
 use object_store::{
@@ -307,6 +307,10 @@ impl Backend for S3Backend {
         Ok(found)
     }
 
+    fn resumable(&self) -> Option<&dyn crate::ResumableStaging> {
+        Some(self)
+    }
+
     async fn probe(&self) -> Result<(), StorageError> {
         // A HEAD of a key that need not exist: "not found" proves the bucket
         // answers and our credentials work.
@@ -516,4 +520,254 @@ impl Drop for S3Writer {
             }
         }
     }
+}
+
+/// Most parts in one multipart upload (S3's limit): a resumable upload's
+/// part size is chosen so that its whole length fits.
+pub const MAX_PARTS: u64 = 10_000;
+/// Where resumable uploads stage: outside both listed key spaces, so the
+/// collector never sees them; they go when the upload completes, is
+/// terminated or expires.
+const UPLOADS_PREFIX: &str = "uploads";
+
+/// A resumable upload on S3: a multipart upload (to the declared key, or to
+/// `uploads/<id>`), plus its tail as a small object `uploads/<id>.tail`
+/// (parts cannot be read back before completion, and all but the last must
+/// be 5 MiB or more).
+struct S3Staged {
+    upload_id: String,
+    key: String,
+    multipart: String,
+}
+
+impl S3Staged {
+    fn parse(backend: &str, handle: &str) -> Result<Self, StorageError> {
+        let mut lines = handle.splitn(3, '\n');
+        match (lines.next(), lines.next(), lines.next()) {
+            (Some(upload_id), Some(key), Some(multipart))
+                if uuid::Uuid::try_parse(upload_id).is_ok() && !multipart.is_empty() =>
+            {
+                Ok(Self {
+                    upload_id: upload_id.to_owned(),
+                    key: key.to_owned(),
+                    multipart: multipart.to_owned(),
+                })
+            }
+            _ => Err(StorageError::Refused {
+                backend: backend.to_owned(),
+                cause: "not an upload handle of this backend".into(),
+            }),
+        }
+    }
+
+    fn handle(&self) -> String {
+        format!("{}\n{}\n{}", self.upload_id, self.key, self.multipart)
+    }
+
+    fn tail_key(&self) -> String {
+        format!("{UPLOADS_PREFIX}/{}.tail", self.upload_id)
+    }
+}
+
+#[async_trait]
+impl crate::ResumableStaging for S3Backend {
+    async fn start(
+        &self,
+        upload_id: &str,
+        expected_key: Option<&str>,
+    ) -> Result<String, StorageError> {
+        use object_store::multipart::MultipartStore;
+        let key = match expected_key {
+            Some(key) => key.to_owned(),
+            None => format!("{UPLOADS_PREFIX}/{upload_id}"),
+        };
+        let multipart = self
+            .store
+            .create_multipart(&self.path(&key))
+            .await
+            .map_err(|e| self.error(e))?;
+        Ok(S3Staged {
+            upload_id: upload_id.to_owned(),
+            key,
+            multipart,
+        }
+        .handle())
+    }
+
+    async fn put_part(
+        &self,
+        handle: &str,
+        index: u64,
+        _part_bytes: u64,
+        part: Vec<Bytes>,
+    ) -> Result<String, StorageError> {
+        use object_store::multipart::MultipartStore;
+        let staged = S3Staged::parse(&self.id, handle)?;
+        // The last part number is kept for the tail.
+        if index + 1 >= MAX_PARTS {
+            return Err(StorageError::Refused {
+                backend: self.id.clone(),
+                cause: format!("part {index} is beyond S3's {MAX_PARTS} parts"),
+            });
+        }
+        let part_index = usize::try_from(index).map_err(|_| StorageError::Refused {
+            backend: self.id.clone(),
+            cause: "part index too large".into(),
+        })?;
+        let payload: PutPayload = part.into_iter().collect();
+        let part = self
+            .store
+            .put_part(
+                &self.path(&staged.key),
+                &staged.multipart,
+                part_index,
+                payload,
+            )
+            .await
+            .map_err(|e| self.error(e))?;
+        Ok(part.content_id)
+    }
+
+    async fn put_tail(
+        &self,
+        handle: &str,
+        _offset: u64,
+        tail: Vec<Bytes>,
+    ) -> Result<(), StorageError> {
+        let staged = S3Staged::parse(&self.id, handle)?;
+        let payload: PutPayload = tail.into_iter().collect();
+        self.store
+            .put(&self.path(&staged.tail_key()), payload)
+            .await
+            .map_err(|e| self.error(e))?;
+        Ok(())
+    }
+
+    async fn read_tail(
+        &self,
+        handle: &str,
+        _offset: u64,
+        len: u64,
+    ) -> Result<Vec<Bytes>, StorageError> {
+        let staged = S3Staged::parse(&self.id, handle)?;
+        if len == 0 {
+            return Ok(Vec::new());
+        }
+        let stream = self.open(&staged.tail_key(), Some(0..len)).await?;
+        let chunks: Vec<Bytes> = stream.try_collect().await?;
+        let got: u64 = chunks.iter().map(|c| c.len() as u64).sum();
+        if got != len {
+            return Err(StorageError::Unavailable {
+                backend: self.id.clone(),
+                cause: format!("the staged tail holds {got} bytes, not {len}"),
+            });
+        }
+        Ok(chunks)
+    }
+
+    async fn commit(
+        &self,
+        handle: &str,
+        receipts: &[String],
+        _offset: u64,
+        tail: Vec<Bytes>,
+        key: &str,
+    ) -> Result<(), StorageError> {
+        use object_store::multipart::{MultipartStore, PartId};
+        let staged = S3Staged::parse(&self.id, handle)?;
+        let uploaded_to = self.path(&staged.key);
+        let target = self.path(key);
+        if uploaded_to != target && staged.key.starts_with(crate::CONTENT_KEY_PREFIX) {
+            // Declared as one content address, hashing to another.
+            let _ = crate::ResumableStaging::abort(self, handle).await;
+            return Err(crate::undeclared_key(&self.id, key));
+        }
+        let exists = self.size(key).await?.is_some();
+        if receipts.is_empty() {
+            // Smaller than a part: one PUT, no multipart upload needed.
+            if !exists {
+                let payload: PutPayload = tail.into_iter().collect();
+                self.store
+                    .put(&target, payload)
+                    .await
+                    .map_err(|e| self.error(e))?;
+            }
+            return crate::ResumableStaging::abort(self, handle).await;
+        }
+        if exists {
+            return crate::ResumableStaging::abort(self, handle).await;
+        }
+        let mut parts: Vec<PartId> = receipts
+            .iter()
+            .map(|content_id| PartId {
+                content_id: content_id.clone(),
+            })
+            .collect();
+        let tail_bytes: usize = tail.iter().map(Bytes::len).sum();
+        if tail_bytes > 0 {
+            let payload: PutPayload = tail.into_iter().collect();
+            let part = self
+                .store
+                .put_part(&uploaded_to, &staged.multipart, parts.len(), payload)
+                .await
+                .map_err(|e| self.error(e))?;
+            parts.push(part);
+        }
+        match self
+            .store
+            .complete_multipart(&uploaded_to, &staged.multipart, parts)
+            .await
+        {
+            Ok(_) => {}
+            // A completion retried after a slow answer finds no upload:
+            // the object being there is what counts.
+            Err(object_store::Error::NotFound { .. })
+                if self.store.head(&uploaded_to).await.is_ok() => {}
+            Err(e) => return Err(self.error(e)),
+        }
+        if uploaded_to != target {
+            let size = self.size(&staged.key).await?.unwrap_or(0);
+            copy_object(self, &staged.key, key, size).await?;
+            self.delete(&staged.key).await?;
+        }
+        self.delete(&staged.tail_key()).await
+    }
+
+    async fn abort(&self, handle: &str) -> Result<(), StorageError> {
+        use object_store::multipart::MultipartStore;
+        let staged = S3Staged::parse(&self.id, handle)?;
+        match self
+            .store
+            .abort_multipart(&self.path(&staged.key), &staged.multipart)
+            .await
+        {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(self.error(e)),
+        }
+        self.delete(&staged.tail_key()).await
+    }
+}
+
+/// The largest object one CopyObject may copy (AWS, MinIO); larger ones are
+/// copied in parts.
+const COPY_OBJECT_LIMIT: u64 = 5 * 1024 * 1024 * 1024;
+
+/// Copies object `from` (of `size` bytes) to `to` inside the bucket.
+async fn copy_object(
+    backend: &S3Backend,
+    from: &str,
+    to: &str,
+    size: u64,
+) -> Result<(), StorageError> {
+    if size <= COPY_OBJECT_LIMIT {
+        return backend
+            .store
+            .copy(&backend.path(from), &backend.path(to))
+            .await
+            .map_err(|e| backend.error(e));
+    }
+    Err(StorageError::Refused {
+        backend: backend.id.clone(),
+        cause: format!("copying {size} bytes needs UploadPartCopy"),
+    })
 }

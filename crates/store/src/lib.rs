@@ -19,6 +19,7 @@ mod queries;
 pub mod records;
 mod replay;
 mod tree;
+mod uploads;
 mod views;
 
 use std::path::PathBuf;
@@ -39,6 +40,7 @@ pub use queries::{FileSlot, PackageFilter, PackagePage};
 pub use records::*;
 pub use replay::ReplayReport;
 pub use tree::CheckpointRecord;
+pub use uploads::{UploadProgress, UploadRecord, UploadReservation};
 
 /// Which database engine a store runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,0 +1,792 @@
+//! Resumable uploads: a file that arrives over many requests (the HTTP
+//! server speaks tus 1.0 over these operations), surviving dropped
+//! connections, client and server restarts, and a different replica
+//! answering the next request.
+//!
+//! - **State** is a row in `uploads` (not a view; no event): offset, the
+//!   digests of the whole parts so far ([`PartDigests`]), the backend's
+//!   part receipts. Bytes go where the backend stages them
+//!   ([`ResumableStaging`]): whole parts, then a tail shorter than a part
+//!   that is read back on resume. So a resume re-reads less than one part,
+//!   whichever process answers.
+//! - **One writer at a time**: a request locks the row (a lease renewed as
+//!   parts are saved); another request meanwhile gets `UploadLocked`.
+//! - **The path** is reserved at creation, under the log lock, like a
+//!   file's; the file is recorded, exactly as a PUT records it, only after
+//!   the last byte, in the transaction that ends the upload.
+//! - **Expiry**: an upload not written to for `[uploads] expire_after` is
+//!   removed with its staged bytes.
+
+use std::sync::Arc;
+
+use artifactstore_core::event::FileIngested;
+use artifactstore_core::id::new_id;
+use artifactstore_core::path::collision_key;
+use artifactstore_core::resumable::PartDigests;
+use artifactstore_core::{ContentAddress, Digest32, FileDigests, RelativePath, Timestamp};
+use artifactstore_storage::{Backend, ResumableStaging, MAX_PARTS};
+use artifactstore_store::records::status;
+use artifactstore_store::{FileRecord, UploadProgress, UploadRecord};
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use sha1::Sha1;
+use sha2::{Digest as _, Sha256};
+use uuid::Uuid;
+
+use crate::file_commits::{keys_conflict, path_conflict, UploadLock};
+use crate::ingest::ExpectedDigests;
+use crate::operations::label;
+use crate::{Registry, RegistryError, RegistryResult};
+
+/// The smallest part: each is hashed and stored as one piece, so this is
+/// also what a resume may re-read and what one upload holds in memory
+/// (one part arriving, one being stored).
+pub const MIN_PART_BYTES: u64 = 16 * 1024 * 1024;
+/// How long a request's lock on an upload holds unless renewed (each
+/// saved part renews it). A request whose process died blocks the upload
+/// this long at most.
+const LOCK_SECONDS: i64 = 120;
+/// Expired uploads removed per pass of the expiry loop.
+const EXPIRED_PER_PASS: u32 = 100;
+
+/// A new resumable upload.
+#[derive(Debug, Clone)]
+pub struct NewUpload {
+    /// The package (status `created`).
+    pub package_id: Uuid,
+    /// The file's path in the package.
+    pub relative_path: String,
+    /// The file's media type.
+    pub media_type: String,
+    /// The file's size in bytes.
+    pub length: u64,
+    /// Digests to check at completion (SHA-256 and BLAKE3 only).
+    pub expected: ExpectedDigests,
+    /// The client's `Upload-Metadata`, answered back by HEAD.
+    pub metadata: String,
+}
+
+/// Where an upload stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadState {
+    /// The upload.
+    pub id: String,
+    /// Its package.
+    pub package_id: String,
+    /// The file's path.
+    pub relative_path: String,
+    /// The file's size.
+    pub length: u64,
+    /// Bytes received durably.
+    pub offset: u64,
+    /// The client's `Upload-Metadata`.
+    pub metadata: String,
+    /// When it expires unless written to.
+    pub expires_at: Timestamp,
+}
+
+/// A checksum algorithm of tus's checksum extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChecksumAlgorithm {
+    /// SHA-1 (tus's required one).
+    Sha1,
+    /// SHA-256.
+    Sha256,
+}
+
+impl ChecksumAlgorithm {
+    /// The name tus uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Sha1 => "sha1",
+            Self::Sha256 => "sha256",
+        }
+    }
+
+    /// The algorithm named `name`, if supported.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "sha1" => Some(Self::Sha1),
+            "sha256" => Some(Self::Sha256),
+            _ => None,
+        }
+    }
+}
+
+/// What one request's bytes must hash to (`Upload-Checksum`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PatchChecksum {
+    /// The algorithm.
+    pub algorithm: ChecksumAlgorithm,
+    /// The digest.
+    pub expected: Vec<u8>,
+}
+
+enum ChecksumState {
+    Sha1(Sha1),
+    Sha256(Sha256),
+}
+
+impl ChecksumState {
+    fn new(algorithm: ChecksumAlgorithm) -> Self {
+        match algorithm {
+            ChecksumAlgorithm::Sha1 => Self::Sha1(Sha1::new()),
+            ChecksumAlgorithm::Sha256 => Self::Sha256(Sha256::new()),
+        }
+    }
+
+    fn update(&mut self, bytes: &[u8]) {
+        match self {
+            Self::Sha1(h) => h.update(bytes),
+            Self::Sha256(h) => h.update(bytes),
+        }
+    }
+
+    fn finalize(self) -> Vec<u8> {
+        match self {
+            Self::Sha1(h) => h.finalize().to_vec(),
+            Self::Sha256(h) => h.finalize().to_vec(),
+        }
+    }
+}
+
+/// The outcome of a PATCH.
+#[derive(Debug)]
+pub struct Patched {
+    /// Where the upload stands now (offset = length once complete).
+    pub state: UploadState,
+    /// The file, once the last byte is in.
+    pub file: Option<FileRecord>,
+    /// Why the request's body ended early, if it did: what arrived before
+    /// is kept (unless a checksum was given), and the client resumes.
+    pub interrupted: Option<RegistryError>,
+}
+
+/// The part size for a file of `length`: a power of two of at least
+/// [`MIN_PART_BYTES`], large enough that the file fits S3's part count.
+pub fn part_bytes_for(length: u64) -> u64 {
+    let mut part = MIN_PART_BYTES;
+    while part.saturating_mul(MAX_PARTS - 1) < length {
+        part *= 2;
+    }
+    part
+}
+
+fn state_of(record: &UploadRecord) -> UploadState {
+    UploadState {
+        id: record.id.clone(),
+        package_id: record.package_id.clone(),
+        relative_path: record.relative_path.clone(),
+        length: record.upload_length,
+        offset: record.progress.upload_offset,
+        metadata: record.metadata.clone(),
+        expires_at: record.expires_at,
+    }
+}
+
+fn damaged(e: impl std::fmt::Display) -> RegistryError {
+    RegistryError::Internal(format!("upload state: {e}"))
+}
+
+fn total(pieces: &[Bytes]) -> u64 {
+    pieces.iter().map(|p| p.len() as u64).sum()
+}
+
+/// Removes the first `bytes` bytes of `pieces` and returns them.
+fn split_front(pieces: &mut Vec<Bytes>, bytes: u64) -> Vec<Bytes> {
+    let mut front = Vec::new();
+    let mut left = bytes;
+    while left > 0 && !pieces.is_empty() {
+        let first = &mut pieces[0];
+        if (first.len() as u64) <= left {
+            left -= first.len() as u64;
+            front.push(pieces.remove(0));
+        } else {
+            front.push(first.split_to(left as usize));
+            left = 0;
+        }
+    }
+    front
+}
+
+/// One upload locked by one request.
+struct Locked {
+    record: UploadRecord,
+    holder: String,
+    backend: Arc<dyn Backend>,
+}
+
+impl Locked {
+    fn staging(&self) -> RegistryResult<&dyn ResumableStaging> {
+        self.backend.resumable().ok_or_else(|| {
+            RegistryError::Internal(format!(
+                "backend {} cannot stage resumable uploads",
+                self.record.backend_id
+            ))
+        })
+    }
+}
+
+impl Registry {
+    fn plus_seconds(&self, at: Timestamp, seconds: i64) -> Timestamp {
+        at.plus_seconds(seconds).unwrap_or(at)
+    }
+
+    /// Creates an upload: checks the package and path and reserves the
+    /// path, as a PUT would before its first byte.
+    pub async fn create_upload(&self, new: NewUpload, actor: &str) -> RegistryResult<UploadState> {
+        let path = RelativePath::parse(&new.relative_path)?;
+        label("media type", &new.media_type)?;
+        if new.length > self.limits.max_file_bytes {
+            return Err(RegistryError::PayloadTooLarge {
+                what: "the file",
+                limit: self.limits.max_file_bytes,
+            });
+        }
+        let package_id = new.package_id.to_string();
+        let slot = self
+            .store
+            .file_slot(&package_id, path.as_str())
+            .await?
+            .ok_or_else(|| RegistryError::PackageNotFound(package_id.clone()))?;
+        if slot.status != status::CREATED {
+            return Err(RegistryError::IllegalPackageState {
+                package_id,
+                status: slot.status,
+                operation: "add files to it",
+            });
+        }
+        let backend_id = self.route(&slot.producer, &slot.retention_class).to_owned();
+        let backend = self.backend(&backend_id)?.clone();
+        let staging = backend.resumable().ok_or_else(|| {
+            RegistryError::InvalidInput(format!(
+                "backend {backend_id} does not take resumable uploads; use PUT"
+            ))
+        })?;
+        let part_bytes = part_bytes_for(new.length);
+        let digests = PartDigests::new(part_bytes).map_err(damaged)?;
+        let id = new_id().to_string();
+        let expected_key = new.expected.blake3.map(|b| ContentAddress(b).object_key());
+        let handle = staging.start(&id, expected_key.as_deref()).await?;
+        let now = self.store.now();
+        let record = UploadRecord {
+            id,
+            package_id,
+            relative_path: path.to_string(),
+            path_key: collision_key(path.as_str()),
+            media_type: new.media_type,
+            upload_length: new.length,
+            expected_sha256: new.expected.sha256.map(|d| d.to_hex()),
+            expected_blake3: new.expected.blake3.map(|d| d.to_hex()),
+            metadata: new.metadata,
+            actor: actor.to_owned(),
+            backend_id,
+            staging: handle.clone(),
+            part_bytes,
+            progress: UploadProgress {
+                upload_offset: 0,
+                digest_state: digests.to_bytes(),
+                part_receipts: Vec::new(),
+            },
+            created_at: now,
+            expires_at: self.plus_seconds(now, self.uploads.expire_after_seconds),
+            locked_by: None,
+            locked_until: None,
+        };
+        if let Err(e) = self.reserve(&record).await {
+            if let Err(abort) = staging.abort(&handle).await {
+                tracing::warn!(error = %abort, "removing a refused upload's staging failed");
+            }
+            return Err(e);
+        }
+        if record.upload_length == 0 {
+            // Nothing will be sent: complete now (tus clients send no
+            // PATCH for an empty file).
+            let locked = self.lock(Uuid::parse_str(&record.id).map_err(damaged)?, actor).await?;
+            self.complete(&locked, digests, Vec::new(), Vec::new())
+                .await?;
+            let mut state = state_of(&record);
+            state.expires_at = self.store.now();
+            return Ok(state);
+        }
+        Ok(state_of(&record))
+    }
+
+    /// Checks the path again under the log lock and records the upload.
+    async fn reserve(&self, record: &UploadRecord) -> RegistryResult<()> {
+        let mut tx = self.store.begin().await?;
+        let package_id = record.package_id.as_str();
+        let slot = tx
+            .file_slots(&[(package_id, record.relative_path.as_str())])
+            .await?
+            .pop()
+            .flatten()
+            .ok_or_else(|| RegistryError::PackageNotFound(package_id.to_owned()))?;
+        if slot.status != status::CREATED {
+            return Err(RegistryError::IllegalPackageState {
+                package_id: package_id.to_owned(),
+                status: slot.status,
+                operation: "add files to it",
+            });
+        }
+        if slot.path_taken {
+            return Err(RegistryError::DuplicateRelativePath(
+                record.relative_path.clone(),
+            ));
+        }
+        if let Some(existing) = tx
+            .path_conflicts(&[(package_id, record.path_key.as_str())])
+            .await?
+            .pop()
+            .flatten()
+        {
+            return Err(path_conflict(&record.relative_path, &existing));
+        }
+        let open = tx.open_uploads(&[package_id], tx.now()).await?;
+        if let Some(reserved) = open
+            .iter()
+            .find(|r| keys_conflict(&record.path_key, &r.path_key))
+        {
+            return Err(RegistryError::PathReserved {
+                path: record.relative_path.clone(),
+                upload_id: reserved.upload_id.clone(),
+            });
+        }
+        if slot.file_count + open.len() as u64 >= self.limits.max_files_per_package {
+            return Err(RegistryError::TooManyFiles(
+                self.limits.max_files_per_package,
+            ));
+        }
+        tx.insert_upload(record).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// An upload of `actor`'s that has not expired.
+    async fn live_upload(&self, id: Uuid, actor: &str) -> RegistryResult<UploadRecord> {
+        let id = id.to_string();
+        match self.store.upload(&id).await? {
+            // Another caller's upload is as good as absent: ids are not
+            // secrets to share.
+            Some(record) if record.actor == actor && record.expires_at > self.store.now() => {
+                Ok(record)
+            }
+            _ => Err(RegistryError::UploadNotFound(id)),
+        }
+    }
+
+    /// Where an upload stands.
+    pub async fn upload_state(&self, id: Uuid, actor: &str) -> RegistryResult<UploadState> {
+        Ok(state_of(&self.live_upload(id, actor).await?))
+    }
+
+    async fn lock(&self, id: Uuid, actor: &str) -> RegistryResult<Locked> {
+        let record = self.live_upload(id, actor).await?;
+        let holder = format!("{}/{}", self.instance, new_id());
+        let now = self.store.now();
+        if !self
+            .store
+            .lock_upload(
+                &record.id,
+                &holder,
+                now,
+                self.plus_seconds(now, LOCK_SECONDS),
+            )
+            .await?
+        {
+            return Err(RegistryError::UploadLocked(record.id));
+        }
+        // What it is now that it is ours (a request that held it may have
+        // moved it on).
+        let record = self
+            .store
+            .upload(&record.id)
+            .await?
+            .ok_or_else(|| RegistryError::UploadNotFound(record.id.clone()))?;
+        let backend = self.backend(&record.backend_id)?.clone();
+        Ok(Locked {
+            record,
+            holder,
+            backend,
+        })
+    }
+
+    async fn unlock(&self, locked: &Locked) {
+        if let Err(e) = self
+            .store
+            .unlock_upload(&locked.record.id, &locked.holder)
+            .await
+        {
+            tracing::warn!(error = %e, upload = %locked.record.id, "unlocking an upload failed; its lock expires by itself");
+        }
+    }
+
+    /// Ends an upload before its last byte: its path is free again and its
+    /// staged bytes are removed.
+    pub async fn terminate_upload(&self, id: Uuid, actor: &str) -> RegistryResult<()> {
+        let locked = self.lock(id, actor).await?;
+        self.remove_upload(&locked).await
+    }
+
+    async fn remove_upload(&self, locked: &Locked) -> RegistryResult<()> {
+        // Bytes first: a crash between leaves a row whose removal is tried
+        // again, never bytes no row points at.
+        locked.staging()?.abort(&locked.record.staging).await?;
+        self.store
+            .delete_upload(&locked.record.id, &locked.holder)
+            .await?;
+        Ok(())
+    }
+
+    /// Removes uploads that expired (their staged bytes too); returns how
+    /// many.
+    pub async fn expire_uploads(&self) -> RegistryResult<u64> {
+        let mut removed = 0;
+        let now = self.store.now();
+        for record in self.store.expired_uploads(now, EXPIRED_PER_PASS).await? {
+            let holder = format!("{}/expiry/{}", self.instance, new_id());
+            if !self
+                .store
+                .lock_upload(&record.id, &holder, now, self.plus_seconds(now, LOCK_SECONDS))
+                .await?
+            {
+                continue; // a request is writing to it: it is not idle.
+            }
+            let backend = self.backend(&record.backend_id)?.clone();
+            let locked = Locked {
+                record,
+                holder,
+                backend,
+            };
+            match self.remove_upload(&locked).await {
+                Ok(()) => removed += 1,
+                Err(e) => {
+                    tracing::warn!(error = %e, upload = %locked.record.id, "removing an expired upload failed; tried again next pass");
+                    self.unlock(&locked).await;
+                }
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Removes expired uploads every minute until `stop`.
+    pub async fn expire_uploads_every_minute(&self, stop: tokio_util::sync::CancellationToken) {
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(std::time::Duration::from_secs(60)) => {}
+            }
+            match self.expire_uploads().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(removed = n, "expired uploads removed"),
+                Err(e) => tracing::warn!(error = %e, "removing expired uploads failed"),
+            }
+        }
+    }
+
+    /// Appends `body` to the upload at `offset` (which must be where it
+    /// stands). Whole parts are saved as they arrive; when the body ends,
+    /// early or not, what arrived is saved (unless `checksum` was given and
+    /// cannot be checked or does not match), and with the last byte the
+    /// file is recorded.
+    pub async fn patch_upload<S, E>(
+        &self,
+        id: Uuid,
+        offset: u64,
+        body: S,
+        checksum: Option<PatchChecksum>,
+        actor: &str,
+    ) -> RegistryResult<Patched>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send,
+        E: std::fmt::Display,
+    {
+        let peek = self.live_upload(id, actor).await?;
+        if peek.progress.upload_offset != offset {
+            return Err(RegistryError::UploadOffsetMismatch {
+                expected: peek.progress.upload_offset,
+                got: offset,
+            });
+        }
+        let mut locked = self.lock(id, actor).await?;
+        let result = if locked.record.progress.upload_offset != offset {
+            Err(RegistryError::UploadOffsetMismatch {
+                expected: locked.record.progress.upload_offset,
+                got: offset,
+            })
+        } else {
+            self.receive(&mut locked, body, checksum).await
+        };
+        if !matches!(&result, Ok(Patched { file: Some(_), .. })) {
+            self.unlock(&locked).await;
+        }
+        result
+    }
+
+    async fn save(&self, locked: &mut Locked, progress: UploadProgress) -> RegistryResult<()> {
+        let now = self.store.now();
+        let expires_at = self.plus_seconds(now, self.uploads.expire_after_seconds);
+        if !self
+            .store
+            .save_upload(
+                &locked.record.id,
+                &locked.holder,
+                &progress,
+                self.plus_seconds(now, LOCK_SECONDS),
+                expires_at,
+            )
+            .await?
+        {
+            return Err(RegistryError::UploadLocked(locked.record.id.clone()));
+        }
+        locked.record.progress = progress;
+        locked.record.expires_at = expires_at;
+        Ok(())
+    }
+
+    async fn receive<S, E>(
+        &self,
+        locked: &mut Locked,
+        body: S,
+        checksum: Option<PatchChecksum>,
+    ) -> RegistryResult<Patched>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send,
+        E: std::fmt::Display,
+    {
+        let record = locked.record.clone();
+        let backend = locked.backend.clone();
+        let staging = backend.resumable().ok_or_else(|| damaged("backend cannot stage"))?;
+        let part_bytes = record.part_bytes;
+        let mut digests =
+            PartDigests::from_bytes(&record.progress.digest_state).map_err(damaged)?;
+        if digests.part_bytes() != part_bytes {
+            return Err(damaged("part size differs from the digest state's"));
+        }
+        let mut receipts = record.progress.part_receipts.clone();
+        let settled = digests.covered_bytes();
+        let start = record.progress.upload_offset;
+        let mut tail = if start > settled {
+            staging
+                .read_tail(&record.staging, settled, start - settled)
+                .await?
+        } else {
+            Vec::new()
+        };
+        let mut offset = start;
+        let mut checksum_state = checksum.as_ref().map(|c| ChecksumState::new(c.algorithm));
+        let mut interrupted = None;
+        let mut body = std::pin::pin!(body);
+        while let Some(chunk) = body.next().await {
+            let chunk = match chunk {
+                Ok(chunk) => chunk,
+                Err(e) => {
+                    interrupted = Some(RegistryError::UploadInterrupted(e.to_string()));
+                    break;
+                }
+            };
+            if chunk.is_empty() {
+                continue;
+            }
+            if offset + chunk.len() as u64 > record.upload_length {
+                interrupted = Some(RegistryError::PayloadTooLarge {
+                    what: "the request's body beyond Upload-Length",
+                    limit: record.upload_length - start,
+                });
+                break;
+            }
+            if let Some(state) = checksum_state.as_mut() {
+                state.update(&chunk);
+            }
+            offset += chunk.len() as u64;
+            tail.push(chunk);
+            // The last part waits for completion: until the file is
+            // recorded, the upload acknowledges one byte less (below).
+            let buffered = total(&tail);
+            if buffered > part_bytes || (buffered == part_bytes && offset < record.upload_length) {
+                let part = split_front(&mut tail, part_bytes);
+                let index = digests.parts();
+                let receipt = self
+                    .store_part(locked, staging, &mut digests, index, part)
+                    .await?;
+                receipts.push(receipt);
+                if checksum.is_none() {
+                    // Saved as it goes, so a crash loses at most a part.
+                    let progress = UploadProgress {
+                        upload_offset: digests.covered_bytes(),
+                        digest_state: digests.to_bytes(),
+                        part_receipts: receipts.clone(),
+                    };
+                    self.save(locked, progress).await?;
+                }
+            }
+        }
+        if let (Some(expected), Some(state)) = (&checksum, checksum_state) {
+            // Unchecked or wrong, the request's bytes are not kept; the
+            // parts it stored are replaced when the client sends them again.
+            if let Some(cut) = interrupted {
+                return Err(cut);
+            }
+            if state.finalize() != expected.expected {
+                return Err(RegistryError::ChecksumMismatch {
+                    algorithm: expected.algorithm.name(),
+                });
+            }
+        }
+        let complete = interrupted.is_none() && offset == record.upload_length;
+        if offset != locked.record.progress.upload_offset || checksum.is_some() {
+            let settled = digests.covered_bytes();
+            if offset > settled {
+                staging
+                    .put_tail(&record.staging, settled, tail.clone())
+                    .await?;
+            }
+            // The last byte is acknowledged only with the file recorded: a
+            // completion that fails before then is retried by the client
+            // sending it again, from the staged tail.
+            let progress = UploadProgress {
+                upload_offset: if complete { offset - 1 } else { offset },
+                digest_state: digests.to_bytes(),
+                part_receipts: receipts.clone(),
+            };
+            self.save(locked, progress).await?;
+        }
+        let mut state = state_of(&locked.record);
+        if !complete {
+            return Ok(Patched {
+                state,
+                file: None,
+                interrupted,
+            });
+        }
+        let file = self.complete(locked, digests, receipts, tail).await?;
+        state.offset = record.upload_length;
+        Ok(Patched {
+            state,
+            file: Some(file),
+            interrupted: None,
+        })
+    }
+
+    /// Hashes and stores one whole part side by side.
+    async fn store_part(
+        &self,
+        locked: &Locked,
+        staging: &dyn ResumableStaging,
+        digests: &mut PartDigests,
+        index: u64,
+        part: Vec<Bytes>,
+    ) -> RegistryResult<String> {
+        let (sha256, blake3) = digests.absorb_split(&part).map_err(damaged)?;
+        let shared = Arc::new(part.clone());
+        let for_sha = shared.clone();
+        let sha256 = tokio::task::spawn_blocking(move || sha256.run_over(&for_sha));
+        let blake3 = tokio::task::spawn_blocking(move || blake3.run_over(&shared));
+        let stored = staging
+            .put_part(&locked.record.staging, index, locked.record.part_bytes, part)
+            .await;
+        let hashed = (sha256.await, blake3.await);
+        let receipt = stored?;
+        match hashed {
+            (Ok(sha256), Ok(halves)) => {
+                digests.apply(sha256, halves);
+                Ok(receipt)
+            }
+            _ => Err(RegistryError::Internal("hashing a part failed".into())),
+        }
+    }
+
+    /// Checks the whole file's digests, makes its object, records it.
+    async fn complete(
+        &self,
+        locked: &Locked,
+        mut digests: PartDigests,
+        mut receipts: Vec<String>,
+        mut tail: Vec<Bytes>,
+    ) -> RegistryResult<FileRecord> {
+        let record = &locked.record;
+        let staging = locked.staging()?;
+        if total(&tail) == record.part_bytes {
+            // The file ends on a whole part, kept back until now.
+            let part = std::mem::take(&mut tail);
+            let index = digests.parts();
+            let receipt = self
+                .store_part(locked, staging, &mut digests, index, part)
+                .await?;
+            receipts.push(receipt);
+        }
+        let tail_for_hash = tail.clone();
+        let copy = digests.clone();
+        let file_digests: FileDigests =
+            tokio::task::spawn_blocking(move || copy.finish(&tail_for_hash))
+                .await
+                .map_err(|_| RegistryError::Internal("hashing the last part failed".into()))?
+                .map_err(damaged)?;
+        let expected = ExpectedDigests {
+            sha256: record
+                .expected_sha256
+                .as_deref()
+                .map(Digest32::from_hex)
+                .transpose()
+                .map_err(damaged)?,
+            blake3: record
+                .expected_blake3
+                .as_deref()
+                .map(Digest32::from_hex)
+                .transpose()
+                .map_err(damaged)?,
+            sha512: None,
+        };
+        if let Err(mismatch) = expected.check(&file_digests) {
+            // Like a PUT's: nothing stored, nothing recorded; the upload
+            // is over.
+            self.remove_upload(locked).await?;
+            return Err(mismatch);
+        }
+        let key = file_digests.content_address().object_key();
+        // The collector's fence: read before the object becomes visible.
+        let slot = self
+            .store
+            .file_slot(&record.package_id, &record.relative_path)
+            .await?
+            .ok_or_else(|| RegistryError::PackageNotFound(record.package_id.clone()))?;
+        let settled = digests.covered_bytes();
+        staging
+            .commit(&record.staging, &receipts, settled, tail, &key)
+            .await?;
+        let ingested = FileIngested {
+            v: 1,
+            file_id: new_id().to_string(),
+            package_id: record.package_id.clone(),
+            relative_path: record.relative_path.clone(),
+            media_type: record.media_type.clone(),
+            size_bytes: file_digests.size_bytes,
+            blake3: file_digests.blake3.to_hex(),
+            sha256: file_digests.sha256.to_hex(),
+            storage_location_id: new_id().to_string(),
+            backend_id: record.backend_id.clone(),
+            object_key: key,
+            retrieval_tier: "hot".to_owned(),
+        };
+        let recorded = self
+            .file_commits
+            .record(
+                ingested,
+                &record.actor,
+                slot.head_sequence,
+                Some(UploadLock {
+                    upload_id: record.id.clone(),
+                    holder: locked.holder.clone(),
+                }),
+            )
+            .await;
+        if recorded.is_err() {
+            // The staged bytes became the object; the upload cannot be
+            // resumed. Ended, its client (tus clients do) starts again.
+            if let Err(e) = self.remove_upload(locked).await {
+                tracing::warn!(error = %e, upload = %record.id, "ending an upload whose file was refused failed; it expires");
+            }
+        }
+        recorded
+    }
+}

@@ -1,0 +1,178 @@
+//! Resumable uploads on the filesystem: one staging file per upload,
+//! `<root>/.uploads/<upload id>`, each part written at its offset and
+//! synced before its receipt is given, the tail likewise; renamed under
+//! its key at commit. The directory is outside the content-addressed tree,
+//! so nothing lists or collects it: an upload's file goes when the upload
+//! completes, is terminated or expires.
+
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use super::{create_dirs, sync_dir, sync_new_entry, FilesystemBackend};
+use crate::{ResumableStaging, StorageError};
+
+pub(super) const UPLOADS_DIR: &str = ".uploads";
+
+impl FilesystemBackend {
+    /// The staging file of upload `handle`. Handles are server-made UUIDs;
+    /// anything else is refused, so no value can name another path.
+    fn upload_file(&self, handle: &str) -> Result<PathBuf, StorageError> {
+        match uuid::Uuid::try_parse(handle) {
+            Ok(id) if id.hyphenated().to_string() == handle => {
+                Ok(self.root().join(UPLOADS_DIR).join(handle))
+            }
+            _ => Err(StorageError::Refused {
+                backend: self.id.clone(),
+                cause: format!("{handle:?} is not an upload handle"),
+            }),
+        }
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+    ) -> Result<T, StorageError> {
+        tokio::task::spawn_blocking(work)
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+            .map_err(|e| self.io(e))
+    }
+}
+
+/// Writes `pieces` at `offset` of the file at `path`, then syncs it.
+fn write_at(path: &Path, offset: u64, pieces: &[Bytes], truncate: bool) -> std::io::Result<()> {
+    let file = std::fs::OpenOptions::new().write(true).open(path)?;
+    let mut at = offset;
+    for piece in pieces {
+        file.write_all_at(piece, at)?;
+        at += piece.len() as u64;
+    }
+    if truncate {
+        file.set_len(at)?;
+    }
+    file.sync_data()
+}
+
+#[async_trait]
+impl ResumableStaging for FilesystemBackend {
+    async fn start(
+        &self,
+        upload_id: &str,
+        _expected_key: Option<&str>,
+    ) -> Result<String, StorageError> {
+        let path = self.upload_file(upload_id)?;
+        let root = self.root().to_path_buf();
+        self.blocking(move || {
+            let dir = root.join(UPLOADS_DIR);
+            let created = create_dirs(&root, &dir)?;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)?
+                .sync_all()?;
+            sync_new_entry(&dir, &created)
+        })
+        .await?;
+        Ok(upload_id.to_owned())
+    }
+
+    async fn put_part(
+        &self,
+        handle: &str,
+        index: u64,
+        part_bytes: u64,
+        part: Vec<Bytes>,
+    ) -> Result<String, StorageError> {
+        let path = self.upload_file(handle)?;
+        let offset = index
+            .checked_mul(part_bytes)
+            .ok_or_else(|| self.io(std::io::Error::other("part offset overflows")))?;
+        self.blocking(move || write_at(&path, offset, &part, false))
+            .await?;
+        Ok(index.to_string())
+    }
+
+    async fn put_tail(
+        &self,
+        handle: &str,
+        offset: u64,
+        tail: Vec<Bytes>,
+    ) -> Result<(), StorageError> {
+        let path = self.upload_file(handle)?;
+        self.blocking(move || write_at(&path, offset, &tail, true))
+            .await
+    }
+
+    async fn read_tail(
+        &self,
+        handle: &str,
+        offset: u64,
+        len: u64,
+    ) -> Result<Vec<Bytes>, StorageError> {
+        let path = self.upload_file(handle)?;
+        let len = usize::try_from(len)
+            .map_err(|_| self.io(std::io::Error::other("tail too large")))?;
+        let bytes = self
+            .blocking(move || {
+                let file = std::fs::File::open(&path)?;
+                let mut buffer = vec![0u8; len];
+                file.read_exact_at(&mut buffer, offset)?;
+                Ok(buffer)
+            })
+            .await?;
+        Ok(vec![Bytes::from(bytes)])
+    }
+
+    async fn commit(
+        &self,
+        handle: &str,
+        receipts: &[String],
+        offset: u64,
+        tail: Vec<Bytes>,
+        key: &str,
+    ) -> Result<(), StorageError> {
+        let path = self.upload_file(handle)?;
+        let target = self.path_of(key)?;
+        let in_order = receipts
+            .iter()
+            .enumerate()
+            .all(|(i, receipt)| receipt == &i.to_string());
+        if !in_order {
+            return Err(StorageError::Refused {
+                backend: self.id.clone(),
+                cause: "part receipts are not this backend's, or out of order".into(),
+            });
+        }
+        let root = self.root().to_path_buf();
+        self.blocking(move || {
+            write_at(&path, offset, &tail, true)?;
+            let file = std::fs::File::open(&path)?;
+            file.sync_all()?;
+            drop(file);
+            let parent = target.parent().unwrap_or(&root).to_path_buf();
+            let created = create_dirs(&root, &parent)?;
+            if target.try_exists()? {
+                // Same key, same bytes: keep the object there, make sure
+                // its entry is durable, drop the staged copy.
+                sync_dir(&parent)?;
+                return std::fs::remove_file(&path);
+            }
+            std::fs::rename(&path, &target)?;
+            sync_new_entry(&parent, &created)?;
+            sync_dir(&root.join(UPLOADS_DIR))
+        })
+        .await
+    }
+
+    async fn abort(&self, handle: &str) -> Result<(), StorageError> {
+        let path = self.upload_file(handle)?;
+        self.blocking(move || match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        })
+        .await
+    }
+}
