@@ -237,7 +237,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
     use api::{
         bundle, events, files, health, lifecycle, log, manifest, packages, retention, schemas,
         storage,
-    };
+    uploads, };
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(routes!(health::health))
         .routes(routes!(metrics::metrics))
@@ -277,6 +277,12 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(log::leaf))
         .routes(routes!(log::inclusion))
         .routes(routes!(log::consistency))
+        .routes(routes!(uploads::create_upload, uploads::upload_options))
+        .routes(routes!(
+            uploads::head_upload,
+            uploads::patch_upload,
+            uploads::terminate_upload
+        ))
 }
 
 #[cfg(test)]

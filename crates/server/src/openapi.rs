@@ -40,6 +40,7 @@ pub(crate) struct BinarySchema(Vec<u8>);
         (name = "schemas", description = "Metadata JSON Schemas"),
         (name = "storage", description = "Stored-bytes verification (admin)"),
         (name = "lifecycle", description = "Purges, garbage collection of bytes, usage"),
+        (name = "uploads", description = "Resumable uploads: tus 1.0.0 with creation, creation-with-upload, termination, expiration and checksum"),
         (name = "log", description = "Signed checkpoints of the log's Merkle tree, inclusion and consistency proofs (RFC 9162)"),
         (name = "operations", description = "Health, metrics, this document"),
     )

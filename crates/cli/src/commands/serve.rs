@@ -139,6 +139,13 @@ pub async fn run(
         let stop = lifecycle_stop.clone();
         async move { registry.sign_checkpoints_every_interval(stop).await }
     });
+    // Unfinished resumable uploads idle past `[uploads] expire_after` go,
+    // with their staged bytes.
+    let expiry = tokio::spawn({
+        let registry = registry.clone();
+        let stop = lifecycle_stop.clone();
+        async move { registry.expire_uploads_every_minute(stop).await }
+    });
     let served =
         artifactstore_server::serve(listener, registry.clone(), options, shutdown_signal()).await;
     // A pass cut short is safe to stop (its claims are finished by the
@@ -146,6 +153,7 @@ pub async fn run(
     lifecycle_stop.cancel();
     lifecycle.abort();
     checkpoints.abort();
+    expiry.abort();
     served.map_err(|e| CliError::Usage(format!("server failed: {e}")))?;
     registry.close().await;
     Ok(())

@@ -223,29 +223,8 @@ pub(crate) async fn put_file(
         }
         .into());
     }
-    let _upload_slot = state
-        .uploads
-        .try_acquire(&caller.actor)
-        .map_err(|refused| {
-            let detail = match refused {
-                SlotRefused::ServerFull(n) => {
-                    format!("{n} uploads are already streaming on this server; retry shortly")
-                }
-                SlotRefused::CallerShareTaken(n) => format!(
-                "{:?} already streams {n} uploads, the most one caller may; retry when one ends",
-                caller.actor
-            ),
-            };
-            Problem::new(StatusCode::TOO_MANY_REQUESTS, "too_many_uploads", detail).with_header(
-                axum::http::header::RETRY_AFTER,
-                axum::http::HeaderValue::from_static("1"),
-            )
-        })?;
-    let pace = UploadPace {
-        idle: std::time::Duration::from_secs(limits.upload_idle_timeout_seconds),
-        min_bytes_per_second: limits.min_upload_bytes_per_second,
-        window: std::time::Duration::from_secs(limits.upload_rate_window_seconds.max(1)),
-    };
+    let _upload_slot = upload_slot(&state, &caller)?;
+    let pace = UploadPace::of(limits);
     let file = state
         .registry
         .ingest_file(
@@ -547,14 +526,47 @@ async fn download(
     Ok(response)
 }
 
+/// One of the server's upload slots for `caller`, or 429.
+pub(crate) fn upload_slot(
+    state: &AppState,
+    caller: &Caller,
+) -> ApiResult<crate::upload_slots::UploadSlot> {
+    state.uploads.try_acquire(&caller.actor).map_err(|refused| {
+        let detail = match refused {
+            SlotRefused::ServerFull(n) => {
+                format!("{n} uploads are already streaming on this server; retry shortly")
+            }
+            SlotRefused::CallerShareTaken(n) => format!(
+                "{:?} already streams {n} uploads, the most one caller may; retry when one ends",
+                caller.actor
+            ),
+        };
+        Problem::new(StatusCode::TOO_MANY_REQUESTS, "too_many_uploads", detail).with_header(
+            axum::http::header::RETRY_AFTER,
+            axum::http::HeaderValue::from_static("1"),
+        )
+    })
+}
+
 /// How fast an upload must arrive.
 #[derive(Debug, Clone, Copy)]
-struct UploadPace {
+pub(crate) struct UploadPace {
     /// Longest wait for any bytes at all.
     idle: std::time::Duration,
     /// Least average rate over each `window` of waiting; 0 = no minimum.
     min_bytes_per_second: u64,
     window: std::time::Duration,
+}
+
+impl UploadPace {
+    /// The pace the limits ask for.
+    pub(crate) fn of(limits: &artifactstore_registry::config::LimitsConfig) -> Self {
+        Self {
+            idle: std::time::Duration::from_secs(limits.upload_idle_timeout_seconds),
+            min_bytes_per_second: limits.min_upload_bytes_per_second,
+            window: std::time::Duration::from_secs(limits.upload_rate_window_seconds.max(1)),
+        }
+    }
 }
 
 /// Ends an upload stream with an error when the client sends nothing for
@@ -569,7 +581,7 @@ struct UploadPace {
 /// idle rule alone), and they count the time the consumer takes too (the
 /// backend's writes), so neither can state a least rate over the time spent
 /// waiting for the client.
-fn paced<S>(
+pub(crate) fn paced<S>(
     body: S,
     pace: UploadPace,
 ) -> impl futures::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send

@@ -12,3 +12,4 @@ pub(crate) mod packages;
 pub(crate) mod retention;
 pub(crate) mod schemas;
 pub(crate) mod storage;
+pub(crate) mod uploads;
