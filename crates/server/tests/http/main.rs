@@ -322,3 +322,4 @@ mod packages;
 mod retention;
 mod schemas;
 mod security;
+mod uploads;

@@ -40,6 +40,11 @@ const CONTRACT_ROUTES: &[(&str, &[&str])] = &[
     ("/v1/log/leaves/{sequence}", &["get"]),
     ("/v1/log/proof/inclusion", &["get"]),
     ("/v1/log/proof/consistency", &["get"]),
+    ("/v1/packages/{id}/uploads", &["options", "post"]),
+    (
+        "/v1/packages/{id}/uploads/{upload_id}",
+        &["delete", "head", "patch"],
+    ),
     ("/v1/packages/{id}/bundle", &["get"]),
 ];
 
