@@ -42,10 +42,13 @@ use crate::{Registry, RegistryError, RegistryResult};
 /// also what a resume may re-read and what one upload holds in memory
 /// (one part arriving, one being stored).
 pub const MIN_PART_BYTES: u64 = 16 * 1024 * 1024;
-/// How long a request's lock on an upload holds unless renewed (each
-/// saved part renews it). A request whose process died blocks the upload
-/// this long at most.
-const LOCK_SECONDS: i64 = 120;
+/// How long a request's lock on an upload holds unless renewed. A request
+/// whose process died blocks the upload this long at most, within the
+/// retry span of tus clients (tus-js-client's default is ~20 s).
+const LOCK_SECONDS: i64 = 15;
+/// A request streaming into an upload renews its lock this often (as
+/// bytes arrive), and before storing each part.
+const LOCK_RENEW_EVERY: std::time::Duration = std::time::Duration::from_secs(4);
 /// Expired uploads removed per pass of the expiry loop.
 const EXPIRED_PER_PASS: u32 = 100;
 
@@ -523,6 +526,25 @@ impl Registry {
         result
     }
 
+    /// Extends this request's lock; fails if another request took it over
+    /// (this one was too slow), which must then stop writing.
+    async fn renew(&self, locked: &Locked) -> RegistryResult<()> {
+        let now = self.store.now();
+        if self
+            .store
+            .lock_upload(
+                &locked.record.id,
+                &locked.holder,
+                now,
+                self.plus_seconds(now, LOCK_SECONDS),
+            )
+            .await?
+        {
+            return Ok(());
+        }
+        Err(RegistryError::UploadLocked(locked.record.id.clone()))
+    }
+
     async fn save(&self, locked: &mut Locked, progress: UploadProgress) -> RegistryResult<()> {
         let now = self.store.now();
         let expires_at = self.plus_seconds(now, self.uploads.expire_after_seconds);
@@ -576,8 +598,13 @@ impl Registry {
         let mut offset = start;
         let mut checksum_state = checksum.as_ref().map(|c| ChecksumState::new(c.algorithm));
         let mut interrupted = None;
+        let mut renewed = std::time::Instant::now();
         let mut body = std::pin::pin!(body);
         while let Some(chunk) = body.next().await {
+            if renewed.elapsed() >= LOCK_RENEW_EVERY {
+                self.renew(locked).await?;
+                renewed = std::time::Instant::now();
+            }
             let chunk = match chunk {
                 Ok(chunk) => chunk,
                 Err(e) => {
@@ -677,6 +704,8 @@ impl Registry {
         index: u64,
         part: Vec<Bytes>,
     ) -> RegistryResult<String> {
+        // Never write a part without holding the lock.
+        self.renew(locked).await?;
         let (sha256, blake3) = digests.absorb_split(&part).map_err(damaged)?;
         let shared = Arc::new(part.clone());
         let for_sha = shared.clone();
@@ -751,6 +780,7 @@ impl Registry {
             .await?
             .ok_or_else(|| RegistryError::PackageNotFound(record.package_id.clone()))?;
         let settled = digests.covered_bytes();
+        self.renew(locked).await?;
         staging
             .commit(&record.staging, &receipts, settled, tail, &key)
             .await?;
