@@ -46,6 +46,12 @@ fn schemathesis_finds_no_disagreement_between_the_document_and_the_server() {
         .arg(format!("{}/openapi.json", served.url))
         .current_dir(data.path())
         .env("NO_COLOR", "1")
+        // tests/schemathesis/hooks.py: a serializer for tus PATCH bodies.
+        .env("SCHEMATHESIS_HOOKS", "hooks")
+        .env(
+            "PYTHONPATH",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/schemathesis"),
+        )
         .output()
         .unwrap();
     let report = String::from_utf8_lossy(&output.stdout);

@@ -165,6 +165,7 @@ pub(crate) fn package_filter(
     responses(
         (status = 200, description = "One page", body = PackagePage),
         (status = 400, description = "`invalid_query`", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "`invalid_input`: a filter value the store cannot hold (a NUL character)", body = ProblemBody, content_type = "application/problem+json"),
     )
 )]
 pub(crate) async fn list_packages(

@@ -46,6 +46,14 @@ const UPLOAD_EXPIRES: HeaderName = HeaderName::from_static("upload-expires");
 const UPLOAD_CHECKSUM: HeaderName = HeaderName::from_static("upload-checksum");
 const UPLOAD_DEFER_LENGTH: HeaderName = HeaderName::from_static("upload-defer-length");
 
+/// The tus versions this server speaks (`Tus-Resumable`).
+#[derive(Debug, Clone, Copy, utoipa::ToSchema)]
+pub(crate) enum TusVersion {
+    /// tus 1.0.0.
+    #[schema(rename = "1.0.0")]
+    V1_0_0,
+}
+
 /// Path of the creation endpoint.
 #[derive(Debug, Deserialize)]
 pub(crate) struct PackageUploads {
@@ -269,8 +277,8 @@ pub(crate) async fn upload_options(State(state): State<AppState>) -> Response {
     path = "/v1/packages/{id}/uploads",
     tag = "uploads",
     params(
-        ("id" = String, Path, description = "Package id (UUID)"),
-        ("Tus-Resumable" = String, Header, description = "`1.0.0`"),
+        ("id" = uuid::Uuid, Path, description = "Package id (UUID)"),
+        ("Tus-Resumable" = inline(TusVersion), Header, description = "The tus version: `1.0.0` (another, or none, is refused with 412)"),
         ("Upload-Length" = u64, Header, description = "The file's size in bytes (`Upload-Defer-Length` is not supported)"),
         ("Upload-Metadata" = String, Header, description = "tus metadata: `relative_path` (required), `media_type` (or `filetype`), `sha256` and `blake3` (64 hex characters each, checked at completion), each value base64"),
         ("Content-Type" = Option<String>, Header, description = "`application/offset+octet-stream` when the body carries the first bytes"),
@@ -446,9 +454,9 @@ async fn owned_upload(
     path = "/v1/packages/{id}/uploads/{upload_id}",
     tag = "uploads",
     params(
-        ("id" = String, Path, description = "Package id (UUID)"),
-        ("upload_id" = String, Path, description = "Upload id (UUID)"),
-        ("Tus-Resumable" = String, Header, description = "`1.0.0`"),
+        ("id" = uuid::Uuid, Path, description = "Package id (UUID)"),
+        ("upload_id" = uuid::Uuid, Path, description = "Upload id (UUID)"),
+        ("Tus-Resumable" = inline(TusVersion), Header, description = "The tus version: `1.0.0` (another, or none, is refused with 412)"),
     ),
     responses(
         (status = 200, description = "`Upload-Offset` (bytes received durably), `Upload-Length`, `Upload-Metadata`, `Upload-Expires`; `Cache-Control: no-store`"),
@@ -492,9 +500,9 @@ pub(crate) async fn head_upload(
     path = "/v1/packages/{id}/uploads/{upload_id}",
     tag = "uploads",
     params(
-        ("id" = String, Path, description = "Package id (UUID)"),
-        ("upload_id" = String, Path, description = "Upload id (UUID)"),
-        ("Tus-Resumable" = String, Header, description = "`1.0.0`"),
+        ("id" = uuid::Uuid, Path, description = "Package id (UUID)"),
+        ("upload_id" = uuid::Uuid, Path, description = "Upload id (UUID)"),
+        ("Tus-Resumable" = inline(TusVersion), Header, description = "The tus version: `1.0.0` (another, or none, is refused with 412)"),
         ("Upload-Offset" = u64, Header, description = "Where these bytes start: the upload's offset"),
         ("Upload-Checksum" = Option<String>, Header, description = "`sha1 BASE64` or `sha256 BASE64` of this request's body; on mismatch nothing of it is kept (460)"),
     ),
@@ -563,9 +571,9 @@ pub(crate) async fn patch_upload(
     path = "/v1/packages/{id}/uploads/{upload_id}",
     tag = "uploads",
     params(
-        ("id" = String, Path, description = "Package id (UUID)"),
-        ("upload_id" = String, Path, description = "Upload id (UUID)"),
-        ("Tus-Resumable" = String, Header, description = "`1.0.0`"),
+        ("id" = uuid::Uuid, Path, description = "Package id (UUID)"),
+        ("upload_id" = uuid::Uuid, Path, description = "Upload id (UUID)"),
+        ("Tus-Resumable" = inline(TusVersion), Header, description = "The tus version: `1.0.0` (another, or none, is refused with 412)"),
     ),
     responses(
         (status = 204, description = "Terminated"),
