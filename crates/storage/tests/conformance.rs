@@ -190,6 +190,102 @@ async fn small_named_objects_are_replaced_whole_and_never_listed(backend: &dyn B
     backend.delete(&content).await.unwrap();
 }
 
+const STAGED_PART: u64 = 8 * 1024 * 1024; // S3 parts are 5 MiB or more
+
+fn pieces(data: &[u8]) -> Vec<Bytes> {
+    data.chunks(1_000_003).map(Bytes::copy_from_slice).collect()
+}
+
+async fn resumable_uploads_stage_parts_and_a_tail(backend: &dyn Backend) {
+    let staging = backend.resumable().expect("resumable staging");
+    let data = pattern(2 * STAGED_PART as usize + 777_777);
+    let key = ContentAddress(FileDigests::of(&data).blake3).object_key();
+    let upload_id = uuid::Uuid::new_v4().to_string();
+    let handle = staging.start(&upload_id, None).await.unwrap();
+    let part = STAGED_PART as usize;
+    // Part 1 first, stored twice (a retry replaces it), then part 0.
+    let mut receipts = vec![String::new(), String::new()];
+    for index in [1usize, 1, 0] {
+        let bytes = pieces(&data[index * part..(index + 1) * part]);
+        receipts[index] = staging
+            .put_part(&handle, index as u64, STAGED_PART, bytes)
+            .await
+            .unwrap();
+    }
+    // The tail grows across requests and reads back as written.
+    let tail_at = 2 * STAGED_PART;
+    staging
+        .put_tail(&handle, tail_at, pieces(&data[2 * part..2 * part + 1000]))
+        .await
+        .unwrap();
+    staging
+        .put_tail(&handle, tail_at, pieces(&data[2 * part..]))
+        .await
+        .unwrap();
+    let back: Vec<u8> = staging
+        .read_tail(&handle, tail_at, 500_000)
+        .await
+        .unwrap()
+        .concat();
+    assert_eq!(back, data[2 * part..2 * part + 500_000]);
+    // Nothing is visible or listed before the commit.
+    assert_eq!(backend.size(&key).await.unwrap(), None);
+    let listed = backend.list().await.unwrap();
+    assert!(!listed.iter().any(|o| o.key.contains(&upload_id)));
+    staging
+        .commit(&handle, &receipts, tail_at, pieces(&data[2 * part..]), &key)
+        .await
+        .unwrap();
+    let stored = read(backend.open(&key, None).await.unwrap()).await;
+    assert_eq!(FileDigests::of(&stored), FileDigests::of(&data));
+    // Committed: nothing staged is left (aborting again is harmless).
+    staging.abort(&handle).await.unwrap();
+    assert!(!backend
+        .list()
+        .await
+        .unwrap()
+        .iter()
+        .any(|o| o.key.contains(&upload_id)));
+    backend.delete(&key).await.unwrap();
+}
+
+async fn resumable_uploads_smaller_than_a_part_and_aborted_ones(backend: &dyn Backend) {
+    let staging = backend.resumable().expect("resumable staging");
+    for data in [Vec::new(), b"one small file".to_vec()] {
+        let key = ContentAddress(FileDigests::of(&data).blake3).object_key();
+        let handle = staging
+            .start(&uuid::Uuid::new_v4().to_string(), None)
+            .await
+            .unwrap();
+        staging.put_tail(&handle, 0, pieces(&data)).await.unwrap();
+        staging
+            .commit(&handle, &[], 0, pieces(&data), &key)
+            .await
+            .unwrap();
+        assert_eq!(read(backend.open(&key, None).await.unwrap()).await, data);
+        backend.delete(&key).await.unwrap();
+    }
+    // Aborted: its tail cannot be read back, nothing became an object.
+    let handle = staging
+        .start(&uuid::Uuid::new_v4().to_string(), None)
+        .await
+        .unwrap();
+    let data = pattern(STAGED_PART as usize);
+    staging
+        .put_part(&handle, 0, STAGED_PART, pieces(&data))
+        .await
+        .unwrap();
+    staging.put_tail(&handle, STAGED_PART, pieces(b"tail")).await.unwrap();
+    staging.abort(&handle).await.unwrap();
+    assert!(staging.read_tail(&handle, STAGED_PART, 4).await.is_err());
+    // Handles that are not this backend's are refused, not followed.
+    assert!(staging.abort("../../etc").await.is_err());
+    assert!(staging
+        .read_tail("not a handle", 0, 1)
+        .await
+        .is_err());
+}
+
 macro_rules! conformance {
     ($($case:ident),* $(,)?) => {
         mod filesystem {
@@ -229,6 +325,8 @@ conformance!(
     missing_and_deleted_objects_are_not_found,
     listing_shows_committed_objects_with_their_sizes,
     small_named_objects_are_replaced_whole_and_never_listed,
+    resumable_uploads_stage_parts_and_a_tail,
+    resumable_uploads_smaller_than_a_part_and_aborted_ones,
 );
 
 /// Wrong credentials are a refusal to fix, not an outage to retry.
