@@ -160,7 +160,13 @@ async fn create_package(http: &reqwest::Client, server: &str) -> String {
 
 /// Checks the recorded file at `relative_path` against `file`: size,
 /// SHA-256, BLAKE3, and the bytes downloaded.
-async fn assert_recorded(http: &reqwest::Client, server: &str, package: &str, relative_path: &str, file: &Path) {
+async fn assert_recorded(
+    http: &reqwest::Client,
+    server: &str,
+    package: &str,
+    relative_path: &str,
+    file: &Path,
+) {
     let data = std::fs::read(file).unwrap();
     let files: serde_json::Value = http
         .get(format!("{server}/v1/packages/{package}/files"))
@@ -177,8 +183,16 @@ async fn assert_recorded(http: &reqwest::Client, server: &str, package: &str, re
         .find(|f| f["relative_path"] == relative_path)
         .unwrap_or_else(|| panic!("{relative_path} was not recorded: {files}"));
     assert_eq!(recorded["size_bytes"], data.len(), "{relative_path}");
-    assert_eq!(recorded["sha256"], hex::encode(sha2::Sha256::digest(&data)), "{relative_path}");
-    assert_eq!(recorded["blake3"], blake3::hash(&data).to_hex().as_str(), "{relative_path}");
+    assert_eq!(
+        recorded["sha256"],
+        hex::encode(sha2::Sha256::digest(&data)),
+        "{relative_path}"
+    );
+    assert_eq!(
+        recorded["blake3"],
+        blake3::hash(&data).to_hex().as_str(),
+        "{relative_path}"
+    );
     let id = recorded["id"].as_str().unwrap();
     let content = http
         .get(format!("{server}/v1/files/{id}/content"))
@@ -188,7 +202,10 @@ async fn assert_recorded(http: &reqwest::Client, server: &str, package: &str, re
         .bytes()
         .await
         .unwrap();
-    assert!(content[..] == data[..], "{relative_path}: downloaded bytes differ");
+    assert!(
+        content[..] == data[..],
+        "{relative_path}: downloaded bytes differ"
+    );
 }
 
 /// A TCP proxy in front of the server: it forwards both ways, counting the
@@ -298,7 +315,15 @@ async fn tus_clients_upload_resume_after_cuts_and_restarts() {
         // offset.
         let proxy = Proxy::start(address_of(&server), 40 * MIB as u64, true).await;
         let path = format!("{tag}/cut");
-        upload(client, &proxy.endpoint(&package), &big, &path, 64 * MIB, &[]).await;
+        upload(
+            client,
+            &proxy.endpoint(&package),
+            &big,
+            &path,
+            64 * MIB,
+            &[],
+        )
+        .await;
         assert!(proxy.sent.load(Ordering::SeqCst) > 100 * MIB as u64);
         assert_recorded(&http, &server.url, &package, &path, &big).await;
 
@@ -369,7 +394,10 @@ async fn an_upload_started_on_one_replica_finishes_on_the_other() {
         &file,
         "replicas/split",
         6 * MIB,
-        &[stop_at.as_str(), &format!("{}/v1/packages/{package}/uploads", second.url)],
+        &[
+            stop_at.as_str(),
+            &format!("{}/v1/packages/{package}/uploads", second.url),
+        ],
     )
     .await;
     assert_recorded(&http, &second.url, &package, "replicas/split", &file).await;

@@ -120,9 +120,7 @@ impl PartDigests {
             });
         }
         Ok((
-            Sha256Work {
-                state: self.sha256,
-            },
+            Sha256Work { state: self.sha256 },
             Blake3Work {
                 offset: self.covered_bytes(),
                 half: self.part_bytes / 2,
@@ -170,9 +168,7 @@ impl PartDigests {
         }
         let size_bytes = self.covered_bytes() + tail_bytes;
 
-        let mut sha256 = Sha256Work {
-            state: self.sha256,
-        };
+        let mut sha256 = Sha256Work { state: self.sha256 };
         let mut carry = Vec::with_capacity(128);
         for piece in tail {
             sha256.feed(&mut carry, piece.as_ref());
@@ -197,9 +193,9 @@ impl PartDigests {
             }
             *hasher.finalize().as_bytes()
         } else if tail_bytes == 0 && self.parts == 1 {
-            let (left, right) = self
-                .first_halves
-                .ok_or_else(|| PartDigestError::Damaged("the first part's halves are missing".into()))?;
+            let (left, right) = self.first_halves.ok_or_else(|| {
+                PartDigestError::Damaged("the first part's halves are missing".into())
+            })?;
             root(&left, &right)
         } else {
             let mut stack = self.stack.clone();
@@ -425,10 +421,7 @@ mod tests {
 
     #[test]
     fn refuses_bad_sizes_and_damaged_states() {
-        assert_eq!(
-            PartDigests::new(3000),
-            Err(PartDigestError::PartSize(3000))
-        );
+        assert_eq!(PartDigests::new(3000), Err(PartDigestError::PartSize(3000)));
         assert_eq!(PartDigests::new(1024), Err(PartDigestError::PartSize(1024)));
         let state = PartDigests::new(2048).unwrap();
         assert!(matches!(

@@ -176,7 +176,9 @@ pub enum RegistryError {
     #[error("another request is writing to upload {0}; retry when it ends")]
     UploadLocked(String),
     /// An upload in progress holds the path.
-    #[error("relative path {path:?} is reserved by upload {upload_id}, in progress in this package")]
+    #[error(
+        "relative path {path:?} is reserved by upload {upload_id}, in progress in this package"
+    )]
     PathReserved {
         /// The refused path.
         path: String,

@@ -53,9 +53,7 @@ pub use config::Config;
 pub use error::{RegistryError, RegistryResult};
 pub use ingest::ExpectedDigests;
 pub use operations::{Finalized, ManifestFormat, NewPackage};
-pub use uploads::{
-    ChecksumAlgorithm, NewUpload, PatchChecksum, Patched, UploadState,
-};
+pub use uploads::{ChecksumAlgorithm, NewUpload, PatchChecksum, Patched, UploadState};
 pub use verify::{ComponentHealth, Health, VerificationResult, VerifyReport};
 
 use crate::config::{BackendType, RoutingRule};

@@ -305,7 +305,9 @@ impl Registry {
         if record.upload_length == 0 {
             // Nothing will be sent: complete now (tus clients send no
             // PATCH for an empty file).
-            let locked = self.lock(Uuid::parse_str(&record.id).map_err(damaged)?, actor).await?;
+            let locked = self
+                .lock(Uuid::parse_str(&record.id).map_err(damaged)?, actor)
+                .await?;
             self.complete(&locked, digests, Vec::new(), Vec::new())
                 .await?;
             let mut state = state_of(&record);
@@ -450,7 +452,12 @@ impl Registry {
             let holder = format!("{}/expiry/{}", self.instance, new_id());
             if !self
                 .store
-                .lock_upload(&record.id, &holder, now, self.plus_seconds(now, LOCK_SECONDS))
+                .lock_upload(
+                    &record.id,
+                    &holder,
+                    now,
+                    self.plus_seconds(now, LOCK_SECONDS),
+                )
                 .await?
             {
                 continue; // a request is writing to it: it is not idle.
@@ -578,7 +585,9 @@ impl Registry {
     {
         let record = locked.record.clone();
         let backend = locked.backend.clone();
-        let staging = backend.resumable().ok_or_else(|| damaged("backend cannot stage"))?;
+        let staging = backend
+            .resumable()
+            .ok_or_else(|| damaged("backend cannot stage"))?;
         let part_bytes = record.part_bytes;
         let mut digests =
             PartDigests::from_bytes(&record.progress.digest_state).map_err(damaged)?;
@@ -712,7 +721,12 @@ impl Registry {
         let sha256 = tokio::task::spawn_blocking(move || sha256.run_over(&for_sha));
         let blake3 = tokio::task::spawn_blocking(move || blake3.run_over(&shared));
         let stored = staging
-            .put_part(&locked.record.staging, index, locked.record.part_bytes, part)
+            .put_part(
+                &locked.record.staging,
+                index,
+                locked.record.part_bytes,
+                part,
+            )
             .await;
         let hashed = (sha256.await, blake3.await);
         let receipt = stored?;

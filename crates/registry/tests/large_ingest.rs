@@ -28,7 +28,10 @@ async fn ingest_generated(env: &TestEnv, total: u64) -> u64 {
 }
 
 /// [`ingest_generated`], with the file recorded.
-async fn ingest_generated_file(env: &TestEnv, total: u64) -> (u64, artifactstore_registry::FileRecord) {
+async fn ingest_generated_file(
+    env: &TestEnv,
+    total: u64,
+) -> (u64, artifactstore_registry::FileRecord) {
     let package = env.package("standard").await;
     // Reset the peak (VmHWM) so an earlier test in this process does not
     // count; run these tests with --test-threads=1.

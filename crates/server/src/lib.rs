@@ -236,8 +236,8 @@ fn build_router(registry: Registry, options: ServerOptions, shutdown: Cancellati
 fn api_routes() -> OpenApiRouter<AppState> {
     use api::{
         bundle, events, files, health, lifecycle, log, manifest, packages, retention, schemas,
-        storage,
-    uploads, };
+        storage, uploads,
+    };
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(routes!(health::health))
         .routes(routes!(metrics::metrics))

@@ -197,7 +197,9 @@ impl From<RegistryError> for Problem {
             | E::UploadsOpen { .. } => StatusCode::CONFLICT,
             E::UploadLocked(_) => StatusCode::LOCKED,
             // tus 1.0.0, checksum extension.
-            E::ChecksumMismatch { .. } => StatusCode::from_u16(460).unwrap_or(StatusCode::BAD_REQUEST),
+            E::ChecksumMismatch { .. } => {
+                StatusCode::from_u16(460).unwrap_or(StatusCode::BAD_REQUEST)
+            }
             E::PackagePurged { .. } => StatusCode::GONE,
             E::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             E::InvalidPath(_)

@@ -172,8 +172,11 @@ pub trait ResumableStaging: Send + Sync {
     /// Starts staging upload `upload_id` (a server-made UUID); returns the
     /// handle. With `expected_key` (from a declared BLAKE3) the bytes may
     /// go straight to that key, saving a copy at commit.
-    async fn start(&self, upload_id: &str, expected_key: Option<&str>)
-        -> Result<String, StorageError>;
+    async fn start(
+        &self,
+        upload_id: &str,
+        expected_key: Option<&str>,
+    ) -> Result<String, StorageError>;
 
     /// Stores whole part `index` (of `part_bytes`), durably; returns the
     /// receipt to give back at commit. Storing a part again replaces it.
@@ -187,12 +190,20 @@ pub trait ResumableStaging: Send + Sync {
 
     /// Stores the tail (the bytes from `offset`, the end of the whole
     /// parts), durably, replacing any earlier tail.
-    async fn put_tail(&self, handle: &str, offset: u64, tail: Vec<Bytes>)
-        -> Result<(), StorageError>;
+    async fn put_tail(
+        &self,
+        handle: &str,
+        offset: u64,
+        tail: Vec<Bytes>,
+    ) -> Result<(), StorageError>;
 
     /// The first `len` bytes of the tail stored from `offset`.
-    async fn read_tail(&self, handle: &str, offset: u64, len: u64)
-        -> Result<Vec<Bytes>, StorageError>;
+    async fn read_tail(
+        &self,
+        handle: &str,
+        offset: u64,
+        len: u64,
+    ) -> Result<Vec<Bytes>, StorageError>;
 
     /// Makes the parts (by their receipts, in order) and then `tail` (the
     /// bytes from `offset`) the object `key`, durable and visible, and

@@ -926,32 +926,33 @@ impl S3Backend {
             object_store::aws::AwsAuthorizer::new(&credential, "s3", &copy.region)
                 .try_authorize(&mut request, None)
                 .map_err(|e| self.error(e))?;
-            let outcome: Result<std::convert::Infallible, String> = match copy.http.execute(request).await {
-                Ok(response) => {
-                    let status = response.status();
-                    let body = response
-                        .into_body()
-                        .bytes()
-                        .await
-                        .map_err(|e| unavailable(format!("part copy answer: {e}")))?;
-                    let text = String::from_utf8_lossy(&body).into_owned();
-                    if status.is_success() {
-                        // S3 can answer 200 with an error document.
-                        match etag_of(&text) {
-                            Some(etag) => return Ok(etag),
-                            None => Err(format!("part copy answered without an ETag: {text}")),
+            let outcome: Result<std::convert::Infallible, String> =
+                match copy.http.execute(request).await {
+                    Ok(response) => {
+                        let status = response.status();
+                        let body = response
+                            .into_body()
+                            .bytes()
+                            .await
+                            .map_err(|e| unavailable(format!("part copy answer: {e}")))?;
+                        let text = String::from_utf8_lossy(&body).into_owned();
+                        if status.is_success() {
+                            // S3 can answer 200 with an error document.
+                            match etag_of(&text) {
+                                Some(etag) => return Ok(etag),
+                                None => Err(format!("part copy answered without an ETag: {text}")),
+                            }
+                        } else if status.is_client_error() && status.as_u16() != 429 {
+                            return Err(StorageError::Refused {
+                                backend: self.id.clone(),
+                                cause: format!("part copy refused ({status}): {text}"),
+                            });
+                        } else {
+                            Err(format!("part copy failed ({status}): {text}"))
                         }
-                    } else if status.is_client_error() && status.as_u16() != 429 {
-                        return Err(StorageError::Refused {
-                            backend: self.id.clone(),
-                            cause: format!("part copy refused ({status}): {text}"),
-                        });
-                    } else {
-                        Err(format!("part copy failed ({status}): {text}"))
                     }
-                }
-                Err(e) => Err(format!("part copy: {e}")),
-            };
+                    Err(e) => Err(format!("part copy: {e}")),
+                };
             let Err(cause) = outcome;
             attempt += 1;
             if attempt > MAX_RETRIES {
@@ -967,7 +968,11 @@ impl S3Backend {
 fn etag_of(document: &str) -> Option<String> {
     let start = document.find("<ETag>")? + "<ETag>".len();
     let end = start + document[start..].find("</ETag>")?;
-    Some(document[start..end].replace("&quot;", "\"").replace("&#34;", "\""))
+    Some(
+        document[start..end]
+            .replace("&quot;", "\"")
+            .replace("&#34;", "\""),
+    )
 }
 
 #[cfg(test)]
@@ -1010,7 +1015,9 @@ mod tests {
             region: copy.region.clone(),
             part_bytes: 5 * 1024 * 1024,
         });
-        let data: Vec<u8> = (0..12 * 1024 * 1024 + 3).map(|i: u32| (i % 251) as u8).collect();
+        let data: Vec<u8> = (0..12 * 1024 * 1024 + 3)
+            .map(|i: u32| (i % 251) as u8)
+            .collect();
         let from = format!("{UPLOADS_PREFIX}/copy-test-{}", uuid::Uuid::new_v4());
         let to = format!("{from}.copied");
         backend
@@ -1025,7 +1032,13 @@ mod tests {
         let copied: Vec<Bytes> = stream.try_collect().await.unwrap();
         assert!(copied.concat() == data, "the copy differs");
         // A source that is not there: refused, nothing left at the target.
-        let missing = copy_in_parts(&backend, "uploads/none", "uploads/none.copied", 6 * 1024 * 1024).await;
+        let missing = copy_in_parts(
+            &backend,
+            "uploads/none",
+            "uploads/none.copied",
+            6 * 1024 * 1024,
+        )
+        .await;
         assert!(missing.is_err());
         assert_eq!(backend.size("uploads/none.copied").await.unwrap(), None);
         for key in [&from, &to] {

@@ -275,15 +275,15 @@ async fn resumable_uploads_smaller_than_a_part_and_aborted_ones(backend: &dyn Ba
         .put_part(&handle, 0, STAGED_PART, pieces(&data))
         .await
         .unwrap();
-    staging.put_tail(&handle, STAGED_PART, pieces(b"tail")).await.unwrap();
+    staging
+        .put_tail(&handle, STAGED_PART, pieces(b"tail"))
+        .await
+        .unwrap();
     staging.abort(&handle).await.unwrap();
     assert!(staging.read_tail(&handle, STAGED_PART, 4).await.is_err());
     // Handles that are not this backend's are refused, not followed.
     assert!(staging.abort("../../etc").await.is_err());
-    assert!(staging
-        .read_tail("not a handle", 0, 1)
-        .await
-        .is_err());
+    assert!(staging.read_tail("not a handle", 0, 1).await.is_err());
 }
 
 macro_rules! conformance {

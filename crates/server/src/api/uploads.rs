@@ -24,7 +24,7 @@ use crate::extract::{parse_id, ApiPath};
 use crate::problem::{Problem, ProblemBody};
 use crate::AppState;
 
-const TUS_VERSION: &str = "1.0.0";
+const TUS_VERSION: &str = TusVersion::V1_0_0.header();
 const TUS_EXTENSIONS: &str = "creation,creation-with-upload,termination,expiration,checksum";
 const TUS_CHECKSUMS: &str = "sha1,sha256";
 /// The media type of a PATCH body (tus 1.0.0).
@@ -52,6 +52,15 @@ pub(crate) enum TusVersion {
     /// tus 1.0.0.
     #[schema(rename = "1.0.0")]
     V1_0_0,
+}
+
+impl TusVersion {
+    /// As `Tus-Resumable` and `Tus-Version` write it.
+    const fn header(self) -> &'static str {
+        match self {
+            Self::V1_0_0 => "1.0.0",
+        }
+    }
 }
 
 /// Path of the creation endpoint.
@@ -92,7 +101,8 @@ fn require_tus(headers: &HeaderMap) -> Result<(), Problem> {
             StatusCode::PRECONDITION_FAILED,
             "tus_version_unsupported",
             match other {
-                None => "the request has no Tus-Resumable header; this endpoint speaks tus 1.0.0".to_owned(),
+                None => "the request has no Tus-Resumable header; this endpoint speaks tus 1.0.0"
+                    .to_owned(),
                 Some(v) => format!(
                     "Tus-Resumable {:?} is not supported; this endpoint speaks tus 1.0.0",
                     String::from_utf8_lossy(v)
@@ -176,7 +186,10 @@ fn parse_metadata(text: &str) -> Result<Vec<(String, Vec<u8>)>, Problem> {
     Ok(pairs)
 }
 
-fn metadata_text<'a>(pairs: &'a [(String, Vec<u8>)], key: &str) -> Result<Option<&'a str>, Problem> {
+fn metadata_text<'a>(
+    pairs: &'a [(String, Vec<u8>)],
+    key: &str,
+) -> Result<Option<&'a str>, Problem> {
     pairs
         .iter()
         .find(|(k, _)| k == key)
@@ -383,7 +396,11 @@ async fn create(
             Err(_) => (0, created.expires_at, None),
         };
         insert(response.headers_mut(), UPLOAD_OFFSET, &offset.to_string());
-        insert(response.headers_mut(), UPLOAD_EXPIRES, &http_date(expires_at));
+        insert(
+            response.headers_mut(),
+            UPLOAD_EXPIRES,
+            &http_date(expires_at),
+        );
         if let Some(file_id) = file {
             insert(
                 response.headers_mut(),
@@ -610,7 +627,10 @@ mod tests {
     #[test]
     fn metadata_pairs_parse_strictly() {
         let pairs = parse_metadata("relative_path cmVwb3J0cy9hLnR4dA==,empty, flag").unwrap();
-        assert_eq!(pairs[0], ("relative_path".into(), b"reports/a.txt".to_vec()));
+        assert_eq!(
+            pairs[0],
+            ("relative_path".into(), b"reports/a.txt".to_vec())
+        );
         assert_eq!(pairs[1], ("empty".into(), Vec::new()));
         assert_eq!(pairs[2], ("flag".into(), Vec::new()));
         for hostile in [
@@ -626,7 +646,10 @@ mod tests {
     #[test]
     fn checksums_name_a_supported_algorithm() {
         let mut headers = HeaderMap::new();
-        headers.insert(UPLOAD_CHECKSUM, HeaderValue::from_static("sha1 Kq5sNclPz7QV2+lfQIuc6R7oRu0="));
+        headers.insert(
+            UPLOAD_CHECKSUM,
+            HeaderValue::from_static("sha1 Kq5sNclPz7QV2+lfQIuc6R7oRu0="),
+        );
         let parsed = parse_checksum(&headers).unwrap().unwrap();
         assert_eq!(parsed.algorithm, ChecksumAlgorithm::Sha1);
         assert_eq!(parsed.expected.len(), 20);

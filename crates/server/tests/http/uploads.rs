@@ -81,13 +81,26 @@ on_both_engines!(tus_uploads_resume_at_the_offset_and_record_like_a_put);
 async fn tus_uploads_resume_at_the_offset_and_record_like_a_put() {
     let server = TestServer::start().await;
     let options = server
-        .send(server.client.request(Method::OPTIONS, server.url("/v1/packages/x/uploads")))
+        .send(
+            server
+                .client
+                .request(Method::OPTIONS, server.url("/v1/packages/x/uploads")),
+        )
         .await;
     assert_eq!(options.status(), StatusCode::NO_CONTENT);
     assert_eq!(header(&options, "tus-version"), "1.0.0");
     let extensions = header(&options, "tus-extension");
-    for extension in ["creation", "creation-with-upload", "termination", "expiration", "checksum"] {
-        assert!(extensions.split(',').any(|e| e == extension), "{extensions}");
+    for extension in [
+        "creation",
+        "creation-with-upload",
+        "termination",
+        "expiration",
+        "checksum",
+    ] {
+        assert!(
+            extensions.split(',').any(|e| e == extension),
+            "{extensions}"
+        );
     }
     assert_eq!(header(&options, "tus-checksum-algorithm"), "sha1,sha256");
 
@@ -103,7 +116,11 @@ async fn tus_uploads_resume_at_the_offset_and_record_like_a_put() {
             data.len() as u64,
             &metadata(
                 "snapshots/db.tar",
-                &[("media_type", "application/x-tar"), ("sha256", &sha256), ("blake3", &blake3)],
+                &[
+                    ("media_type", "application/x-tar"),
+                    ("sha256", &sha256),
+                    ("blake3", &blake3),
+                ],
             ),
         )
         .await;
@@ -133,12 +150,17 @@ async fn tus_uploads_resume_at_the_offset_and_record_like_a_put() {
                     .body(data[from..to].to_vec()),
             )
             .await;
-        assert_problem(response, StatusCode::from_u16(460).unwrap(), "checksum_mismatch").await;
+        assert_problem(
+            response,
+            StatusCode::from_u16(460).unwrap(),
+            "checksum_mismatch",
+        )
+        .await;
         assert_eq!(server.tus_offset(&url).await, Some(from as u64));
         // Nothing about the file is recorded before its last byte.
         assert_eq!(server.head().await, head_before);
-        let checksum = base64::engine::general_purpose::STANDARD
-            .encode(sha1::Sha1::digest(&data[from..to]));
+        let checksum =
+            base64::engine::general_purpose::STANDARD.encode(sha1::Sha1::digest(&data[from..to]));
         let response = server
             .send(
                 server
@@ -151,7 +173,11 @@ async fn tus_uploads_resume_at_the_offset_and_record_like_a_put() {
                     .body(data[from..to].to_vec()),
             )
             .await;
-        assert_eq!(response.status(), StatusCode::NO_CONTENT, "PATCH {from}..{to}");
+        assert_eq!(
+            response.status(),
+            StatusCode::NO_CONTENT,
+            "PATCH {from}..{to}"
+        );
         assert_eq!(header(&response, "upload-offset"), to.to_string());
         assert!(header(&response, "upload-expires").ends_with(" GMT"));
         if to == data.len() {
@@ -195,7 +221,12 @@ async fn tus_uploads_resume_at_the_offset_and_record_like_a_put() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|f| (f["relative_path"].as_str().unwrap().to_owned(), f["size_bytes"].as_u64().unwrap()))
+        .map(|f| {
+            (
+                f["relative_path"].as_str().unwrap().to_owned(),
+                f["size_bytes"].as_u64().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(sizes["empty"], 0);
     assert_eq!(sizes["one"], 1);
@@ -211,14 +242,18 @@ async fn an_upload_reserves_its_path_and_holds_finalize() {
     let server = TestServer::start().await;
     let package = server.create_package("ci", "standard", Value::Null).await;
     let id = package["id"].as_str().unwrap().to_owned();
-    let url = server.tus_created(&id, 10, &metadata("logs/run", &[])).await;
+    let url = server
+        .tus_created(&id, 10, &metadata("logs/run", &[]))
+        .await;
     let upload_id = url.rsplit('/').next().unwrap().to_owned();
 
     // A second upload, or a PUT, to the path (or through it) is refused.
     let response = server.tus_create(&id, 10, &metadata("logs/run", &[])).await;
     let body = assert_problem(response, StatusCode::CONFLICT, "path_reserved").await;
     assert!(body["detail"].as_str().unwrap().contains(&upload_id));
-    let response = server.tus_create(&id, 10, &metadata("logs/run/inner", &[])).await;
+    let response = server
+        .tus_create(&id, 10, &metadata("logs/run/inner", &[]))
+        .await;
     assert_problem(response, StatusCode::CONFLICT, "path_reserved").await;
     for path in ["logs/run", "logs/RUN", "logs/run/x"] {
         let response = server
@@ -259,14 +294,22 @@ async fn an_upload_reserves_its_path_and_holds_finalize() {
             .header("Tus-Resumable", "1.0.0")
             .header("Content-Type", "application/offset+octet-stream")
             .header("Upload-Offset", "0")
-            .body(reqwest::Body::wrap_stream(tokio_stream::wrappers::ReceiverStream::new(rx)));
+            .body(reqwest::Body::wrap_stream(
+                tokio_stream::wrappers::ReceiverStream::new(rx),
+            ));
         tokio::spawn(request.send())
     };
     tx.send(Ok(b"abc".to_vec())).await.unwrap();
     // Once the first request holds the lock, a second writer is refused.
     let mut held = false;
     for _ in 0..200 {
-        let record = server.registry.store().upload(&upload_id).await.unwrap().unwrap();
+        let record = server
+            .registry
+            .store()
+            .upload(&upload_id)
+            .await
+            .unwrap()
+            .unwrap();
         if record.locked_by.is_some() {
             held = true;
             break;
@@ -280,7 +323,11 @@ async fn an_upload_reserves_its_path_and_holds_finalize() {
     assert_eq!(header(&locked, "retry-after"), "1");
     assert_problem(locked, StatusCode::LOCKED, "upload_locked").await;
     drop(tx); // the first PATCH ends after 3 bytes
-    let first = tokio::time::timeout(WAIT, slow).await.unwrap().unwrap().unwrap();
+    let first = tokio::time::timeout(WAIT, slow)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert_eq!(first.status(), StatusCode::NO_CONTENT);
     assert_eq!(server.tus_offset(&url).await, Some(3));
 
@@ -350,20 +397,108 @@ async fn tus_refuses_hostile_input_and_changes_nothing() {
     let tus = ("Tus-Resumable", "1.0.0".to_owned());
     let length = ("Upload-Length", "10".to_owned());
     let path = ("Upload-Metadata", metadata("ok", &[]));
-    let cases: Vec<(Vec<(&'static str, String)>, StatusCode, &str)> = vec![
-        (vec![length.clone(), path.clone()], StatusCode::PRECONDITION_FAILED, "tus_version_unsupported"),
-        (vec![("Tus-Resumable", "0.2.2".into()), length.clone(), path.clone()], StatusCode::PRECONDITION_FAILED, "tus_version_unsupported"),
-        (vec![tus.clone(), path.clone()], StatusCode::BAD_REQUEST, "invalid_header"),
-        (vec![tus.clone(), ("Upload-Length", "-1".into()), path.clone()], StatusCode::BAD_REQUEST, "invalid_header"),
-        (vec![tus.clone(), ("Upload-Length", "99999999999999999999999".into()), path.clone()], StatusCode::BAD_REQUEST, "invalid_header"),
-        (vec![tus.clone(), ("Upload-Defer-Length", "1".into()), path.clone()], StatusCode::BAD_REQUEST, "invalid_header"),
-        (vec![tus.clone(), ("Upload-Length", "1001".into()), path.clone()], StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
-        (vec![tus.clone(), length.clone()], StatusCode::BAD_REQUEST, "invalid_header"),
-        (vec![tus.clone(), length.clone(), ("Upload-Metadata", "relative_path !!!".into())], StatusCode::BAD_REQUEST, "invalid_header"),
-        (vec![tus.clone(), length.clone(), ("Upload-Metadata", metadata("../etc/passwd", &[]))], StatusCode::BAD_REQUEST, "invalid_path"),
-        (vec![tus.clone(), length.clone(), ("Upload-Metadata", metadata("a\u{0}b", &[]))], StatusCode::BAD_REQUEST, "invalid_path"),
-        (vec![tus.clone(), length.clone(), ("Upload-Metadata", metadata("ok", &[("sha256", "zz")]))], StatusCode::BAD_REQUEST, "invalid_digest"),
-        (vec![tus.clone(), length.clone(), ("Upload-Metadata", format!("{},relative_path {}", metadata("a", &[]), b64("b")))], StatusCode::BAD_REQUEST, "invalid_header"),
+    type Headers = Vec<(&'static str, String)>;
+    let cases: Vec<(Headers, StatusCode, &str)> = vec![
+        (
+            vec![length.clone(), path.clone()],
+            StatusCode::PRECONDITION_FAILED,
+            "tus_version_unsupported",
+        ),
+        (
+            vec![
+                ("Tus-Resumable", "0.2.2".into()),
+                length.clone(),
+                path.clone(),
+            ],
+            StatusCode::PRECONDITION_FAILED,
+            "tus_version_unsupported",
+        ),
+        (
+            vec![tus.clone(), path.clone()],
+            StatusCode::BAD_REQUEST,
+            "invalid_header",
+        ),
+        (
+            vec![tus.clone(), ("Upload-Length", "-1".into()), path.clone()],
+            StatusCode::BAD_REQUEST,
+            "invalid_header",
+        ),
+        (
+            vec![
+                tus.clone(),
+                ("Upload-Length", "99999999999999999999999".into()),
+                path.clone(),
+            ],
+            StatusCode::BAD_REQUEST,
+            "invalid_header",
+        ),
+        (
+            vec![
+                tus.clone(),
+                ("Upload-Defer-Length", "1".into()),
+                path.clone(),
+            ],
+            StatusCode::BAD_REQUEST,
+            "invalid_header",
+        ),
+        (
+            vec![tus.clone(), ("Upload-Length", "1001".into()), path.clone()],
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+        ),
+        (
+            vec![tus.clone(), length.clone()],
+            StatusCode::BAD_REQUEST,
+            "invalid_header",
+        ),
+        (
+            vec![
+                tus.clone(),
+                length.clone(),
+                ("Upload-Metadata", "relative_path !!!".into()),
+            ],
+            StatusCode::BAD_REQUEST,
+            "invalid_header",
+        ),
+        (
+            vec![
+                tus.clone(),
+                length.clone(),
+                ("Upload-Metadata", metadata("../etc/passwd", &[])),
+            ],
+            StatusCode::BAD_REQUEST,
+            "invalid_path",
+        ),
+        (
+            vec![
+                tus.clone(),
+                length.clone(),
+                ("Upload-Metadata", metadata("a\u{0}b", &[])),
+            ],
+            StatusCode::BAD_REQUEST,
+            "invalid_path",
+        ),
+        (
+            vec![
+                tus.clone(),
+                length.clone(),
+                ("Upload-Metadata", metadata("ok", &[("sha256", "zz")])),
+            ],
+            StatusCode::BAD_REQUEST,
+            "invalid_digest",
+        ),
+        (
+            vec![
+                tus.clone(),
+                length.clone(),
+                (
+                    "Upload-Metadata",
+                    format!("{},relative_path {}", metadata("a", &[]), b64("b")),
+                ),
+            ],
+            StatusCode::BAD_REQUEST,
+            "invalid_header",
+        ),
     ];
     for (headers, status, code) in cases {
         let response = server.send(create(headers.clone())).await;
@@ -397,7 +532,12 @@ async fn tus_refuses_hostile_input_and_changes_nothing() {
                 .body(vec![1]),
         )
         .await;
-    assert_problem(response, StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type").await;
+    assert_problem(
+        response,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+    )
+    .await;
     let response = server
         .send(
             server
@@ -421,7 +561,12 @@ async fn tus_refuses_hostile_input_and_changes_nothing() {
                 .body(vec![1]),
         )
         .await;
-    assert_problem(response, StatusCode::BAD_REQUEST, "checksum_algorithm_unsupported").await;
+    assert_problem(
+        response,
+        StatusCode::BAD_REQUEST,
+        "checksum_algorithm_unsupported",
+    )
+    .await;
     let response = server.tus_patch(&url, 0, vec![1; 5]).await;
     assert_problem(response, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large").await;
     // The request that crosses the length is refused whole.
@@ -430,7 +575,11 @@ async fn tus_refuses_hostile_input_and_changes_nothing() {
     let response = server.tus_patch(&unknown, 0, vec![1]).await;
     assert_problem(response, StatusCode::NOT_FOUND, "upload_not_found").await;
     let response = server
-        .tus_patch(&format!("/v1/packages/{id}/uploads/..%2F..%2Fx"), 0, vec![1])
+        .tus_patch(
+            &format!("/v1/packages/{id}/uploads/..%2F..%2Fx"),
+            0,
+            vec![1],
+        )
         .await;
     assert_problem(response, StatusCode::BAD_REQUEST, "invalid_id").await;
     // Through another package's URL, it is not found.
@@ -449,4 +598,3 @@ async fn tus_refuses_hostile_input_and_changes_nothing() {
     assert_eq!(server.file_count(&id).await, 0);
     server.stop().await;
 }
-

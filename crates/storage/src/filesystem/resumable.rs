@@ -113,8 +113,8 @@ impl ResumableStaging for FilesystemBackend {
         len: u64,
     ) -> Result<Vec<Bytes>, StorageError> {
         let path = self.upload_file(handle)?;
-        let len = usize::try_from(len)
-            .map_err(|_| self.io(std::io::Error::other("tail too large")))?;
+        let len =
+            usize::try_from(len).map_err(|_| self.io(std::io::Error::other("tail too large")))?;
         let bytes = self
             .blocking(move || {
                 let file = std::fs::File::open(&path)?;
