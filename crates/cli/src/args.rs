@@ -39,6 +39,16 @@ pub struct Cli {
     /// Machine-readable JSON on stdout instead of human output.
     #[arg(long, global = true)]
     pub json: bool,
+    /// `push` and `file put` send files of at least this many bytes as
+    /// resumable (tus) uploads, which survive dropped connections and
+    /// server restarts (retried with backoff from the server's offset).
+    #[arg(
+        long,
+        global = true,
+        env = "ARTIFACTSTORE_RESUMABLE_OVER",
+        default_value_t = 64 * 1024 * 1024
+    )]
+    pub resumable_over: u64,
     #[command(subcommand)]
     pub command: Command,
 }

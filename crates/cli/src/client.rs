@@ -15,6 +15,7 @@ pub struct Client {
     http: reqwest::Client,
     token: Option<String>,
     actor: Option<String>,
+    resumable_over: u64,
 }
 
 impl Client {
@@ -35,7 +36,26 @@ impl Client {
             http,
             token,
             actor,
+            resumable_over: u64::MAX,
         })
+    }
+
+    /// Files of at least `bytes` go up as resumable uploads.
+    pub fn resumable_over(mut self, bytes: u64) -> Self {
+        self.resumable_over = bytes;
+        self
+    }
+
+    /// Whether a file of `size` bytes goes up as a resumable upload.
+    pub fn resumable(&self, size: u64) -> bool {
+        size >= self.resumable_over
+    }
+
+    /// `path` (an absolute path, as `Location` gives) on this server.
+    pub fn url_of(&self, path: &str) -> CliResult<Url> {
+        self.base
+            .join(path)
+            .map_err(|e| CliError::Protocol(format!("bad URL {path:?} from the server: {e}")))
     }
 
     /// The URL of `segments` under the server root; each segment is

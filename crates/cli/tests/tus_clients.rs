@@ -403,3 +403,82 @@ async fn an_upload_started_on_one_replica_finishes_on_the_other() {
     assert_recorded(&http, &second.url, &package, "replicas/split", &file).await;
     assert_recorded(&http, &first.url, &package, "replicas/split", &file).await;
 }
+
+/// The CLI's own resumable uploads: `push` and `file put` send large files
+/// through the tus endpoint and ride out a cut connection and a killed
+/// server, resuming from the server's offset.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_resumes_large_files_after_cuts_and_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let data_arg = [OsStr::new("--data-dir"), data_dir.as_os_str()];
+    let mut server = Served::start(data_arg, &[]);
+    let tree = dir.path().join("tree");
+    std::fs::create_dir_all(tree.join("logs")).unwrap();
+    let big = write_file(&tree, "snapshot.bin", 90 * MIB, 4);
+    let small = write_file(&tree.join("logs"), "run.txt", 1000, 5);
+    let cli = |url: &str, args: &[&str]| {
+        let mut command = tokio::process::Command::new(common::BIN);
+        command
+            .args(["--server", url, "--json", "--resumable-over", "1048576"])
+            .args(args)
+            .kill_on_drop(true);
+        command
+    };
+
+    // push: the connection is cut once, 30 MiB in.
+    let proxy = Proxy::start(address_of(&server), 30 * MIB as u64, true).await;
+    let proxied = format!("http://{}", proxy.address);
+    let tree_arg = tree.to_str().unwrap().to_owned();
+    let output = cli(&proxied, &[])
+        .args([
+            "push",
+            "--name",
+            "n",
+            "--producer",
+            "ci",
+            "--subject",
+            "app",
+            "--retention-class",
+            "standard",
+            &tree_arg,
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "push failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let pushed: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let package = pushed["package_id"].as_str().unwrap().to_owned();
+    let http = reqwest::Client::new();
+    assert_recorded(&http, &server.url, &package, "snapshot.bin", &big).await;
+    assert_recorded(&http, &server.url, &package, "logs/run.txt", &small).await;
+
+    // file put: the server is killed 50 MiB in and started again.
+    let open = create_package(&http, &server.url).await;
+    let proxy = Proxy::start(address_of(&server), 50 * MIB as u64, false).await;
+    let proxied = format!("http://{}", proxy.address);
+    let big_arg = big.to_str().unwrap().to_owned();
+    let put = cli(
+        &proxied,
+        &["file", "put", &open, &big_arg, "--as", "again.bin"],
+    )
+    .output();
+    let restart = async {
+        proxy.tripped.notified().await;
+        server.kill();
+        server = Served::start(data_arg, &[]);
+        *proxy.target.lock().unwrap() = address_of(&server);
+    };
+    let (output, ()) = tokio::join!(put, restart);
+    let output = output.unwrap();
+    assert!(
+        output.status.success(),
+        "file put failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_recorded(&http, &server.url, &open, "again.bin", &big).await;
+}

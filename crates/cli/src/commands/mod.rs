@@ -6,6 +6,7 @@ mod package;
 mod proofs;
 mod pull;
 mod push;
+mod resumable;
 mod retention;
 mod serve;
 mod transfers;
@@ -20,7 +21,10 @@ use crate::output::Output;
 /// Runs the parsed command line.
 pub async fn run(cli: Cli) -> CliResult<()> {
     let out = Output { json: cli.json };
-    let client = || Client::new(&cli.server, cli.token.clone(), cli.actor.clone());
+    let client = || {
+        Client::new(&cli.server, cli.token.clone(), cli.actor.clone())
+            .map(|c| c.resumable_over(cli.resumable_over))
+    };
     match cli.command {
         Command::Serve {
             config,

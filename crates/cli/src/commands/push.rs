@@ -134,7 +134,8 @@ const BUSY_RETRIES: u32 = 60;
 
 /// Uploads one local file; the server refuses it if the bytes it receives
 /// differ from the digests computed here. A server busy with other uploads
-/// is asked again each second for a minute.
+/// is asked again each second for a minute. A large file (`--resumable-over`)
+/// goes up as a resumable upload, which survives dropped connections.
 pub async fn upload(
     client: &Client,
     package_id: &str,
@@ -144,6 +145,19 @@ pub async fn upload(
     bar: &ProgressBar,
 ) -> CliResult<File> {
     let digests = hash_file(local).await?;
+    if client.resumable(digests.size_bytes) {
+        let media_type = media_type.map_or_else(|| media_type_of(local), str::to_owned);
+        return super::resumable::upload(
+            client,
+            package_id,
+            local,
+            relative_path,
+            &media_type,
+            &digests,
+            bar,
+        )
+        .await;
+    }
     let mut segments = vec!["v1", "packages", package_id, "files"];
     segments.extend(relative_path.split('/'));
     let url = client.url(&segments);
