@@ -106,6 +106,12 @@ pub enum Command {
         /// Files uploaded at once (1-64).
         #[arg(long, short = 'j', default_value_t = DEFAULT_JOBS, value_parser = clap::value_parser!(u16).range(1..=64))]
         jobs: u16,
+        /// Continue this push (same server, package arguments and paths)
+        /// where an earlier run stopped, even one whose process was killed:
+        /// its package, its finished files, and its resumable uploads from
+        /// the server's offset.
+        #[arg(long)]
+        resume: bool,
         /// Files and directories to upload.
         #[arg(required = true)]
         paths: Vec<PathBuf>,

@@ -40,6 +40,11 @@ impl Client {
         })
     }
 
+    /// The server's URL.
+    pub fn base(&self) -> &Url {
+        &self.base
+    }
+
     /// Files of at least `bytes` go up as resumable uploads.
     pub fn resumable_over(mut self, bytes: u64) -> Self {
         self.resumable_over = bytes;

@@ -482,3 +482,85 @@ async fn the_cli_resumes_large_files_after_cuts_and_restarts() {
     );
     assert_recorded(&http, &server.url, &open, "again.bin", &big).await;
 }
+
+/// `push --resume` continues a push whose process was killed mid-upload:
+/// same package, finished files kept, the large file resumed from the
+/// server's offset; then it finalizes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_resume_continues_after_the_cli_is_killed() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Served::start(
+        [
+            OsStr::new("--data-dir"),
+            dir.path().join("data").as_os_str(),
+        ],
+        &[],
+    );
+    let tree = dir.path().join("tree");
+    std::fs::create_dir_all(&tree).unwrap();
+    let small = write_file(&tree, "a-small.txt", 2000, 6);
+    let big = write_file(&tree, "b-big.bin", 80 * MIB, 7);
+    let state_dir = dir.path().join("state");
+    let proxy = Proxy::start(address_of(&server), 40 * MIB as u64, false).await;
+    let proxied = format!("http://{}", proxy.address);
+    let tree_arg = tree.to_str().unwrap().to_owned();
+    let push = |resume: bool| {
+        let mut command = tokio::process::Command::new(common::BIN);
+        command
+            .args([
+                "--server",
+                &proxied,
+                "--json",
+                "--resumable-over",
+                "1048576",
+            ])
+            .args([
+                "push",
+                "--name",
+                "n",
+                "--producer",
+                "ci",
+                "--subject",
+                "app",
+            ])
+            .args(["--retention-class", "standard", "--jobs", "1"])
+            .args(resume.then_some("--resume"))
+            .arg(&tree_arg)
+            .env("ARTIFACTSTORE_STATE_DIR", &state_dir)
+            .kill_on_drop(true);
+        command
+    };
+    // Without an interrupted push there is nothing to resume.
+    let nothing = push(true).output().await.unwrap();
+    assert!(!nothing.status.success());
+    assert!(String::from_utf8_lossy(&nothing.stderr).contains("no interrupted push"));
+
+    let mut first = push(false).spawn().unwrap();
+    proxy.tripped.notified().await;
+    first.kill().await.unwrap();
+    let output = push(true).output().await.unwrap();
+    assert!(
+        output.status.success(),
+        "push --resume failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let pushed: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let package = pushed["package_id"].as_str().unwrap().to_owned();
+    let http = reqwest::Client::new();
+    assert_recorded(&http, &server.url, &package, "a-small.txt", &small).await;
+    assert_recorded(&http, &server.url, &package, "b-big.bin", &big).await;
+    // It resumed rather than starting over: well under two copies sent.
+    assert!(proxy.sent.load(Ordering::SeqCst) < 125 * MIB as u64);
+    // One package, finalized; the saved state is gone.
+    let shown: serde_json::Value = http
+        .get(format!("{}/v1/packages/{package}", server.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(shown["status"], "finalized");
+    let left = std::fs::read_dir(state_dir.join("pushes")).unwrap().count();
+    assert_eq!(left, 0);
+}

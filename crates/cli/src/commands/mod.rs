@@ -6,6 +6,7 @@ mod package;
 mod proofs;
 mod pull;
 mod push;
+mod push_state;
 mod resumable;
 mod retention;
 mod serve;
@@ -35,8 +36,9 @@ pub async fn run(cli: Cli) -> CliResult<()> {
         Command::Push {
             package,
             jobs,
+            resume,
             paths,
-        } => push::push(&client()?, out, package, jobs, paths).await,
+        } => push::push(&client()?, out, package, jobs, resume, paths).await,
         Command::Pull {
             package_id,
             output,

@@ -1,5 +1,6 @@
 //! Uploads: `push`, `package create`, `file put|get|list`.
 
+use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,6 +15,7 @@ use reqwest::Method;
 use serde::Serialize;
 use serde_json::Value;
 
+use super::push_state::PushState;
 use super::transfers::each_at_most;
 use crate::args::{FileCommand, PackageArgs};
 use crate::client::Client;
@@ -143,6 +145,7 @@ pub async fn upload(
     relative_path: &str,
     media_type: Option<&str>,
     bar: &ProgressBar,
+    state: Option<&PushState>,
 ) -> CliResult<File> {
     let digests = hash_file(local).await?;
     if client.resumable(digests.size_bytes) {
@@ -155,6 +158,7 @@ pub async fn upload(
             &media_type,
             &digests,
             bar,
+            state,
         )
         .await;
     }
@@ -259,6 +263,7 @@ pub async fn push(
     out: Output,
     args: PackageArgs,
     jobs: u16,
+    resume: bool,
     paths: Vec<PathBuf>,
 ) -> CliResult<()> {
     let files = collect(&paths)?;
@@ -266,14 +271,46 @@ pub async fn push(
         .iter()
         .map(|(p, _)| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
         .sum();
-    let package = create_package(client, &args).await?;
-    let package_id = package.id;
+    let state = PushState::of(client.base().as_str(), &args, &paths)?;
+    // On resume: the files the server has already, by path and SHA-256.
+    let mut recorded: BTreeMap<String, String> = BTreeMap::new();
+    let package_id = if resume {
+        let package_id = state.package_id().ok_or_else(|| {
+            CliError::Usage(
+                "no interrupted push with these arguments and paths to resume; run it without --resume".into(),
+            )
+        })?;
+        let listed: FileList = client
+            .get_json(&["v1", "packages", &package_id, "files"], &[])
+            .await?;
+        recorded = listed
+            .items
+            .into_iter()
+            .map(|f| (f.relative_path, f.sha256))
+            .collect();
+        package_id
+    } else {
+        let package = create_package(client, &args).await?;
+        state.package_created(&package.id)?;
+        package.id
+    };
     let bar = progress(out, total, "uploading");
     let uploaded = each_at_most(jobs, &files, |(local, relative)| {
-        let (package_id, bar) = (&package_id, &bar);
+        let (package_id, bar, state, recorded) = (&package_id, &bar, &state, &recorded);
         async move {
             bar.set_message(relative.clone());
-            upload(client, package_id, local, relative, None, bar)
+            if let Some(sha256) = recorded.get(relative) {
+                let digests = hash_file(local).await?;
+                if *sha256 != digests.sha256.to_hex() {
+                    return Err(CliError::Usage(format!(
+                        "{relative:?} in package {package_id} differs from {}: the files changed since the push began",
+                        local.display()
+                    )));
+                }
+                bar.inc(digests.size_bytes);
+                return Ok(());
+            }
+            upload(client, package_id, local, relative, None, bar, Some(state))
                 .await
                 .map(drop)
                 .map_err(|e| {
@@ -292,6 +329,7 @@ pub async fn push(
     let finalized: Finalized = client
         .post_json(&["v1", "packages", &package_id, "finalize"], &())
         .await?;
+    state.finished();
     let summary = PushSummary {
         package_id: &package_id,
         manifest_digest: &finalized.manifest_digest,
@@ -338,6 +376,7 @@ pub async fn file(client: &Client, out: Output, command: FileCommand) -> CliResu
                 &relative,
                 media_type.as_deref(),
                 &bar,
+                None,
             )
             .await?;
             bar.finish_and_clear();

@@ -14,6 +14,7 @@ use futures::StreamExt;
 use indicatif::ProgressBar;
 use reqwest::{Method, Url};
 
+use super::push_state::PushState;
 use crate::client::Client;
 use crate::error::{CliError, CliResult};
 
@@ -55,7 +56,24 @@ pub async fn upload(
     media_type: &str,
     digests: &FileDigests,
     bar: &ProgressBar,
+    state: Option<&PushState>,
 ) -> CliResult<File> {
+    let started = bar.position();
+    // An upload an earlier run of this push started, if it still exists.
+    if let Some(url) = state.and_then(|s| s.upload_url(relative_path)) {
+        let url = client.url_of(&url)?;
+        match offset_of(client, &url).await {
+            Ok(offset) => {
+                let file = send_from(client, &url, local, offset, digests, bar, started).await?;
+                if let Some(state) = state {
+                    state.upload(relative_path, None)?;
+                }
+                return Ok(file);
+            }
+            Err(CliError::Server { status: 404, .. }) => {} // expired: start again
+            Err(e) => return Err(e),
+        }
+    }
     let metadata = [
         format!("relative_path {}", b64(relative_path)),
         format!("media_type {}", b64(media_type)),
@@ -76,13 +94,31 @@ pub async fn upload(
     let created = with_retries(|| client.send(create())).await?;
     let location = header(&created, "location")?;
     let upload_url = client.url_of(&location)?;
-    let started = bar.position();
-    let mut offset = 0u64;
+    if let Some(state) = state {
+        state.upload(relative_path, Some(upload_url.as_str()))?;
+    }
+    let file = send_from(client, &upload_url, local, 0, digests, bar, started).await?;
+    if let Some(state) = state {
+        state.upload(relative_path, None)?;
+    }
+    Ok(file)
+}
+
+/// Sends the file from `offset` to its end, resuming after failures.
+async fn send_from(
+    client: &Client,
+    upload_url: &Url,
+    local: &Path,
+    mut offset: u64,
+    digests: &FileDigests,
+    bar: &ProgressBar,
+    started: u64,
+) -> CliResult<File> {
     let mut failures = 0;
     let mut backoff = FIRST_BACKOFF;
     loop {
         bar.set_position(started + offset);
-        match patch(client, &upload_url, local, offset, digests.size_bytes, bar).await {
+        match patch(client, upload_url, local, offset, digests.size_bytes, bar).await {
             Ok(Patched::Done(file_path)) => {
                 let file_url = client.url_of(&file_path)?;
                 return client.json(client.request(Method::GET, file_url)).await;
@@ -100,7 +136,7 @@ pub async fn upload(
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(MAX_BACKOFF);
                 // Where the server stands is where to go on.
-                match offset_of(client, &upload_url).await {
+                match offset_of(client, upload_url).await {
                     Ok(at) => offset = at,
                     Err(e) if retryable(&e) => {}
                     Err(e) => return Err(e),
