@@ -114,30 +114,7 @@ async fn six_gib_without_a_digest_goes_into_garage() {
     six_gib_without_a_digest("GARAGE", "garage").await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "sends 6 GiB to Ceph RGW; run with --ignored (CI does)"]
-async fn six_gib_without_a_digest_goes_into_ceph_rgw() {
-    six_gib_without_a_digest("CEPH", "ceph").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "writes 2 GiB; run with --ignored (CI does)"]
-async fn two_gib_stream_ingests_with_correct_digests_in_bounded_memory() {
-    let env = TestEnv::new().await;
-    let growth_mib = ingest_generated(&env, 2 * GIB).await;
-    println!("peak RSS growth during a 2 GiB filesystem ingest: {growth_mib} MiB");
-    assert!(growth_mib < 64, "peak RSS grew by {growth_mib} MiB");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "sends 1 GiB to Garage; run with --ignored (CI does)"]
-async fn one_gib_stream_ingests_into_garage_with_correct_digests_in_bounded_memory() {
-    let Some(mut s3) = common::s3_backend("GARAGE", "garage") else {
-        return;
-    };
-    s3.prefix = Some(format!("large-ingest/{}", uuid::Uuid::new_v4()));
-    let env = TestEnv::with_config(|config| config.backends = vec![s3]).await;
-    let growth_mib = ingest_generated(&env, GIB).await;
-    println!("peak RSS growth during a 1 GiB S3 (Garage) ingest: {growth_mib} MiB");
-    assert!(growth_mib < 128, "peak RSS grew by {growth_mib} MiB");
-}
+// Ceph RGW is not given 6 GiB here: the test server (scripts/s3/ceph-rgw-up)
+// keeps its data in OSD memory (memstore, 4 GiB), and a staged 6 GiB object
+// plus its copy would need 12 GiB of RAM. Its UploadPartCopy is tested in
+// storage's `ceph_rgw_copies_in_parts`, in 5 MiB parts.
