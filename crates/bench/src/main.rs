@@ -31,6 +31,8 @@ enum Scenario {
     /// The log's proofs on a large log, uploads beside checkpoint signing,
     /// and evidence bundles against downloading the files one by one.
     Proofs,
+    /// A resumable (tus) upload in 64 MiB PATCHes against one PUT.
+    Resumable,
 }
 
 /// Benchmark harness of artifact-store (issue 5's scenarios).
@@ -137,6 +139,12 @@ async fn run(args: Args) -> Result<()> {
             "{}",
             scenarios::collect::run(&env, args.gc_objects.max(4), args.clients.max(1), runs)
                 .await?
+        );
+    }
+    if wants(Scenario::Resumable) {
+        println!(
+            "{}",
+            scenarios::resumable::run(&env, args.size_mib, runs).await?
         );
     }
     if wants(Scenario::Proofs) {

@@ -94,6 +94,28 @@ async fn assert_stored_bytes_match(env: &TestEnv, file: &artifactstore_registry:
     assert_eq!(stored.sha256.to_hex(), file.sha256);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "writes 2 GiB; run with --ignored (CI does)"]
+async fn two_gib_stream_ingests_with_correct_digests_in_bounded_memory() {
+    let env = TestEnv::new().await;
+    let growth_mib = ingest_generated(&env, 2 * GIB).await;
+    println!("peak RSS growth during a 2 GiB filesystem ingest: {growth_mib} MiB");
+    assert!(growth_mib < 64, "peak RSS grew by {growth_mib} MiB");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "sends 1 GiB to Garage; run with --ignored (CI does)"]
+async fn one_gib_stream_ingests_into_garage_with_correct_digests_in_bounded_memory() {
+    let Some(mut s3) = common::s3_backend("GARAGE", "garage") else {
+        return;
+    };
+    s3.prefix = Some(format!("large-ingest/{}", uuid::Uuid::new_v4()));
+    let env = TestEnv::with_config(|config| config.backends = vec![s3]).await;
+    let growth_mib = ingest_generated(&env, GIB).await;
+    println!("peak RSS growth during a 1 GiB S3 (Garage) ingest: {growth_mib} MiB");
+    assert!(growth_mib < 128, "peak RSS grew by {growth_mib} MiB");
+}
+
 /// A 6 GiB object with no declared digest: staged, then copied to its
 /// content address in parts (UploadPartCopy: CopyObject stops at 5 GiB).
 async fn six_gib_without_a_digest(name: &str, id: &str) {

@@ -6,4 +6,5 @@ pub mod dataset;
 pub mod follow;
 pub mod large_file;
 pub mod proofs;
+pub mod resumable;
 pub mod small_files;

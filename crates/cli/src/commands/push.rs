@@ -150,17 +150,14 @@ pub async fn upload(
     let digests = hash_file(local).await?;
     if client.resumable(digests.size_bytes) {
         let media_type = media_type.map_or_else(|| media_type_of(local), str::to_owned);
-        return super::resumable::upload(
-            client,
+        let file = super::resumable::LocalFile {
             package_id,
             local,
             relative_path,
-            &media_type,
-            &digests,
-            bar,
-            state,
-        )
-        .await;
+            media_type: &media_type,
+            digests: &digests,
+        };
+        return super::resumable::upload(client, file, bar, state).await;
     }
     let mut segments = vec!["v1", "packages", package_id, "files"];
     segments.extend(relative_path.split('/'));

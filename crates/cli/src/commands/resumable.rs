@@ -46,18 +46,34 @@ fn retryable(error: &CliError) -> bool {
     }
 }
 
-/// Uploads `local` (whose digests are `digests`) as `relative_path`, in
-/// PATCHes; returns the file recorded.
+/// One local file to upload.
+pub struct LocalFile<'a> {
+    /// The package it goes into.
+    pub package_id: &'a str,
+    /// Where it is.
+    pub local: &'a Path,
+    /// Its path in the package.
+    pub relative_path: &'a str,
+    /// Its media type.
+    pub media_type: &'a str,
+    /// Its digests, computed before the upload.
+    pub digests: &'a FileDigests,
+}
+
+/// Uploads a local file in PATCHes; returns the file recorded.
 pub async fn upload(
     client: &Client,
-    package_id: &str,
-    local: &Path,
-    relative_path: &str,
-    media_type: &str,
-    digests: &FileDigests,
+    file: LocalFile<'_>,
     bar: &ProgressBar,
     state: Option<&PushState>,
 ) -> CliResult<File> {
+    let LocalFile {
+        package_id,
+        local,
+        relative_path,
+        media_type,
+        digests,
+    } = file;
     let started = bar.position();
     // An upload an earlier run of this push started, if it still exists.
     if let Some(url) = state.and_then(|s| s.upload_url(relative_path)) {

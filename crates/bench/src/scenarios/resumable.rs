@@ -1,0 +1,169 @@
+//! A resumable (tus) upload against a single PUT of the same file, side by
+//! side: each run uploads the file both ways, in alternating order, each
+//! into a fresh server (so neither finds the object stored already), and
+//! records time and the server's peak RSS growth.
+
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{bail, Result};
+use base64::Engine as _;
+
+use crate::harness::{generate, memory_kib, package_body, Env, Server, ServerSetup};
+use crate::report::{gb_per_s, row, verdict, Samples, TABLE_HEAD};
+
+/// Bytes per PATCH, as the goal states it (and as the CLI sends).
+const PATCH_BYTES: u64 = 64 * 1024 * 1024;
+
+fn blake3_of_file(path: &Path) -> Result<String> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = artifactstore_core::digest::Blake3Hasher::default();
+    let mut buffer = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buffer)?;
+        if n == 0 {
+            return Ok(hasher.finalize().to_hex());
+        }
+        hasher.update(&buffer[..n]);
+    }
+}
+
+/// One PUT with the BLAKE3 declared (as `artifactstore push` sends).
+async fn put(client: &reqwest::Client, server: &Server, path: &Path, blake3: &str) -> Result<f64> {
+    let package = server.create_package(client, package_body("put")).await?;
+    let file = std::fs::File::open(path)?;
+    let size = file.metadata()?.len();
+    let body = reqwest::Body::wrap_stream(artifactstore_storage::file_chunks(file, size));
+    let url = format!("{}/v1/packages/{package}/files/big.bin", server.url);
+    let start = Instant::now();
+    let response = client
+        .put(&url)
+        .header("Content-Length", size)
+        .header("X-Content-Blake3", blake3)
+        .body(body)
+        .send()
+        .await?;
+    let seconds = start.elapsed().as_secs_f64();
+    if response.status().as_u16() != 201 {
+        bail!("PUT answered {}", response.status());
+    }
+    Ok(seconds)
+}
+
+/// One tus upload: creation, then PATCHes of [`PATCH_BYTES`] (BLAKE3
+/// declared in the metadata, as `artifactstore push` sends it).
+async fn tus(client: &reqwest::Client, server: &Server, path: &Path, blake3: &str) -> Result<f64> {
+    use std::io::{Seek, SeekFrom};
+    let package = server.create_package(client, package_body("tus")).await?;
+    let size = std::fs::metadata(path)?.len();
+    let b64 = |text: &str| base64::engine::general_purpose::STANDARD.encode(text);
+    let start = Instant::now();
+    let created = client
+        .post(format!("{}/v1/packages/{package}/uploads", server.url))
+        .header("Tus-Resumable", "1.0.0")
+        .header("Upload-Length", size)
+        .header(
+            "Upload-Metadata",
+            format!("relative_path {},blake3 {}", b64("big.bin"), b64(blake3)),
+        )
+        .send()
+        .await?;
+    let Some(location) = created.headers().get("location") else {
+        bail!("creation answered {} without Location", created.status());
+    };
+    let url = format!("{}{}", server.url, location.to_str()?);
+    let mut offset = 0;
+    while offset < size {
+        let length = PATCH_BYTES.min(size - offset);
+        let mut file = std::fs::File::open(path)?;
+        file.seek(SeekFrom::Start(offset))?;
+        let body = reqwest::Body::wrap_stream(artifactstore_storage::file_chunks(file, length));
+        let response = client
+            .patch(&url)
+            .header("Tus-Resumable", "1.0.0")
+            .header("Content-Type", "application/offset+octet-stream")
+            .header("Content-Length", length)
+            .header("Upload-Offset", offset)
+            .body(body)
+            .send()
+            .await?;
+        if response.status().as_u16() != 204 {
+            bail!("PATCH at {offset} answered {}", response.status());
+        }
+        offset += length;
+    }
+    Ok(start.elapsed().as_secs_f64())
+}
+
+pub async fn run(env: &Env, size_mib: u64, runs: usize) -> Result<String> {
+    let dir = env.scratch("resumable")?;
+    let input = dir.join("input.bin");
+    let size = size_mib << 20;
+    eprintln!("resumable: generating {size_mib} MiB");
+    generate(&input, size, 2)?;
+    let blake3 = blake3_of_file(&input)?;
+    let client = reqwest::Client::new();
+    let (mut put_s, mut tus_s, mut put_rss, mut tus_rss) = (
+        Samples::default(),
+        Samples::default(),
+        Samples::default(),
+        Samples::default(),
+    );
+    for run in 0..runs {
+        eprintln!("resumable: run {}/{runs}", run + 1);
+        let order = if run % 2 == 0 {
+            [false, true]
+        } else {
+            [true, false]
+        };
+        for resumable in order {
+            let data = dir.join(format!("data-{run}-{resumable}"));
+            let server = Server::start(env, &data, &ServerSetup::default())?;
+            let idle = memory_kib(server.pid(), "VmRSS:")?;
+            let seconds = if resumable {
+                tus(&client, &server, &input, &blake3).await?
+            } else {
+                put(&client, &server, &input, &blake3).await?
+            };
+            let growth = memory_kib(server.pid(), "VmHWM:")?.saturating_sub(idle) as f64 / 1024.0;
+            if resumable {
+                tus_s.push(seconds);
+                tus_rss.push(growth);
+            } else {
+                put_s.push(seconds);
+                put_rss.push(growth);
+            }
+            drop(server);
+            std::fs::remove_dir_all(&data)?;
+        }
+    }
+    std::fs::remove_dir_all(&dir)?;
+    let rate = gb_per_s(size);
+    let (put_rate, tus_rate) = (put_s.map(&rate), tus_s.map(&rate));
+    let ratio = tus_rate.median() / put_rate.median();
+    let mut out = format!(
+        "## Resumable upload ({size_mib} MiB, {runs} runs)\n\nRates in GB/s. The same file through a fresh server (filesystem backend) each time, alternating which goes first: one PUT, and a tus upload (creation, then PATCHes of 64 MiB), both with the BLAKE3 declared as `artifactstore push` sends it. RSS growth is the server's peak RSS (VmHWM) minus its idle RSS.\n\n{TABLE_HEAD}\n"
+    );
+    out.push_str(&row("PUT (201 durable)", &put_rate, "GB/s", 3));
+    out.push('\n');
+    out.push_str(&row(
+        "tus, 64 MiB PATCHes (last 204: durable, recorded)",
+        &tus_rate,
+        "GB/s",
+        3,
+    ));
+    out.push('\n');
+    out.push_str(&row("server RSS growth, PUT", &put_rss, "MiB", 1));
+    out.push('\n');
+    out.push_str(&row("server RSS growth, tus", &tus_rss, "MiB", 1));
+    out.push_str("\n\n");
+    out.push_str(&verdict(
+        "resumable / PUT throughput (medians)",
+        ratio,
+        "≥ 0.9",
+        ratio >= 0.9,
+    ));
+    out.push('\n');
+    Ok(out)
+}
