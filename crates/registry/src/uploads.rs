@@ -212,11 +212,6 @@ fn split_front(pieces: &mut Vec<Bytes>, bytes: u64) -> Vec<Bytes> {
     front
 }
 
-/// A part being stored and hashed: its receipt, SHA-256 state and BLAKE3
-/// halves.
-type PartInFlight =
-    tokio::task::JoinHandle<RegistryResult<(String, [u32; 8], ([u8; 32], [u8; 32]))>>;
-
 /// One upload locked by one request.
 struct Locked {
     record: UploadRecord,
@@ -557,28 +552,6 @@ impl Registry {
         Err(RegistryError::UploadLocked(locked.record.id.clone()))
     }
 
-    /// Finishes the part under way and, without a checksum to check at the
-    /// end, saves the progress it makes: a crash loses at most a part.
-    async fn settle(
-        &self,
-        locked: &mut Locked,
-        part: PartInFlight,
-        digests: &mut PartDigests,
-        receipts: &mut Vec<String>,
-        checksum: &Option<PatchChecksum>,
-    ) -> RegistryResult<()> {
-        receipts.push(self.finish_part(part, digests).await?);
-        if checksum.is_none() {
-            let progress = UploadProgress {
-                upload_offset: digests.covered_bytes(),
-                digest_state: digests.to_bytes(),
-                part_receipts: receipts.clone(),
-            };
-            self.save(locked, progress).await?;
-        }
-        Ok(())
-    }
-
     async fn save(&self, locked: &mut Locked, progress: UploadProgress) -> RegistryResult<()> {
         let now = self.store.now();
         let expires_at = self.plus_seconds(now, self.uploads.expire_after_seconds);
@@ -635,7 +608,6 @@ impl Registry {
         let mut checksum_state = checksum.as_ref().map(|c| ChecksumState::new(c.algorithm));
         let mut interrupted = None;
         let mut renewed = std::time::Instant::now();
-        let mut in_flight: Option<PartInFlight> = None;
         let mut body = std::pin::pin!(body);
         while let Some(chunk) = body.next().await {
             if renewed.elapsed() >= LOCK_RENEW_EVERY {
@@ -669,18 +641,21 @@ impl Registry {
             let buffered = total(&tail);
             if buffered > part_bytes || (buffered == part_bytes && offset < record.upload_length) {
                 let part = split_front(&mut tail, part_bytes);
-                if let Some(previous) = in_flight.take() {
-                    self.settle(locked, previous, &mut digests, &mut receipts, &checksum)
-                        .await?;
+                let index = digests.parts();
+                let receipt = self
+                    .store_part(locked, staging, &mut digests, index, part)
+                    .await?;
+                receipts.push(receipt);
+                if checksum.is_none() {
+                    // Saved as it goes, so a crash loses at most a part.
+                    let progress = UploadProgress {
+                        upload_offset: digests.covered_bytes(),
+                        digest_state: digests.to_bytes(),
+                        part_receipts: receipts.clone(),
+                    };
+                    self.save(locked, progress).await?;
                 }
-                in_flight = Some(self.start_part(locked, &digests, part).await?);
             }
-        }
-        // The part under way holds bytes that arrived, whatever ended the
-        // request.
-        if let Some(previous) = in_flight.take() {
-            self.settle(locked, previous, &mut digests, &mut receipts, &checksum)
-                .await?;
         }
         if let (Some(expected), Some(state)) = (&checksum, checksum_state) {
             // Unchecked or wrong, the request's bytes are not kept; the
@@ -729,64 +704,39 @@ impl Registry {
         })
     }
 
-    /// Starts storing and hashing the next whole part, side by side, in a
-    /// task of its own, so the request's next bytes are read meanwhile.
-    /// The caller finishes it ([`Registry::finish_part`]) before starting
-    /// the next: SHA-256 of a part continues from the previous part's state.
-    async fn start_part(
-        &self,
-        locked: &Locked,
-        digests: &PartDigests,
-        part: Vec<Bytes>,
-    ) -> RegistryResult<PartInFlight> {
-        // Never write a part without holding the lock.
-        self.renew(locked).await?;
-        let (sha256, blake3) = digests.absorb_split(&part).map_err(damaged)?;
-        let index = digests.parts();
-        let backend = locked.backend.clone();
-        let handle = locked.record.staging.clone();
-        let part_bytes = locked.record.part_bytes;
-        Ok(tokio::spawn(async move {
-            let shared = Arc::new(part.clone());
-            let for_sha = shared.clone();
-            let sha256 = tokio::task::spawn_blocking(move || sha256.run_over(&for_sha));
-            let blake3 = tokio::task::spawn_blocking(move || blake3.run_over(&shared));
-            let stored = match backend.resumable() {
-                Some(staging) => staging.put_part(&handle, index, part_bytes, part).await,
-                None => return Err(damaged("backend cannot stage")),
-            };
-            let hashed = (sha256.await, blake3.await);
-            let receipt = stored?;
-            match hashed {
-                (Ok(sha256), Ok(halves)) => Ok((receipt, sha256, halves)),
-                _ => Err(RegistryError::Internal("hashing a part failed".into())),
-            }
-        }))
-    }
-
-    /// Waits for a part started by [`Registry::start_part`] and takes in its
-    /// digests; returns its receipt.
-    async fn finish_part(
-        &self,
-        part: PartInFlight,
-        digests: &mut PartDigests,
-    ) -> RegistryResult<String> {
-        let (receipt, sha256, halves) = part
-            .await
-            .map_err(|_| RegistryError::Internal("storing a part failed".into()))??;
-        digests.apply(sha256, halves);
-        Ok(receipt)
-    }
-
-    /// Stores and hashes one whole part, and waits for it.
+    /// Hashes and stores one whole part side by side.
     async fn store_part(
         &self,
         locked: &Locked,
+        staging: &dyn ResumableStaging,
         digests: &mut PartDigests,
+        index: u64,
         part: Vec<Bytes>,
     ) -> RegistryResult<String> {
-        let started = self.start_part(locked, digests, part).await?;
-        self.finish_part(started, digests).await
+        // Never write a part without holding the lock.
+        self.renew(locked).await?;
+        let (sha256, blake3) = digests.absorb_split(&part).map_err(damaged)?;
+        let shared = Arc::new(part.clone());
+        let for_sha = shared.clone();
+        let sha256 = tokio::task::spawn_blocking(move || sha256.run_over(&for_sha));
+        let blake3 = tokio::task::spawn_blocking(move || blake3.run_over(&shared));
+        let stored = staging
+            .put_part(
+                &locked.record.staging,
+                index,
+                locked.record.part_bytes,
+                part,
+            )
+            .await;
+        let hashed = (sha256.await, blake3.await);
+        let receipt = stored?;
+        match hashed {
+            (Ok(sha256), Ok(halves)) => {
+                digests.apply(sha256, halves);
+                Ok(receipt)
+            }
+            _ => Err(RegistryError::Internal("hashing a part failed".into())),
+        }
     }
 
     /// Checks the whole file's digests, makes its object, records it.
@@ -802,7 +752,10 @@ impl Registry {
         if total(&tail) == record.part_bytes {
             // The file ends on a whole part, kept back until now.
             let part = std::mem::take(&mut tail);
-            let receipt = self.store_part(locked, &mut digests, part).await?;
+            let index = digests.parts();
+            let receipt = self
+                .store_part(locked, staging, &mut digests, index, part)
+                .await?;
             receipts.push(receipt);
         }
         let tail_for_hash = tail.clone();
