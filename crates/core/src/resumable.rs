@@ -95,37 +95,42 @@ impl PartDigests {
         self.parts * self.part_bytes
     }
 
-    /// Absorbs the next whole part, given as its pieces in order. The two
-    /// digests are independent; see [`PartDigests::absorb_split`] to run
-    /// them on two threads.
+    /// Absorbs the next whole part, given as its pieces in order, on this
+    /// thread. See [`PartDigests::next_parts`] to hash parts as they
+    /// arrive, on two threads.
     pub fn absorb<B: AsRef<[u8]>>(&mut self, part: &[B]) -> Result<(), PartDigestError> {
-        let (sha256, halves) = self.absorb_split(part)?;
-        let sha256 = sha256.run_over(part);
-        let halves = halves.run_over(part);
+        let (mut sha256, mut blake3) = self.next_parts();
+        for piece in part {
+            sha256.update(piece.as_ref())?;
+            blake3.update(piece.as_ref())?;
+        }
+        let (sha256, halves) = (sha256.end_part()?, blake3.end_part()?);
         self.apply(sha256, halves);
         Ok(())
     }
 
-    /// The next part's two halves of work, to run anywhere (each is pure),
-    /// then hand to [`PartDigests::apply`].
-    pub fn absorb_split<B: AsRef<[u8]>>(
-        &self,
-        part: &[B],
-    ) -> Result<(Sha256Work, Blake3Work), PartDigestError> {
-        let actual: u64 = part.iter().map(|p| p.as_ref().len() as u64).sum();
-        if actual != self.part_bytes {
-            return Err(PartDigestError::PartLength {
-                expected: self.part_bytes,
-                actual,
-            });
-        }
-        Ok((
-            Sha256Work { state: self.sha256 },
-            Blake3Work {
-                offset: self.covered_bytes(),
-                half: self.part_bytes / 2,
+    /// The two digests of the parts after those absorbed so far, fed as
+    /// their bytes arrive. They are independent, so each can run on a
+    /// thread of its own; each part's results go to
+    /// [`PartDigests::apply`], in order.
+    pub fn next_parts(&self) -> (Sha256Parts, Blake3Parts) {
+        let half = self.part_bytes / 2;
+        let offset = self.covered_bytes();
+        (
+            Sha256Parts {
+                work: Sha256Work { state: self.sha256 },
+                carry: Vec::with_capacity(64),
+                fed: 0,
+                part_bytes: self.part_bytes,
             },
-        ))
+            Blake3Parts {
+                left: subtree_at(offset),
+                right: subtree_at(offset + half),
+                offset,
+                half,
+                seen: 0,
+            },
+        )
     }
 
     /// Takes in the results of one part's work.
@@ -267,23 +272,13 @@ fn root(left: &[u8; 32], right: &[u8; 32]) -> [u8; 32] {
     *blake3::hazmat::merge_subtrees_root(left, right, blake3::hazmat::Mode::Hash).as_bytes()
 }
 
-/// SHA-256 of one part, continuing from the state before it.
+/// SHA-256 over whole blocks, from a state.
 #[derive(Debug, Clone, Copy)]
-pub struct Sha256Work {
+struct Sha256Work {
     state: [u32; 8],
 }
 
 impl Sha256Work {
-    /// Runs the compression function over the part; its length is a
-    /// multiple of 64, checked by [`PartDigests::absorb_split`].
-    pub fn run_over<B: AsRef<[u8]>>(mut self, part: &[B]) -> [u32; 8] {
-        let mut carry = Vec::with_capacity(64);
-        for piece in part {
-            self.feed(&mut carry, piece.as_ref());
-        }
-        self.state
-    }
-
     /// Compresses every whole block of `carry` + `bytes`, keeping the rest
     /// (under 64 bytes) in `carry`.
     fn feed(&mut self, carry: &mut Vec<u8>, mut bytes: &[u8]) {
@@ -300,6 +295,46 @@ impl Sha256Work {
         let whole = bytes.len() - bytes.len() % 64;
         compress(&mut self.state, &bytes[..whole]);
         carry.extend_from_slice(&bytes[whole..]);
+    }
+}
+
+/// SHA-256 of parts as their bytes arrive, each continuing from the state
+/// the one before left (see [`PartDigests::next_parts`]).
+#[derive(Debug, Clone)]
+pub struct Sha256Parts {
+    work: Sha256Work,
+    carry: Vec<u8>,
+    fed: u64,
+    part_bytes: u64,
+}
+
+impl Sha256Parts {
+    /// Feeds the next bytes of the current part.
+    pub fn update(&mut self, bytes: &[u8]) -> Result<(), PartDigestError> {
+        let fed = self.fed + bytes.len() as u64;
+        if fed > self.part_bytes {
+            return Err(PartDigestError::PartLength {
+                expected: self.part_bytes,
+                actual: fed,
+            });
+        }
+        self.fed = fed;
+        self.work.feed(&mut self.carry, bytes);
+        Ok(())
+    }
+
+    /// Ends the current part, which must be whole: its state, for
+    /// [`PartDigests::apply`]. The next part continues from it.
+    pub fn end_part(&mut self) -> Result<[u32; 8], PartDigestError> {
+        if self.fed != self.part_bytes {
+            return Err(PartDigestError::PartLength {
+                expected: self.part_bytes,
+                actual: self.fed,
+            });
+        }
+        // A part is a whole number of blocks, so nothing is carried over.
+        self.fed = 0;
+        Ok(self.work.state)
     }
 }
 
@@ -320,30 +355,62 @@ fn compress(state: &mut [u32; 8], bytes: &[u8]) {
     }
 }
 
-/// BLAKE3 of one part: the chaining values of its two halves.
-#[derive(Debug, Clone, Copy)]
-pub struct Blake3Work {
-    offset: u64,
-    half: u64,
+fn subtree_at(offset: u64) -> blake3::Hasher {
+    use blake3::hazmat::HasherExt;
+    let mut hasher = blake3::Hasher::new();
+    hasher.set_input_offset(offset);
+    hasher
 }
 
-impl Blake3Work {
-    /// Hashes the part's two halves (each a complete subtree).
-    pub fn run_over<B: AsRef<[u8]>>(self, part: &[B]) -> ([u8; 32], [u8; 32]) {
-        use blake3::hazmat::HasherExt;
-        let mut left = blake3::Hasher::new();
-        left.set_input_offset(self.offset);
-        let mut right = blake3::Hasher::new();
-        right.set_input_offset(self.offset + self.half);
-        let mut seen = 0u64;
-        for piece in part {
-            let piece = piece.as_ref();
-            let in_left = (self.half.saturating_sub(seen) as usize).min(piece.len());
-            left.update(&piece[..in_left]);
-            right.update(&piece[in_left..]);
-            seen += piece.len() as u64;
+/// BLAKE3 of parts as their bytes arrive: each part's two halves are
+/// complete subtrees at their offsets (see [`PartDigests::next_parts`]).
+#[derive(Debug, Clone)]
+pub struct Blake3Parts {
+    left: blake3::Hasher,
+    right: blake3::Hasher,
+    /// Where the current part starts in the file.
+    offset: u64,
+    half: u64,
+    /// Bytes of the current part fed so far.
+    seen: u64,
+}
+
+impl Blake3Parts {
+    /// Feeds the next bytes of the current part.
+    pub fn update(&mut self, bytes: &[u8]) -> Result<(), PartDigestError> {
+        let seen = self.seen + bytes.len() as u64;
+        if seen > 2 * self.half {
+            return Err(PartDigestError::PartLength {
+                expected: 2 * self.half,
+                actual: seen,
+            });
         }
-        (left.finalize_non_root(), right.finalize_non_root())
+        let in_left = (self.half.saturating_sub(self.seen) as usize).min(bytes.len());
+        self.left.update(&bytes[..in_left]);
+        self.right.update(&bytes[in_left..]);
+        self.seen = seen;
+        Ok(())
+    }
+
+    /// Ends the current part, which must be whole: the chaining values of
+    /// its halves, for [`PartDigests::apply`].
+    pub fn end_part(&mut self) -> Result<([u8; 32], [u8; 32]), PartDigestError> {
+        use blake3::hazmat::HasherExt;
+        if self.seen != 2 * self.half {
+            return Err(PartDigestError::PartLength {
+                expected: 2 * self.half,
+                actual: self.seen,
+            });
+        }
+        let halves = (
+            self.left.finalize_non_root(),
+            self.right.finalize_non_root(),
+        );
+        self.offset += 2 * self.half;
+        self.left = subtree_at(self.offset);
+        self.right = subtree_at(self.offset + self.half);
+        self.seen = 0;
+        Ok(halves)
     }
 }
 
@@ -365,10 +432,12 @@ mod tests {
         // Like an upload: the last whole part waits for at least one more
         // byte only in the caller; here every whole part is absorbed.
         for chunk in data[..whole].chunks(part) {
-            let pieces: Vec<&[u8]> = chunk.chunks(piece).collect();
-            let (sha, b3) = state.absorb_split(&pieces).unwrap();
-            let (sha, b3) = (sha.run_over(&pieces), b3.run_over(&pieces));
-            state.apply(sha, b3);
+            let (mut sha, mut b3) = state.next_parts();
+            for piece in chunk.chunks(piece) {
+                sha.update(piece).unwrap();
+                b3.update(piece).unwrap();
+            }
+            state.apply(sha.end_part().unwrap(), b3.end_part().unwrap());
             state = PartDigests::from_bytes(&state.to_bytes()).unwrap();
         }
         let tail: Vec<&[u8]> = data[whole..].chunks(piece.max(1)).collect();
@@ -407,6 +476,33 @@ mod tests {
     }
 
     #[test]
+    fn streams_carried_across_parts_give_the_same() {
+        let data = bytes(6 * 4096 + 100, 9);
+        let mut state = PartDigests::new(4096).unwrap();
+        let (mut sha, mut b3) = state.next_parts();
+        for chunk in data[..6 * 4096].chunks(4096) {
+            for piece in chunk.chunks(1000) {
+                sha.update(piece).unwrap();
+                b3.update(piece).unwrap();
+            }
+            state.apply(sha.end_part().unwrap(), b3.end_part().unwrap());
+        }
+        assert_eq!(
+            state.finish(&[&data[6 * 4096..]]).unwrap(),
+            FileDigests::of(&data)
+        );
+        // A part is whole before it ends, and holds no more than a part.
+        assert!(matches!(
+            sha.update(&[0u8; 100]).and_then(|()| sha.end_part()),
+            Err(PartDigestError::PartLength { .. })
+        ));
+        assert!(matches!(
+            b3.update(&[0u8; 5000]),
+            Err(PartDigestError::PartLength { .. })
+        ));
+    }
+
+    #[test]
     fn absorb_on_one_thread_gives_the_same() {
         let data = bytes(5 * 4096 + 17, 3);
         let mut state = PartDigests::new(4096).unwrap();
@@ -423,9 +519,9 @@ mod tests {
     fn refuses_bad_sizes_and_damaged_states() {
         assert_eq!(PartDigests::new(3000), Err(PartDigestError::PartSize(3000)));
         assert_eq!(PartDigests::new(1024), Err(PartDigestError::PartSize(1024)));
-        let state = PartDigests::new(2048).unwrap();
+        let mut state = PartDigests::new(2048).unwrap();
         assert!(matches!(
-            state.absorb_split(&[[0u8; 100]]),
+            state.absorb(&[[0u8; 100]]),
             Err(PartDigestError::PartLength { .. })
         ));
         assert_eq!(

@@ -178,8 +178,10 @@ pub trait ResumableStaging: Send + Sync {
         expected_key: Option<&str>,
     ) -> Result<String, StorageError>;
 
-    /// Stores whole part `index` (of `part_bytes`), durably; returns the
-    /// receipt to give back at commit. Storing a part again replaces it.
+    /// Stores whole part `index` (of `part_bytes`); returns the receipt to
+    /// give back at commit. Storing a part again replaces it. The part is
+    /// durable once [`ResumableStaging::settle`] (or `put_tail`) returns,
+    /// so many parts can share one flush.
     async fn put_part(
         &self,
         handle: &str,
@@ -189,13 +191,20 @@ pub trait ResumableStaging: Send + Sync {
     ) -> Result<String, StorageError>;
 
     /// Stores the tail (the bytes from `offset`, the end of the whole
-    /// parts), durably, replacing any earlier tail.
+    /// parts), replacing any earlier tail; it and every part stored before
+    /// it are durable when this returns.
     async fn put_tail(
         &self,
         handle: &str,
         offset: u64,
         tail: Vec<Bytes>,
     ) -> Result<(), StorageError>;
+
+    /// Makes every part stored so far durable. Where each part is durable
+    /// as it is stored (S3: a finished UploadPart), there is nothing to do.
+    async fn settle(&self, _handle: &str) -> Result<(), StorageError> {
+        Ok(())
+    }
 
     /// The first `len` bytes of the tail stored from `offset`.
     async fn read_tail(

@@ -210,29 +210,34 @@ impl Store {
         Ok(taken.rows_affected() == 1)
     }
 
-    /// Saves progress and renews `holder`'s lock and the expiry, if
-    /// `holder` still holds the lock; returns whether it did.
+    /// Saves progress and the expiry, if `holder` still holds the lock;
+    /// returns whether it did. The lock is renewed until `locked_until`,
+    /// or given back with `None` (one write where a request ends).
     pub async fn save_upload(
         &self,
         id: &str,
         holder: &str,
         progress: &UploadProgress,
-        locked_until: Timestamp,
+        locked_until: Option<Timestamp>,
         expires_at: Timestamp,
     ) -> StoreResult<bool> {
-        let saved = sqlx::query(
+        let sql = if locked_until.is_some() {
             "UPDATE uploads SET upload_offset = $1, digest_state = $2, part_receipts = $3, \
-             locked_until = $4, expires_at = $5 WHERE id = $6 AND locked_by = $7",
-        )
-        .bind(to_i64(progress.upload_offset, "offset")?)
-        .bind(progress.digest_state.clone())
-        .bind(receipts_text(&progress.part_receipts))
-        .bind(locked_until.to_string())
-        .bind(expires_at.to_string())
-        .bind(id)
-        .bind(holder)
-        .execute(&self.pool)
-        .await?;
+             locked_until = $4, expires_at = $5 WHERE id = $6 AND locked_by = $7"
+        } else {
+            "UPDATE uploads SET upload_offset = $1, digest_state = $2, part_receipts = $3, \
+             locked_by = NULL, locked_until = $4, expires_at = $5 WHERE id = $6 AND locked_by = $7"
+        };
+        let saved = sqlx::query(sql)
+            .bind(to_i64(progress.upload_offset, "offset")?)
+            .bind(progress.digest_state.clone())
+            .bind(receipts_text(&progress.part_receipts))
+            .bind(locked_until.map(|until| until.to_string()))
+            .bind(expires_at.to_string())
+            .bind(id)
+            .bind(holder)
+            .execute(&self.pool)
+            .await?;
         Ok(saved.rows_affected() == 1)
     }
 

@@ -49,7 +49,7 @@ struct Figures {
 }
 
 /// The BLAKE3 of a file, as `artifactstore push` computes before it uploads.
-fn blake3_of_file(path: &Path) -> Result<String> {
+pub(crate) fn blake3_of_file(path: &Path) -> Result<String> {
     use std::io::Read;
     let mut file = std::fs::File::open(path)?;
     let mut hasher = artifactstore_core::digest::Blake3Hasher::default();

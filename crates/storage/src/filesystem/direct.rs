@@ -54,6 +54,65 @@ impl DirectIo {
     pub(super) fn create(self, dir: &Path) -> std::io::Result<std::fs::File> {
         super::unnamed::create(dir, true)
     }
+
+    /// Whether a write of `length` bytes at `offset` can go direct.
+    pub(super) fn fits(self, offset: u64, length: u64) -> bool {
+        let alignment = self.alignment as u64;
+        offset % alignment == 0 && length % alignment == 0
+    }
+
+    /// Writes `pieces` at `offset` of the existing file `path`, directly:
+    /// through one aligned buffer of [`DIRECT_WRITE_BYTES`], so a part of
+    /// a resumable upload costs no page-cache pages (see the module's
+    /// notes). `offset` and the length must [`fits`](Self::fits). Not
+    /// synced: the device may still cache the bytes until a flush.
+    pub(super) fn write_at<B: AsRef<[u8]>>(
+        self,
+        path: &Path,
+        mut offset: u64,
+        pieces: &[B],
+    ) -> std::io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        let file = open_direct(path)?;
+        let mut buffer = AlignedBuffer::new(DIRECT_WRITE_BYTES, self.alignment);
+        for piece in pieces {
+            let mut bytes = piece.as_ref();
+            while !bytes.is_empty() {
+                let taken = buffer.fill_from(bytes);
+                bytes = &bytes[taken..];
+                if buffer.is_full() {
+                    file.write_all_at(buffer.filled(), offset)?;
+                    offset += buffer.filled().len() as u64;
+                    buffer.clear();
+                }
+            }
+        }
+        if !buffer.filled().is_empty() {
+            file.write_all_at(buffer.filled(), offset)?;
+        }
+        Ok(())
+    }
+}
+
+/// Opens an existing file for direct writes.
+#[cfg(target_os = "linux")]
+fn open_direct(path: &Path) -> std::io::Result<std::fs::File> {
+    use rustix::fs::{Mode, OFlags, CWD};
+    let flags = OFlags::WRONLY | OFlags::DIRECT | OFlags::CLOEXEC;
+    Ok(std::fs::File::from(rustix::fs::openat(
+        CWD,
+        path,
+        flags,
+        Mode::empty(),
+    )?))
+}
+
+#[cfg(not(target_os = "linux"))]
+fn open_direct(_path: &Path) -> std::io::Result<std::fs::File> {
+    Err(std::io::Error::new(
+        std::io::ErrorKind::Unsupported,
+        "direct writes are Linux's O_DIRECT here",
+    ))
 }
 
 #[cfg(target_os = "linux")]

@@ -1,7 +1,8 @@
 //! Resumable uploads on the filesystem: one staging file per upload,
-//! `<root>/.uploads/<upload id>`, each part written at its offset and
-//! synced before its receipt is given, the tail likewise; renamed under
-//! its key at commit. The directory is outside the content-addressed tree,
+//! `<root>/.uploads/<upload id>`, each part written at its offset (with
+//! direct I/O where the filesystem takes it, like a large PUT), synced
+//! when the caller settles or writes the tail; renamed under its key at
+//! commit. The directory is outside the content-addressed tree,
 //! so nothing lists or collects it: an upload's file goes when the upload
 //! completes, is terminated or expires.
 
@@ -42,7 +43,8 @@ impl FilesystemBackend {
     }
 }
 
-/// Writes `pieces` at `offset` of the file at `path`, then syncs it.
+/// Writes `pieces` at `offset` of the file at `path` through the page
+/// cache, then syncs it.
 fn write_at(path: &Path, offset: u64, pieces: &[Bytes], truncate: bool) -> std::io::Result<()> {
     let file = std::fs::OpenOptions::new().write(true).open(path)?;
     let mut at = offset;
@@ -90,9 +92,26 @@ impl ResumableStaging for FilesystemBackend {
         let offset = index
             .checked_mul(part_bytes)
             .ok_or_else(|| self.io(std::io::Error::other("part offset overflows")))?;
-        self.blocking(move || write_at(&path, offset, &part, false))
-            .await?;
+        let length = part.iter().map(|p| p.len() as u64).sum();
+        match self.staging.direct {
+            Some(direct) if direct.fits(offset, length) => {
+                self.blocking(move || direct.write_at(&path, offset, &part))
+                    .await?
+            }
+            // Synced now: without direct I/O a flush of many parts' pages
+            // at once would take as long, and hold their memory meanwhile.
+            _ => {
+                self.blocking(move || write_at(&path, offset, &part, false))
+                    .await?
+            }
+        }
         Ok(index.to_string())
+    }
+
+    async fn settle(&self, handle: &str) -> Result<(), StorageError> {
+        let path = self.upload_file(handle)?;
+        self.blocking(move || std::fs::File::open(&path)?.sync_data())
+            .await
     }
 
     async fn put_tail(
