@@ -215,6 +215,9 @@ const HASH_BATCH_BYTES: usize = 512 * 1024;
 /// Batches in flight to each hashing thread; bounds the memory.
 const HASH_QUEUE: usize = 8;
 
+/// The chaining values of a part's two halves (BLAKE3).
+type Halves = ([u8; 32], [u8; 32]);
+
 /// What a hashing thread is given: the next bytes of the current part, or
 /// its end.
 enum HashFeed {
@@ -231,7 +234,7 @@ struct PartHashing {
     sha256: mpsc::Sender<HashFeed>,
     blake3: mpsc::Sender<HashFeed>,
     sha256_parts: mpsc::UnboundedReceiver<Result<[u32; 8], PartDigestError>>,
-    blake3_parts: mpsc::UnboundedReceiver<Result<([u8; 32], [u8; 32]), PartDigestError>>,
+    blake3_parts: mpsc::UnboundedReceiver<Result<Halves, PartDigestError>>,
 }
 
 impl PartHashing {
@@ -317,7 +320,7 @@ impl PartHashing {
     }
 
     /// The digests of the oldest ended part not yet taken.
-    async fn part(&mut self) -> RegistryResult<([u32; 8], ([u8; 32], [u8; 32]))> {
+    async fn part(&mut self) -> RegistryResult<([u32; 8], Halves)> {
         let gone = || RegistryError::Internal("hashing thread stopped".into());
         let sha256 = self.sha256_parts.recv().await.ok_or_else(gone)?;
         let blake3 = self.blake3_parts.recv().await.ok_or_else(gone)?;

@@ -6,7 +6,8 @@ use sha1::Digest as _;
 
 use super::*;
 
-const PART: usize = 16 * 1024 * 1024;
+/// The server's part size for these files.
+const PART: usize = artifactstore_registry::uploads::MIN_PART_BYTES as usize;
 
 fn b64(text: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(text)

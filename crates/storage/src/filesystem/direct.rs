@@ -58,7 +58,7 @@ impl DirectIo {
     /// Whether a write of `length` bytes at `offset` can go direct.
     pub(super) fn fits(self, offset: u64, length: u64) -> bool {
         let alignment = self.alignment as u64;
-        offset % alignment == 0 && length % alignment == 0
+        offset.is_multiple_of(alignment) && length.is_multiple_of(alignment)
     }
 
     /// Writes `pieces` at `offset` of the existing file `path`, directly:
