@@ -77,3 +77,13 @@ pub struct FileList {
     /// Sorted by path.
     pub items: Vec<File>,
 }
+
+/// One page of `GET /v1/files?sha256=…` or `?blake3=…`: every file, in
+/// any package, holding those bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct FilePage {
+    /// The files, in the order they were recorded.
+    pub items: Vec<File>,
+    /// Pass as `after` for the next page; null when there is none.
+    pub next: Option<i64>,
+}

@@ -27,7 +27,7 @@ pub mod schemas;
 pub mod storage;
 
 pub use events::{Event, EventList, EventPage};
-pub use files::{File, FileList, StorageStatus};
+pub use files::{File, FileList, FilePage, StorageStatus};
 pub use health::{ComponentHealth, Health, HealthStatus};
 pub use lifecycle::{BackendCollection, LifecycleReport, Reclaimable, Usage, UsageGroup};
 pub use log::{CheckpointSigned, ConsistencyProof, InclusionProof};

@@ -480,6 +480,24 @@ pub enum FileCommand {
         /// Package id.
         package_id: String,
     },
+    /// Find every file, in any package, holding the bytes with a digest.
+    #[command(
+        after_help = "Examples:\n  artifactstore file find --sha256 \"$(sha256sum report.pdf | cut -d' ' -f1)\"\n  artifactstore file find --blake3 af13…"
+    )]
+    Find {
+        /// SHA-256 of the bytes (64 hex digits).
+        #[arg(long, conflicts_with = "blake3", required_unless_present = "blake3")]
+        sha256: Option<String>,
+        /// BLAKE3 of the bytes (64 hex digits).
+        #[arg(long)]
+        blake3: Option<String>,
+        /// Page size.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        /// Cursor from a previous page.
+        #[arg(long)]
+        after: Option<String>,
+    },
 }
 
 /// Retention commands.

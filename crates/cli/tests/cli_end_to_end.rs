@@ -167,6 +167,22 @@ fn a_corrupted_stored_object_makes_pull_fail_with_a_digest_error() {
         .iter()
         .find(|f| f["relative_path"] == "reports/2026/summary.txt")
         .unwrap();
+    // Found again by its digest, in any package.
+    for digest in ["sha256", "blake3"] {
+        let flag = format!("--{digest}");
+        let found = server.ok(&[
+            "--json",
+            "file",
+            "find",
+            &flag,
+            summary[digest].as_str().unwrap(),
+        ]);
+        let found: serde_json::Value = serde_json::from_str(found.trim()).unwrap();
+        assert_eq!(found["items"][0]["id"], summary["id"], "{digest}");
+    }
+    let out = server.run(&["file", "find", "--sha256", "abc"]);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("64 hex digits"));
     let object = server
         .data_dir
         .path()

@@ -45,8 +45,8 @@ use artifactstore_storage::{Backend, FilesystemBackend, S3Backend, S3Settings};
 pub use artifactstore_core as core;
 pub use artifactstore_storage::{ByteStream, StorageError};
 pub use artifactstore_store::{
-    CheckpointRecord, FileRecord, HoldRecord, LogVerification, PackageFilter, PackagePage,
-    PackageRecord, ReplayReport, RetentionRecord, SchemaRecord, Store, TokenRecord,
+    CheckpointRecord, DigestKind, FilePage, FileRecord, HoldRecord, LogVerification, PackageFilter,
+    PackagePage, PackageRecord, ReplayReport, RetentionRecord, SchemaRecord, Store, TokenRecord,
 };
 pub use auth::Principal;
 pub use config::Config;

@@ -8,9 +8,11 @@ use artifactstore_core::manifest::{
     ManifestFile, ManifestPackage, Provenance, RetentionSummary, StorageReceipt, MANIFEST_VERSION,
 };
 use artifactstore_core::text::check_label;
-use artifactstore_core::{cbor, ContentAddress, Event, Manifest, NewEvent, RelativePath};
+use artifactstore_core::{cbor, ContentAddress, Digest32, Event, Manifest, NewEvent, RelativePath};
 use artifactstore_store::records::status;
-use artifactstore_store::{FileRecord, PackageFilter, PackagePage, PackageRecord, RetentionRecord};
+use artifactstore_store::{
+    DigestKind, FilePage, FileRecord, PackageFilter, PackagePage, PackageRecord, RetentionRecord,
+};
 use futures::Stream;
 use uuid::Uuid;
 
@@ -298,6 +300,23 @@ impl Registry {
             .file_by_path(&package.id, relative_path)
             .await?
             .ok_or_else(|| RegistryError::FileNotFound(relative_path.to_owned()))
+    }
+
+    /// The files holding the bytes whose `kind` digest is `digest`, in any
+    /// package, in the order they were recorded: up to `limit` (100 if 0 or
+    /// less) after cursor `after`.
+    pub async fn find_files(
+        &self,
+        kind: DigestKind,
+        digest: Digest32,
+        after: Option<i64>,
+        limit: i64,
+    ) -> RegistryResult<FilePage> {
+        let limit = if limit <= 0 { 100 } else { limit };
+        Ok(self
+            .store
+            .files_by_digest(kind, &digest.to_hex(), after.unwrap_or(0), limit)
+            .await?)
     }
 
     /// A package's files, sorted by path.

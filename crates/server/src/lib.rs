@@ -252,6 +252,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
             files::get_file_by_path,
             files::head_file_by_path
         ))
+        .routes(routes!(files::find_files))
         .routes(routes!(files::get_file))
         .routes(routes!(files::get_file_content, files::head_file_content))
         .routes(routes!(events::list_events))

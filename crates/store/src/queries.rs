@@ -21,7 +21,7 @@ const TOKEN_COLUMNS: &str =
     "id, name, scope, producers, expires_at, secret_blake3, created_at, created_by, revoked_at, revoked_by";
 
 const FILE_SELECT: &str = "SELECT f.id, f.package_id, f.relative_path, f.media_type, f.size_bytes, \
-    f.blake3, f.sha256, f.created_at, l.id AS storage_location_id, l.content_address, l.backend_id, \
+    f.blake3, f.sha256, f.created_at, f.created_sequence, l.id AS storage_location_id, l.content_address, l.backend_id, \
     l.object_key, l.retrieval_tier, l.status AS storage_status, pk.status AS package_status \
     FROM files f JOIN storage_locations l ON l.file_id = f.id JOIN packages pk ON pk.id = f.package_id";
 
@@ -50,6 +50,33 @@ pub struct PackageFilter {
 pub struct PackagePage {
     /// The packages, in creation order.
     pub items: Vec<PackageRecord>,
+    /// Cursor of the next page, if there may be one.
+    pub next: Option<i64>,
+}
+
+/// Which digest a file lookup matches ([`Store::files_by_digest`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DigestKind {
+    /// SHA-256.
+    Sha256,
+    /// BLAKE3.
+    Blake3,
+}
+
+impl DigestKind {
+    fn column(self) -> &'static str {
+        match self {
+            DigestKind::Sha256 => "f.sha256",
+            DigestKind::Blake3 => "f.blake3",
+        }
+    }
+}
+
+/// One page of files ([`Store::files_by_digest`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FilePage {
+    /// The files, in creation order.
+    pub items: Vec<FileRecord>,
     /// Cursor of the next page, if there may be one.
     pub next: Option<i64>,
 }
@@ -501,6 +528,42 @@ impl Store {
             None
         };
         Ok(PackagePage { items, next })
+    }
+
+    /// Files whose `kind` digest is `hex` (lowercase), in creation order,
+    /// created after cursor `after`, at most `limit` (at least 1).
+    pub async fn files_by_digest(
+        &self,
+        kind: DigestKind,
+        hex: &str,
+        after: i64,
+        limit: i64,
+    ) -> StoreResult<FilePage> {
+        let limit = limit.max(1);
+        let sql = format!(
+            "{FILE_SELECT} WHERE {} = $1 AND f.created_sequence > $2 \
+             ORDER BY f.created_sequence LIMIT $3",
+            kind.column()
+        );
+        let rows = sqlx::query(&sql)
+            .bind(hex)
+            .bind(after)
+            .bind(limit + 1)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut items = Vec::with_capacity(rows.len());
+        let mut sequences = Vec::with_capacity(rows.len());
+        for row in &rows {
+            items.push(file_from_row(row)?);
+            sequences.push(row.try_get::<i64, _>("created_sequence")?);
+        }
+        let next = if items.len() as i64 > limit {
+            items.truncate(limit as usize);
+            sequences.get(limit as usize - 1).copied()
+        } else {
+            None
+        };
+        Ok(FilePage { items, next })
     }
 
     /// Storage locations (optionally of one backend) after `after`, by id,

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use artifactstore_api::{CreatePackage, File, FileList, Finalized, Package};
+use artifactstore_api::{CreatePackage, File, FileList, FilePage, Finalized, Package};
 use artifactstore_registry::core::{DualHasher, FileDigests, RelativePath};
 use base64::Engine as _;
 use futures::StreamExt;
@@ -398,6 +398,33 @@ pub async fn file(client: &Client, out: Output, command: FileCommand) -> CliResu
                         "{}  {:>12}  {}  {}\n",
                         item.id, item.size_bytes, item.content_address, item.relative_path
                     ));
+                }
+                text
+            });
+        }
+        FileCommand::Find {
+            sha256,
+            blake3,
+            limit,
+            after,
+        } => {
+            let mut query = vec![("limit", limit.to_string())];
+            for (name, value) in [("sha256", sha256), ("blake3", blake3), ("after", after)] {
+                if let Some(value) = value {
+                    query.push((name, value));
+                }
+            }
+            let page: FilePage = client.get_json(&["v1", "files"], &query).await?;
+            out.show(&page, || {
+                let mut text = String::new();
+                for item in &page.items {
+                    text.push_str(&format!(
+                        "{}  {}  {:>12}  {}\n",
+                        item.id, item.package_id, item.size_bytes, item.relative_path
+                    ));
+                }
+                if let Some(next) = page.next {
+                    text.push_str(&format!("more: --after {next}\n"));
                 }
                 text
             });

@@ -1,8 +1,9 @@
 //! Files: streamed upload into a package, metadata, and streamed download
 //! with ranges and conditional requests.
 
-use artifactstore_api::{File, FileList};
-use artifactstore_registry::{ExpectedDigests, FileRecord, RegistryError};
+use artifactstore_api::{File, FileList, FilePage};
+use artifactstore_registry::core::Digest32;
+use artifactstore_registry::{DigestKind, ExpectedDigests, FileRecord, RegistryError};
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::header::{
@@ -271,6 +272,86 @@ pub(crate) async fn list_files(
     let id = parse_id(&path.id, "package id")?;
     Ok(Json(FileList {
         items: state.registry.list_files(id).await?.to_wire()?,
+    }))
+}
+
+/// Query of `GET /v1/files`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub(crate) struct FindFilesParams {
+    /// SHA-256 of the bytes, 64 hex digits (this or `blake3`, not both).
+    #[param(pattern = "^[0-9a-fA-F]{64}$")]
+    sha256: Option<String>,
+    /// BLAKE3 of the bytes, 64 hex digits (this or `sha256`, not both).
+    #[param(pattern = "^[0-9a-fA-F]{64}$")]
+    blake3: Option<String>,
+    /// Page size (default 100; larger pages are cut to the server's limit).
+    #[param(minimum = 1)]
+    limit: Option<i64>,
+    /// The `next` cursor of the previous page.
+    #[param(minimum = 0)]
+    after: Option<i64>,
+}
+
+/// Every file, in any package, holding the bytes with a digest: the
+/// question "where else is this?" (an auditor holding a file, a UI search
+/// box).
+#[utoipa::path(
+    get,
+    path = "/v1/files",
+    tag = "files",
+    params(FindFilesParams),
+    responses(
+        (status = 200, description = "One page, in the order the files were recorded", body = FilePage),
+        (status = 400, description = "`invalid_query`: no digest, both, one that is not 64 hex digits, or another parameter", body = ProblemBody, content_type = "application/problem+json"),
+    )
+)]
+pub(crate) async fn find_files(
+    State(state): State<AppState>,
+    ApiQuery(pairs): ApiQuery<Vec<(String, String)>>,
+) -> ApiResult<Json<FilePage>> {
+    let invalid = |detail: String| Problem::bad_request("invalid_query", detail);
+    let mut digest: Option<(DigestKind, Digest32)> = None;
+    let (mut after, mut limit) = (None, state.options.default_page);
+    let mut seen = std::collections::BTreeSet::new();
+    for (name, value) in pairs {
+        if !seen.insert(name.clone()) {
+            return Err(invalid(format!("`{name}` is given more than once")));
+        }
+        let kind = match name.as_str() {
+            "sha256" => DigestKind::Sha256,
+            "blake3" => DigestKind::Blake3,
+            "after" => {
+                after = Some(super::packages::parse_after(&value)?);
+                continue;
+            }
+            "limit" => {
+                limit = super::packages::parse_limit(&value, state.options.max_page)?;
+                continue;
+            }
+            other => {
+                return Err(invalid(format!(
+                    "unknown query parameter `{other}`; use sha256 or blake3, limit, after"
+                )))
+            }
+        };
+        if digest.is_some() {
+            return Err(invalid("give `sha256` or `blake3`, not both".into()));
+        }
+        let value = Digest32::from_hex(&value)
+            .map_err(|_| invalid(format!("`{name}` must be 64 hex digits")))?;
+        digest = Some((kind, value));
+    }
+    let Some((kind, value)) = digest else {
+        return Err(invalid(
+            "give `sha256=HEX` or `blake3=HEX`: the digest of the bytes to find".into(),
+        ));
+    };
+    let page = state.registry.find_files(kind, value, after, limit).await?;
+    Ok(Json(FilePage {
+        items: page.items.to_wire()?,
+        next: page.next,
     }))
 }
 

@@ -91,6 +91,30 @@ fn parse_integer(name: &str, value: &str) -> ApiResult<i64> {
     })
 }
 
+/// The `after` cursor of a paged list.
+pub(crate) fn parse_after(value: &str) -> ApiResult<i64> {
+    let after = parse_integer("after", value)?;
+    if after < 0 {
+        return Err(Problem::bad_request(
+            "invalid_query",
+            format!("`after` is a cursor, 0 or more (got {after})"),
+        ));
+    }
+    Ok(after)
+}
+
+/// The `limit` of a paged list, cut to the server's `max_page`.
+pub(crate) fn parse_limit(value: &str, max_page: i64) -> ApiResult<i64> {
+    let limit = parse_integer("limit", value)?;
+    if limit < 1 {
+        return Err(Problem::bad_request(
+            "invalid_query",
+            "`limit` must be at least 1",
+        ));
+    }
+    Ok(limit.min(max_page))
+}
+
 /// Turns the query pairs of `GET /v1/packages` into a filter.
 pub(crate) fn package_filter(
     pairs: Vec<(String, String)>,
@@ -126,23 +150,8 @@ pub(crate) fn package_filter(
             "subject" => filter.subject = Some(value),
             "retention_class" => filter.retention_class = Some(value),
             "status" => filter.status = Some(value),
-            "after" => {
-                let after = parse_integer("after", &value)?;
-                if after < 0 {
-                    return Err(Problem::bad_request(
-                        "invalid_query",
-                        format!("`after` is a cursor, 0 or more (got {after})"),
-                    ));
-                }
-                filter.after = Some(after);
-            }
-            "limit" => {
-                let limit = parse_integer("limit", &value)?;
-                if limit < 1 {
-                    return Err(Problem::bad_request("invalid_query", "`limit` must be at least 1"));
-                }
-                filter.limit = limit.min(max_page);
-            }
+            "after" => filter.after = Some(parse_after(&value)?),
+            "limit" => filter.limit = parse_limit(&value, max_page)?,
             other => {
                 return Err(Problem::bad_request(
                     "invalid_query",

@@ -511,3 +511,88 @@ async fn digest_mismatch_stores_nothing() {
     assert_eq!(response.status(), StatusCode::CREATED);
     server.stop().await;
 }
+
+on_both_engines!(files_are_found_by_digest_across_packages);
+async fn files_are_found_by_digest_across_packages() {
+    let server = TestServer::start().await;
+    let content: &'static [u8] = b"the same bytes, pushed three times\n";
+    let (sha256, blake3) = (
+        Digest32::sha256_of(content).to_hex(),
+        Digest32::blake3_of(content).to_hex(),
+    );
+    let mut expected = Vec::new();
+    for (producer, path) in [("ci", "a/log.txt"), ("nightly", "b.txt"), ("ci", "c/d.txt")] {
+        let package = server
+            .create_package(producer, "standard", Value::Null)
+            .await;
+        let id = package["id"].as_str().unwrap();
+        server.put_file(id, "other.txt", b"something else").await;
+        expected.push(server.put_file(id, path, content).await["id"].clone());
+    }
+    let ids = |page: &Value| -> Vec<Value> {
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|file| file["id"].clone())
+            .collect()
+    };
+
+    // By either digest, in the order recorded; upper-case hex is the same.
+    for query in [
+        format!("sha256={sha256}"),
+        format!("blake3={blake3}"),
+        format!("blake3={}", blake3.to_uppercase()),
+    ] {
+        let page = json_of(server.get(&format!("/v1/files?{query}")).await).await;
+        assert_eq!(ids(&page), expected, "{query}");
+        assert_eq!(page["next"], Value::Null);
+        assert_eq!(page["items"][1]["relative_path"], "b.txt");
+        assert_eq!(page["items"][1]["sha256"], sha256);
+    }
+
+    // Paged: the cursor walks the same list.
+    let first = json_of(
+        server
+            .get(&format!("/v1/files?sha256={sha256}&limit=2"))
+            .await,
+    )
+    .await;
+    assert_eq!(ids(&first), expected[..2]);
+    let next = first["next"].as_i64().expect("a second page");
+    let second = json_of(
+        server
+            .get(&format!("/v1/files?sha256={sha256}&limit=2&after={next}"))
+            .await,
+    )
+    .await;
+    assert_eq!(ids(&second), expected[2..]);
+    assert_eq!(second["next"], Value::Null);
+
+    // Bytes nobody pushed: an empty page, not an error.
+    let unknown = Digest32::sha256_of(b"never pushed").to_hex();
+    let page = json_of(server.get(&format!("/v1/files?sha256={unknown}")).await).await;
+    assert_eq!(page["items"], serde_json::json!([]));
+
+    // Hostile and mistaken queries change nothing and say what is wrong.
+    let head = server.head().await;
+    for query in [
+        String::new(),
+        "limit=5".to_owned(),
+        format!("sha256={sha256}&blake3={blake3}"),
+        format!("sha256={sha256}&sha256={sha256}"),
+        format!("sha256={}", &sha256[..63]),
+        format!("sha256={sha256}0"),
+        format!("sha256={}zz", &sha256[..62]),
+        "sha256=%27%20OR%201%3D1%20--".to_owned(),
+        format!("sha256={sha256}&limit=0"),
+        format!("sha256={sha256}&limit=x"),
+        format!("sha256={sha256}&after=-1"),
+        format!("sha256={sha256}&path=a"),
+        format!("md5={sha256}"),
+    ] {
+        let response = server.get(&format!("/v1/files?{query}")).await;
+        assert_problem(response, StatusCode::BAD_REQUEST, "invalid_query").await;
+    }
+    assert_eq!(server.head().await, head);
+}

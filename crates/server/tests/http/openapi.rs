@@ -14,6 +14,7 @@ const CONTRACT_ROUTES: &[(&str, &[&str])] = &[
         &["get", "head", "put"],
     ),
     ("/v1/packages/{id}/files", &["get"]),
+    ("/v1/files", &["get"]),
     ("/v1/files/{file_id}", &["get"]),
     ("/v1/files/{file_id}/content", &["get", "head"]),
     ("/v1/packages/{id}/finalize", &["post"]),
