@@ -31,6 +31,7 @@ mod metrics;
 mod openapi;
 mod problem;
 mod telemetry;
+mod ui;
 mod upload_slots;
 mod wire;
 
@@ -205,6 +206,7 @@ fn build_router(registry: Registry, options: ServerOptions, shutdown: Cancellati
         uploads,
     };
     routes
+        .merge(ui::routes())
         .fallback(problem::route_not_found)
         .method_not_allowed_fallback(problem::method_not_allowed)
         .layer(DefaultBodyLimit::max(json_limit))

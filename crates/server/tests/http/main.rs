@@ -322,4 +322,5 @@ mod packages;
 mod retention;
 mod schemas;
 mod security;
+mod ui;
 mod uploads;

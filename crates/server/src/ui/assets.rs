@@ -1,0 +1,37 @@
+//! Files the pages load, inside the binary: no CDN, no build step.
+
+use axum::extract::Path;
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use crate::problem::Problem;
+
+/// The stylesheet's URL.
+pub(crate) const STYLESHEET: &str = "/ui/assets/app.css";
+
+const APP_CSS: &str = include_str!("assets/app.css");
+
+/// One asset by name.
+pub(crate) async fn serve(Path(name): Path<String>) -> Response {
+    let (body, media_type) = match name.as_str() {
+        "app.css" => (APP_CSS, "text/css; charset=utf-8"),
+        _ => {
+            return Problem::new(
+                StatusCode::NOT_FOUND,
+                "route_not_found",
+                format!("no asset {name:?}"),
+            )
+            .into_response()
+        }
+    };
+    (
+        [
+            (CONTENT_TYPE, media_type),
+            // Served by this binary: a new one may change it.
+            (CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+        .into_response()
+}

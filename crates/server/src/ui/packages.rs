@@ -1,0 +1,325 @@
+//! The packages: a filtered, paged list with a search box, and one
+//! package with its files as a tree of folders.
+
+use std::collections::BTreeMap;
+
+use artifactstore_api::{File, Package};
+use artifactstore_registry::core::Digest32;
+use artifactstore_registry::DigestKind;
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use maud::{html, Markup};
+
+use super::format::{size, time};
+use super::layout::page;
+use super::PageResult;
+use crate::api::packages::package_filter;
+use crate::extract::{parse_id, ApiQuery};
+use crate::wire::ToWire;
+use crate::AppState;
+
+/// The list's filters, as the API names them.
+const FILTERS: [(&str, &str); 4] = [
+    ("producer", "Producer"),
+    ("subject", "Subject"),
+    ("retention_class", "Retention class"),
+    ("status", "Status"),
+];
+/// Rows per page.
+const PAGE_ROWS: i64 = 50;
+
+/// `GET /ui/`: the packages, filtered like `GET /v1/packages`, or what
+/// the search box (`q`) finds.
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    ApiQuery(pairs): ApiQuery<Vec<(String, String)>>,
+) -> PageResult<Response> {
+    // A form sends its empty fields too: they filter nothing.
+    let mut search = None;
+    let mut filters = Vec::new();
+    for (name, value) in pairs {
+        match (name.as_str(), value.trim()) {
+            (_, "") => {}
+            ("q", text) => search = Some(text.to_owned()),
+            _ => filters.push((name, value)),
+        }
+    }
+    if let Some(text) = search {
+        return search_page(&state, &text).await;
+    }
+    let filter = package_filter(filters.clone(), PAGE_ROWS, state.options.max_page)?;
+    let page_of = state.registry.list_packages(filter).await?;
+    let packages = page_of.items.to_wire()?;
+    let now = state.registry.store().now();
+    let value_of = |name: &str| {
+        filters
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+            .unwrap_or("")
+    };
+    let next = page_of.next.map(|after| {
+        let mut query = form_urlencoded::Serializer::new(String::new());
+        for (name, value) in filters.iter().filter(|(name, _)| name != "after") {
+            query.append_pair(name, value);
+        }
+        query.append_pair("after", &after.to_string());
+        format!("/ui/?{}", query.finish())
+    });
+    let body = html! {
+        h1 { "Packages" }
+        form.search role="search" method="get" action="/ui/" {
+            label for="q" { "Find a package by id, or a file by its SHA-256 or BLAKE3" }
+            div.row {
+                input #q type="search" name="q" autocomplete="off" spellcheck="false";
+                button type="submit" { "Find" }
+            }
+        }
+        form.filters method="get" action="/ui/" aria-label="Filter the packages" {
+            @for (name, label) in FILTERS {
+                label {
+                    (label)
+                    input type="text" name=(name) value=(value_of(name));
+                }
+            }
+            button type="submit" { "Filter" }
+            " "
+            a href="/ui/" { "Clear" }
+        }
+        @if packages.is_empty() {
+            p.empty {
+                @if filters.is_empty() {
+                    "No packages yet. Push one with "
+                    code { "artifactstore push ./dir --name NAME --producer ci --subject SUBJECT --retention-class standard" }
+                    "."
+                } @else {
+                    "No package matches these filters."
+                }
+            }
+        } @else {
+            (package_table(&packages, &now))
+        }
+        @if let Some(next) = next {
+            p { a rel="next" href=(next) { "Next page" } }
+        }
+    };
+    Ok(page("Packages", body).into_response())
+}
+
+fn package_table(packages: &[Package], now: &artifactstore_core::Timestamp) -> Markup {
+    html! {
+        div.scroll {
+            table {
+                thead {
+                    tr {
+                        th scope="col" { "Name" }
+                        th scope="col" { "Producer" }
+                        th scope="col" { "Subject" }
+                        th scope="col" { "Status" }
+                        th scope="col" { "Retention class" }
+                        th scope="col" { "Created" }
+                        th scope="col" { "Expires" }
+                    }
+                }
+                tbody {
+                    @for package in packages {
+                        tr {
+                            td { a href=(format!("/ui/packages/{}", package.id)) { (package.name) } }
+                            td { (package.producer) }
+                            td { (package.subject) }
+                            td { span class=(format!("status {}", package.status.as_str())) { (package.status.as_str()) } }
+                            td { (package.retention_class) }
+                            td { (time(&package.created_at, now)) }
+                            td {
+                                @match &package.expires_at {
+                                    Some(at) => (time(at, now)),
+                                    None => "never",
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// What the search box finds: a package by id (its page), or the files
+/// holding bytes with a digest.
+async fn search_page(state: &AppState, text: &str) -> PageResult<Response> {
+    if let Ok(id) = uuid::Uuid::try_parse(text) {
+        return Ok(Redirect::to(&format!("/ui/packages/{id}")).into_response());
+    }
+    let mut found: Vec<File> = Vec::new();
+    if let Ok(digest) = Digest32::from_hex(text) {
+        for kind in [DigestKind::Sha256, DigestKind::Blake3] {
+            let files = state
+                .registry
+                .find_files(kind, digest, None, PAGE_ROWS)
+                .await?;
+            found.extend(files.items.to_wire()?);
+        }
+    }
+    let body = html! {
+        h1 { "Search" }
+        p { "For " code { (text) } }
+        @if found.is_empty() {
+            p.empty {
+                "Nothing found. The search takes a package id (a UUID), or the SHA-256 or BLAKE3 of a file (64 hex digits). "
+                a href="/ui/" { "Back to the packages" }
+            }
+        } @else {
+            div.scroll {
+                table {
+                    thead { tr { th scope="col" { "File" } th scope="col" { "Package" } th scope="col" { "Size" } } }
+                    tbody {
+                        @for file in &found {
+                            tr {
+                                td { (file.relative_path) }
+                                td { a href=(format!("/ui/packages/{}", file.package_id)) { (file.package_id) } }
+                                td { (size(file.size_bytes)) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    Ok(page("Search", body).into_response())
+}
+
+/// `GET /ui/packages/{id}`: one package, its metadata and its files.
+pub(crate) async fn show(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> PageResult<Response> {
+    let id = parse_id(&id, "package id")?;
+    let package = state.registry.get_package(id).await?.to_wire()?;
+    let files = state.registry.list_files(id).await?.to_wire()?;
+    let now = state.registry.store().now();
+    let total: u64 = files.iter().map(|file| file.size_bytes).sum();
+    let tree = Folder::of(&files);
+    let body = html! {
+        h1 { (package.name) }
+        dl.fields {
+            dt { "Id" } dd { code { (package.id) } }
+            dt { "Producer" } dd { (package.producer) }
+            dt { "Subject" } dd { (package.subject) }
+            dt { "Status" } dd { (package.status.as_str()) }
+            dt { "Retention class" } dd { (package.retention_class) }
+            dt { "Created" } dd { (time(&package.created_at, &now)) }
+            @if let Some(at) = &package.finalized_at {
+                dt { "Finalized" } dd { (time(at, &now)) }
+            }
+            dt { "Expires" }
+            dd {
+                @match &package.expires_at {
+                    Some(at) => (time(at, &now)),
+                    None => "never",
+                }
+            }
+            @if let Some(at) = &package.purged_at {
+                dt { "Purged" } dd { (time(at, &now)) }
+            }
+            dt { "Content address" }
+            dd {
+                @match &package.manifest_digest {
+                    Some(address) => code.digest { (address) },
+                    None => "none until it is finalized",
+                }
+            }
+        }
+        @if package.manifest_digest.is_some() {
+            p.actions {
+                a href=(format!("/v1/packages/{}/manifest?format=json", package.id)) { "Manifest (JSON)" }
+                a href=(format!("/v1/packages/{}/manifest?format=cbor", package.id)) download { "Manifest (CBOR)" }
+                a href=(format!("/v1/packages/{}/bundle", package.id)) download { "Evidence bundle" }
+            }
+        }
+        h2 { "Metadata" }
+        (metadata(&package.metadata))
+        h2 { "Files" }
+        p { (files.len()) " files, " (size(total)) }
+        @if files.is_empty() {
+            p.empty {
+                "No files yet. Add one with "
+                code { "artifactstore file put " (package.id) " ./FILE" }
+                "."
+            }
+        } @else {
+            div.tree { (tree.render()) }
+        }
+    };
+    Ok(page(&package.name, body).into_response())
+}
+
+fn metadata(value: &serde_json::Value) -> Markup {
+    let Some(entries) = value.as_object().filter(|entries| !entries.is_empty()) else {
+        return html! { p.empty { "None." } };
+    };
+    html! {
+        dl.fields {
+            @for (key, value) in entries {
+                dt { (key) }
+                dd {
+                    @match value {
+                        serde_json::Value::String(text) => (text),
+                        other => code { (other.to_string()) },
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A folder of the file tree: its subfolders by name, and its files.
+#[derive(Default)]
+struct Folder<'a> {
+    folders: BTreeMap<&'a str, Folder<'a>>,
+    files: Vec<(&'a str, &'a File)>,
+}
+
+impl<'a> Folder<'a> {
+    fn of(files: &'a [File]) -> Self {
+        let mut root = Folder::default();
+        for file in files {
+            let mut folder = &mut root;
+            let mut segments = file.relative_path.split('/').peekable();
+            while let Some(segment) = segments.next() {
+                if segments.peek().is_none() {
+                    folder.files.push((segment, file));
+                } else {
+                    folder = folder.folders.entry(segment).or_default();
+                }
+            }
+        }
+        root
+    }
+
+    /// Folders as `<details>`, which open and close without script.
+    fn render(&self) -> Markup {
+        html! {
+            ul {
+                @for (name, folder) in &self.folders {
+                    li.folder {
+                        details open {
+                            summary { (name) "/" }
+                            (folder.render())
+                        }
+                    }
+                }
+                @for (name, file) in &self.files {
+                    li.file {
+                        a href=(format!("/v1/files/{}/content", file.id)) download=(name) { (name) }
+                        " "
+                        span.meta { (size(file.size_bytes)) " · " (file.media_type) }
+                        dl.digests {
+                            dt { "SHA-256" } dd { code.digest { (file.sha256) } }
+                            dt { "BLAKE3" } dd { code.digest { (file.blake3) } }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
