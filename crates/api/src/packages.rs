@@ -100,6 +100,12 @@ pub struct Package {
     pub purged_at: Option<Timestamp>,
     /// Last event that touched the package.
     pub last_event_sequence: i64,
+    /// Its files.
+    #[serde(default)]
+    pub file_count: u64,
+    /// Their bytes, summed.
+    #[serde(default)]
+    pub total_bytes: u64,
 }
 
 /// One page of `GET /v1/packages`.

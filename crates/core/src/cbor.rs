@@ -201,7 +201,7 @@ impl Encoder {
                 if let (TAG_BIGNUM_POSITIVE | TAG_BIGNUM_NEGATIVE, Value::Bytes(raw)) =
                     (*tag, inner.as_ref())
                 {
-                    write_bignum(out, *tag, raw);
+                    write_bignum(out, *tag, raw)?;
                 } else {
                     write_head(out, MAJOR_TAG, *tag);
                     self.value(out, inner, depth)?;
@@ -277,9 +277,20 @@ fn write_head(out: &mut Vec<u8>, major: u8, arg: u64) {
 
 /// Writes a bignum in preferred serialization (§3.4.3): no leading zero
 /// bytes, and as a plain major type 0/1 integer whenever it fits in 64 bits.
-fn write_bignum(out: &mut Vec<u8>, tag: u64, raw: &[u8]) {
+///
+/// A negative bignum whose magnitude takes exactly 16 bytes with the top bit
+/// set is refused: the decoder (ciborium) reads a bignum of up to 16 bytes
+/// as an `i128`, which cannot hold it, so its preferred form would not
+/// decode. It decodes only when padded with leading zeros past 16 bytes,
+/// which is not canonical. (Found by fuzzing: `cbor-nested-bignum-tags`.)
+fn write_bignum(out: &mut Vec<u8>, tag: u64, raw: &[u8]) -> Result<(), CborError> {
     let start = raw.iter().position(|b| *b != 0).unwrap_or(raw.len());
     let magnitude = &raw[start..];
+    if tag == TAG_BIGNUM_NEGATIVE && magnitude.len() == 16 && magnitude[0] & 0x80 != 0 {
+        return Err(CborError::Unsupported(
+            "a negative bignum below -2^127 of 16 bytes has no decodable canonical form".into(),
+        ));
+    }
     if magnitude.len() <= 8 {
         let mut buf = [0u8; 8];
         buf[8 - magnitude.len()..].copy_from_slice(magnitude);
@@ -294,6 +305,7 @@ fn write_bignum(out: &mut Vec<u8>, tag: u64, raw: &[u8]) {
         write_head(out, MAJOR_BYTES, len_u64(magnitude.len()));
         out.extend_from_slice(magnitude);
     }
+    Ok(())
 }
 
 fn to_json_at(value: &Value, depth: usize) -> Result<serde_json::Value, CborError> {

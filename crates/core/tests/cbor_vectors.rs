@@ -1,5 +1,6 @@
 //! Canonical CBOR against RFC 8949 Appendix A and the §4.2.1 rules.
 
+use artifactstore_core::cbor;
 use artifactstore_core::cbor::{
     decode, decode_canonical, encode_canonical, encode_canonical_no_floats, CborError, Value,
     MAX_DEPTH,
@@ -475,4 +476,40 @@ proptest! {
         bytes.truncate(i);
         prop_assert!(decode(&bytes).is_err());
     }
+}
+
+/// Fuzzing found input holding a negative bignum padded with leading zeros
+/// past 16 bytes (inside nested tags) whose preferred form, 16 bytes with
+/// the top bit set, the decoder cannot read back. The codec's promise: what
+/// it encodes canonically decodes canonically to the same bytes, so such a
+/// value is refused at encoding instead.
+#[test]
+fn regression_a_bignum_whose_canonical_form_would_not_decode_is_refused() {
+    let bytes = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/fuzz/cbor-nested-bignum-tags.cbor"
+    ))
+    .unwrap();
+    let value = cbor::decode(&bytes).expect("well-formed");
+    match cbor::encode_canonical(&value) {
+        Ok(canonical) => {
+            let again = cbor::decode_canonical(&canonical).expect("canonical output decodes");
+            assert_eq!(cbor::encode_canonical(&again).unwrap(), canonical);
+        }
+        Err(e) => assert!(matches!(e, cbor::CborError::Unsupported(_)), "{e}"),
+    }
+    // The smallest such value: -1 - 2^127, padded to 17 bytes.
+    let mut padded = vec![0xc3, 0x51, 0x00, 0x80];
+    padded.extend([0u8; 15]);
+    let value = cbor::decode(&padded).expect("padded past 16 bytes, it decodes");
+    assert!(matches!(
+        cbor::encode_canonical(&value),
+        Err(cbor::CborError::Unsupported(_))
+    ));
+    assert!(cbor::decode_canonical(&padded).is_err());
+    // One below the top bit still has its preferred form.
+    let mut fits = vec![0xc3, 0x50, 0x7f];
+    fits.extend([0xffu8; 15]);
+    let value = cbor::decode(&fits).unwrap();
+    assert_eq!(cbor::encode_canonical(&value).unwrap(), fits);
 }

@@ -527,6 +527,8 @@ engine_tests! {
         let stored = env.registry.get_package(package).await.unwrap();
         let mut expected = created.clone();
         expected.last_event_sequence = stored.last_event_sequence;
+        expected.file_count = 1;
+        expected.total_bytes = 5;
         assert_eq!(stored, expected);
         assert_eq!(env.registry.file_metadata(file.id.parse().unwrap()).await.unwrap(), file);
         let page = env

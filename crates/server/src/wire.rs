@@ -48,6 +48,8 @@ impl ToWire for PackageRecord {
             expires_at: self.expires_at,
             purged_at: self.purged_at,
             last_event_sequence: self.last_event_sequence,
+            file_count: self.file_count,
+            total_bytes: self.total_bytes,
         })
     }
 }

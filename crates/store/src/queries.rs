@@ -15,7 +15,7 @@ use crate::{Store, StoreError, StoreResult};
 
 pub(crate) const PACKAGE_COLUMNS: &str = "p.id, p.name, p.producer, p.subject, p.retention_class, p.metadata, \
     p.metadata_schema_id, p.status, p.manifest_digest, p.created_at, p.created_by, p.created_sequence, \
-    p.finalized_at, p.expires_at, p.purged_at, p.last_event_sequence";
+    p.finalized_at, p.expires_at, p.purged_at, p.last_event_sequence, p.file_count, p.total_bytes";
 
 const TOKEN_COLUMNS: &str =
     "id, name, scope, producers, expires_at, secret_blake3, created_at, created_by, revoked_at, revoked_by";

@@ -40,6 +40,10 @@ pub struct PackageRecord {
     pub purged_at: Option<Timestamp>,
     /// Last event that touched the package.
     pub last_event_sequence: i64,
+    /// Its files.
+    pub file_count: u64,
+    /// Their bytes, summed.
+    pub total_bytes: u64,
     /// Actor of the creation event.
     #[serde(skip)]
     pub created_by: String,
@@ -199,6 +203,12 @@ pub(crate) fn opt_timestamp(row: &AnyRow, column: &str) -> StoreResult<Option<Ti
         .transpose()
 }
 
+/// A column that holds a count, never negative.
+fn count(row: &AnyRow, column: &str) -> StoreResult<u64> {
+    let value: i64 = row.try_get(column)?;
+    u64::try_from(value).map_err(|_| StoreError::corrupt(format!("{column} is {value}")))
+}
+
 pub(crate) fn package_from_row(row: &AnyRow) -> StoreResult<PackageRecord> {
     let metadata: String = row.try_get("metadata")?;
     Ok(PackageRecord {
@@ -216,6 +226,8 @@ pub(crate) fn package_from_row(row: &AnyRow) -> StoreResult<PackageRecord> {
         expires_at: opt_timestamp(row, "expires_at")?,
         purged_at: opt_timestamp(row, "purged_at")?,
         last_event_sequence: row.try_get("last_event_sequence")?,
+        file_count: count(row, "file_count")?,
+        total_bytes: count(row, "total_bytes")?,
         created_by: row.try_get("created_by")?,
         created_sequence: row.try_get("created_sequence")?,
     })

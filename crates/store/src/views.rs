@@ -133,9 +133,11 @@ fn file_ingested(batch: &mut Batch, event: &Event, p: FileIngested) -> StoreResu
         vec![Bind::from(p.storage_location_id.as_str()), Bind::from(p.file_id.as_str()), Bind::from(p.backend_id.as_str()), Bind::from(p.object_key.as_str()), Bind::from(format!("{CONTENT_ADDRESS_PREFIX}{}", p.blake3)), Bind::from(p.retrieval_tier.as_str()), Bind::from(storage_status::RECORDED), Bind::from(event.created_at.to_string())],
     );
     batch.push(
-        "UPDATE packages SET last_event_sequence = $1, file_count = file_count + 1 WHERE id = $2",
+        "UPDATE packages SET last_event_sequence = $1, file_count = file_count + 1, \
+         total_bytes = total_bytes + $2 WHERE id = $3",
         vec![
             Bind::from(event.sequence),
+            Bind::from(size),
             Bind::from(p.package_id.as_str()),
         ],
     );

@@ -119,6 +119,8 @@ fn package_table(packages: &[Package], now: &artifactstore_core::Timestamp) -> M
                         th scope="col" { "Retention class" }
                         th scope="col" { "Created" }
                         th scope="col" { "Expires" }
+                        th scope="col" { "Files" }
+                        th scope="col" { "Size" }
                     }
                 }
                 tbody {
@@ -136,6 +138,8 @@ fn package_table(packages: &[Package], now: &artifactstore_core::Timestamp) -> M
                                     None => "never",
                                 }
                             }
+                            td.number { (package.file_count) }
+                            td.number { (size(package.total_bytes)) }
                         }
                     }
                 }

@@ -28,6 +28,8 @@ async fn packages_create_show_list_filter_and_page() {
         "finalized_at",
         "expires_at",
         "last_event_sequence",
+        "file_count",
+        "total_bytes",
     ] {
         assert!(a.get(key).is_some(), "package JSON lacks {key}: {a}");
     }

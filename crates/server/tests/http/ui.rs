@@ -119,6 +119,10 @@ async fn packages_are_browsed_as_pages() {
     ] {
         assert!(body.contains(text), "{text} in {body}");
     }
+    // The list counts them: 3 files, 8 + 10 + 3 bytes.
+    let (_, list) = page(&server, "/ui/?producer=ci").await;
+    assert!(list.contains("<td class=\"number\">3</td>"), "{list}");
+    assert!(list.contains("title=\"21 bytes\""), "{list}");
     // Finalized: the content address and the manifest and bundle links.
     let finalized = json_of(
         server

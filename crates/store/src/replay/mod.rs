@@ -54,6 +54,7 @@ const VIEWS: &[View] = &[
             ("expires_at", T),
             ("last_event_sequence", I),
             ("file_count", I),
+            ("total_bytes", I),
             ("purged_at", T),
         ],
     },
