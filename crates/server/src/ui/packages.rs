@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use artifactstore_api::{File, Package};
+use artifactstore_api::{Event, File, Package, Retention};
 use artifactstore_registry::core::Digest32;
 use artifactstore_registry::DigestKind;
 use axum::extract::{Path, State};
@@ -15,7 +15,7 @@ use super::layout::page;
 use super::PageResult;
 use crate::api::packages::package_filter;
 use crate::extract::{parse_id, ApiQuery};
-use crate::wire::ToWire;
+use crate::wire::{self, ToWire};
 use crate::AppState;
 
 /// The list's filters, as the API names them.
@@ -200,6 +200,14 @@ pub(crate) async fn show(
     let id = parse_id(&id, "package id")?;
     let package = state.registry.get_package(id).await?.to_wire()?;
     let files = state.registry.list_files(id).await?.to_wire()?;
+    let retention = state.registry.retention_explained(id).await?.to_wire()?;
+    let history: Vec<Event> = state
+        .registry
+        .retention_history(id)
+        .await?
+        .iter()
+        .map(wire::event)
+        .collect();
     let now = state.registry.store().now();
     let total: u64 = files.iter().map(|file| file.size_bytes).sum();
     let tree = Folder::of(&files);
@@ -242,6 +250,8 @@ pub(crate) async fn show(
         }
         h2 { "Metadata" }
         (metadata(&package.metadata))
+        h2 { "Retention" }
+        (retention_panel(&retention, &history, &now))
         h2 { "Files" }
         p { (files.len()) " files, " (size(total)) }
         @if files.is_empty() {
@@ -255,6 +265,81 @@ pub(crate) async fn show(
         }
     };
     Ok(page(&package.name, body).into_response())
+}
+
+/// Class, expiry, active holds, eligibility, the purge, the explanation
+/// of the package's fate in the server's words, and the retention events
+/// (extensions, holds placed and released, eligibility, purge) in order.
+fn retention_panel(
+    retention: &Retention,
+    history: &[Event],
+    now: &artifactstore_core::Timestamp,
+) -> Markup {
+    html! {
+        section.retention aria-label="Retention" {
+            p.sentence { (retention.explanation.sentence) }
+            dl.fields {
+                dt { "Class" } dd { (retention.retention_class) }
+                dt { "Expires" }
+                dd {
+                    @match &retention.expires_at {
+                        Some(at) => (time(at, now)),
+                        None => "never",
+                    }
+                }
+                dt { "Eligible for deletion" }
+                dd {
+                    @if retention.eligible_for_deletion {
+                        "yes"
+                        @if let Some(at) = &retention.eligible_at { ", since " (time(at, now)) }
+                    } @else {
+                        "no"
+                    }
+                }
+                @if let Some(purge) = &retention.purge {
+                    dt { "Purged" }
+                    dd { (time(&purge.purged_at, now)) " by " (purge.purged_by) " (" (purge.rule) "): " (purge.reason) }
+                }
+            }
+            h3 { "Active holds" }
+            @if retention.active_holds.is_empty() {
+                p.empty { "None." }
+            } @else {
+                ul.holds {
+                    @for hold in &retention.active_holds {
+                        li {
+                            strong { (hold.reason) }
+                            " · placed by " (hold.applied_by) " " (time(&hold.applied_at, now))
+                        }
+                    }
+                }
+            }
+            h3 { "Why it is kept" }
+            ol.explanation {
+                @for step in &retention.explanation.steps {
+                    li {
+                        (step.text)
+                        @if let Some(actor) = &step.actor { " · " (actor) }
+                        @if let Some(reason) = &step.reason { " · “" (reason) "”" }
+                    }
+                }
+            }
+            h3 { "Retention events" }
+            @if history.is_empty() {
+                p.empty { "None yet." }
+            } @else {
+                ol.timeline {
+                    @for event in history {
+                        li {
+                            (time(&event.created_at, now)) " "
+                            code { (event.event_type) } " by " (event.actor)
+                            " " span.hint { "#" (event.sequence) }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 fn metadata(value: &serde_json::Value) -> Markup {

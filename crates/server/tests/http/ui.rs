@@ -137,6 +137,43 @@ async fn packages_are_browsed_as_pages() {
     );
     assert!(body.contains(&format!("/v1/packages/{id}/bundle")));
 
+    // The retention panel: class, the explanation, holds with who and why
+    // (escaped), and the retention events.
+    let (_, body) = page(&server, &format!("/ui/packages/{id}")).await;
+    assert!(
+        body.contains("Active holds") && body.contains("None."),
+        "{body}"
+    );
+    let response = server
+        .send(
+            server
+                .client
+                .post(server.url(&format!("/v1/packages/{id}/holds")))
+                .header("x-artifactstore-actor", "legal-team")
+                .json(&json!({"reason": "<i>case 42</i>"})),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let retention = json_of(server.get(&format!("/v1/packages/{id}/retention")).await).await;
+    let (_, body) = page(&server, &format!("/ui/packages/{id}")).await;
+    let sentence = retention["explanation"]["sentence"].as_str().unwrap();
+    let escaped = sentence
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;");
+    assert!(body.contains(&escaped), "{sentence} in {body}");
+    for text in [
+        "&lt;i&gt;case 42&lt;/i&gt;",
+        "placed by legal-team",
+        "Why it is kept",
+        "hold",
+    ] {
+        assert!(body.contains(text), "{text} in {body}");
+    }
+    assert!(!body.contains("<i>case"), "{body}");
+    assert!(body.contains("<ol class=\"timeline\">"), "{body}");
+
     // The search box: an id leads to its page, a digest to its files.
     let response = client
         .get(server.url(&format!("/ui/?q={id}")))
