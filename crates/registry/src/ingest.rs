@@ -26,10 +26,10 @@ use crate::{Registry, RegistryError, RegistryResult};
 
 /// Batches in flight to each hasher; with [`HASH_BATCH_BYTES`] this bounds
 /// the memory an ingest holds.
-const HASH_QUEUE: usize = 8;
+pub(crate) const HASH_QUEUE: usize = 8;
 /// Bytes handed to the hashing threads at once: one wake-up per batch, not
 /// per socket read.
-const HASH_BATCH_BYTES: usize = 512 * 1024;
+pub(crate) const HASH_BATCH_BYTES: usize = 512 * 1024;
 
 /// Digests a client declared for an upload; a mismatch rejects the file.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

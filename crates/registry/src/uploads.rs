@@ -35,7 +35,7 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use crate::file_commits::{keys_conflict, path_conflict, UploadLock};
-use crate::ingest::ExpectedDigests;
+use crate::ingest::{ExpectedDigests, HASH_BATCH_BYTES, HASH_QUEUE};
 use crate::operations::label;
 use crate::{Registry, RegistryError, RegistryResult};
 
@@ -209,12 +209,6 @@ fn total(pieces: &[Bytes]) -> u64 {
 /// A part being stored: its receipt.
 type PartInFlight = tokio::task::JoinHandle<RegistryResult<String>>;
 
-/// Bytes handed to a hashing thread at once: one wake-up per batch, not
-/// per socket read (as for a PUT).
-const HASH_BATCH_BYTES: usize = 512 * 1024;
-/// Batches in flight to each hashing thread; bounds the memory.
-const HASH_QUEUE: usize = 8;
-
 /// The chaining values of a part's two halves (BLAKE3).
 type Halves = ([u8; 32], [u8; 32]);
 
@@ -226,8 +220,9 @@ enum HashFeed {
 }
 
 /// A request's parts hashed as their bytes arrive, SHA-256 and BLAKE3 on
-/// a thread each (as a PUT hashes): fed batches while the bytes are still
-/// in the cache, each part's digests handed back when it ends.
+/// a thread each, in the PUT's batches and queue depth (`ingest.rs`): fed
+/// while the bytes are still in the cache, each part's digests handed back
+/// when it ends.
 struct PartHashing {
     batch: Vec<Bytes>,
     batch_bytes: usize,
