@@ -43,7 +43,7 @@ use artifactstore_core::{Clock, RetentionClass, SystemClock};
 use artifactstore_storage::{Backend, FilesystemBackend, S3Backend, S3Settings};
 
 pub use artifactstore_core as core;
-pub use artifactstore_storage::{ByteStream, StorageError};
+pub use artifactstore_storage::{ByteStream, StorageError, FILESYSTEM_SMALLEST_PART_BYTES};
 pub use artifactstore_store::{
     CheckpointRecord, DigestKind, FilePage, FileRecord, HoldRecord, LogVerification, PackageFilter,
     PackagePage, PackageRecord, ReplayReport, RetentionRecord, SchemaRecord, Store, TokenRecord,

@@ -39,11 +39,6 @@ use crate::ingest::{ExpectedDigests, HASH_BATCH_BYTES, HASH_QUEUE};
 use crate::operations::label;
 use crate::{Registry, RegistryError, RegistryResult};
 
-/// The smallest part: each is stored as one piece, so this is also what a
-/// resume may re-read and what one upload holds in memory (one part
-/// arriving, one being stored). 8 MiB rather than 16 took a fifth off the
-/// server's peak memory at the same speed (docs/benchmarks.md).
-pub const MIN_PART_BYTES: u64 = 8 * 1024 * 1024;
 /// How long a request's lock on an upload holds unless renewed. A request
 /// whose process died blocks the upload this long at most, within the
 /// retry span of tus clients (tus-js-client's default is ~20 s).
@@ -176,10 +171,14 @@ pub struct Patched {
     pub interrupted: Option<RegistryError>,
 }
 
-/// The part size for a file of `length`: a power of two of at least
-/// [`MIN_PART_BYTES`], large enough that the file fits S3's part count.
-pub fn part_bytes_for(length: u64) -> u64 {
-    let mut part = MIN_PART_BYTES;
+/// The part size for a file of `length` on a staging whose smallest part
+/// is `smallest` (a power of two): that, or the smallest power of two above
+/// it that fits the file in S3's part count (which also keeps the list of
+/// part receipts short on other backends). Each part is stored as one
+/// piece, so this is also what a resume may re-read and what a request
+/// holds in memory (one part arriving, up to two being stored).
+pub fn part_bytes_for(length: u64, smallest: u64) -> u64 {
+    let mut part = smallest;
     while part.saturating_mul(MAX_PARTS - 1) < length {
         part *= 2;
     }
@@ -231,6 +230,11 @@ struct PartHashing {
     sha256_parts: mpsc::UnboundedReceiver<Result<[u32; 8], PartDigestError>>,
     blake3_parts: mpsc::UnboundedReceiver<Result<Halves, PartDigestError>>,
 }
+
+/// Parts stored ahead of the bytes arriving: the oldest is waited for
+/// only when one more would exceed this, so a slow write of one part
+/// does not stall the request's body.
+const PARTS_IN_FLIGHT: usize = 2;
 
 impl PartHashing {
     /// Hashing of the parts after those `digests` has absorbed.
@@ -314,12 +318,87 @@ impl PartHashing {
         self.send(|| HashFeed::EndPart).await
     }
 
-    /// The digests of the oldest ended part not yet taken.
-    async fn part(&mut self) -> RegistryResult<([u32; 8], Halves)> {
+    /// Takes the digests of ended parts into `digests` until it covers
+    /// `parts` parts. Waited for only when progress is saved, not per
+    /// part: waiting per part kept the hashers' queue from absorbing the
+    /// jitter of the body's arrival (docs/benchmarks.md).
+    async fn absorb(&mut self, digests: &mut PartDigests, parts: u64) -> RegistryResult<()> {
         let gone = || RegistryError::Internal("hashing thread stopped".into());
-        let sha256 = self.sha256_parts.recv().await.ok_or_else(gone)?;
-        let blake3 = self.blake3_parts.recv().await.ok_or_else(gone)?;
-        Ok((sha256.map_err(damaged)?, blake3.map_err(damaged)?))
+        while digests.parts() < parts {
+            let sha256 = self.sha256_parts.recv().await.ok_or_else(gone)?;
+            let blake3 = self.blake3_parts.recv().await.ok_or_else(gone)?;
+            digests.apply(sha256.map_err(damaged)?, blake3.map_err(damaged)?);
+        }
+        Ok(())
+    }
+}
+
+/// A PATCH's lock on its upload: asked for as the request starts and
+/// waited for only before the first write, so its round trip to the
+/// database overlaps the body's first bytes (nothing is stored without it;
+/// bytes hashed meanwhile are dropped if the upload moved on).
+struct Lease {
+    pending: Option<tokio::task::JoinHandle<RegistryResult<Locked>>>,
+    locked: Option<Locked>,
+    /// The progress the request was started against.
+    expected: UploadProgress,
+    /// Where the upload stood once locked, if another request had moved
+    /// it on from `expected` meanwhile.
+    moved_to: Option<u64>,
+}
+
+impl Lease {
+    fn ask(registry: &Registry, record: &UploadRecord, actor: &str) -> Self {
+        let (registry, id, actor) = (registry.clone(), record.id.clone(), actor.to_owned());
+        let pending = tokio::spawn(async move {
+            let id = Uuid::try_parse(&id).map_err(damaged)?;
+            registry.lock(id, &actor).await
+        });
+        Self {
+            pending: Some(pending),
+            locked: None,
+            expected: record.progress.clone(),
+            moved_to: None,
+        }
+    }
+
+    /// The lock, once held; refused if the upload moved on since the
+    /// request started.
+    async fn held(&mut self) -> RegistryResult<&mut Locked> {
+        if let Some(pending) = self.pending.take() {
+            let locked = pending
+                .await
+                .map_err(|_| RegistryError::Internal("locking the upload failed".into()))??;
+            let now_at = locked.record.progress.upload_offset;
+            let moved_on = locked.record.progress != self.expected;
+            // Kept even so, for `end` to give back.
+            self.locked = Some(locked);
+            if moved_on {
+                self.moved_to = Some(now_at);
+            }
+        }
+        if let Some(now_at) = self.moved_to {
+            return Err(RegistryError::UploadOffsetMismatch {
+                expected: now_at,
+                got: self.expected.upload_offset,
+            });
+        }
+        self.locked
+            .as_mut()
+            .ok_or_else(|| RegistryError::Internal("the upload's lock was not asked for".into()))
+    }
+
+    /// Gives the lock back unless the last save did, or completion ended
+    /// the upload (`ended`).
+    async fn end(mut self, registry: &Registry, ended: bool) {
+        if let Some(pending) = self.pending.take() {
+            self.locked = pending.await.ok().and_then(Result::ok);
+        }
+        if let Some(locked) = &self.locked {
+            if !locked.released && !ended {
+                registry.unlock(locked).await;
+            }
+        }
     }
 }
 
@@ -381,7 +460,7 @@ impl Registry {
                 "backend {backend_id} does not take resumable uploads; use PUT"
             ))
         })?;
-        let part_bytes = part_bytes_for(new.length);
+        let part_bytes = part_bytes_for(new.length, staging.smallest_part_bytes());
         let digests = PartDigests::new(part_bytes).map_err(damaged)?;
         let id = new_id().to_string();
         let expected_key = new.expected.blake3.map(|b| ContentAddress(b).object_key());
@@ -638,18 +717,11 @@ impl Registry {
                 got: offset,
             });
         }
-        let mut locked = self.lock(id, actor).await?;
-        let result = if locked.record.progress.upload_offset != offset {
-            Err(RegistryError::UploadOffsetMismatch {
-                expected: locked.record.progress.upload_offset,
-                got: offset,
-            })
-        } else {
-            self.receive(&mut locked, body, checksum).await
-        };
-        if !locked.released && !matches!(&result, Ok(Patched { file: Some(_), .. })) {
-            self.unlock(&locked).await;
-        }
+        let mut lease = Lease::ask(self, &peek, actor);
+        let result = self.receive(&mut lease, peek, body, checksum).await;
+        lease
+            .end(self, matches!(&result, Ok(Patched { file: Some(_), .. })))
+            .await;
         result
     }
 
@@ -713,9 +785,12 @@ impl Registry {
         Ok(())
     }
 
+    /// Takes in the body of a PATCH to the upload `record` (as the request
+    /// found it; `lease` makes sure it still stands so before any write).
     async fn receive<S, E>(
         &self,
-        locked: &mut Locked,
+        lease: &mut Lease,
+        record: UploadRecord,
         body: S,
         checksum: Option<PatchChecksum>,
     ) -> RegistryResult<Patched>
@@ -723,8 +798,7 @@ impl Registry {
         S: Stream<Item = Result<Bytes, E>> + Send,
         E: std::fmt::Display,
     {
-        let record = locked.record.clone();
-        let backend = locked.backend.clone();
+        let backend = self.backend(&record.backend_id)?.clone();
         let staging = backend
             .resumable()
             .ok_or_else(|| damaged("backend cannot stage"))?;
@@ -738,6 +812,9 @@ impl Registry {
         let settled = digests.covered_bytes();
         let start = record.progress.upload_offset;
         let mut tail = if start > settled {
+            // The staged tail is read under the lock: no other request
+            // may be writing it.
+            lease.held().await?;
             staging
                 .read_tail(&record.staging, settled, start - settled)
                 .await?
@@ -757,11 +834,14 @@ impl Registry {
             hashing.update(piece).await?;
         }
         let mut next_index = digests.parts();
-        let mut in_flight: Option<PartInFlight> = None;
+        let mut in_flight: std::collections::VecDeque<PartInFlight> =
+            std::collections::VecDeque::new();
         let mut body = std::pin::pin!(body);
         let streamed: RegistryResult<()> = async {
             while let Some(chunk) = body.next().await {
-                self.keep(locked).await?;
+                if let Some(locked) = lease.locked.as_mut() {
+                    self.keep(locked).await?;
+                }
                 let mut chunk = match chunk {
                     Ok(chunk) => chunk,
                     Err(e) => {
@@ -797,18 +877,23 @@ impl Registry {
                         let part = std::mem::take(&mut tail);
                         buffered = 0;
                         hashing.end_part().await?;
-                        if let Some(previous) = in_flight.take() {
-                            self.take_part(
-                                locked,
-                                previous,
-                                &mut hashing,
-                                &mut digests,
-                                &mut receipts,
-                                checksum.is_none(),
-                            )
-                            .await?;
+                        if in_flight.len() == PARTS_IN_FLIGHT {
+                            if let Some(oldest) = in_flight.pop_front() {
+                                self.take_part(
+                                    lease.held().await?,
+                                    oldest,
+                                    &mut hashing,
+                                    &mut digests,
+                                    &mut receipts,
+                                    checksum.is_none(),
+                                )
+                                .await?;
+                            }
                         }
-                        in_flight = Some(self.start_part(locked, next_index, part).await?);
+                        in_flight.push_back(
+                            self.start_part(lease.held().await?, next_index, part)
+                                .await?,
+                        );
                         next_index += 1;
                     }
                 }
@@ -816,22 +901,32 @@ impl Registry {
             Ok(())
         }
         .await;
-        if let Some(previous) = in_flight.take() {
-            let taken = self
-                .take_part(
-                    locked,
-                    previous,
-                    &mut hashing,
-                    &mut digests,
-                    &mut receipts,
-                    checksum.is_none(),
-                )
-                .await;
-            streamed?;
-            taken?;
-        } else {
-            streamed?;
+        // Every part started is waited for, whatever ended the body: none
+        // may still be writing once the lock is given back.
+        let mut taken = Ok(());
+        while let Some(oldest) = in_flight.pop_front() {
+            let result = match lease.held().await {
+                Ok(locked) => {
+                    self.take_part(
+                        locked,
+                        oldest,
+                        &mut hashing,
+                        &mut digests,
+                        &mut receipts,
+                        checksum.is_none(),
+                    )
+                    .await
+                }
+                // Started only under the lock, so it cannot be missing.
+                Err(e) => Err(e),
+            };
+            if taken.is_ok() {
+                taken = result;
+            }
         }
+        streamed?;
+        taken?;
+        hashing.absorb(&mut digests, receipts.len() as u64).await?;
         if let (Some(expected), Some(state)) = (&checksum, checksum_state) {
             // Unchecked or wrong, the request's bytes are not kept; the
             // parts it stored are replaced when the client sends them again.
@@ -847,7 +942,8 @@ impl Registry {
         let complete = interrupted.is_none() && offset == record.upload_length;
         // Completion saves nothing first: if it fails, the client sends
         // again from the offset saved last, over the staged parts.
-        if !complete && (offset != locked.record.progress.upload_offset || checksum.is_some()) {
+        if !complete && (offset != start || checksum.is_some()) {
+            let locked = lease.held().await?;
             let settled = digests.covered_bytes();
             if offset > settled {
                 staging
@@ -863,7 +959,7 @@ impl Registry {
             };
             self.save(locked, progress, true).await?;
         }
-        let mut state = state_of(&locked.record);
+        let mut state = state_of(lease.locked.as_ref().map_or(&record, |l| &l.record));
         if !complete {
             return Ok(Patched {
                 state,
@@ -872,7 +968,7 @@ impl Registry {
             });
         }
         let file = self
-            .complete(locked, digests, receipts, tail, hashing)
+            .complete(lease.held().await?, digests, receipts, tail, hashing)
             .await?;
         state.offset = record.upload_length;
         Ok(Patched {
@@ -903,10 +999,11 @@ impl Registry {
         }))
     }
 
-    /// Waits for a part started by [`Registry::start_part`] and takes in
-    /// its digests (ended in `hashing`) and receipt; every
-    /// [`SAVE_EVERY_BYTES`], if `save_as_it_goes` (a request without a
-    /// checksum to check at its end), makes the progress durable.
+    /// Waits for a part started by [`Registry::start_part`] and takes its
+    /// receipt; every [`SAVE_EVERY_BYTES`], if `save_as_it_goes` (a
+    /// request without a checksum to check at its end), takes in the
+    /// digests of the parts stored (ended in `hashing`) and makes the
+    /// progress durable.
     async fn take_part(
         &self,
         locked: &mut Locked,
@@ -918,14 +1015,12 @@ impl Registry {
     ) -> RegistryResult<()> {
         let stored = part
             .await
-            .map_err(|_| RegistryError::Internal("storing a part failed".into()));
-        let (sha256, halves) = hashing.part().await?;
-        receipts.push(stored??);
-        digests.apply(sha256, halves);
-        let unsaved = digests
-            .covered_bytes()
-            .saturating_sub(locked.record.progress.upload_offset);
+            .map_err(|_| RegistryError::Internal("storing a part failed".into()))??;
+        receipts.push(stored);
+        let stored_bytes = receipts.len() as u64 * locked.record.part_bytes;
+        let unsaved = stored_bytes.saturating_sub(locked.record.progress.upload_offset);
         if save_as_it_goes && unsaved >= SAVE_EVERY_BYTES {
+            hashing.absorb(digests, receipts.len() as u64).await?;
             locked.staging()?.settle(&locked.record.staging).await?;
             let progress = UploadProgress {
                 upload_offset: digests.covered_bytes(),
@@ -967,6 +1062,7 @@ impl Registry {
             )
             .await?;
         }
+        hashing.absorb(&mut digests, receipts.len() as u64).await?;
         drop(hashing);
         let tail_for_hash = tail.clone();
         let copy = digests.clone();

@@ -12,6 +12,7 @@
 
 mod direct;
 mod resumable;
+pub use self::resumable::FILESYSTEM_SMALLEST_PART_BYTES;
 
 use std::io::{Seek, SeekFrom};
 use std::ops::Range;

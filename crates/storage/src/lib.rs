@@ -20,8 +20,8 @@ use bytes::Bytes;
 use futures::Stream;
 
 pub use file_chunks::{file_chunks, FILE_CHUNK_BYTES};
-pub use filesystem::FilesystemBackend;
-pub use s3::{S3Backend, S3Settings, DEFAULT_STALL_TIMEOUT, MAX_PARTS};
+pub use filesystem::{FilesystemBackend, FILESYSTEM_SMALLEST_PART_BYTES};
+pub use s3::{S3Backend, S3Settings, DEFAULT_STALL_TIMEOUT, MAX_PARTS, S3_SMALLEST_PART_BYTES};
 
 /// A stream of object bytes.
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, StorageError>> + Send>>;
@@ -177,6 +177,10 @@ pub trait ResumableStaging: Send + Sync {
         upload_id: &str,
         expected_key: Option<&str>,
     ) -> Result<String, StorageError>;
+
+    /// The smallest part this staging takes, a power of two: an upload's
+    /// parts are this size or a larger power of two.
+    fn smallest_part_bytes(&self) -> u64;
 
     /// Stores whole part `index` (of `part_bytes`); returns the receipt to
     /// give back at commit. Storing a part again replaces it. The part is

@@ -576,6 +576,9 @@ impl Drop for S3Writer {
 /// Most parts in one multipart upload (S3's limit): a resumable upload's
 /// part size is chosen so that its whole length fits.
 pub const MAX_PARTS: u64 = 10_000;
+/// The smallest part of a resumable upload on S3: the power of two above
+/// S3's floor of 5 MiB for every part but the last.
+pub const S3_SMALLEST_PART_BYTES: u64 = 8 * 1024 * 1024;
 /// Where resumable uploads stage: outside both listed key spaces, so the
 /// collector never sees them; they go when the upload completes, is
 /// terminated or expires.
@@ -622,6 +625,10 @@ impl S3Staged {
 
 #[async_trait]
 impl crate::ResumableStaging for S3Backend {
+    fn smallest_part_bytes(&self) -> u64 {
+        S3_SMALLEST_PART_BYTES
+    }
+
     async fn start(
         &self,
         upload_id: &str,

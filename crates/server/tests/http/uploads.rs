@@ -7,7 +7,7 @@ use sha1::Digest as _;
 use super::*;
 
 /// The server's part size for these files.
-const PART: usize = artifactstore_registry::uploads::MIN_PART_BYTES as usize;
+const PART: usize = artifactstore_registry::FILESYSTEM_SMALLEST_PART_BYTES as usize;
 
 fn b64(text: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(text)
@@ -129,7 +129,14 @@ async fn tus_uploads_resume_at_the_offset_and_record_like_a_put() {
     assert_eq!(server.tus_offset(&url).await, Some(0));
     let head_before = server.head().await;
 
-    let cuts = [0, 5_000_000, PART + 3, PART + 4, 2 * PART + 100, data.len()];
+    let cuts = [
+        0,
+        PART / 2 + 7,
+        PART + 3,
+        PART + 4,
+        2 * PART + 100,
+        data.len(),
+    ];
     for window in cuts.windows(2) {
         let (from, to) = (window[0], window[1]);
         // A PATCH at the wrong offset changes nothing.
