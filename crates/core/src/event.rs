@@ -45,6 +45,25 @@ pub mod types {
     /// The server signed a checkpoint of the log's Merkle tree.
     pub const LOG_CHECKPOINT_SIGNED: &str = "v1.log.checkpoint_signed";
 
+    /// Every event type (the web UI's live event log listens for each).
+    pub const ALL: [&str; 15] = [
+        PACKAGE_CREATED,
+        FILE_INGESTED,
+        PACKAGE_FINALIZED,
+        RETENTION_DEFAULT_APPLIED,
+        RETENTION_EXTENDED,
+        RETENTION_HOLD_APPLIED,
+        RETENTION_HOLD_RELEASED,
+        RETENTION_DELETION_ELIGIBLE,
+        STORAGE_LOCATION_VERIFIED,
+        METADATA_SCHEMA_REGISTERED,
+        TOKEN_CREATED,
+        TOKEN_REVOKED,
+        PACKAGE_PURGED,
+        STORAGE_OBJECT_DELETED,
+        LOG_CHECKPOINT_SIGNED,
+    ];
+
     /// The retention events, as `retention_history` lists them.
     pub const RETENTION: [&str; 6] = [
         RETENTION_DEFAULT_APPLIED,

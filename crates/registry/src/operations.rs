@@ -371,6 +371,21 @@ impl Registry {
         }
     }
 
+    /// Events before `before`, newest first, of one type and one subject
+    /// where given.
+    pub async fn newest_events(
+        &self,
+        before: Option<i64>,
+        event_type: Option<&str>,
+        subject_id: Option<&str>,
+        limit: i64,
+    ) -> RegistryResult<Vec<Event>> {
+        Ok(self
+            .store
+            .newest_events(before, event_type, subject_id, limit.clamp(1, MAX_PAGE))
+            .await?)
+    }
+
     /// Events after `since`, ascending, at most `limit` (capped).
     pub async fn fetch_events(&self, since: i64, limit: i64) -> RegistryResult<Vec<Event>> {
         Ok(self

@@ -8,6 +8,13 @@
 //! not required (the loopback default), a request without a token acts as
 //! an unrestricted caller named by `X-Artifactstore-Actor` (or
 //! `anonymous`); with auth required, the actor is always the token's name.
+//!
+//! A browser logged in to the web UI carries its token in an HttpOnly,
+//! SameSite=Strict cookie ([`SESSION_COOKIE`]) instead of the header. Such
+//! a caller has a [`Session`]: every request of it that changes state must
+//! prove it came from our own pages with the session's CSRF token (the
+//! `X-CSRF-Token` header, or the `csrf` field of a UI form, checked by
+//! `ui::session::CsrfForm`), and must not come from another origin.
 
 use artifactstore_registry::core::text::check_actor;
 use artifactstore_registry::core::token::Scope;
@@ -30,6 +37,42 @@ pub(crate) const ANONYMOUS: &str = "anonymous";
 /// Routes anyone may call: load balancers and scrapers have no token.
 pub(crate) const PUBLIC_PATHS: [&str; 3] = ["/health", "/metrics", "/openapi.json"];
 
+/// The cookie that holds the token of a browser logged in to the UI.
+pub(crate) const SESSION_COOKIE: &str = "artifactstore_token";
+/// The header a script of our pages sends the session's CSRF token in.
+pub(crate) const CSRF_HEADER: &str = "x-csrf-token";
+
+/// A browser's UI session: the token came from [`SESSION_COOKIE`].
+#[derive(Debug, Clone)]
+pub(crate) struct Session {
+    /// What the session's forms and scripts must send back with every
+    /// request that changes state: derived from the token, so only a page
+    /// this server rendered for that token knows it, and any replica can
+    /// check it without shared state.
+    pub(crate) csrf: String,
+}
+
+impl Session {
+    fn of_token(token: &str) -> Self {
+        let key = blake3::derive_key("artifactstore 2026-12 web UI CSRF token", token.as_bytes());
+        Self {
+            csrf: hex::encode(key),
+        }
+    }
+
+    /// Whether `presented` is this session's CSRF token.
+    pub(crate) fn accepts(&self, presented: &str) -> bool {
+        // Both are hex of one length; the comparison's time does not tell
+        // a guesser how much of a guess was right.
+        presented.len() == self.csrf.len()
+            && presented
+                .bytes()
+                .zip(self.csrf.bytes())
+                .fold(0u8, |diff, (a, b)| diff | (a ^ b))
+                == 0
+    }
+}
+
 /// The caller of a request.
 #[derive(Debug, Clone)]
 pub(crate) struct Caller {
@@ -37,6 +80,8 @@ pub(crate) struct Caller {
     pub(crate) actor: String,
     /// What the caller may do.
     pub(crate) principal: Principal,
+    /// Set when the token came from the UI's cookie.
+    pub(crate) session: Option<Session>,
     /// Without auth: why the `X-Artifactstore-Actor` header was refused,
     /// answered by the extractor (see [`caller_of`]).
     refused_actor: Option<Problem>,
@@ -92,6 +137,19 @@ fn bearer(headers: &axum::http::HeaderMap) -> Result<Option<&str>, Problem> {
     }
 }
 
+/// The token in the UI's session cookie, if the request carries one.
+pub(crate) fn session_token(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(cookie::Cookie::split_parse)
+        .filter_map(Result::ok)
+        .find(|cookie| cookie.name() == SESSION_COOKIE)
+        .map(|cookie| cookie.value().to_owned())
+        .filter(|token| !token.is_empty())
+}
+
 async fn caller_of(state: &AppState, headers: &axum::http::HeaderMap) -> Result<Caller, Problem> {
     match bearer(headers)? {
         Some(token) => {
@@ -99,6 +157,17 @@ async fn caller_of(state: &AppState, headers: &axum::http::HeaderMap) -> Result<
             Ok(Caller {
                 actor: principal.name.clone(),
                 principal,
+                session: None,
+                refused_actor: None,
+            })
+        }
+        None if session_token(headers).is_some() => {
+            let token = session_token(headers).unwrap_or_default();
+            let principal = state.registry.authenticate(&token).await?;
+            Ok(Caller {
+                actor: principal.name.clone(),
+                principal,
+                session: Some(Session::of_token(&token)),
                 refused_actor: None,
             })
         }
@@ -120,6 +189,7 @@ async fn caller_of(state: &AppState, headers: &axum::http::HeaderMap) -> Result<
                             scope: Scope::Read,
                             producers: Vec::new(),
                         },
+                        session: None,
                         refused_actor: Some(refused),
                     });
                 }
@@ -131,10 +201,71 @@ async fn caller_of(state: &AppState, headers: &axum::http::HeaderMap) -> Result<
                     producers: Vec::new(),
                 },
                 actor,
+                session: None,
                 refused_actor: None,
             })
         }
     }
+}
+
+/// Whether a request is from another site, by `Origin` (its host must be
+/// the request's `Host`) or `Sec-Fetch-Site`. A browser sends one or both
+/// with every request that changes state.
+pub(crate) fn header_from_another_site(headers: &axum::http::HeaderMap) -> bool {
+    let own = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(host_part);
+    let foreign_origin = headers.get(header::ORIGIN).is_some_and(|origin| {
+        let origin_host = origin
+            .to_str()
+            .ok()
+            .and_then(|o| o.split_once("://"))
+            .map(|(_, authority)| host_part(authority));
+        origin_host.is_none() || origin_host != own
+    });
+    let cross_site = headers
+        .get("sec-fetch-site")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"cross-site"));
+    foreign_origin || cross_site
+}
+
+/// A session's request that changes state: from our own origin, and, on
+/// API routes, with the CSRF header (UI forms carry it in their body,
+/// checked by their extractor, so `/ui/` is left to it).
+fn check_session_request(request: &Request, session: &Session) -> Result<(), Problem> {
+    let forbidden = |detail: &str| {
+        Problem::new(
+            axum::http::StatusCode::FORBIDDEN,
+            "csrf_refused",
+            detail.to_owned(),
+        )
+    };
+    if header_from_another_site(request.headers()) {
+        return Err(forbidden(
+            "a request from another site is refused for a browser session",
+        ));
+    }
+    if request.uri().path().starts_with("/ui/") {
+        return Ok(());
+    }
+    match request.headers().get(CSRF_HEADER).and_then(|v| v.to_str().ok()) {
+        Some(presented) if session.accepts(presented) => Ok(()),
+        _ => Err(forbidden(
+            "a browser session's request that changes state needs the page's CSRF token in X-CSRF-Token",
+        )),
+    }
+}
+
+/// Whether `path` is a UI page, which answers a browser without a
+/// session by sending it to the login form rather than with a problem.
+fn is_ui_page(path: &str) -> bool {
+    path == "/" || path == "/ui" || path.starts_with("/ui/")
+}
+
+/// Routes of the UI anyone may call: its login form and its assets.
+fn is_public_ui(path: &str) -> bool {
+    path == crate::ui::LOGIN_PATH || path.starts_with("/ui/assets/")
 }
 
 /// The host part of a `Host` value or of an origin's authority: no port,
@@ -244,7 +375,8 @@ pub(crate) async fn authenticate(
             return problem.into_response();
         }
     }
-    if PUBLIC_PATHS.contains(&request.uri().path()) {
+    let path = request.uri().path();
+    if PUBLIC_PATHS.contains(&path) || is_public_ui(path) {
         return next.run(request).await;
     }
     // A copy of the headers: the request body is not Sync, so the request
@@ -252,15 +384,32 @@ pub(crate) async fn authenticate(
     let headers = request.headers().clone();
     let caller = match caller_of(&state, &headers).await {
         Ok(caller) => caller,
+        Err(problem)
+            if problem.status() == axum::http::StatusCode::UNAUTHORIZED
+                && request.method() == Method::GET
+                && is_ui_page(request.uri().path()) =>
+        {
+            return crate::ui::to_login(request.uri(), session_token(&headers).is_some());
+        }
         Err(problem) => return problem.into_response(),
     };
-    let needed = match *request.method() {
-        Method::GET | Method::HEAD | Method::OPTIONS => Scope::Read,
-        _ => Scope::Write,
-    };
-    if caller.refused_actor.is_none() {
+    let safe = matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS
+    );
+    let needed = if safe { Scope::Read } else { Scope::Write };
+    // A UI form's action checks the scope it needs itself (the same
+    // shared function as the API's route), so that a refusal is shown
+    // beside the form's field rather than as a bare problem.
+    let ui_form = !safe && is_ui_page(request.uri().path());
+    if caller.refused_actor.is_none() && !ui_form {
         if let Err(e) = caller.principal.require(needed) {
             return Problem::from(e).into_response();
+        }
+    }
+    if let (false, Some(session)) = (safe, &caller.session) {
+        if let Err(problem) = check_session_request(&request, session) {
+            return problem.into_response();
         }
     }
     request.extensions_mut().insert(caller);

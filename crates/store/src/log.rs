@@ -129,6 +129,37 @@ impl Store {
         rows.iter().map(event_from_row).collect()
     }
 
+    /// Events before sequence `before` (all, if `None`), newest first, at
+    /// most `limit`; only of `event_type` and of subject `subject_id` where
+    /// given (the web UI's event log).
+    pub async fn newest_events(
+        &self,
+        before: Option<i64>,
+        event_type: Option<&str>,
+        subject_id: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<Event>> {
+        // Only the filters given are in the statement, so each can use its
+        // index, which ends in the sequence (`events_subject`, and
+        // `events_by_type` of migration 11): the newest come first without
+        // a sort.
+        let mut sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE sequence < $1");
+        let mut next = 2;
+        for (column, value) in [("event_type", event_type), ("subject_id", subject_id)] {
+            if value.is_some() {
+                sql.push_str(&format!(" AND {column} = ${next}"));
+                next += 1;
+            }
+        }
+        sql.push_str(&format!(" ORDER BY sequence DESC LIMIT ${next}"));
+        let mut query = sqlx::query(&sql).bind(before.unwrap_or(i64::MAX));
+        for value in [event_type, subject_id].into_iter().flatten() {
+            query = query.bind(value);
+        }
+        let rows = query.bind(limit.max(0)).fetch_all(&self.pool).await?;
+        rows.iter().map(event_from_row).collect()
+    }
+
     /// Follows the log from `since`: every committed event after it, once,
     /// in order, then new ones as they commit. The stream ends only when
     /// dropped or after yielding a database error.

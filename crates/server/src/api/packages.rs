@@ -234,10 +234,24 @@ pub(crate) async fn finalize_package(
     ApiPath(path): ApiPath<PackagePath>,
 ) -> ApiResult<Json<Finalized>> {
     let id = parse_id(&path.id, "package id")?;
+    let finalized = finalize(&state, &caller, id).await?;
+    Ok(Json(finalized.to_wire()?))
+}
+
+/// Finalizes a package as `caller`: the route's work, shared with the web
+/// UI's form so both check the same.
+pub(crate) async fn finalize(
+    state: &AppState,
+    caller: &Caller,
+    id: uuid::Uuid,
+) -> Result<artifactstore_registry::Finalized, Problem> {
+    caller
+        .principal
+        .require(artifactstore_registry::core::token::Scope::Write)?;
     caller.may_write_package(&state.registry, id).await?;
     let finalized = state.registry.finalize_package(id, &caller.actor).await?;
     state.metrics.package_finalized();
-    Ok(Json(finalized.to_wire()?))
+    Ok(finalized)
 }
 
 #[cfg(test)]

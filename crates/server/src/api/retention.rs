@@ -4,6 +4,7 @@
 use artifactstore_api::{
     EventList, ExtendRetention, HoldCreated, Reason, Retention, RetentionClassList, SweepResult,
 };
+use artifactstore_registry::core::token::Scope;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
@@ -13,7 +14,7 @@ use serde::Deserialize;
 use super::packages::PackagePath;
 use crate::auth::{AdminCaller, Caller};
 use crate::extract::{parse_id, ApiJson, ApiPath};
-use crate::problem::{ApiResult, ProblemBody};
+use crate::problem::{ApiResult, Problem, ProblemBody};
 use crate::wire::{self, ToWire};
 use crate::AppState;
 
@@ -78,11 +79,7 @@ pub(crate) async fn extend(
     ApiJson(body): ApiJson<ExtendRetention>,
 ) -> ApiResult<Json<Retention>> {
     let id = parse_id(&path.id, "package id")?;
-    caller.may_write_package(&state.registry, id).await?;
-    state
-        .registry
-        .extend_retention(id, body.new_expires_at, &body.reason, &caller.actor)
-        .await?;
+    extend_expiry(&state, &caller, id, body.new_expires_at, &body.reason).await?;
     Ok(Json(
         state.registry.retention_explained(id).await?.to_wire()?,
     ))
@@ -110,12 +107,55 @@ pub(crate) async fn apply_hold(
     ApiJson(body): ApiJson<Reason>,
 ) -> ApiResult<impl IntoResponse> {
     let id = parse_id(&path.id, "package id")?;
-    caller.may_write_package(&state.registry, id).await?;
-    let hold_id = state
-        .registry
-        .apply_hold(id, &body.reason, &caller.actor)
-        .await?;
+    let hold_id = place_hold(&state, &caller, id, &body.reason).await?;
     Ok((StatusCode::CREATED, Json(HoldCreated { hold_id })))
+}
+
+/// Extends a package's retention as `caller`: the route's work, shared
+/// with the web UI's form so both check the same.
+pub(crate) async fn extend_expiry(
+    state: &AppState,
+    caller: &Caller,
+    id: uuid::Uuid,
+    new_expires_at: artifactstore_registry::core::Timestamp,
+    reason: &str,
+) -> Result<(), Problem> {
+    caller.principal.require(Scope::Write)?;
+    caller.may_write_package(&state.registry, id).await?;
+    state
+        .registry
+        .extend_retention(id, new_expires_at, reason, &caller.actor)
+        .await?;
+    Ok(())
+}
+
+/// Places a hold as `caller`; its id. Shared with the web UI's form.
+pub(crate) async fn place_hold(
+    state: &AppState,
+    caller: &Caller,
+    id: uuid::Uuid,
+    reason: &str,
+) -> Result<String, Problem> {
+    caller.principal.require(Scope::Write)?;
+    caller.may_write_package(&state.registry, id).await?;
+    Ok(state.registry.apply_hold(id, reason, &caller.actor).await?)
+}
+
+/// Lifts a hold as `caller`, who needs the `admin` scope. Shared with the
+/// web UI's form.
+pub(crate) async fn lift_hold(
+    state: &AppState,
+    caller: &Caller,
+    id: uuid::Uuid,
+    hold_id: uuid::Uuid,
+    reason: &str,
+) -> Result<(), Problem> {
+    caller.principal.require(Scope::Admin)?;
+    state
+        .registry
+        .release_hold(id, hold_id, reason, &caller.actor)
+        .await?;
+    Ok(())
 }
 
 /// Path of the release route.
@@ -153,10 +193,7 @@ pub(crate) async fn release_hold(
 ) -> ApiResult<Json<Retention>> {
     let id = parse_id(&path.id, "package id")?;
     let hold_id = parse_id(&path.hold_id, "hold id")?;
-    state
-        .registry
-        .release_hold(id, hold_id, &body.reason, &caller.actor)
-        .await?;
+    lift_hold(&state, &caller, id, hold_id, &body.reason).await?;
     Ok(Json(
         state.registry.retention_explained(id).await?.to_wire()?,
     ))

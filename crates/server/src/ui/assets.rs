@@ -9,13 +9,18 @@ use crate::problem::Problem;
 
 /// The stylesheet's URL.
 pub(crate) const STYLESHEET: &str = "/ui/assets/app.css";
+/// The script's URL: copy buttons and live events; the pages work
+/// without it.
+pub(crate) const SCRIPT: &str = "/ui/assets/app.js";
 
 const APP_CSS: &str = include_str!("assets/app.css");
+const APP_JS: &str = include_str!("assets/app.js");
 
 /// One asset by name.
 pub(crate) async fn serve(Path(name): Path<String>) -> Response {
     let (body, media_type) = match name.as_str() {
         "app.css" => (APP_CSS, "text/css; charset=utf-8"),
+        "app.js" => (APP_JS, "text/javascript; charset=utf-8"),
         _ => {
             return Problem::new(
                 StatusCode::NOT_FOUND,

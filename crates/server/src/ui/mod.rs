@@ -9,16 +9,30 @@
 //!   forbids both; the stylesheet ships inside the binary ([`assets`]).
 //! - Pages are reads (GET): they pass the same authentication and scope
 //!   checks as the API's reads, since they sit behind the same layers.
+//!   Actions are forms posted to `/ui/…` ([`actions`]): each calls the same
+//!   function as its API route (scope and producer checks included) and
+//!   passes the CSRF check ([`session::CsrfForm`]); nothing changes
+//!   through GET.
+//! - A browser logs in with a token kept in an HttpOnly cookie
+//!   ([`session`]).
 
+mod actions;
 mod assets;
+mod events;
 mod format;
 mod layout;
 mod packages;
+mod session;
+
+pub(crate) use session::to_login;
+
+/// The login form's path, public like the assets.
+pub(crate) const LOGIN_PATH: &str = "/ui/login";
 
 use axum::http::header::CONTENT_SECURITY_POLICY;
 use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use tower_http::set_header::SetResponseHeaderLayer;
 
@@ -37,6 +51,16 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/ui", get(to_ui))
         .route("/ui/", get(packages::list))
         .route("/ui/packages/{id}", get(packages::show))
+        .route("/ui/packages/{id}/holds", post(actions::place_hold))
+        .route(
+            "/ui/packages/{id}/holds/{hold_id}/release",
+            post(actions::lift_hold),
+        )
+        .route("/ui/packages/{id}/extend", post(actions::extend))
+        .route("/ui/packages/{id}/finalize", post(actions::finalize))
+        .route("/ui/events", get(events::list))
+        .route(LOGIN_PATH, get(session::login_form).post(session::log_in))
+        .route("/ui/logout", post(session::log_out))
         .route("/ui/assets/{name}", get(assets::serve))
         .layer(SetResponseHeaderLayer::overriding(
             CONTENT_SECURITY_POLICY,
@@ -62,6 +86,7 @@ impl IntoResponse for PageError {
     fn into_response(self) -> Response {
         let problem = self.0.body();
         let page = layout::page(
+            &session::Viewer::default(),
             &problem.title,
             maud::html! {
                 h1 { (problem.title) }

@@ -11,12 +11,14 @@ use axum::response::{IntoResponse, Redirect, Response};
 use maud::{html, Markup};
 
 use super::format::{size, time};
-use super::layout::page;
+use super::layout::{csrf_field, page, Page};
+use super::session::Viewer;
 use super::PageResult;
 use crate::api::packages::package_filter;
 use crate::extract::{parse_id, ApiQuery};
 use crate::wire::{self, ToWire};
 use crate::AppState;
+use artifactstore_registry::core::token::Scope;
 
 /// The list's filters, as the API names them.
 const FILTERS: [(&str, &str); 4] = [
@@ -32,6 +34,7 @@ const PAGE_ROWS: i64 = 50;
 /// the search box (`q`) finds.
 pub(crate) async fn list(
     State(state): State<AppState>,
+    viewer: Viewer,
     ApiQuery(pairs): ApiQuery<Vec<(String, String)>>,
 ) -> PageResult<Response> {
     // A form sends its empty fields too: they filter nothing.
@@ -45,7 +48,7 @@ pub(crate) async fn list(
         }
     }
     if let Some(text) = search {
-        return search_page(&state, &text).await;
+        return search_page(&state, &viewer, &text).await;
     }
     let filter = package_filter(filters.clone(), PAGE_ROWS, state.options.max_page)?;
     let page_of = state.registry.list_packages(filter).await?;
@@ -103,7 +106,7 @@ pub(crate) async fn list(
             p { a rel="next" href=(next) { "Next page" } }
         }
     };
-    Ok(page("Packages", body).into_response())
+    Ok(page(&viewer, "Packages", body).into_response())
 }
 
 fn package_table(packages: &[Package], now: &artifactstore_core::Timestamp) -> Markup {
@@ -150,7 +153,7 @@ fn package_table(packages: &[Package], now: &artifactstore_core::Timestamp) -> M
 
 /// What the search box finds: a package by id (its page), or the files
 /// holding bytes with a digest.
-async fn search_page(state: &AppState, text: &str) -> PageResult<Response> {
+async fn search_page(state: &AppState, viewer: &Viewer, text: &str) -> PageResult<Response> {
     if let Ok(id) = uuid::Uuid::try_parse(text) {
         return Ok(Redirect::to(&format!("/ui/packages/{id}")).into_response());
     }
@@ -189,15 +192,72 @@ async fn search_page(state: &AppState, text: &str) -> PageResult<Response> {
             }
         }
     };
-    Ok(page("Search", body).into_response())
+    Ok(page(viewer, "Search", body).into_response())
+}
+
+/// Which form of a package page was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ActionForm {
+    Hold,
+    /// Releasing the hold with this id.
+    Release(String),
+    Extend,
+    Finalize,
+}
+
+impl ActionForm {
+    /// The id of the element that shows the form's refusal.
+    fn error_id(&self) -> String {
+        match self {
+            Self::Hold => "hold-error".into(),
+            Self::Release(hold_id) => format!("release-{hold_id}-error"),
+            Self::Extend => "extend-error".into(),
+            Self::Finalize => "finalize-error".into(),
+        }
+    }
+}
+
+/// A form the server refused: shown beside its field.
+pub(crate) struct Refusal {
+    pub(crate) form: ActionForm,
+    pub(crate) detail: String,
+}
+
+/// The refusal's detail where `form` is the one refused.
+fn refused_here(refusal: Option<&Refusal>, form: &ActionForm) -> Option<String> {
+    refusal
+        .filter(|refusal| &refusal.form == form)
+        .map(|refusal| refusal.detail.clone())
+}
+
+/// A form's error beside its field, tied to it for screen readers.
+fn field_error(id: &str, detail: Option<&str>) -> Markup {
+    html! {
+        @if let Some(detail) = detail {
+            p.problem id=(id) role="alert" { (detail) }
+        }
+    }
 }
 
 /// `GET /ui/packages/{id}`: one package, its metadata and its files.
 pub(crate) async fn show(
     State(state): State<AppState>,
+    viewer: Viewer,
     Path(id): Path<String>,
 ) -> PageResult<Response> {
     let id = parse_id(&id, "package id")?;
+    Ok(package_page(&state, &viewer, id, None)
+        .await?
+        .into_response())
+}
+
+/// A package's page; with `refusal`, the refused form shows why.
+pub(crate) async fn package_page(
+    state: &AppState,
+    viewer: &Viewer,
+    id: uuid::Uuid,
+    refusal: Option<&Refusal>,
+) -> PageResult<Page> {
     let package = state.registry.get_package(id).await?.to_wire()?;
     let files = state.registry.list_files(id).await?.to_wire()?;
     let retention = state.registry.retention_explained(id).await?.to_wire()?;
@@ -236,7 +296,7 @@ pub(crate) async fn show(
             dt { "Content address" }
             dd {
                 @match &package.manifest_digest {
-                    Some(address) => code.digest { (address) },
+                    Some(address) => { code.digest { (address) } " " (copy_button(address, "content address")) },
                     None => "none until it is finalized",
                 }
             }
@@ -250,8 +310,20 @@ pub(crate) async fn show(
         }
         h2 { "Metadata" }
         (metadata(&package.metadata))
-        h2 { "Retention" }
+        @if package.status.as_str() == "created" && viewer.may(Scope::Write) {
+            (finalize_form(viewer, &package.id.to_string(), refused_here(refusal, &ActionForm::Finalize).as_deref()))
+        } @else if let Some(detail) = refused_here(refusal, &ActionForm::Finalize) {
+            (field_error(&ActionForm::Finalize.error_id(), Some(&detail)))
+        }
+        h2 #retention { "Retention" }
         (retention_panel(&retention, &history, &now))
+        @if viewer.may(Scope::Write) && package.purged_at.is_none() {
+            (retention_forms(viewer, &package.id.to_string(), &retention, refusal))
+        } @else if let Some(refusal) = refusal {
+            // Posted although its form is not offered (the scope, a purge):
+            // the refusal stands where the forms would be.
+            (field_error(&refusal.form.error_id(), Some(&refusal.detail)))
+        }
         h2 { "Files" }
         p { (files.len()) " files, " (size(total)) }
         @if files.is_empty() {
@@ -264,7 +336,88 @@ pub(crate) async fn show(
             div.tree { (tree.render()) }
         }
     };
-    Ok(page(&package.name, body).into_response())
+    Ok(page(viewer, &package.name, body))
+}
+
+/// A button that copies `value`; hidden until the script, which does the
+/// copying, shows it (the value is selectable text beside it anyway).
+fn copy_button(value: &str, what: &str) -> Markup {
+    html! {
+        button.copy type="button" hidden data-copy=(value) aria-label=(format!("Copy the {what}")) { "Copy" }
+    }
+}
+
+fn finalize_form(viewer: &Viewer, id: &str, refused: Option<&str>) -> Markup {
+    html! {
+        form.action method="post" action=(format!("/ui/packages/{id}/finalize")) {
+            (csrf_field(viewer))
+            p { "This package is open: files can still be added. Finalizing writes its manifest and fixes its content address." }
+            button type="submit" aria-describedby=[refused.map(|_| "finalize-error")] { "Finalize" }
+            (field_error("finalize-error", refused))
+        }
+    }
+}
+
+/// Place a hold, extend the retention, and (admin) release each active
+/// hold, each with the reason the log records.
+fn retention_forms(
+    viewer: &Viewer,
+    id: &str,
+    retention: &Retention,
+    refusal: Option<&Refusal>,
+) -> Markup {
+    let hold_refused = refused_here(refusal, &ActionForm::Hold);
+    let extend_refused = refused_here(refusal, &ActionForm::Extend);
+    html! {
+        div.forms {
+            form.action method="post" action=(format!("/ui/packages/{id}/holds")) {
+                h3 { "Place a legal hold" }
+                (csrf_field(viewer))
+                label for="hold-reason" { "Reason" }
+                input #hold-reason type="text" name="reason" required maxlength="1024"
+                    aria-invalid=[hold_refused.as_ref().map(|_| "true")]
+                    aria-describedby=[hold_refused.as_ref().map(|_| "hold-error")];
+                (field_error("hold-error", hold_refused.as_deref()))
+                button type="submit" { "Place hold" }
+            }
+            @if retention.expires_at.is_some() {
+                form.action method="post" action=(format!("/ui/packages/{id}/extend")) {
+                    h3 { "Extend the retention" }
+                    (csrf_field(viewer))
+                    label for="extend-until" { "New expiry (UTC)" }
+                    input #extend-until type="datetime-local" name="new_expires_at" required
+                        aria-invalid=[extend_refused.as_ref().map(|_| "true")]
+                        aria-describedby=[extend_refused.as_ref().map(|_| "extend-error")];
+                    label for="extend-reason" { "Reason" }
+                    input #extend-reason type="text" name="reason" required maxlength="1024";
+                    (field_error("extend-error", extend_refused.as_deref()))
+                    button type="submit" { "Extend" }
+                }
+            }
+            // A release refused for want of the admin scope: its form is
+            // not shown, so the refusal stands where the forms are.
+            @if let Some(refusal) = refusal.filter(|r| matches!(r.form, ActionForm::Release(_)) && !viewer.may(Scope::Admin)) {
+                (field_error(&refusal.form.error_id(), Some(&refusal.detail)))
+            }
+            @if viewer.may(Scope::Admin) {
+                @for hold in &retention.active_holds {
+                    @let form = ActionForm::Release(hold.hold_id.to_string());
+                    @let refused = refused_here(refusal, &form);
+                    @let field = format!("release-{}", hold.hold_id);
+                    form.action method="post" action=(format!("/ui/packages/{id}/holds/{}/release", hold.hold_id)) {
+                        h3 { "Release the hold “" (hold.reason) "”" }
+                        (csrf_field(viewer))
+                        label for=(field) { "Reason" }
+                        input id=(field) type="text" name="reason" required maxlength="1024"
+                            aria-invalid=[refused.as_ref().map(|_| "true")]
+                            aria-describedby=[refused.as_ref().map(|_| format!("{field}-error"))];
+                        (field_error(&format!("{field}-error"), refused.as_deref()))
+                        button type="submit" { "Release hold" }
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Class, expiry, active holds, eligibility, the purge, the explanation
@@ -403,8 +556,8 @@ impl<'a> Folder<'a> {
                         " "
                         span.meta { (size(file.size_bytes)) " · " (file.media_type) }
                         dl.digests {
-                            dt { "SHA-256" } dd { code.digest { (file.sha256) } }
-                            dt { "BLAKE3" } dd { code.digest { (file.blake3) } }
+                            dt { "SHA-256" } dd { code.digest { (file.sha256) } " " (copy_button(&file.sha256, "SHA-256")) }
+                            dt { "BLAKE3" } dd { code.digest { (file.blake3) } " " (copy_button(&file.blake3, "BLAKE3")) }
                         }
                     }
                 }

@@ -233,7 +233,12 @@ async fn ui_pages_need_a_read_token_when_auth_is_required() {
         ..ServerOptions::default()
     })
     .await;
+    // A browser without a token is sent to the login form.
     let response = server.get("/ui/").await;
+    assert_eq!(response.url().path(), "/ui/login");
+    assert_eq!(response.status(), StatusCode::OK);
+    // The API's routes still answer 401.
+    let response = server.get("/v1/packages").await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     let (_, reader) = server
         .registry
@@ -244,4 +249,531 @@ async fn ui_pages_need_a_read_token_when_auth_is_required() {
         .send(server.client.get(server.url("/ui/")).bearer_auth(&reader))
         .await;
     assert_eq!(response.status(), StatusCode::OK);
+}
+
+/// A browser of the UI: no redirects followed, cookies sent by hand as a
+/// browser would (the session cookie only).
+struct Browser {
+    client: reqwest::Client,
+    cookie: Option<String>,
+}
+
+impl Browser {
+    fn new() -> Self {
+        Self {
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            cookie: None,
+        }
+    }
+
+    fn with_cookie(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.cookie {
+            Some(cookie) => request.header("cookie", cookie),
+            None => request,
+        }
+    }
+
+    async fn get(&self, server: &TestServer, path: &str) -> reqwest::Response {
+        server
+            .send(self.with_cookie(self.client.get(server.url(path))))
+            .await
+    }
+
+    async fn post_form(
+        &self,
+        server: &TestServer,
+        path: &str,
+        fields: &[(&str, &str)],
+        origin: Option<&str>,
+    ) -> reqwest::Response {
+        let mut request = self
+            .with_cookie(self.client.post(server.url(path)))
+            .form(fields);
+        if let Some(origin) = origin {
+            request = request.header("origin", origin);
+        }
+        server.send(request).await
+    }
+
+    /// Logs in with `token`; the session cookie is kept.
+    async fn log_in(&mut self, server: &TestServer, token: &str) {
+        let response = self
+            .post_form(
+                server,
+                "/ui/login",
+                &[("token", token), ("next", "/ui/events")],
+                None,
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER);
+        assert_eq!(header(&response, "location"), "/ui/events");
+        let set = header(&response, "set-cookie").to_owned();
+        assert!(set.contains("HttpOnly"), "{set}");
+        assert!(set.contains("SameSite=Strict"), "{set}");
+        assert!(set.contains("Path=/"), "{set}");
+        self.cookie = Some(set.split(';').next().unwrap().to_owned());
+    }
+
+    /// The CSRF token of the session, as a page carries it.
+    async fn csrf(&self, server: &TestServer, path: &str) -> String {
+        let body = self.get(server, path).await.text().await.unwrap();
+        let marker = "name=\"csrf\" value=\"";
+        let at = body.find(marker).expect("a form with a CSRF field") + marker.len();
+        body[at..at + 64].to_owned()
+    }
+}
+
+on_both_engines!(browsers_log_in_with_a_token_and_forms_check_csrf_and_scopes);
+/// With auth required: the login form and its cookie, the CSRF check on
+/// every form and on API calls of a session, the scopes of each action,
+/// and a refusal shown beside its field.
+async fn browsers_log_in_with_a_token_and_forms_check_csrf_and_scopes() {
+    use artifactstore_core::token::Scope;
+    let server = TestServer::start_with(ServerOptions {
+        auth_required: true,
+        ..ServerOptions::default()
+    })
+    .await;
+    let registry = &server.registry;
+    let (_, admin) = registry
+        .create_token("root", Scope::Admin, vec![], None, "setup")
+        .await
+        .unwrap();
+    let (_, reader) = registry
+        .create_token("auditor", Scope::Read, vec![], None, "setup")
+        .await
+        .unwrap();
+    let (_, writer) = registry
+        .create_token("release-manager", Scope::Write, vec![], None, "setup")
+        .await
+        .unwrap();
+    let package = server
+        .send(
+            server
+                .client
+                .post(server.url("/v1/packages"))
+                .bearer_auth(&admin)
+                .json(&json!({"name": "rc-1", "producer": "ci", "subject": "app", "retention_class": "standard"})),
+        )
+        .await;
+    let id = json_of(package).await["id"].as_str().unwrap().to_owned();
+    let package_page = format!("/ui/packages/{id}");
+    let holds = format!("/ui/packages/{id}/holds");
+    let active_holds = || async {
+        registry
+            .retention_explained(id.parse().unwrap())
+            .await
+            .unwrap()
+            .0
+            .active_holds
+            .len()
+    };
+
+    // Without a session, pages lead to the login form (and back); the
+    // assets and the form itself are public.
+    let mut browser = Browser::new();
+    let response = browser.get(&server, &package_page).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        header(&response, "location"),
+        format!("/ui/login?next=%2Fui%2Fpackages%2F{id}")
+    );
+    assert_eq!(
+        browser.get(&server, "/ui/assets/app.css").await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        browser.get(&server, "/ui/assets/app.js").await.status(),
+        StatusCode::OK
+    );
+    let (status, login) = page(&server, "/ui/login?next=https://evil.example/").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(login.contains("type=\"password\""), "{login}");
+    assert!(login.contains("name=\"next\" value=\"/ui/\""), "{login}");
+    // A bad token is refused beside the field; nothing is set.
+    let response = browser
+        .post_form(
+            &server,
+            "/ui/login",
+            &[("token", "ast_nope.nope"), ("next", "/ui/")],
+            None,
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert!(response.headers().get("set-cookie").is_none());
+    assert!(response
+        .text()
+        .await
+        .unwrap()
+        .contains("id=\"token-error\""));
+    // A login posted by another site is refused.
+    let response = browser
+        .post_form(
+            &server,
+            "/ui/login",
+            &[("token", &writer)],
+            Some("https://evil.example"),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert!(response.headers().get("set-cookie").is_none());
+    // An open redirect is not: `next` must be a UI page.
+    let response = browser
+        .post_form(
+            &server,
+            "/ui/login",
+            &[("token", &writer), ("next", "//evil.example/ui/")],
+            None,
+        )
+        .await;
+    assert_eq!(header(&response, "location"), "/ui/");
+
+    // A write session: pages show who is signed in and the forms.
+    browser.log_in(&server, &writer).await;
+    let body = browser
+        .get(&server, &package_page)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(body.contains("Signed in as"), "{body}");
+    assert!(body.contains("release-manager"), "{body}");
+    assert!(body.contains("name=\"csrf-token\""), "{body}");
+    assert!(body.contains(&holds), "{body}");
+    assert!(!body.contains(&writer), "the token never reaches a page");
+    let csrf = browser.csrf(&server, &package_page).await;
+
+    // Forms without the CSRF token, with another, or from another origin
+    // change nothing.
+    for (fields, origin) in [
+        (vec![("reason", "audit")], None),
+        (
+            vec![("reason", "audit"), ("csrf", "0".repeat(64).as_str())],
+            None,
+        ),
+        (
+            vec![("reason", "audit"), ("csrf", csrf.as_str())],
+            Some("https://evil.example"),
+        ),
+    ] {
+        let response = browser.post_form(&server, &holds, &fields, origin).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::FORBIDDEN,
+            "{fields:?} {origin:?}"
+        );
+        assert_eq!(active_holds().await, 0);
+    }
+    // The API, called with the session cookie, needs the CSRF header.
+    let api_hold = format!("/v1/packages/{id}/holds");
+    let response = server
+        .send(
+            browser
+                .with_cookie(browser.client.post(server.url(&api_hold)))
+                .json(&json!({"reason": "x"})),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert_eq!(json_of(response).await["code"], "csrf_refused");
+    assert_eq!(active_holds().await, 0);
+
+    // With it, the hold is placed, and the browser goes back to the page.
+    let response = browser
+        .post_form(
+            &server,
+            &holds,
+            &[("reason", "litigation <b>42</b>"), ("csrf", &csrf)],
+            Some(&server.base),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        header(&response, "location"),
+        format!("{package_page}#retention")
+    );
+    assert_eq!(active_holds().await, 1);
+    let body = browser
+        .get(&server, &package_page)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(body.contains("litigation &lt;b&gt;42&lt;/b&gt;"), "{body}");
+    // A write token may not release it (admin only): no release form, and
+    // a release posted anyway is refused.
+    assert!(!body.contains("/release\""), "{body}");
+    let hold_id = registry
+        .retention_explained(id.parse().unwrap())
+        .await
+        .unwrap()
+        .0
+        .active_holds[0]
+        .hold_id
+        .clone();
+    let release = format!("/ui/packages/{id}/holds/{hold_id}/release");
+    let response = browser
+        .post_form(
+            &server,
+            &release,
+            &[("reason", "done"), ("csrf", &csrf)],
+            None,
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert!(response
+        .text()
+        .await
+        .unwrap()
+        .contains(&format!("release-{hold_id}-error")));
+    assert_eq!(active_holds().await, 1);
+    // A refusal is shown beside its field: no reason.
+    let response = browser
+        .post_form(&server, &holds, &[("reason", " "), ("csrf", &csrf)], None)
+        .await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body = response.text().await.unwrap();
+    assert!(body.contains("id=\"hold-error\""), "{body}");
+    assert!(body.contains("aria-invalid=\"true\""), "{body}");
+    // Extending: a time that is not one, then one that is.
+    let extend = format!("/ui/packages/{id}/extend");
+    let response = browser
+        .post_form(
+            &server,
+            &extend,
+            &[
+                ("new_expires_at", "soon<script>"),
+                ("reason", "x"),
+                ("csrf", &csrf),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body = response.text().await.unwrap();
+    assert!(
+        body.contains("id=\"extend-error\"") && body.contains("soon&lt;script&gt;"),
+        "{body}"
+    );
+    let response = browser
+        .post_form(
+            &server,
+            &extend,
+            &[
+                ("new_expires_at", "2099-01-31T12:00"),
+                ("reason", "audit"),
+                ("csrf", &csrf),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let (retention, _) = registry
+        .retention_explained(id.parse().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        retention.expires_at.unwrap(),
+        "2099-01-31T12:00:00Z".parse().unwrap()
+    );
+    // Finalizing from the page.
+    let response = browser
+        .post_form(
+            &server,
+            &format!("/ui/packages/{id}/finalize"),
+            &[("csrf", &csrf)],
+            None,
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        registry
+            .get_package(id.parse().unwrap())
+            .await
+            .unwrap()
+            .status,
+        "finalized"
+    );
+    let response = browser
+        .post_form(
+            &server,
+            &format!("/ui/packages/{id}/finalize"),
+            &[("csrf", &csrf)],
+            None,
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::CONFLICT);
+    assert!(response
+        .text()
+        .await
+        .unwrap()
+        .contains("id=\"finalize-error\""));
+
+    // A read session sees no forms, and a form posted anyway is refused
+    // by the same scope check as the API.
+    let mut auditor = Browser::new();
+    auditor.log_in(&server, &reader).await;
+    let body = auditor
+        .get(&server, &package_page)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(!body.contains(&holds), "{body}");
+    let logout_csrf = auditor.csrf(&server, &package_page).await;
+    let response = auditor
+        .post_form(
+            &server,
+            &holds,
+            &[("reason", "mine"), ("csrf", &logout_csrf)],
+            None,
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert!(response.text().await.unwrap().contains("id=\"hold-error\""));
+    assert_eq!(active_holds().await, 1);
+
+    // An admin session releases the hold.
+    let mut root = Browser::new();
+    root.log_in(&server, &admin).await;
+    let root_csrf = root.csrf(&server, &package_page).await;
+    assert_ne!(root_csrf, csrf, "each token has its own CSRF token");
+    let response = root
+        .post_form(
+            &server,
+            &release,
+            &[("reason", "settled"), ("csrf", &root_csrf)],
+            None,
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(active_holds().await, 0);
+
+    // Logging out drops the cookie; a revoked or unknown cookie leads to
+    // the login form again and is dropped.
+    let response = auditor
+        .post_form(&server, "/ui/logout", &[("csrf", &logout_csrf)], None)
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert!(header(&response, "set-cookie").contains("Max-Age=0"));
+    let stale = Browser {
+        client: auditor.client.clone(),
+        cookie: Some("artifactstore_token=ast_unknown.token".into()),
+    };
+    let response = stale.get(&server, "/ui/").await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert!(header(&response, "set-cookie").contains("Max-Age=0"));
+}
+
+on_both_engines!(the_event_log_is_paged_newest_first_and_filtered);
+async fn the_event_log_is_paged_newest_first_and_filtered() {
+    let server = TestServer::start().await;
+    let (status, body) = page(&server, "/ui/events").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("The log is empty"), "{body}");
+    assert!(body.contains("data-live-since=\"0\""), "{body}");
+    let mut ids = Vec::new();
+    for n in 0..55 {
+        let package = server
+            .create_package(
+                if n % 2 == 0 { "even" } else { "odd" },
+                "standard",
+                Value::Null,
+            )
+            .await;
+        ids.push(package["id"].as_str().unwrap().to_owned());
+    }
+    let hostile_actor = server
+        .send(
+            server
+                .client
+                .post(server.url(&format!("/v1/packages/{}/holds", ids[0])))
+                .header("x-artifactstore-actor", "<i>mallory</i>")
+                .json(&json!({"reason": "r"})),
+        )
+        .await;
+    assert_eq!(hostile_actor.status(), StatusCode::CREATED);
+    let head = server.registry.head_sequence().await.unwrap();
+
+    // Newest first, 50 a page, live from the newest shown.
+    let (_, first) = page(&server, "/ui/events").await;
+    assert!(
+        first.contains(&format!("data-live-since=\"{head}\"")),
+        "{first}"
+    );
+    assert!(first.contains("v1.retention.hold_applied"));
+    assert!(
+        first.contains("&lt;i&gt;mallory&lt;/i&gt;") && !first.contains("<i>"),
+        "{first}"
+    );
+    assert!(
+        first.contains(&ids[54]) && !first.contains(&ids[1]),
+        "{first}"
+    );
+    // Older pages, followed to the end, hold the rest, and are not live.
+    let marker = "rel=\"next\" href=\"";
+    let mut pages = vec![first.clone()];
+    while let Some(at) = pages.last().unwrap().find(marker) {
+        let at = at + marker.len();
+        let next = pages.last().unwrap()[at..]
+            .split('"')
+            .next()
+            .unwrap()
+            .replace("&amp;", "&");
+        let (status, older) = page(&server, &next).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            !older.contains("data-live-since"),
+            "older pages are not live"
+        );
+        pages.push(older);
+        assert!(pages.len() < 10, "paging ends");
+    }
+    assert!(pages.len() >= 2, "{} pages", pages.len());
+    assert!(pages.last().unwrap().contains(&ids[1]));
+    let sequences: Vec<i64> = pages
+        .iter()
+        .flat_map(|page| {
+            page.split("<td class=\"number\">")
+                .skip(1)
+                .map(|cell| cell.split('<').next().unwrap().parse::<i64>().unwrap())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let expected: Vec<i64> = (1..=head).rev().collect();
+    assert_eq!(sequences, expected, "every event once, newest first");
+
+    // Filtered by type and by subject.
+    let (_, holds) = page(
+        &server,
+        "/ui/events?type=v1.retention.hold_applied&subject=",
+    )
+    .await;
+    assert_eq!(
+        holds.matches("<tr>").count(),
+        2,
+        "a head row and one event: {holds}"
+    );
+    let (_, one) = page(&server, &format!("/ui/events?subject={}", ids[0])).await;
+    assert!(one.contains("v1.package.created") && one.contains("hold_applied"));
+    // The head row, and created, default retention applied, hold.
+    assert_eq!(one.matches("<tr>").count(), 4, "{one}");
+    let (_, none) = page(&server, "/ui/events?type=v1.nothing").await;
+    assert!(none.contains("No event matches"), "{none}");
+
+    // Hostile queries change nothing and say why.
+    for query in [
+        "before=0",
+        "before=-1",
+        "before=x",
+        "type=%00",
+        &format!("subject={}", "a".repeat(500)),
+    ] {
+        let (status, body) = page(&server, &format!("/ui/events?{query}")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}");
+        assert!(body.contains("<h1>"), "{query}: a page, not JSON");
+    }
+    assert_eq!(server.registry.head_sequence().await.unwrap(), head);
 }
