@@ -312,6 +312,7 @@ async fn raw_request(
     (status, text)
 }
 
+mod browser;
 mod events;
 mod files;
 mod lifecycle;
