@@ -326,6 +326,9 @@ pub(crate) async fn package_page(
         }
         h2 { "Files" }
         p { (files.len()) " files, " (size(total)) }
+        @if package.status.as_str() == "created" && viewer.may(Scope::Write) {
+            (upload_form(&package.id.to_string()))
+        }
         @if files.is_empty() {
             p.empty {
                 "No files yet. Add one with "
@@ -344,6 +347,28 @@ pub(crate) async fn package_page(
 fn copy_button(value: &str, what: &str) -> Markup {
     html! {
         button.copy type="button" hidden data-copy=(value) aria-label=(format!("Copy the {what}")) { "Copy" }
+    }
+}
+
+/// Files from the browser into an open package, through the resumable
+/// upload endpoint (tus-js-client, vendored). Needs script: without it the
+/// form stays hidden and the note says what to run instead.
+fn upload_form(id: &str) -> Markup {
+    html! {
+        script src=(super::assets::TUS_CLIENT) defer {}
+        form.action #upload hidden data-endpoint=(format!("/v1/packages/{id}/uploads")) {
+            h3 { "Upload files" }
+            label for="upload-files" { "Files" }
+            input #upload-files type="file" name="files" multiple required;
+            label for="upload-folder" { "Into the folder (optional)" }
+            input #upload-folder type="text" name="folder" placeholder="reports/unit" spellcheck="false";
+            button type="submit" { "Upload" }
+            p.hint #upload-status role="status" aria-live="polite" {}
+        }
+        noscript {
+            p.hint { "Uploading from the browser needs JavaScript. Or run "
+                code { "artifactstore file put " (id) " ./FILE" } "." }
+        }
     }
 }
 

@@ -258,6 +258,69 @@ async fn browse_act_and_follow(tools: &Tools) {
         b"<testsuite tests=\"3\"/>\n"
     );
 
+    // A file uploaded from the browser (tus-js-client, in 64 MiB PATCHes
+    // through the resumable endpoint) lands in the folder asked for.
+    let upload_dir = tempfile::tempdir().unwrap();
+    let local = upload_dir.path().join("coverage.bin");
+    let content: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(&local, &content).unwrap();
+    browser
+        .find(Locator::Id("upload-files"))
+        .await
+        .unwrap()
+        .send_keys(local.to_str().unwrap())
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Id("upload-folder"))
+        .await
+        .unwrap()
+        .send_keys("reports/coverage")
+        .await
+        .unwrap();
+    browser
+        .find(Locator::XPath("//button[normalize-space()='Upload']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    eventually("the uploaded file recorded", || async {
+        server
+            .registry
+            .list_files(id.parse().unwrap())
+            .await
+            .unwrap()
+            .iter()
+            .any(|file| file.relative_path == "reports/coverage/coverage.bin")
+    })
+    .await;
+    let files = json_of(server.get(&format!("/v1/packages/{id}/files")).await).await;
+    let uploaded = files["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|file| file["relative_path"] == "reports/coverage/coverage.bin")
+        .unwrap()
+        .clone();
+    let bytes = server
+        .get(&format!(
+            "/v1/files/{}/content",
+            uploaded["id"].as_str().unwrap()
+        ))
+        .await
+        .bytes()
+        .await
+        .unwrap();
+    assert!(
+        bytes.as_ref() == content.as_slice(),
+        "the uploaded bytes differ"
+    );
+    eventually("the page reloaded with the file", || async {
+        browser.source().await.unwrap().contains("coverage.bin")
+    })
+    .await;
+
     // A hold placed and released through the forms.
     browser
         .find(Locator::Id("hold-reason"))

@@ -110,3 +110,71 @@ document.addEventListener("DOMContentLoaded", () => {
   wireCopyButtons(document);
   followEvents();
 });
+
+// Uploads into an open package through the resumable upload endpoint
+// (tus 1.0, tus-js-client): each file becomes `folder/name`; an upload
+// cut by the network resumes by itself. The session's CSRF token goes in
+// a header, as the server asks of a browser session's requests.
+function wireUploads() {
+  const form = document.getElementById("upload");
+  if (!form || !window.tus || !window.tus.isSupported) {
+    return;
+  }
+  form.hidden = false;
+  const status = document.getElementById("upload-status");
+  const csrf = document.querySelector("meta[name='csrf-token']");
+  const headers = csrf ? { "X-CSRF-Token": csrf.content } : {};
+  form.addEventListener("submit", async (submitted) => {
+    submitted.preventDefault();
+    const files = Array.from(document.getElementById("upload-files").files);
+    const folder = document.getElementById("upload-folder").value.trim().replace(/^\/+|\/+$/g, "");
+    const button = form.querySelector("button[type='submit']");
+    button.disabled = true;
+    let failed = false;
+    for (const [index, file] of files.entries()) {
+      const path = folder ? folder + "/" + file.name : file.name;
+      try {
+        await new Promise((resolve, reject) => {
+          const upload = new tus.Upload(file, {
+            endpoint: form.dataset.endpoint,
+            headers,
+            chunkSize: 64 * 1024 * 1024,
+            retryDelays: [0, 1000, 3000, 5000],
+            removeFingerprintOnSuccess: true,
+            metadata: { relative_path: path, media_type: file.type || "application/octet-stream" },
+            onProgress: (sent, total) => {
+              const percent = total ? Math.floor((sent / total) * 100) : 100;
+              status.textContent = "Uploading " + path + " (" + (index + 1) + " of " + files.length + "): " + percent + " %";
+            },
+            onSuccess: resolve,
+            onError: reject,
+          });
+          upload.findPreviousUploads().then((previous) => {
+            if (previous.length) {
+              upload.resumeFromPreviousUpload(previous[0]);
+            }
+            upload.start();
+          });
+        });
+      } catch (error) {
+        failed = true;
+        // The server's problem detail, when it sent one.
+        let detail = String(error && error.message ? error.message : error);
+        const body = error && error.originalResponse && error.originalResponse.getBody();
+        try {
+          detail = JSON.parse(body).detail || detail;
+        } catch (_) { /* not problem+json */ }
+        status.textContent = path + " was refused: " + detail;
+        status.classList.add("problem");
+        break;
+      }
+    }
+    button.disabled = false;
+    if (!failed) {
+      status.textContent = "Uploaded " + files.length + (files.length === 1 ? " file." : " files.") + " Reloading…";
+      window.location.reload();
+    }
+  });
+}
+
+document.addEventListener("DOMContentLoaded", wireUploads);
