@@ -47,6 +47,7 @@ pub(crate) fn page(viewer: &Viewer, title: &str, body: Markup) -> Page {
                         a.brand href="/ui/" { "artifact-store" }
                         a href="/ui/" { "Packages" }
                         a href="/ui/events" { "Events" }
+                        a href="/ui/system" { "System" }
                         a href="/openapi.json" { "API" }
                     }
                     @if let Some(name) = viewer.signed_in_as() {

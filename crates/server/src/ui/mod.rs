@@ -23,6 +23,7 @@ mod format;
 mod layout;
 mod packages;
 mod session;
+mod system;
 
 pub(crate) use session::to_login;
 
@@ -59,6 +60,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/ui/packages/{id}/extend", post(actions::extend))
         .route("/ui/packages/{id}/finalize", post(actions::finalize))
         .route("/ui/events", get(events::list))
+        .route("/ui/system", get(system::show))
         .route(LOGIN_PATH, get(session::login_form).post(session::log_in))
         .route("/ui/logout", post(session::log_out))
         .route("/ui/assets/{name}", get(assets::serve))

@@ -194,7 +194,7 @@ fn login_page(state: &AppState, next: &str, refused: Option<&str>) -> super::lay
             form.login method="post" action=(LOGIN_PATH) {
                 input type="hidden" name="next" value=(next);
                 label for="token" { "API token" }
-                p.hint #token-hint { "Create one with " code { "artifactstore token create NAME --scope read" } ". It is kept in a cookie that page scripts cannot read." }
+                p.hint #token-hint { "Create one with " code { "artifactstore admin token create --scope read --name NAME" } ". It is kept in a cookie that page scripts cannot read." }
                 input #token type="password" name="token" required autocomplete="off" spellcheck="false"
                     aria-describedby=(if refused.is_some() { "token-hint token-error" } else { "token-hint" })
                     aria-invalid=[refused.map(|_| "true")];

@@ -398,6 +398,8 @@ async fn browse_act_and_follow(tools: &Tools) {
     })
     .await;
 
+    browser.goto(&server.url("/ui/system")).await.unwrap();
+    look_at(&browser, tools, "system").await;
     browser.close().await.unwrap();
 }
 

@@ -777,3 +777,79 @@ async fn the_event_log_is_paged_newest_first_and_filtered() {
     }
     assert_eq!(server.registry.head_sequence().await.unwrap(), head);
 }
+
+on_both_engines!(the_system_page_shows_probes_verification_usage_and_the_log);
+async fn the_system_page_shows_probes_verification_usage_and_the_log() {
+    let server = TestServer::start().await;
+    let (status, body) = page(&server, "/ui/system").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("Everything answered."), "{body}");
+    assert!(
+        body.contains("<td>database</td><td>answered</td>"),
+        "{body}"
+    );
+    assert!(body.contains("No verification has run yet"), "{body}");
+    assert!(
+        body.contains("No storage location is marked failed."),
+        "{body}"
+    );
+    let key = server.get("/v1/log/key").await.text().await.unwrap();
+    assert!(body.contains(key.trim()), "the verifier key: {body}");
+
+    // After a package with a file and a verification: usage, the
+    // verification, and a signed checkpoint.
+    let package = server
+        .create_package("<b>ci</b>", "standard", Value::Null)
+        .await;
+    let id = package["id"].as_str().unwrap().to_owned();
+    server.put_file(&id, "a.txt", b"hello").await;
+    let report = server
+        .registry
+        .verify_storage(None, "auditor")
+        .await
+        .unwrap();
+    assert_eq!(report.failed, 0);
+    let (_, body) = page(&server, "/ui/system").await;
+    assert!(
+        body.contains("&lt;b&gt;ci&lt;/b&gt;"),
+        "usage by producer, escaped: {body}"
+    );
+    assert!(!body.contains("No verification has run yet"), "{body}");
+    assert!(body.contains("<td>ok</td>"), "{body}");
+    match server.registry.latest_checkpoint().await {
+        Ok(checkpoint) => assert!(body.contains(checkpoint.note.lines().next().unwrap())),
+        Err(_) => assert!(body.contains("No checkpoint yet"), "{body}"),
+    }
+
+    // Usage is for admins, as the API's.
+    let guarded = TestServer::start_with(ServerOptions {
+        auth_required: true,
+        ..ServerOptions::default()
+    })
+    .await;
+    let (_, reader) = guarded
+        .registry
+        .create_token(
+            "auditor",
+            artifactstore_core::token::Scope::Read,
+            vec![],
+            None,
+            "setup",
+        )
+        .await
+        .unwrap();
+    let response = guarded
+        .send(
+            guarded
+                .client
+                .get(guarded.url("/ui/system"))
+                .bearer_auth(&reader),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let body = response.text().await.unwrap();
+    assert!(
+        body.contains("needs a token with the admin scope"),
+        "{body}"
+    );
+}
