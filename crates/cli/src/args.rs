@@ -394,6 +394,9 @@ pub enum PackageCommand {
         after_help = "Example:\n  artifactstore package list --producer ci --metadata branch=main --limit 20"
     )]
     List {
+        /// Only packages of this exact name.
+        #[arg(long)]
+        name: Option<String>,
         /// Only this producer.
         #[arg(long)]
         producer: Option<String>,

@@ -287,6 +287,12 @@ engine_tests! {
         let names: Vec<_> = evens.items.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(names, ["p0", "p2", "p4"]);
         assert_eq!(evens.next, None);
+        let named = env
+            .registry
+            .list_packages(artifactstore_registry::PackageFilter { name: Some("p2".into()), limit: 100, ..Default::default() })
+            .await
+            .unwrap();
+        assert_eq!(named.items.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), ["p2"]);
         let flagged = env.registry.list_packages(filter(None, vec![("flag", "true")], None, 100)).await.unwrap();
         assert_eq!(flagged.items.len(), 1);
         assert_eq!(flagged.items[0].name, "p3");

@@ -28,6 +28,8 @@ const FILE_SELECT: &str = "SELECT f.id, f.package_id, f.relative_path, f.media_t
 /// Filters and paging for [`Store::list_packages`].
 #[derive(Debug, Clone, Default)]
 pub struct PackageFilter {
+    /// Exact name.
+    pub name: Option<String>,
     /// Exact producer.
     pub producer: Option<String>,
     /// Exact subject.
@@ -489,6 +491,7 @@ impl Store {
             ));
         }
         for (column, value) in [
+            ("name", &filter.name),
             ("producer", &filter.producer),
             ("subject", &filter.subject),
             ("retention_class", &filter.retention_class),

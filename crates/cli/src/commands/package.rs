@@ -36,6 +36,7 @@ pub async fn run(client: &Client, out: Output, command: PackageCommand) -> CliRe
             out.show(&created, || describe(&created));
         }
         PackageCommand::List {
+            name,
             producer,
             subject,
             retention_class,
@@ -46,6 +47,7 @@ pub async fn run(client: &Client, out: Output, command: PackageCommand) -> CliRe
         } => {
             let mut query: Vec<(String, String)> = vec![("limit".into(), limit.to_string())];
             for (name, value) in [
+                ("name", name),
                 ("producer", producer),
                 ("subject", subject),
                 ("retention_class", retention_class),

@@ -61,6 +61,8 @@ pub(crate) async fn create_package(
 #[into_params(parameter_in = Query)]
 #[allow(dead_code)]
 pub(crate) struct ListPackagesParams {
+    /// Exact name.
+    name: Option<String>,
     /// Exact producer.
     producer: Option<String>,
     /// Exact subject.
@@ -146,6 +148,7 @@ pub(crate) fn package_filter(
             continue;
         }
         match name.as_str() {
+            "name" => filter.name = Some(value),
             "producer" => filter.producer = Some(value),
             "subject" => filter.subject = Some(value),
             "retention_class" => filter.retention_class = Some(value),

@@ -21,7 +21,8 @@ use crate::AppState;
 use artifactstore_registry::core::token::Scope;
 
 /// The list's filters, as the API names them.
-const FILTERS: [(&str, &str); 4] = [
+const FILTERS: [(&str, &str); 5] = [
+    ("name", "Name"),
     ("producer", "Producer"),
     ("subject", "Subject"),
     ("retention_class", "Retention class"),
@@ -29,6 +30,8 @@ const FILTERS: [(&str, &str); 4] = [
 ];
 /// Rows per page.
 const PAGE_ROWS: i64 = 50;
+/// The package's newest events on its page; the events page has them all.
+const TIMELINE_EVENTS: i64 = 20;
 
 /// `GET /ui/`: the packages, filtered like `GET /v1/packages`, or what
 /// the search box (`q`) finds.
@@ -72,7 +75,7 @@ pub(crate) async fn list(
     let body = html! {
         h1 { "Packages" }
         form.search role="search" method="get" action="/ui/" {
-            label for="q" { "Find a package by id, or a file by its SHA-256 or BLAKE3" }
+            label for="q" { "Find a package by id or name, or a file by its SHA-256 or BLAKE3" }
             div.row {
                 input #q type="search" name="q" autocomplete="off" spellcheck="false";
                 button type="submit" { "Find" }
@@ -151,11 +154,18 @@ fn package_table(packages: &[Package], now: &artifactstore_core::Timestamp) -> M
     }
 }
 
-/// What the search box finds: a package by id (its page), or the files
-/// holding bytes with a digest.
+/// What the search box finds: a package by id (its page), the files
+/// holding bytes with a digest, or else the packages of that name (the
+/// list filtered by `name`).
 async fn search_page(state: &AppState, viewer: &Viewer, text: &str) -> PageResult<Response> {
     if let Ok(id) = uuid::Uuid::try_parse(text) {
         return Ok(Redirect::to(&format!("/ui/packages/{id}")).into_response());
+    }
+    if Digest32::from_hex(text).is_err() {
+        let query = form_urlencoded::Serializer::new(String::new())
+            .append_pair("name", text)
+            .finish();
+        return Ok(Redirect::to(&format!("/ui/?{query}")).into_response());
     }
     let mut found: Vec<File> = Vec::new();
     if let Ok(digest) = Digest32::from_hex(text) {
@@ -172,7 +182,7 @@ async fn search_page(state: &AppState, viewer: &Viewer, text: &str) -> PageResul
         p { "For " code { (text) } }
         @if found.is_empty() {
             p.empty {
-                "Nothing found. The search takes a package id (a UUID), or the SHA-256 or BLAKE3 of a file (64 hex digits). "
+                "No file has these bytes. The search takes a package id (a UUID) or name, or the SHA-256 or BLAKE3 of a file (64 hex digits). "
                 a href="/ui/" { "Back to the packages" }
             }
         } @else {
@@ -261,6 +271,13 @@ pub(crate) async fn package_page(
     let package = state.registry.get_package(id).await?.to_wire()?;
     let files = state.registry.list_files(id).await?.to_wire()?;
     let retention = state.registry.retention_explained(id).await?.to_wire()?;
+    let timeline: Vec<Event> = state
+        .registry
+        .newest_events(None, None, Some(&id.to_string()), TIMELINE_EVENTS)
+        .await?
+        .iter()
+        .map(wire::event)
+        .collect();
     let history: Vec<Event> = state
         .registry
         .retention_history(id)
@@ -337,6 +354,24 @@ pub(crate) async fn package_page(
             }
         } @else {
             div.tree { (tree.render()) }
+        }
+    };
+    let body = html! {
+        (body)
+        h2 #events { "Events" }
+        p.hint { "Newest first. "
+            a href=(format!("/ui/events?subject={}", package.id)) { "All of this package's events" } }
+        ol.timeline reversed {
+            @for event in &timeline {
+                li {
+                    (time(&event.created_at, &now)) " "
+                    code { (event.event_type) } " by " (event.actor)
+                    @if let Some(path) = event.payload.get("relative_path").and_then(|p| p.as_str()) {
+                        " · " (path)
+                    }
+                    " " span.hint { "#" (event.sequence) }
+                }
+            }
         }
     };
     Ok(page(viewer, &package.name, body))

@@ -89,6 +89,40 @@ async fn packages_are_browsed_as_pages() {
         .replace("&amp;", "&");
     let (_, second) = page(&server, &next).await;
     assert_eq!(second.matches("/ui/packages/").count(), 2, "{second}");
+    // The search box finds packages by exact name (through the list's
+    // `name` filter, as `GET /v1/packages?name=`).
+    let search: String = form_urlencoded::Serializer::new(String::new())
+        .append_pair("q", hostile)
+        .finish();
+    let (_, named) = page(&server, &format!("/ui/?{search}")).await;
+    assert_eq!(named.matches("/ui/packages/").count(), 1, "{named}");
+    assert!(
+        named.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "{named}"
+    );
+    let (_, nobody) = page(&server, "/ui/?q=no-such-name").await;
+    // A package's page ends with its events, newest first.
+    let (_, events) = page(&server, &format!("/ui/packages/{id}")).await;
+    let timeline = events
+        .split("id=\"events\"")
+        .nth(1)
+        .expect("an events section");
+    assert!(timeline.contains("v1.package.created"), "{timeline}");
+    assert!(
+        timeline.contains(&format!("/ui/events?subject={id}")),
+        "{timeline}"
+    );
+    assert!(nobody.contains("No package matches"), "{nobody}");
+    let listed = json_of(
+        server
+            .get(&format!(
+                "/v1/packages?{}",
+                search.replacen("q=", "name=", 1)
+            ))
+            .await,
+    )
+    .await;
+    assert_eq!(listed["items"].as_array().unwrap().len(), 1);
 
     // One package: fields, metadata, files as a tree with digests and
     // download links.
@@ -191,7 +225,9 @@ async fn packages_are_browsed_as_pages() {
     }
     let (status, body) = page(&server, "/ui/?q=%3Cb%3Enothing").await;
     assert_eq!(status, StatusCode::OK);
-    assert!(body.contains("Nothing found") && body.contains("&lt;b&gt;nothing"));
+    assert!(body.contains("No package matches") && body.contains("&lt;b&gt;nothing"));
+    let (_, body) = page(&server, &format!("/ui/?q={}", "0".repeat(64))).await;
+    assert!(body.contains("No file has these bytes"), "{body}");
 }
 
 on_both_engines!(ui_refusals_are_pages_and_change_nothing);
