@@ -152,6 +152,30 @@ async fn look_at(browser: &Client, tools: &Tools, page: &str) {
     browser.set_window_size(1280, 900).await.unwrap();
 }
 
+/// Clicks the button labelled `label`.
+async fn press(browser: &Client, label: &str) {
+    browser
+        .find(Locator::XPath(&format!(
+            "//button[normalize-space()='{label}']"
+        )))
+        .await
+        .unwrap_or_else(|e| panic!("no button {label:?}: {e}"))
+        .click()
+        .await
+        .unwrap();
+}
+
+/// Types `text` into the field with id `id` (a file input takes a path).
+async fn type_into(browser: &Client, id: &str, text: &str) {
+    browser
+        .find(Locator::Id(id))
+        .await
+        .unwrap_or_else(|e| panic!("no field #{id}: {e}"))
+        .send_keys(text)
+        .await
+        .unwrap();
+}
+
 /// Waits until `check` holds, polling.
 async fn eventually<F, Fut>(what: &str, mut check: F)
 where
@@ -264,27 +288,9 @@ async fn browse_act_and_follow(tools: &Tools) {
     let local = upload_dir.path().join("coverage.bin");
     let content: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
     std::fs::write(&local, &content).unwrap();
-    browser
-        .find(Locator::Id("upload-files"))
-        .await
-        .unwrap()
-        .send_keys(local.to_str().unwrap())
-        .await
-        .unwrap();
-    browser
-        .find(Locator::Id("upload-folder"))
-        .await
-        .unwrap()
-        .send_keys("reports/coverage")
-        .await
-        .unwrap();
-    browser
-        .find(Locator::XPath("//button[normalize-space()='Upload']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    type_into(&browser, "upload-files", local.to_str().unwrap()).await;
+    type_into(&browser, "upload-folder", "reports/coverage").await;
+    press(&browser, "Upload").await;
     eventually("the uploaded file recorded", || async {
         server
             .registry
@@ -322,20 +328,8 @@ async fn browse_act_and_follow(tools: &Tools) {
     .await;
 
     // A hold placed and released through the forms.
-    browser
-        .find(Locator::Id("hold-reason"))
-        .await
-        .unwrap()
-        .send_keys("litigation 2026-17")
-        .await
-        .unwrap();
-    browser
-        .find(Locator::XPath("//button[normalize-space()='Place hold']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    type_into(&browser, "hold-reason", "litigation 2026-17").await;
+    press(&browser, "Place hold").await;
     let holds = browser
         .wait()
         .for_element(Locator::Css("ul.holds"))
@@ -348,13 +342,7 @@ async fn browse_act_and_follow(tools: &Tools) {
         .await
         .unwrap();
     release_reason.send_keys("case closed").await.unwrap();
-    browser
-        .find(Locator::XPath("//button[normalize-space()='Release hold']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    press(&browser, "Release hold").await;
     eventually("the hold released", || async {
         browser
             .source()
@@ -442,20 +430,8 @@ async fn log_in_and_be_refused(tools: &Tools) {
         .unwrap();
     assert_eq!(browser.current_url().await.unwrap().path(), "/ui/login");
     look_at(&browser, tools, "login").await;
-    browser
-        .find(Locator::Id("token"))
-        .await
-        .unwrap()
-        .send_keys(&docs_writer)
-        .await
-        .unwrap();
-    browser
-        .find(Locator::XPath("//button[normalize-space()='Log in']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    type_into(&browser, "token", &docs_writer).await;
+    press(&browser, "Log in").await;
     eventually("back on the package", || async {
         browser.current_url().await.unwrap().path() == format!("/ui/packages/{id}")
     })
@@ -470,20 +446,8 @@ async fn log_in_and_be_refused(tools: &Tools) {
         "the token is out of scripts' reach"
     );
     assert!(browser.source().await.unwrap().contains("docs-bot"));
-    browser
-        .find(Locator::Id("hold-reason"))
-        .await
-        .unwrap()
-        .send_keys("not mine")
-        .await
-        .unwrap();
-    browser
-        .find(Locator::XPath("//button[normalize-space()='Place hold']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    type_into(&browser, "hold-reason", "not mine").await;
+    press(&browser, "Place hold").await;
     let refusal = browser
         .wait()
         .for_element(Locator::Id("hold-error"))
