@@ -151,8 +151,8 @@ pub(crate) fn session_token(headers: &axum::http::HeaderMap) -> Option<String> {
 }
 
 async fn caller_of(state: &AppState, headers: &axum::http::HeaderMap) -> Result<Caller, Problem> {
-    match bearer(headers)? {
-        Some(token) => {
+    match (bearer(headers)?, session_token(headers)) {
+        (Some(token), _) => {
             let principal = state.registry.authenticate(token).await?;
             Ok(Caller {
                 actor: principal.name.clone(),
@@ -161,8 +161,7 @@ async fn caller_of(state: &AppState, headers: &axum::http::HeaderMap) -> Result<
                 refused_actor: None,
             })
         }
-        None if session_token(headers).is_some() => {
-            let token = session_token(headers).unwrap_or_default();
+        (None, Some(token)) => {
             let principal = state.registry.authenticate(&token).await?;
             Ok(Caller {
                 actor: principal.name.clone(),
@@ -171,10 +170,10 @@ async fn caller_of(state: &AppState, headers: &axum::http::HeaderMap) -> Result<
                 refused_actor: None,
             })
         }
-        None if state.options.auth_required => {
+        (None, None) if state.options.auth_required => {
             Err(RegistryError::Unauthorized("this server requires an API token".into()).into())
         }
-        None => {
+        (None, None) => {
             let actor = match actor_header(headers) {
                 Ok(actor) => actor,
                 Err(refused) => {
@@ -217,17 +216,26 @@ pub(crate) fn header_from_another_site(headers: &axum::http::HeaderMap) -> bool 
         .and_then(|v| v.to_str().ok())
         .map(host_part);
     let foreign_origin = headers.get(header::ORIGIN).is_some_and(|origin| {
-        let origin_host = origin
-            .to_str()
-            .ok()
-            .and_then(|o| o.split_once("://"))
-            .map(|(_, authority)| host_part(authority));
+        let origin_host = origin_host(origin);
         origin_host.is_none() || origin_host != own
     });
-    let cross_site = headers
+    foreign_origin || says_cross_site(headers)
+}
+
+/// The [`host_part`] of an `Origin` value (`None` for `null` or junk).
+fn origin_host(origin: &axum::http::HeaderValue) -> Option<String> {
+    origin
+        .to_str()
+        .ok()
+        .and_then(|o| o.split_once("://"))
+        .map(|(_, authority)| host_part(authority))
+}
+
+/// Whether the browser says the request comes from another site.
+fn says_cross_site(headers: &axum::http::HeaderMap) -> bool {
+    headers
         .get("sec-fetch-site")
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"cross-site"));
-    foreign_origin || cross_site
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"cross-site"))
 }
 
 /// A session's request that changes state: from our own origin, and, on
@@ -337,12 +345,7 @@ fn refuse_cross_site(request: &Request, allowed: &[String]) -> Result<(), Proble
         return Ok(());
     }
     if let Some(origin) = request.headers().get(header::ORIGIN) {
-        let origin_host = origin
-            .to_str()
-            .ok()
-            .and_then(|o| o.split_once("://"))
-            .map(|(_, authority)| host_part(authority));
-        if !origin_host.is_some_and(|h| is_own_host(&h, allowed)) {
+        if !origin_host(origin).is_some_and(|h| is_own_host(&h, allowed)) {
             return Err(forbidden(
                 "cross_origin_refused",
                 format!(
@@ -353,8 +356,7 @@ fn refuse_cross_site(request: &Request, allowed: &[String]) -> Result<(), Proble
             ));
         }
     }
-    let fetch_site = request.headers().get("sec-fetch-site");
-    if fetch_site.is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"cross-site")) {
+    if says_cross_site(request.headers()) {
         return Err(forbidden(
             "cross_origin_refused",
             "a cross-site request is refused: this server runs without authentication".into(),
