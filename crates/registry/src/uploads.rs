@@ -917,8 +917,12 @@ impl Registry {
                     )
                     .await
                 }
-                // Started only under the lock, so it cannot be missing.
-                Err(e) => Err(e),
+                // Started only under the lock, so this cannot happen; the
+                // part is still waited for, never left writing.
+                Err(e) => {
+                    let _ = oldest.await;
+                    Err(e)
+                }
             };
             if taken.is_ok() {
                 taken = result;

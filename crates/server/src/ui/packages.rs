@@ -161,21 +161,19 @@ async fn search_page(state: &AppState, viewer: &Viewer, text: &str) -> PageResul
     if let Ok(id) = uuid::Uuid::try_parse(text) {
         return Ok(Redirect::to(&format!("/ui/packages/{id}")).into_response());
     }
-    if Digest32::from_hex(text).is_err() {
+    let Ok(digest) = Digest32::from_hex(text) else {
         let query = form_urlencoded::Serializer::new(String::new())
             .append_pair("name", text)
             .finish();
         return Ok(Redirect::to(&format!("/ui/?{query}")).into_response());
-    }
+    };
     let mut found: Vec<File> = Vec::new();
-    if let Ok(digest) = Digest32::from_hex(text) {
-        for kind in [DigestKind::Sha256, DigestKind::Blake3] {
-            let files = state
-                .registry
-                .find_files(kind, digest, None, PAGE_ROWS)
-                .await?;
-            found.extend(files.items.to_wire()?);
-        }
+    for kind in [DigestKind::Sha256, DigestKind::Blake3] {
+        let files = state
+            .registry
+            .find_files(kind, digest, None, PAGE_ROWS)
+            .await?;
+        found.extend(files.items.to_wire()?);
     }
     let body = html! {
         h1 { "Search" }
