@@ -33,6 +33,9 @@ enum Scenario {
     Proofs,
     /// A resumable (tus) upload in 64 MiB PATCHes against one PUT.
     Resumable,
+    /// The web UI's pages: the package list over many packages, and a
+    /// package with 10,000 files.
+    WebUi,
 }
 
 /// Benchmark harness of artifact-store (issue 5's scenarios).
@@ -63,9 +66,10 @@ struct Args {
     /// Packages the small files go into.
     #[arg(long, default_value_t = 200)]
     small_packages: usize,
-    /// Concurrent upload clients.
-    #[arg(long, default_value_t = 16)]
-    clients: usize,
+    /// Concurrent upload clients: the small-files scenario runs at each
+    /// level given (comma-separated); the others use the first.
+    #[arg(long, value_delimiter = ',', default_values_t = [16, 64, 256])]
+    clients: Vec<usize>,
     /// Events in the replay log.
     #[arg(long, default_value_t = 1_000_000)]
     replay_events: usize,
@@ -75,6 +79,10 @@ struct Args {
     /// Queries of each kind per list run.
     #[arg(long, default_value_t = 400)]
     list_queries: usize,
+    /// Fetches of each web UI list page per run (the 10,000-file package
+    /// page is fetched a tenth as often).
+    #[arg(long, default_value_t = 200)]
+    ui_queries: usize,
     /// Events per follow run.
     #[arg(long, default_value_t = 200)]
     follow_events: usize,
@@ -106,6 +114,7 @@ async fn run(args: Args) -> Result<()> {
         std::env::args().collect::<Vec<_>>().join(" ")
     );
     let runs = args.runs.max(1);
+    let clients = args.clients.first().copied().unwrap_or(16).max(1);
     if wants(Scenario::Large) {
         println!(
             "{}",
@@ -116,10 +125,13 @@ async fn run(args: Args) -> Result<()> {
         let shape = scenarios::small_files::Shape {
             files: args.small_files,
             packages: args.small_packages.max(1),
-            clients: args.clients.max(1),
+            clients,
             file_bytes: 4096,
         };
-        println!("{}", scenarios::small_files::run(&env, &shape, runs).await?);
+        println!(
+            "{}",
+            scenarios::small_files::run(&env, &shape, &args.clients, runs).await?
+        );
     }
     if wants(Scenario::Replay) {
         println!(
@@ -134,11 +146,16 @@ async fn run(args: Args) -> Result<()> {
                 .await?
         );
     }
+    if wants(Scenario::WebUi) {
+        println!(
+            "{}",
+            scenarios::web_ui::run(&env, args.list_packages, runs, args.ui_queries.max(1)).await?
+        );
+    }
     if wants(Scenario::Collect) {
         println!(
             "{}",
-            scenarios::collect::run(&env, args.gc_objects.max(4), args.clients.max(1), runs)
-                .await?
+            scenarios::collect::run(&env, args.gc_objects.max(4), clients, runs).await?
         );
     }
     if wants(Scenario::Resumable) {
@@ -161,7 +178,7 @@ async fn run(args: Args) -> Result<()> {
         let shape = scenarios::small_files::Shape {
             files: args.small_files,
             packages: args.small_packages.max(1),
-            clients: args.clients.max(1),
+            clients,
             file_bytes: 4096,
         };
         println!(

@@ -45,8 +45,9 @@ use artifactstore_storage::{Backend, FilesystemBackend, S3Backend, S3Settings};
 pub use artifactstore_core as core;
 pub use artifactstore_storage::{ByteStream, StorageError, FILESYSTEM_SMALLEST_PART_BYTES};
 pub use artifactstore_store::{
-    CheckpointRecord, DigestKind, FilePage, FileRecord, HoldRecord, LogVerification, PackageFilter,
-    PackagePage, PackageRecord, ReplayReport, RetentionRecord, SchemaRecord, Store, TokenRecord,
+    CheckpointRecord, DigestKind, FileListing, FilePage, FileRecord, HoldRecord, LogVerification,
+    PackageFilter, PackagePage, PackageRecord, ReplayReport, RetentionRecord, SchemaRecord, Store,
+    TokenRecord,
 };
 pub use auth::Principal;
 pub use config::Config;

@@ -11,7 +11,8 @@ use artifactstore_core::text::check_label;
 use artifactstore_core::{cbor, ContentAddress, Digest32, Event, Manifest, NewEvent, RelativePath};
 use artifactstore_store::records::status;
 use artifactstore_store::{
-    DigestKind, FilePage, FileRecord, PackageFilter, PackagePage, PackageRecord, RetentionRecord,
+    DigestKind, FileListing, FilePage, FileRecord, PackageFilter, PackagePage, PackageRecord,
+    RetentionRecord,
 };
 use futures::Stream;
 use uuid::Uuid;
@@ -323,6 +324,13 @@ impl Registry {
     pub async fn list_files(&self, package_id: Uuid) -> RegistryResult<Vec<FileRecord>> {
         let package = self.get_package(package_id).await?;
         Ok(self.store.files_of(&package.id).await?)
+    }
+
+    /// A package's files as a listing shows them (no storage locations),
+    /// sorted by path bytes.
+    pub async fn file_listing(&self, package_id: Uuid) -> RegistryResult<Vec<FileListing>> {
+        let package = self.get_package(package_id).await?;
+        Ok(self.store.file_listing(&package.id).await?)
     }
 
     /// A file's bytes, or the byte range `range` of them.

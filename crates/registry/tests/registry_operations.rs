@@ -585,7 +585,31 @@ engine_tests! {
         env.put(id, "dir0", b"d").await;
         env.put(id, "dir.d/y", b"y").await;
         env.put(id, "dir/z.txt", b"z").await;
-        assert_eq!(env.registry.list_files(id).await.unwrap().len(), 7);
+        let files = env.registry.list_files(id).await.unwrap();
+        assert_eq!(files.len(), 7);
+        // The listing (the web UI's) shows the same files in the same
+        // order: by the bytes of their path, so `dir.d/y` < `dir/x.txt`
+        // < `dir0` on every engine, whatever its collation.
+        let listed = env.registry.file_listing(id).await.unwrap();
+        let expected: Vec<_> = files
+            .iter()
+            .map(|f| (f.id.clone(), f.relative_path.clone(), f.media_type.clone(), f.size_bytes, f.sha256.clone(), f.blake3.clone()))
+            .collect();
+        let got: Vec<_> = listed
+            .into_iter()
+            .map(|f| (f.id, f.relative_path, f.media_type, f.size_bytes, f.sha256, f.blake3))
+            .collect();
+        assert_eq!(got, expected);
+        let paths: Vec<&str> = got.iter().map(|f| f.1.as_str()).collect();
+        let dot = paths.iter().position(|p| *p == "dir.d/y").unwrap();
+        let slash = paths.iter().position(|p| *p == "dir/x.txt").unwrap();
+        let zero = paths.iter().position(|p| *p == "dir0").unwrap();
+        assert!(dot < slash && slash < zero, "{paths:?}");
+        let unknown = uuid::Uuid::now_v7();
+        assert_eq!(
+            env.registry.file_listing(unknown).await.unwrap_err().code(),
+            "package_not_found"
+        );
         assert!(env.registry.replay_check().await.unwrap().identical);
     }
 

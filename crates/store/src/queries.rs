@@ -8,8 +8,9 @@ use sqlx::{AnyConnection, Row};
 
 use crate::log::{event_from_row, EVENT_COLUMNS};
 use crate::records::{
-    file_from_row, hold_from_row, package_from_row, timestamp, token_from_row, FileRecord,
-    HoldRecord, LocationRecord, PackageRecord, RetentionRecord, SchemaRecord, TokenRecord,
+    file_from_row, hold_from_row, package_from_row, timestamp, token_from_row, FileListing,
+    FileRecord, HoldRecord, LocationRecord, PackageRecord, RetentionRecord, SchemaRecord,
+    TokenRecord,
 };
 use crate::{Store, StoreError, StoreResult};
 
@@ -460,6 +461,36 @@ impl Store {
     /// A package's files, sorted by path bytes.
     pub async fn files_of(&self, package_id: &str) -> StoreResult<Vec<FileRecord>> {
         files_of(&mut *self.pool.acquire().await?, package_id).await
+    }
+
+    /// A package's files as a listing shows them, sorted by path bytes:
+    /// six columns of one table instead of [`Store::files_of`]'s sixteen
+    /// of three. The web UI's page of a package with 10,000 files spent
+    /// two thirds of its time reading and converting rows (docs/benchmarks.md).
+    pub async fn file_listing(&self, package_id: &str) -> StoreResult<Vec<FileListing>> {
+        let rows = sqlx::query(
+            "SELECT id, relative_path, media_type, size_bytes, sha256, blake3 \
+             FROM files WHERE package_id = $1",
+        )
+        .bind(package_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut files = rows
+            .iter()
+            .map(|row| {
+                let size: i64 = row.try_get("size_bytes")?;
+                Ok(FileListing {
+                    id: row.try_get("id")?,
+                    relative_path: row.try_get("relative_path")?,
+                    media_type: row.try_get("media_type")?,
+                    size_bytes: u64::try_from(size).map_err(StoreError::corrupt)?,
+                    sha256: row.try_get("sha256")?,
+                    blake3: row.try_get("blake3")?,
+                })
+            })
+            .collect::<StoreResult<Vec<_>>>()?;
+        files.sort_by(|a, b| a.relative_path.as_bytes().cmp(b.relative_path.as_bytes()));
+        Ok(files)
     }
 
     /// A package's retention state.

@@ -72,6 +72,25 @@ pub mod storage_status {
     pub const FAILED: &str = "failed";
 }
 
+/// What a listing of a package's files shows of each: no storage
+/// location, so a package of ten thousand files reads a fraction of the
+/// columns (see [`crate::Store::file_listing`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileListing {
+    /// Id (UUID).
+    pub id: String,
+    /// Path in the package.
+    pub relative_path: String,
+    /// Media type.
+    pub media_type: String,
+    /// Size in bytes.
+    pub size_bytes: u64,
+    /// SHA-256, lowercase hex.
+    pub sha256: String,
+    /// BLAKE3, lowercase hex.
+    pub blake3: String,
+}
+
 /// A file with its storage location.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FileRecord {

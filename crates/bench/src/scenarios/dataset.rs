@@ -25,8 +25,9 @@ const PACKAGES_PER_TRANSACTION: usize = 2000;
 
 pub(crate) struct Generated {
     pub(crate) events: u64,
-    /// Every 997th package id, for point lookups.
-    sample_ids: Vec<String>,
+    /// Every 997th package id, for point lookups; the first package's
+    /// id comes first.
+    pub(crate) sample_ids: Vec<String>,
 }
 
 fn append(tx_events: &mut Vec<NewEvent>, payload: &impl Payload) -> Result<()> {
@@ -81,7 +82,9 @@ pub(crate) async fn generate(url: &str, packages: usize, files: usize) -> Result
                     v: 1,
                     file_id: artifactstore_core::id::new_id().to_string(),
                     package_id: id.clone(),
-                    relative_path: format!("reports/{f}.json"),
+                    // A hundred files a folder, so a large package has a
+                    // tree to render.
+                    relative_path: format!("reports/{}/{f}.json", f / 100),
                     media_type: "application/json".into(),
                     size_bytes: 4096,
                     sha256: Digest32::blake3_of(blake3.as_bytes()).to_hex(),

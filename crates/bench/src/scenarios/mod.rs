@@ -8,3 +8,4 @@ pub mod large_file;
 pub mod proofs;
 pub mod resumable;
 pub mod small_files;
+pub mod web_ui;

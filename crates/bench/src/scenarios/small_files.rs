@@ -14,6 +14,7 @@ use crate::harness::{
 };
 use crate::report::{row, verdict, Samples, TABLE_HEAD};
 
+#[derive(Debug, Clone, Copy)]
 pub struct Shape {
     pub files: usize,
     pub packages: usize,
@@ -230,12 +231,76 @@ struct Reference {
     root: PathBuf,
 }
 
-pub async fn run(env: &Env, shape: &Shape, runs: usize) -> Result<String> {
+/// The medians of one level of concurrency, for the table across levels.
+struct Level {
+    clients: usize,
+    reference: f64,
+    /// Files/s and server CPU per upload (ms), SQLite then PostgreSQL.
+    engines: Vec<(f64, f64)>,
+}
+
+/// The small-files scenario at each number of concurrent clients in
+/// `levels`: a section per level, then the ratios to the reference side
+/// by side, level by level.
+pub async fn run(env: &Env, shape: &Shape, levels: &[usize], runs: usize) -> Result<String> {
+    let mut sections = Vec::new();
+    let mut summary = Vec::new();
+    for &clients in levels {
+        let shape = Shape {
+            clients: clients.max(1),
+            ..*shape
+        };
+        let (section, level) = one_level(env, &shape, runs).await?;
+        sections.push(section);
+        summary.push(level);
+    }
+    let mut out = format!(
+        "## Small files across client levels ({} files of {} bytes into {} packages, {runs} runs at each level)\n\n\
+         The medians of the sections below, side by side. Reference: the filesystem backend alone storing the same files durably from as many tasks, no HTTP or database. \
+         Goals (issue 24): SQLite ≥ 0.8 × the reference, PostgreSQL ≥ 0.6 ×, server CPU ≤ 0.3 ms per upload.\n\n\
+         | clients | reference files/s | SQLite files/s | SQLite / reference | SQLite server CPU per upload | PostgreSQL files/s | PostgreSQL / reference | PostgreSQL server CPU per upload |\n\
+         | --- | --- | --- | --- | --- | --- | --- | --- |\n",
+        shape.files, shape.file_bytes, shape.packages
+    );
+    for level in &summary {
+        let [(sqlite, sqlite_cpu), (postgres, postgres_cpu)] = level.engines[..] else {
+            bail!("a level measured {} engines, not two", level.engines.len());
+        };
+        out.push_str(&format!(
+            "| {} | {:.0} | {sqlite:.0} | **{:.2}** | {sqlite_cpu:.2} ms | {postgres:.0} | **{:.2}** | {postgres_cpu:.2} ms |\n",
+            level.clients,
+            level.reference,
+            sqlite / level.reference,
+            postgres / level.reference,
+        ));
+    }
+    for section in sections {
+        out.push('\n');
+        out.push_str(&section);
+    }
+    Ok(out)
+}
+
+/// The uploads' limits raised to `clients`, so that none is turned away
+/// as busy (429) while every client has one upload in flight.
+fn limits_for(clients: usize) -> String {
+    format!(
+        "[limits]\nmax_concurrent_uploads = {}\nmax_uploads_per_caller = {clients}\n",
+        clients.max(64)
+    )
+}
+
+async fn one_level(env: &Env, shape: &Shape, runs: usize) -> Result<(String, Level)> {
     let mut out = format!(
         "## Small files ({} files of {} bytes into {} packages, {} concurrent clients, {runs} runs)\n\n\
          Every upload is a separate `PUT` answered 201 once durable. Latency percentiles are over every upload of every run. After the uploads the same clients `GET` every file back, each on its kept-alive connection (no goal: it shows what a client reading many small files sees).\n\n{TABLE_HEAD}\n",
         shape.files, shape.file_bytes, shape.packages, shape.clients
     );
+    let mut level = Level {
+        clients: shape.clients,
+        reference: 0.0,
+        engines: Vec::new(),
+    };
     let mut verdicts = Vec::new();
     let mut reference = Samples::default();
     let (mut reference_cpu, mut reference_busy) = (Samples::default(), Samples::default());
@@ -281,6 +346,10 @@ pub async fn run(env: &Env, shape: &Shape, runs: usize) -> Result<String> {
         for run in 0..runs {
             eprintln!("small files, {engine}: run {}/{runs}", run + 1);
             let outcome = with_engine(env, engine == "PostgreSQL", |setup| async move {
+                let setup = ServerSetup {
+                    extra: limits_for(shape.clients),
+                    ..setup
+                };
                 one_run(env, shape, &setup, run as u64 + 7).await
             })
             .await?;
@@ -358,12 +427,14 @@ pub async fn run(env: &Env, shape: &Shape, runs: usize) -> Result<String> {
             "- {engine} / the filesystem reference = {:.2}",
             rates.median() / reference.median()
         ));
+        level.engines.push((rates.median(), server_cpu.median()));
     }
+    level.reference = reference.median();
     for dir in leftovers {
         std::fs::remove_dir_all(dir)?;
     }
     out.push('\n');
     out.push_str(&verdicts.join("\n"));
     out.push('\n');
-    Ok(out)
+    Ok((out, level))
 }

@@ -157,6 +157,15 @@ async fn packages_are_browsed_as_pages() {
     let (_, list) = page(&server, "/ui/?producer=ci").await;
     assert!(list.contains("<td class=\"number\">3</td>"), "{list}");
     assert!(list.contains("title=\"21 bytes\""), "{list}");
+    // A hostile folder name is text in the tree too (the tree writes its
+    // folders' tags itself).
+    server.put_file(&id, "<i>&x/a.txt", b"a").await;
+    let (_, body) = page(&server, &format!("/ui/packages/{id}")).await;
+    assert!(
+        body.contains("<summary>&lt;i&gt;&amp;x/</summary>"),
+        "{body}"
+    );
+    assert!(!body.contains("<i>"), "{body}");
     // Finalized: the content address and the manifest and bundle links.
     let finalized = json_of(
         server

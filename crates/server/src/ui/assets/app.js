@@ -7,12 +7,17 @@ function wireCopyButtons(root) {
   if (!navigator.clipboard) {
     return;
   }
-  for (const button of root.querySelectorAll("button.copy[data-copy]")) {
+  // Each button copies the text of the element before it.
+  for (const button of root.querySelectorAll("button.copy")) {
+    const source = button.previousElementSibling;
+    if (!source) {
+      continue;
+    }
     button.hidden = false;
     button.addEventListener("click", async () => {
       const label = button.textContent;
       try {
-        await navigator.clipboard.writeText(button.dataset.copy);
+        await navigator.clipboard.writeText(source.textContent);
         button.textContent = "Copied";
       } catch (_) {
         button.textContent = "Copy failed";
