@@ -354,9 +354,18 @@ async fn conflicts_of_chunk(
         );
         ranges.push(row);
     }
+    // Each probe is a subquery of its own, not a join of the VALUES with
+    // `files`: PostgreSQL planned that join as a hash join over a scan of
+    // the whole `files` table (its statistics still those of a young,
+    // small table), once per group commit, so each upload's cost grew
+    // with the files already stored; sampled during the small-files
+    // scenario, that statement was 113 of 144 active-query samples
+    // (docs/benchmarks.md, issue 24).
     let sql = format!(
-        "SELECT p.column1 AS position, f.relative_path AS existing \
-         FROM (VALUES {}) AS p JOIN files f ON f.package_id = p.column2 AND f.path_key = p.column3 \
+        "SELECT p.column1 AS position, \
+         (SELECT f.relative_path FROM files f WHERE f.package_id = p.column2 AND f.path_key = p.column3 \
+          LIMIT 1) AS existing \
+         FROM (VALUES {}) AS p \
          UNION ALL \
          SELECT r.column1 AS position, \
          (SELECT f.relative_path FROM files f WHERE f.package_id = r.column2 \
