@@ -170,13 +170,25 @@ pub fn generate(path: &Path, size: u64, seed: u64) -> Result<()> {
     Ok(())
 }
 
-/// Fills `buffer` from a xorshift generator.
+/// One step of the xorshift generator the scenarios draw from (fast and
+/// repeatable; nothing here needs better randomness).
+pub fn xorshift(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
+
+/// A repeatable draw below `n`, from `seed`.
+pub fn below(seed: u64) -> impl FnMut(u64) -> u64 {
+    let mut state = seed;
+    move |n| xorshift(&mut state) % n
+}
+
+/// Fills `buffer` from the xorshift generator.
 pub fn fill(buffer: &mut [u8], state: &mut u64) {
     for word in buffer.chunks_mut(8) {
-        *state ^= *state << 13;
-        *state ^= *state >> 7;
-        *state ^= *state << 17;
-        word.copy_from_slice(&state.to_le_bytes()[..word.len()]);
+        word.copy_from_slice(&xorshift(state).to_le_bytes()[..word.len()]);
     }
 }
 

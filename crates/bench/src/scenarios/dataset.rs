@@ -173,13 +173,8 @@ pub async fn list(env: &Env, packages: usize, runs: usize, queries: usize) -> Re
     let mut point_p99 = Samples::default();
     let mut filtered_all = Samples::default();
     let mut point_all = Samples::default();
-    let mut state = 0x1234_5678u64;
-    let mut next_random = move |n: usize| {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        (state % n as u64) as usize
-    };
+    let mut draw = crate::harness::below(0x1234_5678);
+    let mut next_random = move |n: usize| draw(n as u64) as usize;
     for run in 0..runs {
         eprintln!("list: run {}/{runs}", run + 1);
         let mut filtered = Samples::default();

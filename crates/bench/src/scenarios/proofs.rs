@@ -38,13 +38,7 @@ pub async fn proofs(env: &Env, events: usize, runs: usize, queries: usize) -> Re
     let server = Server::start(env, &data, &setup)?;
     let start_seconds = started.elapsed().as_secs_f64();
     let client = reqwest::Client::new();
-    let mut state = 0x9E37_79B9_7F4A_7C15u64;
-    let mut random = move |n: u64| {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state % n
-    };
+    let mut random = crate::harness::below(0x9E37_79B9_7F4A_7C15);
     let (mut inclusion_p99, mut consistency_p99) = (Samples::default(), Samples::default());
     let (mut inclusion_all, mut consistency_all) = (Samples::default(), Samples::default());
     for run in 0..runs {

@@ -89,13 +89,8 @@ pub async fn run(env: &Env, packages: usize, runs: usize, queries: usize) -> Res
         PageKind::new("search by a file's BLAKE3"),
         PageKind::new("package with 10,000 files"),
     ];
-    let mut state = 0x9e37_79b9u64;
-    let mut next_random = move |n: usize| {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        (state % n as u64) as usize
-    };
+    let mut draw = crate::harness::below(0x9e37_79b9);
+    let mut next_random = move |n: usize| draw(n as u64) as usize;
     for run in 0..runs {
         eprintln!("web ui: run {}/{runs}", run + 1);
         let mut samples: Vec<Samples> = kinds.iter().map(|_| Samples::default()).collect();
