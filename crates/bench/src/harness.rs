@@ -113,6 +113,29 @@ pub fn cpu_seconds(pid: u32) -> Result<f64> {
     Ok((ticks(11)? + ticks(12)?) / 100.0)
 }
 
+/// Context switches of every thread of `pid` so far, voluntary (a thread
+/// waiting: for I/O, a lock, another thread's answer) and not. A thread
+/// that has exited no longer counts, so read this around a stretch in
+/// which the process's threads stay.
+pub fn context_switches(pid: u32) -> Result<u64> {
+    let mut sum = 0;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
+        // A thread may exit between the listing and the read.
+        let Ok(status) = std::fs::read_to_string(task?.path().join("status")) else {
+            continue;
+        };
+        for line in status.lines() {
+            if let Some(count) = line
+                .strip_prefix("voluntary_ctxt_switches:")
+                .or_else(|| line.strip_prefix("nonvoluntary_ctxt_switches:"))
+            {
+                sum += count.trim().parse::<u64>()?;
+            }
+        }
+    }
+    Ok(sum)
+}
+
 /// CPU seconds the whole machine has spent busy and in all, summed over
 /// its cores, from `/proc/stat` (busy: everything but idle and iowait).
 pub fn machine_cpu_seconds() -> Result<(f64, f64)> {

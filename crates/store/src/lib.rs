@@ -157,9 +157,18 @@ impl Store {
             ),
             Engine::Postgres => None,
         };
+        // sqlx pings every connection it hands out, on top of the ping it
+        // sends when the connection comes back: two round trips per
+        // acquire (to SQLite's worker thread, or to the PostgreSQL
+        // server), more than the statements of a small upload's check.
+        // A SQLite connection lives in this process and cannot die while
+        // idle; a PostgreSQL one can (a restarted server), so it is
+        // pinged only when it has sat idle a while. docs/benchmarks.md
+        // ("Small files across client levels") has what this bought.
         let options = AnyPoolOptions::new()
             .max_connections(if engine == Engine::Sqlite { 8 } else { 16 })
-            .acquire_timeout(timeout);
+            .acquire_timeout(timeout)
+            .test_before_acquire(false);
         let busy_timeout_ms = timeout.as_millis();
         let options = match engine {
             Engine::Sqlite => options.after_connect(move |conn, _meta| {
@@ -169,7 +178,14 @@ impl Store {
                     Ok(())
                 })
             }),
-            Engine::Postgres => options,
+            Engine::Postgres => options.before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for > POSTGRES_PING_AFTER_IDLE {
+                        sqlx::Connection::ping(conn).await?;
+                    }
+                    Ok(true)
+                })
+            }),
         };
         let pool = options.connect(&url).await?;
         let (head, _) = watch::channel(0);
@@ -262,6 +278,11 @@ impl Store {
 /// Page cache of each pooled SQLite connection (SQLite's default is 2 MiB):
 /// keeps the indexes of large views in memory during big transactions.
 const POOL_CACHE_KIB: u32 = 16 * 1024;
+
+/// How long a pooled PostgreSQL connection may sit idle before it is
+/// pinged on its way out of the pool. Every connection is pinged when it
+/// is returned, so one reused sooner was alive a moment ago.
+const POSTGRES_PING_AFTER_IDLE: Duration = Duration::from_secs(1);
 
 /// The settings of every SQLite connection, pooled or replay's own. WAL
 /// lets readers run beside the writer; FULL makes every commit survive

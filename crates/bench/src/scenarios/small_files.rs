@@ -9,8 +9,8 @@ use std::time::Instant;
 use anyhow::{bail, Result};
 
 use crate::harness::{
-    cpu_seconds, fill, machine_cpu_seconds, package_body, processes_cpu_seconds, with_engine, Env,
-    Server, ServerSetup,
+    context_switches, cpu_seconds, fill, machine_cpu_seconds, package_body, processes_cpu_seconds,
+    with_engine, Env, Server, ServerSetup,
 };
 use crate::report::{row, verdict, Samples, TABLE_HEAD};
 
@@ -31,15 +31,19 @@ pub(crate) struct Outcome {
     /// CPU milliseconds per upload: the server's, and this client's.
     server_cpu_ms: f64,
     client_cpu_ms: f64,
+    /// The server's context switches per upload, every thread: each is a
+    /// hand-over between threads or a wait (for the disk, a lock).
+    server_switches: f64,
     /// CPU milliseconds per upload of PostgreSQL's processes; `None` on SQLite.
     database_cpu_ms: Option<f64>,
     /// CPU milliseconds per upload of the whole machine, every process and
     /// the kernel's own threads, and the share of its cores that was busy.
     machine_cpu_ms: f64,
     machine_busy: f64,
-    /// Removed at the end of the scenario: ext4 slows the creation of new
-    /// inodes while many were deleted in the last minute, which would tax
-    /// whichever run came next.
+    /// Removed at the end of the scenario: ext4 without a journal skips
+    /// the inodes freed in the last half minute or so when it allocates
+    /// new ones, checking each, which slows whatever creates files next
+    /// several-fold (docs/benchmarks.md, issue 24).
     pub(crate) data: std::path::PathBuf,
 }
 
@@ -63,6 +67,7 @@ pub(crate) async fn one_run(
     let packages = Arc::new(packages);
     let next = Arc::new(AtomicUsize::new(0));
     let (server_cpu, client_cpu) = (cpu_seconds(server.pid())?, cpu_seconds(std::process::id())?);
+    let server_switches = context_switches(server.pid())?;
     let on_postgres = setup.database_url.is_some();
     let database_cpu = || -> Result<Option<f64>> {
         Ok(if on_postgres {
@@ -114,6 +119,8 @@ pub(crate) async fn one_run(
     let per_file_ms = |cpu: f64| cpu * 1000.0 / shape.files as f64;
     let server_cpu_ms = per_file_ms(cpu_seconds(server.pid())? - server_cpu);
     let client_cpu_ms = per_file_ms(cpu_seconds(std::process::id())? - client_cpu);
+    let server_switches =
+        context_switches(server.pid())?.saturating_sub(server_switches) as f64 / shape.files as f64;
     let database_cpu_ms = database_cpu()?
         .zip(database_cpu_before)
         .map(|(after, before)| per_file_ms(after - before));
@@ -126,6 +133,7 @@ pub(crate) async fn one_run(
         latencies_ms,
         server_cpu_ms,
         client_cpu_ms,
+        server_switches,
         database_cpu_ms,
         machine_cpu_ms: per_file_ms(busy - machine_busy),
         machine_busy: (busy - machine_busy) / (total - machine_total),
@@ -245,14 +253,18 @@ struct Level {
 pub async fn run(env: &Env, shape: &Shape, levels: &[usize], runs: usize) -> Result<String> {
     let mut sections = Vec::new();
     let mut summary = Vec::new();
+    let mut leftovers = Vec::new();
     for &clients in levels {
         let shape = Shape {
             clients: clients.max(1),
             ..*shape
         };
-        let (section, level) = one_level(env, &shape, runs).await?;
+        let (section, level) = one_level(env, &shape, runs, &mut leftovers).await?;
         sections.push(section);
         summary.push(level);
+    }
+    for dir in leftovers {
+        std::fs::remove_dir_all(dir)?;
     }
     let mut out = format!(
         "## Small files across client levels ({} files of {} bytes into {} packages, {runs} runs at each level)\n\n\
@@ -290,28 +302,129 @@ fn limits_for(clients: usize) -> String {
     )
 }
 
-async fn one_level(env: &Env, shape: &Shape, runs: usize) -> Result<(String, Level)> {
+/// What one engine measured over the runs of one level.
+#[derive(Default)]
+struct EngineSamples {
+    rates: Samples,
+    download_rates: Samples,
+    latencies: Samples,
+    server_cpu: Samples,
+    client_cpu: Samples,
+    server_switches: Samples,
+    database_cpu: Samples,
+    machine_cpu: Samples,
+    machine_busy: Samples,
+}
+
+impl EngineSamples {
+    fn push(&mut self, outcome: &Outcome) {
+        self.rates.push(outcome.files_per_second);
+        self.download_rates.push(outcome.downloads_per_second);
+        self.server_cpu.push(outcome.server_cpu_ms);
+        self.client_cpu.push(outcome.client_cpu_ms);
+        self.server_switches.push(outcome.server_switches);
+        if let Some(ms) = outcome.database_cpu_ms {
+            self.database_cpu.push(ms);
+        }
+        self.machine_cpu.push(outcome.machine_cpu_ms);
+        self.machine_busy.push(outcome.machine_busy * 100.0);
+        self.latencies.extend(&outcome.latencies_ms);
+    }
+
+    /// The engine's rows of the level's table; a figure this engine does
+    /// not have (the database's CPU, on SQLite) is left out.
+    fn rows(&self, engine: &str) -> String {
+        let latency = format!(
+            "| {engine}: latency p50 / p99 / max | {:.1} / {:.1} / {:.1} ms | |",
+            self.latencies.median(),
+            self.latencies.percentile(99.0),
+            self.latencies.max()
+        );
+        let figures = [
+            ("files/s", &self.rates, "files/s", 0),
+            (
+                "downloads of every file afterwards, same clients",
+                &self.download_rates,
+                "files/s",
+                0,
+            ),
+            ("server CPU per upload", &self.server_cpu, "ms", 2),
+            (
+                "server context switches per upload",
+                &self.server_switches,
+                "switches",
+                1,
+            ),
+            ("client CPU per upload", &self.client_cpu, "ms", 2),
+            ("the database's CPU per upload", &self.database_cpu, "ms", 2),
+            (
+                "whole machine's CPU per upload (every process and kernel thread)",
+                &self.machine_cpu,
+                "ms",
+                2,
+            ),
+            (
+                "machine busy (share of all cores)",
+                &self.machine_busy,
+                "%",
+                0,
+            ),
+        ];
+        let mut lines: Vec<String> = figures
+            .iter()
+            .filter(|(_, samples, _, _)| samples.median().is_finite())
+            .map(|(name, samples, unit, decimals)| {
+                row(&format!("{engine}: {name}"), samples, unit, *decimals)
+            })
+            .collect();
+        // After the two throughputs, as before.
+        lines.insert(2.min(lines.len()), latency);
+        let mut out = lines.join("\n");
+        out.push('\n');
+        out
+    }
+}
+
+/// One level of concurrency. Each run measures the reference, SQLite and
+/// PostgreSQL back to back, so that the disk's drift over the level
+/// (this one's speed moved two-fold within minutes) falls on all three
+/// alike. The runs' data is left in `leftovers` for the caller to remove
+/// once every level has run.
+async fn one_level(
+    env: &Env,
+    shape: &Shape,
+    runs: usize,
+    leftovers: &mut Vec<PathBuf>,
+) -> Result<(String, Level)> {
     let mut out = format!(
         "## Small files ({} files of {} bytes into {} packages, {} concurrent clients, {runs} runs)\n\n\
          Every upload is a separate `PUT` answered 201 once durable. Latency percentiles are over every upload of every run. After the uploads the same clients `GET` every file back, each on its kept-alive connection (no goal: it shows what a client reading many small files sees).\n\n{TABLE_HEAD}\n",
         shape.files, shape.file_bytes, shape.packages, shape.clients
     );
-    let mut level = Level {
-        clients: shape.clients,
-        reference: 0.0,
-        engines: Vec::new(),
-    };
-    let mut verdicts = Vec::new();
     let mut reference = Samples::default();
     let (mut reference_cpu, mut reference_busy) = (Samples::default(), Samples::default());
-    let mut leftovers = Vec::new();
+    let engines = [("SQLite", 3000.0), ("PostgreSQL", 1500.0)];
+    let mut measured: Vec<EngineSamples> = engines.iter().map(|_| EngineSamples::default()).collect();
     for run in 0..runs {
         eprintln!("small files, filesystem reference: run {}/{runs}", run + 1);
-        let measured = durable_files_reference(env, shape, run as u64 + 7).await?;
-        reference.push(measured.files_per_second);
-        reference_cpu.push(measured.machine_cpu_ms);
-        reference_busy.push(measured.machine_busy * 100.0);
-        leftovers.push(measured.root);
+        let taken = durable_files_reference(env, shape, run as u64 + 7).await?;
+        reference.push(taken.files_per_second);
+        reference_cpu.push(taken.machine_cpu_ms);
+        reference_busy.push(taken.machine_busy * 100.0);
+        leftovers.push(taken.root);
+        for ((engine, _), samples) in engines.iter().zip(&mut measured) {
+            eprintln!("small files, {engine}: run {}/{runs}", run + 1);
+            let outcome = with_engine(env, *engine == "PostgreSQL", |setup| async move {
+                let setup = ServerSetup {
+                    extra: limits_for(shape.clients),
+                    ..setup
+                };
+                one_run(env, shape, &setup, run as u64 + 7).await
+            })
+            .await?;
+            samples.push(&outcome);
+            leftovers.push(outcome.data);
+        }
     }
     for (name, samples, unit, decimals) in [
         (
@@ -336,102 +449,26 @@ async fn one_level(env: &Env, shape: &Shape, runs: usize) -> Result<(String, Lev
         out.push_str(&row(name, samples, unit, decimals));
         out.push('\n');
     }
-    for (engine, goal) in [("SQLite", 3000.0), ("PostgreSQL", 1500.0)] {
-        let mut rates = Samples::default();
-        let mut download_rates = Samples::default();
-        let mut latencies = Samples::default();
-        let (mut server_cpu, mut client_cpu) = (Samples::default(), Samples::default());
-        let (mut database_cpu, mut machine_cpu, mut machine_busy) =
-            (Samples::default(), Samples::default(), Samples::default());
-        for run in 0..runs {
-            eprintln!("small files, {engine}: run {}/{runs}", run + 1);
-            let outcome = with_engine(env, engine == "PostgreSQL", |setup| async move {
-                let setup = ServerSetup {
-                    extra: limits_for(shape.clients),
-                    ..setup
-                };
-                one_run(env, shape, &setup, run as u64 + 7).await
-            })
-            .await?;
-            leftovers.push(outcome.data);
-            rates.push(outcome.files_per_second);
-            download_rates.push(outcome.downloads_per_second);
-            server_cpu.push(outcome.server_cpu_ms);
-            client_cpu.push(outcome.client_cpu_ms);
-            if let Some(ms) = outcome.database_cpu_ms {
-                database_cpu.push(ms);
-            }
-            machine_cpu.push(outcome.machine_cpu_ms);
-            machine_busy.push(outcome.machine_busy * 100.0);
-            latencies.extend(&outcome.latencies_ms);
-        }
-        out.push_str(&row(&format!("{engine}: files/s"), &rates, "files/s", 0));
-        out.push('\n');
-        out.push_str(&row(
-            &format!("{engine}: downloads of every file afterwards, same clients"),
-            &download_rates,
-            "files/s",
-            0,
-        ));
-        out.push('\n');
-        out.push_str(&format!(
-            "| {engine}: latency p50 / p99 / max | {:.1} / {:.1} / {:.1} ms | |\n",
-            latencies.median(),
-            latencies.percentile(99.0),
-            latencies.max()
-        ));
-        out.push_str(&row(
-            &format!("{engine}: server CPU per upload"),
-            &server_cpu,
-            "ms",
-            2,
-        ));
-        out.push('\n');
-        out.push_str(&row(
-            &format!("{engine}: client CPU per upload"),
-            &client_cpu,
-            "ms",
-            2,
-        ));
-        out.push('\n');
-        if database_cpu.median().is_finite() {
-            out.push_str(&row(
-                &format!("{engine}: the database's CPU per upload"),
-                &database_cpu,
-                "ms",
-                2,
-            ));
-            out.push('\n');
-        }
-        out.push_str(&row(
-            &format!("{engine}: whole machine's CPU per upload (every process and kernel thread)"),
-            &machine_cpu,
-            "ms",
-            2,
-        ));
-        out.push('\n');
-        out.push_str(&row(
-            &format!("{engine}: machine busy (share of all cores)"),
-            &machine_busy,
-            "%",
-            0,
-        ));
-        out.push('\n');
+    let mut level = Level {
+        clients: shape.clients,
+        reference: reference.median(),
+        engines: Vec::new(),
+    };
+    let mut verdicts = Vec::new();
+    for ((engine, goal), samples) in engines.iter().zip(&measured) {
+        out.push_str(&samples.rows(engine));
+        let rate = samples.rates.median();
         verdicts.push(verdict(
             &format!("{engine} files/s"),
-            rates.median(),
+            rate,
             &format!("≥ {goal}"),
-            rates.median() >= goal,
+            rate >= *goal,
         ));
         verdicts.push(format!(
             "- {engine} / the filesystem reference = {:.2}",
-            rates.median() / reference.median()
+            rate / reference.median()
         ));
-        level.engines.push((rates.median(), server_cpu.median()));
-    }
-    level.reference = reference.median();
-    for dir in leftovers {
-        std::fs::remove_dir_all(dir)?;
+        level.engines.push((rate, samples.server_cpu.median()));
     }
     out.push('\n');
     out.push_str(&verdicts.join("\n"));
