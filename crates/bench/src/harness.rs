@@ -103,6 +103,13 @@ pub fn memory_kib(pid: u32, field: &str) -> Result<u64> {
 /// CPU seconds (user + system, all threads) a process has used so far;
 /// `/proc/PID/stat` counts in USER_HZ ticks, 100 per second on Linux.
 pub fn cpu_seconds(pid: u32) -> Result<f64> {
+    let (user, kernel) = user_and_kernel_cpu_seconds(pid)?;
+    Ok(user + kernel)
+}
+
+/// [`cpu_seconds`] apart: in the process's own code, and in the kernel on
+/// its behalf (system calls, the file system's work, waking threads).
+pub fn user_and_kernel_cpu_seconds(pid: u32) -> Result<(f64, f64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     let after_name = stat.rsplit_once(')').context("malformed /proc stat")?.1;
     let fields: Vec<&str> = after_name.split_whitespace().collect();
@@ -110,7 +117,7 @@ pub fn cpu_seconds(pid: u32) -> Result<f64> {
         Ok(fields.get(i).context("short /proc stat")?.parse::<f64>()?)
     };
     // Fields 14 and 15 of stat(5), counted from the state field (3).
-    Ok((ticks(11)? + ticks(12)?) / 100.0)
+    Ok((ticks(11)? / 100.0, ticks(12)? / 100.0))
 }
 
 /// Context switches of every thread of `pid` so far, voluntary (a thread

@@ -10,7 +10,7 @@ use anyhow::{bail, Result};
 
 use crate::harness::{
     context_switches, cpu_seconds, fill, machine_cpu_seconds, package_body, processes_cpu_seconds,
-    with_engine, Env, Server, ServerSetup,
+    user_and_kernel_cpu_seconds, with_engine, Env, Server, ServerSetup,
 };
 use crate::report::{row, verdict, Samples, TABLE_HEAD};
 
@@ -34,6 +34,8 @@ pub(crate) struct Outcome {
     /// The server's context switches per upload, every thread: each is a
     /// hand-over between threads or a wait (for the disk, a lock).
     server_switches: f64,
+    /// The part of `server_cpu_ms` spent in the kernel.
+    server_kernel_cpu_ms: f64,
     /// CPU milliseconds per upload of PostgreSQL's processes; `None` on SQLite.
     database_cpu_ms: Option<f64>,
     /// CPU milliseconds per upload of the whole machine, every process and
@@ -66,7 +68,8 @@ pub(crate) async fn one_run(
     }
     let packages = Arc::new(packages);
     let next = Arc::new(AtomicUsize::new(0));
-    let (server_cpu, client_cpu) = (cpu_seconds(server.pid())?, cpu_seconds(std::process::id())?);
+    let client_cpu = cpu_seconds(std::process::id())?;
+    let (server_user_cpu, server_kernel_cpu) = user_and_kernel_cpu_seconds(server.pid())?;
     let server_switches = context_switches(server.pid())?;
     let on_postgres = setup.database_url.is_some();
     let database_cpu = || -> Result<Option<f64>> {
@@ -117,7 +120,9 @@ pub(crate) async fn one_run(
     }
     let seconds = start.elapsed().as_secs_f64();
     let per_file_ms = |cpu: f64| cpu * 1000.0 / shape.files as f64;
-    let server_cpu_ms = per_file_ms(cpu_seconds(server.pid())? - server_cpu);
+    let (user, kernel) = user_and_kernel_cpu_seconds(server.pid())?;
+    let server_kernel_cpu_ms = per_file_ms(kernel - server_kernel_cpu);
+    let server_cpu_ms = per_file_ms(user - server_user_cpu) + server_kernel_cpu_ms;
     let client_cpu_ms = per_file_ms(cpu_seconds(std::process::id())? - client_cpu);
     let server_switches =
         context_switches(server.pid())?.saturating_sub(server_switches) as f64 / shape.files as f64;
@@ -134,6 +139,7 @@ pub(crate) async fn one_run(
         server_cpu_ms,
         client_cpu_ms,
         server_switches,
+        server_kernel_cpu_ms,
         database_cpu_ms,
         machine_cpu_ms: per_file_ms(busy - machine_busy),
         machine_busy: (busy - machine_busy) / (total - machine_total),
@@ -311,6 +317,7 @@ struct EngineSamples {
     server_cpu: Samples,
     client_cpu: Samples,
     server_switches: Samples,
+    server_kernel_cpu: Samples,
     database_cpu: Samples,
     machine_cpu: Samples,
     machine_busy: Samples,
@@ -323,6 +330,7 @@ impl EngineSamples {
         self.server_cpu.push(outcome.server_cpu_ms);
         self.client_cpu.push(outcome.client_cpu_ms);
         self.server_switches.push(outcome.server_switches);
+        self.server_kernel_cpu.push(outcome.server_kernel_cpu_ms);
         if let Some(ms) = outcome.database_cpu_ms {
             self.database_cpu.push(ms);
         }
@@ -349,6 +357,12 @@ impl EngineSamples {
                 0,
             ),
             ("server CPU per upload", &self.server_cpu, "ms", 2),
+            (
+                "of which in the kernel (system calls, the file system, wake-ups)",
+                &self.server_kernel_cpu,
+                "ms",
+                2,
+            ),
             (
                 "server context switches per upload",
                 &self.server_switches,
@@ -404,7 +418,8 @@ async fn one_level(
     let mut reference = Samples::default();
     let (mut reference_cpu, mut reference_busy) = (Samples::default(), Samples::default());
     let engines = [("SQLite", 3000.0), ("PostgreSQL", 1500.0)];
-    let mut measured: Vec<EngineSamples> = engines.iter().map(|_| EngineSamples::default()).collect();
+    let mut measured: Vec<EngineSamples> =
+        engines.iter().map(|_| EngineSamples::default()).collect();
     for run in 0..runs {
         eprintln!("small files, filesystem reference: run {}/{runs}", run + 1);
         let taken = durable_files_reference(env, shape, run as u64 + 7).await?;
