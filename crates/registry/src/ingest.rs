@@ -102,9 +102,10 @@ impl Registry {
         let path = RelativePath::parse(relative_path)?;
         label("media type", media_type)?;
         let package_id = package_id.to_string();
-        let slot = self
+        let key = collision_key(path.as_str());
+        let (slot, conflict) = self
             .store
-            .file_slot(&package_id, path.as_str())
+            .new_file_slot(&package_id, path.as_str(), &key)
             .await?
             .ok_or_else(|| RegistryError::PackageNotFound(package_id.clone()))?;
         if slot.status != status::CREATED {
@@ -118,14 +119,7 @@ impl Registry {
                 self.limits.max_files_per_package,
             ));
         }
-        let key = collision_key(path.as_str());
-        if let Some(existing) = self
-            .store
-            .path_conflicts(&[(&package_id, &key)])
-            .await?
-            .pop()
-            .flatten()
-        {
+        if let Some(existing) = conflict {
             return Err(path_conflict(path.as_str(), &existing));
         }
         let backend_id = self.route(&slot.producer, &slot.retention_class).to_owned();

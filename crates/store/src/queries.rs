@@ -458,6 +458,33 @@ impl Store {
         Ok(slots.pop().flatten())
     }
 
+    /// What a new file must know before its bytes flow, on one connection:
+    /// its package's slot (`None`: no such package) and a path of the
+    /// package that conflicts with the file's collision key `key`, if any.
+    /// One acquire instead of one per statement: each connection handed
+    /// back to the pool is pinged, a round trip to SQLite's worker thread
+    /// or to the PostgreSQL server (docs/benchmarks.md, issue 24).
+    pub async fn new_file_slot(
+        &self,
+        package_id: &str,
+        relative_path: &str,
+        key: &str,
+    ) -> StoreResult<Option<(FileSlot, Option<String>)>> {
+        let mut conn = self.pool.acquire().await?;
+        let Some(slot) = file_slots(&mut conn, &[(package_id, relative_path)])
+            .await?
+            .pop()
+            .flatten()
+        else {
+            return Ok(None);
+        };
+        let conflict = path_conflicts(&mut conn, &[(package_id, key)])
+            .await?
+            .pop()
+            .flatten();
+        Ok(Some((slot, conflict)))
+    }
+
     /// For each (package, collision key), a path of that package that
     /// conflicts with it (see [`crate::LogTx::path_conflicts`]).
     pub async fn path_conflicts(
