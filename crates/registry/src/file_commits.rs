@@ -100,8 +100,8 @@ async fn record_queued(store: Store, max_files: u64, mut waiting: mpsc::Receiver
     }
 }
 
-/// The same error for every upload of a failed group.
-fn for_each(error: &RegistryError) -> RegistryError {
+/// The same error for every upload of a failed group (or batch).
+pub(crate) fn for_each(error: &RegistryError) -> RegistryError {
     match error {
         RegistryError::Unavailable(cause) => RegistryError::Unavailable(cause.clone()),
         RegistryError::UploadLocked(id) => RegistryError::UploadLocked(id.clone()),

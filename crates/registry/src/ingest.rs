@@ -104,8 +104,8 @@ impl Registry {
         let package_id = package_id.to_string();
         let key = collision_key(path.as_str());
         let (slot, conflict) = self
-            .store
-            .new_file_slot(&package_id, path.as_str(), &key)
+            .file_checks
+            .check(&package_id, path.as_str(), &key)
             .await?
             .ok_or_else(|| RegistryError::PackageNotFound(package_id.clone()))?;
         if slot.status != status::CREATED {

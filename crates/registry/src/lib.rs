@@ -26,6 +26,7 @@ mod auth;
 pub mod bundle;
 pub mod config;
 mod error;
+mod file_checks;
 mod file_commits;
 mod ingest;
 pub mod lifecycle;
@@ -69,6 +70,7 @@ pub struct Registry {
     rules: Arc<Vec<RoutingRule>>,
     classes: Arc<BTreeMap<String, RetentionClass>>,
     limits: Arc<config::LimitsConfig>,
+    file_checks: file_checks::FileChecks,
     file_commits: file_commits::FileCommits,
     validators: Arc<schemas::Validators>,
     lifecycle: config::LifecycleSettings,
@@ -190,11 +192,13 @@ impl RegistryBuilder {
         let store =
             Store::connect(&self.config.database_url(), self.clock.clone(), timeout).await?;
         store.migrate().await?;
+        let file_checks = file_checks::FileChecks::start(store.clone());
         let file_commits = file_commits::FileCommits::start(
             store.clone(),
             self.config.limits.max_files_per_package,
         );
         Ok(Registry {
+            file_checks,
             file_commits,
             store,
             backends: Arc::new(backends),

@@ -512,6 +512,56 @@ engine_tests! {
 }
 
 engine_tests! {
+    async fn uploads_checked_together_get_their_own_answers_and_refused_ones_store_nothing() {
+        // Enough uploads at once that the checks before their bytes flow
+        // are read in batches (file_checks.rs): each refusal among accepted
+        // files, every file's bytes distinct so that a refused one stored
+        // would show as an object.
+        let env = TestEnv::new().await;
+        let open = env.package("standard").await;
+        let done = env.package("standard").await;
+        for package in [open, done] {
+            env.registry
+                .ingest_file(package, "a.txt", "text/plain", body(b"first"), Default::default(), "t")
+                .await
+                .unwrap();
+        }
+        env.registry.finalize_package(done, "t").await.unwrap();
+        let objects_before = walk(&env.dir.path().join("objects/blake3")).len();
+        let unknown = uuid::Uuid::new_v4();
+        let mut cases = Vec::new();
+        for round in 0..6 {
+            cases.push((open, format!("ok-{round}.bin"), None));
+            cases.push((done, format!("late-{round}.bin"), Some("illegal_package_state")));
+            cases.push((unknown, format!("x-{round}.bin"), Some("package_not_found")));
+            cases.push((open, "a.txt".to_owned(), Some("duplicate_relative_path")));
+            cases.push((open, "A.TXT".to_owned(), Some("path_conflict")));
+            cases.push((open, format!("a.txt/{round}"), Some("path_conflict")));
+        }
+        let mut tasks = Vec::new();
+        for (i, (package, path, _)) in cases.iter().cloned().enumerate() {
+            let registry = env.registry.clone();
+            tasks.push(tokio::spawn(async move {
+                let data = format!("case {i} at {path}").into_bytes();
+                registry
+                    .ingest_file(package, &path, "application/octet-stream", body(&data), Default::default(), "t")
+                    .await
+            }));
+        }
+        for ((_, path, refusal), task) in cases.iter().zip(tasks) {
+            let answer = task.await.unwrap();
+            match refusal {
+                None => assert_eq!(answer.unwrap().relative_path, *path),
+                Some(code) => assert_eq!(answer.unwrap_err().code(), *code, "{path}"),
+            }
+        }
+        let objects_after = walk(&env.dir.path().join("objects/blake3")).len();
+        assert_eq!(objects_after, objects_before + 6, "only the accepted files stored bytes");
+        assert_eq!(env.registry.list_files(open).await.unwrap().len(), 1 + 6);
+    }
+}
+
+engine_tests! {
     async fn quotes_backslashes_and_dollars_in_values_are_stored_verbatim() {
         // PostgreSQL receives a batch's values written into its SQL as
         // literals; text that looks like quoting or placeholders must come

@@ -458,31 +458,27 @@ impl Store {
         Ok(slots.pop().flatten())
     }
 
-    /// What a new file must know before its bytes flow, on one connection:
-    /// its package's slot (`None`: no such package) and a path of the
-    /// package that conflicts with the file's collision key `key`, if any.
-    /// One acquire instead of one per statement: each connection handed
-    /// back to the pool is pinged, a round trip to SQLite's worker thread
-    /// or to the PostgreSQL server (docs/benchmarks.md, issue 24).
-    pub async fn new_file_slot(
+    /// What new files must know before their bytes flow, read on one
+    /// connection, for each `(package, path, collision key)`: the package's
+    /// slot (`None`: no such package) and a path of the package that
+    /// conflicts with the key, if any. One acquire for every file: each
+    /// connection handed back to the pool is pinged, a round trip to
+    /// SQLite's worker thread or to the PostgreSQL server
+    /// (docs/benchmarks.md, issue 24).
+    pub async fn new_file_slots(
         &self,
-        package_id: &str,
-        relative_path: &str,
-        key: &str,
-    ) -> StoreResult<Option<(FileSlot, Option<String>)>> {
+        wanted: &[(&str, &str, &str)],
+    ) -> StoreResult<Vec<Option<(FileSlot, Option<String>)>>> {
         let mut conn = self.pool.acquire().await?;
-        let Some(slot) = file_slots(&mut conn, &[(package_id, relative_path)])
-            .await?
-            .pop()
-            .flatten()
-        else {
-            return Ok(None);
-        };
-        let conflict = path_conflicts(&mut conn, &[(package_id, key)])
-            .await?
-            .pop()
-            .flatten();
-        Ok(Some((slot, conflict)))
+        let paths: Vec<(&str, &str)> = wanted.iter().map(|(p, path, _)| (*p, *path)).collect();
+        let slots = file_slots(&mut conn, &paths).await?;
+        let keys: Vec<(&str, &str)> = wanted.iter().map(|(p, _, key)| (*p, *key)).collect();
+        let conflicts = path_conflicts(&mut conn, &keys).await?;
+        Ok(slots
+            .into_iter()
+            .zip(conflicts)
+            .map(|(slot, conflict)| slot.map(|slot| (slot, conflict)))
+            .collect())
     }
 
     /// For each (package, collision key), a path of that package that

@@ -1,0 +1,108 @@
+//! The check before a file's bytes flow, read for many uploads at once.
+//!
+//! Before it reads a body, an upload reads its package's slot and the
+//! paths its own could conflict with (see `ingest.rs`). One at a time,
+//! each upload paid two statements and the ping sqlx sends with every
+//! connection handed back to its pool: three round trips to SQLite's
+//! worker thread (six context switches) or to the PostgreSQL server, more
+//! than its share of the group commit. Instead each upload queues its
+//! question here, and one task asks the database for every queued upload
+//! in the same two statements. An upload that arrives alone is read at
+//! once: nothing waits to fill a batch. The same checks run again under
+//! the head lock in the group commit (`file_commits.rs`); these only keep
+//! refused uploads from being read and stored.
+
+use artifactstore_store::{FileSlot, Store};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::file_commits::for_each;
+use crate::{RegistryError, RegistryResult};
+
+/// Most uploads checked in one pair of statements.
+const MAX_BATCH: usize = 256;
+/// Uploads waiting for their check; more wait for room.
+const QUEUE: usize = 1024;
+
+/// A package's slot and the path already there that conflicts with the
+/// new file's, if any; `None` when there is no such package.
+pub(crate) type NewFileSlot = Option<(FileSlot, Option<String>)>;
+
+struct Pending {
+    package_id: String,
+    relative_path: String,
+    collision_key: String,
+    answer: oneshot::Sender<RegistryResult<NewFileSlot>>,
+}
+
+/// The queue of uploads waiting for their check; cloned into every
+/// [`crate::Registry`] handle. The checking task ends when the last handle
+/// is dropped.
+#[derive(Clone)]
+pub(crate) struct FileChecks {
+    queue: mpsc::Sender<Pending>,
+}
+
+impl FileChecks {
+    pub(crate) fn start(store: Store) -> Self {
+        let (queue, waiting) = mpsc::channel(QUEUE);
+        tokio::spawn(check_queued(store, waiting));
+        Self { queue }
+    }
+
+    /// What a new file at `relative_path` (collision key `collision_key`)
+    /// of `package_id` must know before its bytes flow.
+    pub(crate) async fn check(
+        &self,
+        package_id: &str,
+        relative_path: &str,
+        collision_key: &str,
+    ) -> RegistryResult<NewFileSlot> {
+        let (answer, answered) = oneshot::channel();
+        let stopped = || RegistryError::Internal("the file check task stopped".into());
+        self.queue
+            .send(Pending {
+                package_id: package_id.to_owned(),
+                relative_path: relative_path.to_owned(),
+                collision_key: collision_key.to_owned(),
+                answer,
+            })
+            .await
+            .map_err(|_| stopped())?;
+        answered.await.map_err(|_| stopped())?
+    }
+}
+
+async fn check_queued(store: Store, mut waiting: mpsc::Receiver<Pending>) {
+    while let Some(first) = waiting.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match waiting.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        let wanted: Vec<(&str, &str, &str)> = batch
+            .iter()
+            .map(|p| {
+                (
+                    p.package_id.as_str(),
+                    p.relative_path.as_str(),
+                    p.collision_key.as_str(),
+                )
+            })
+            .collect();
+        match store.new_file_slots(&wanted).await {
+            Ok(found) => {
+                for (pending, slot) in batch.into_iter().zip(found) {
+                    let _ = pending.answer.send(Ok(slot));
+                }
+            }
+            Err(e) => {
+                let error = RegistryError::from(e);
+                for pending in batch {
+                    let _ = pending.answer.send(Err(for_each(&error)));
+                }
+            }
+        }
+    }
+}
