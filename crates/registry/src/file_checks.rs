@@ -7,7 +7,8 @@
 //! worker thread (six context switches) or to the PostgreSQL server, more
 //! than its share of the group commit. Instead each upload queues its
 //! question here, and one task asks the database for every queued upload
-//! in the same two statements. An upload that arrives alone is read at
+//! in the same two statements (more for very deep paths: the conflict
+//! probes are split to stay under the engines' limits on parameters). An upload that arrives alone is read at
 //! once: nothing waits to fill a batch. The same checks run again under
 //! the head lock in the group commit (`file_commits.rs`); these only keep
 //! refused uploads from being read and stored.
@@ -18,7 +19,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::file_commits::for_each;
 use crate::{RegistryError, RegistryResult};
 
-/// Most uploads checked in one pair of statements.
+/// Most uploads checked in one batch.
 const MAX_BATCH: usize = 256;
 /// Uploads waiting for their check; more wait for room.
 const QUEUE: usize = 1024;
@@ -81,6 +82,11 @@ async fn check_queued(store: Store, mut waiting: mpsc::Receiver<Pending>) {
                 Err(_) => break,
             }
         }
+        // An upload whose client went away no longer waits for its answer.
+        batch.retain(|pending| !pending.answer.is_closed());
+        if batch.is_empty() {
+            continue;
+        }
         let wanted: Vec<(&str, &str, &str)> = batch
             .iter()
             .map(|p| {
@@ -91,14 +97,26 @@ async fn check_queued(store: Store, mut waiting: mpsc::Receiver<Pending>) {
                 )
             })
             .collect();
-        match store.new_file_slots(&wanted).await {
+        // A read, so safe to send again: once, when the database was not
+        // there (a PostgreSQL connection that died while pooled, since
+        // pooled connections are not pinged before each use).
+        let found = match store.new_file_slots(&wanted).await {
+            Ok(found) => Ok(found),
+            Err(e) => match RegistryError::from(e) {
+                RegistryError::Unavailable(_) => store
+                    .new_file_slots(&wanted)
+                    .await
+                    .map_err(RegistryError::from),
+                other => Err(other),
+            },
+        };
+        match found {
             Ok(found) => {
                 for (pending, slot) in batch.into_iter().zip(found) {
                     let _ = pending.answer.send(Ok(slot));
                 }
             }
-            Err(e) => {
-                let error = RegistryError::from(e);
+            Err(error) => {
                 for pending in batch {
                     let _ = pending.answer.send(Err(for_each(&error)));
                 }

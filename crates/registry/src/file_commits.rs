@@ -105,6 +105,8 @@ pub(crate) fn for_each(error: &RegistryError) -> RegistryError {
     match error {
         RegistryError::Unavailable(cause) => RegistryError::Unavailable(cause.clone()),
         RegistryError::UploadLocked(id) => RegistryError::UploadLocked(id.clone()),
+        // Its cause, not its message ("internal error"), for the log.
+        RegistryError::Internal(cause) => RegistryError::Internal(cause.clone()),
         other => RegistryError::Internal(other.to_string()),
     }
 }

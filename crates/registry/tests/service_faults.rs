@@ -182,6 +182,47 @@ fn an_unreachable_postgresql_answers_503_and_the_registry_recovers() {
     });
 }
 
+#[test]
+fn pooled_postgresql_connections_the_server_ended_are_replaced_after_a_second_idle() {
+    // Pooled connections are pinged before use only once they have sat
+    // idle over a second (crates/store/src/lib.rs): one the server ended
+    // (a restart, a failover, an administrator) must not fail the next
+    // request after that.
+    common::run_on(Engine::Postgres, async {
+        let env = TestEnv::new().await;
+        let package = env.package("standard").await;
+        env.put(package, "before.txt", b"before").await;
+        let database = env.config.database_url();
+        let database = database.rsplit('/').next().unwrap().to_owned();
+        sqlx::any::install_default_drivers();
+        let mut admin = sqlx::AnyConnection::connect(&postgres_admin_url())
+            .await
+            .unwrap();
+        let ended: Vec<(bool,)> = sqlx::query_as(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = $1 AND pid <> pg_backend_pid()",
+        )
+        .bind(&database)
+        .fetch_all(&mut admin)
+        .await
+        .unwrap();
+        assert!(!ended.is_empty(), "the registry's pool held connections");
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let file = bounded(env.registry.ingest_file(
+            package,
+            "after.txt",
+            "text/plain",
+            body(b"after"),
+            Default::default(),
+            "t",
+        ))
+        .await
+        .unwrap();
+        assert_eq!(file.relative_path, "after.txt");
+        assert_eq!(env.registry.list_files(package).await.unwrap().len(), 2);
+    });
+}
+
 /// A tmpfs of `bytes`, unmounted on drop. Needs root (CI has it); without
 /// it the test is skipped with a reason, and fails under `CI=true`.
 struct SmallDisk {
