@@ -151,6 +151,19 @@ fn an_unreachable_postgresql_answers_503_and_the_registry_recovers() {
             .await
             .unwrap_err();
         assert_eq!(err.code(), "service_unavailable");
+        // An upload's check before its bytes flow is read in a batch with
+        // others (file_checks.rs); a failed batch is a 503 too, not a 500.
+        let err = bounded(registry.ingest_file(
+            package_id,
+            "b",
+            "text/plain",
+            body(b"refused"),
+            Default::default(),
+            "t",
+        ))
+        .await
+        .unwrap_err();
+        assert_eq!(err.code(), "service_unavailable");
         let health = bounded(registry.health()).await;
         assert!(!health.ok && !health.database.ok);
 
