@@ -8,15 +8,16 @@
 //! than its share of the group commit. Instead each upload queues its
 //! question here, and one task asks the database for every queued upload
 //! in the same two statements (more for very deep paths: the conflict
-//! probes are split to stay under the engines' limits on parameters). An upload that arrives alone is read at
-//! once: nothing waits to fill a batch. The same checks run again under
-//! the head lock in the group commit (`file_commits.rs`); these only keep
-//! refused uploads from being read and stored.
+//! probes are split to stay under the engines' limits on parameters). An
+//! upload that arrives alone is read at once: nothing waits to fill a
+//! batch. The same checks run again under the head lock in the group
+//! commit (`file_commits.rs`); these only keep refused uploads from being
+//! read and stored.
 
 use artifactstore_store::{FileSlot, Store};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::file_commits::for_each;
+use crate::file_commits::{for_each, next_batch};
 use crate::{RegistryError, RegistryResult};
 
 /// Most uploads checked in one batch.
@@ -74,14 +75,7 @@ impl FileChecks {
 }
 
 async fn check_queued(store: Store, mut waiting: mpsc::Receiver<Pending>) {
-    while let Some(first) = waiting.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match waiting.try_recv() {
-                Ok(next) => batch.push(next),
-                Err(_) => break,
-            }
-        }
+    while let Some(mut batch) = next_batch(&mut waiting, MAX_BATCH).await {
         // An upload whose client went away no longer waits for its answer.
         batch.retain(|pending| !pending.answer.is_closed());
         if batch.is_empty() {
@@ -97,26 +91,14 @@ async fn check_queued(store: Store, mut waiting: mpsc::Receiver<Pending>) {
                 )
             })
             .collect();
-        // A read, so safe to send again: once, when the database was not
-        // there (a PostgreSQL connection that died while pooled, since
-        // pooled connections are not pinged before each use).
-        let found = match store.new_file_slots(&wanted).await {
-            Ok(found) => Ok(found),
-            Err(e) => match RegistryError::from(e) {
-                RegistryError::Unavailable(_) => store
-                    .new_file_slots(&wanted)
-                    .await
-                    .map_err(RegistryError::from),
-                other => Err(other),
-            },
-        };
-        match found {
+        match store.new_file_slots(&wanted).await {
             Ok(found) => {
                 for (pending, slot) in batch.into_iter().zip(found) {
                     let _ = pending.answer.send(Ok(slot));
                 }
             }
-            Err(error) => {
+            Err(e) => {
+                let error = RegistryError::from(e);
                 for pending in batch {
                     let _ = pending.answer.send(Err(for_each(&error)));
                 }

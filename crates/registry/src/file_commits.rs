@@ -88,16 +88,24 @@ impl FileCommits {
 }
 
 async fn record_queued(store: Store, max_files: u64, mut waiting: mpsc::Receiver<Pending>) {
-    while let Some(first) = waiting.recv().await {
-        let mut group = vec![first];
-        while group.len() < MAX_GROUP {
-            match waiting.try_recv() {
-                Ok(next) => group.push(next),
-                Err(_) => break,
-            }
-        }
+    while let Some(group) = next_batch(&mut waiting, MAX_GROUP).await {
         record_group(&store, max_files, group).await;
     }
+}
+
+/// Waits for the first item, then takes whatever else is queued, up to
+/// `max` in all: nothing waits to fill a batch. `None` once every sender
+/// is gone.
+pub(crate) async fn next_batch<T>(waiting: &mut mpsc::Receiver<T>, max: usize) -> Option<Vec<T>> {
+    let first = waiting.recv().await?;
+    let mut batch = vec![first];
+    while batch.len() < max {
+        match waiting.try_recv() {
+            Ok(next) => batch.push(next),
+            Err(_) => break,
+        }
+    }
+    Some(batch)
 }
 
 /// The same error for every upload of a failed group (or batch).

@@ -280,8 +280,8 @@ impl Store {
 const POOL_CACHE_KIB: u32 = 16 * 1024;
 
 /// How long a pooled PostgreSQL connection may sit idle before it is
-/// pinged on its way out of the pool. Every connection is pinged when it
-/// is returned, so one reused sooner was alive a moment ago.
+/// pinged when the pool hands it out again. Every connection is pinged
+/// when it is returned, so one reused sooner was alive a moment ago.
 const POSTGRES_PING_AFTER_IDLE: Duration = Duration::from_secs(1);
 
 /// The settings of every SQLite connection, pooled or replay's own. WAL
