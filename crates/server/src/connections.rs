@@ -19,7 +19,7 @@
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -110,8 +110,12 @@ pub(crate) async fn serve_connections(
             let guard = ResponseGuard(responses.clone());
             let app = app.clone();
             async move {
-                let response = app.oneshot(request.map(Body::new)).await;
-                response.map(|response| {
+                let (request, body_read) = tracking_the_body(request);
+                let response = app.oneshot(request).await;
+                response.map(|mut response| {
+                    if body_read.is_some_and(|read| !read.load(Ordering::Acquire)) {
+                        close_after(&mut response);
+                    }
                     response.map(|body| {
                         Body::new(GuardedBody {
                             body,
@@ -157,6 +161,76 @@ fn is_connection_error(e: &io::Error) -> bool {
 pub(crate) fn without_nagle(connection: &TcpStream) {
     if let Err(e) = connection.set_nodelay(true) {
         tracing::debug!(error = %e, "could not turn Nagle's algorithm off on a connection");
+    }
+}
+
+/// The request with its body counted, and whether that body has been read
+/// to its end (`None` for a request without one: nothing to track).
+fn tracking_the_body(
+    request: hyper::Request<Incoming>,
+) -> (hyper::Request<Body>, Option<Arc<AtomicBool>>) {
+    use http_body::Body as _;
+    if request.body().is_end_stream() {
+        return (request.map(Body::new), None);
+    }
+    let read = Arc::new(AtomicBool::new(false));
+    let tracked = read.clone();
+    let request = request.map(|body| {
+        Body::new(TrackedRequestBody {
+            body,
+            read: tracked,
+        })
+    });
+    (request, Some(read))
+}
+
+/// Marks an answer given before its request's body was read to its end
+/// (a refused upload: 429, 404, 409, 413 …) as the connection's last.
+///
+/// hyper sends such an answer as kept alive, and then stops reading the
+/// rest of the body and closes the connection. A client that pooled the
+/// connection meanwhile sent its next request into the closing socket and
+/// got "connection closed before message completed": `push` failed that
+/// way in CI after a 429 it would have retried. `Connection: close` tells
+/// the client not to reuse it.
+fn close_after(response: &mut axum::response::Response) {
+    if response.version() <= axum::http::Version::HTTP_11 {
+        response.headers_mut().insert(
+            axum::http::header::CONNECTION,
+            axum::http::HeaderValue::from_static("close"),
+        );
+    }
+}
+
+/// A request body that records when it has been read to its end.
+struct TrackedRequestBody {
+    body: Incoming,
+    read: Arc<AtomicBool>,
+}
+
+impl http_body::Body for TrackedRequestBody {
+    type Data = axum::body::Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let frame = Pin::new(&mut self.body).poll_frame(cx);
+        // A handler that takes exactly the declared length need not poll
+        // once more for the end.
+        if matches!(frame, Poll::Ready(None)) || self.body.is_end_stream() {
+            self.read.store(true, Ordering::Release);
+        }
+        frame
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
     }
 }
 

@@ -232,3 +232,88 @@ async fn an_event_stream_outlives_the_header_timeout() {
         seen.extend_from_slice(&chunk[..n]);
     }
 }
+
+/// Reads one answer (headers and a `content-length` body) from `stream`,
+/// leaving the connection open.
+async fn one_answer(stream: &mut TcpStream) -> String {
+    let mut answer = Vec::new();
+    let read = async {
+        loop {
+            let mut chunk = [0u8; 4096];
+            let n = stream.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "closed after {:?}", String::from_utf8_lossy(&answer));
+            answer.extend_from_slice(&chunk[..n]);
+            let text = String::from_utf8_lossy(&answer).to_ascii_lowercase();
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length: "))
+                    .map_or(0, |n| n.trim().parse().unwrap());
+                if body.len() >= length {
+                    return text;
+                }
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), read)
+        .await
+        .expect("no answer in 20 s")
+}
+
+/// An upload refused before its body is read ends its connection, saying
+/// so (`Connection: close`), so that no client sends its next request
+/// into a socket the server is closing; an upload read to its end keeps
+/// the connection for the next request.
+#[tokio::test]
+async fn an_answer_given_before_the_body_is_read_closes_the_connection() {
+    let Started {
+        addr,
+        registry,
+        _dir,
+    } = start(ServerOptions::default()).await;
+    let new = artifactstore_registry::NewPackage {
+        name: "kept".into(),
+        producer: "ci".into(),
+        subject: "s".into(),
+        retention_class: "standard".into(),
+        metadata: serde_json::Value::Null,
+        metadata_schema: None,
+    };
+    let package = registry.create_package(new, "tester").await.unwrap();
+
+    // Refused at once (no such package), a megabyte announced, 5 bytes sent.
+    let refused = exchange(
+        addr,
+        format!(
+            "PUT /v1/packages/00000000-0000-4000-8000-000000000000/files/a.bin HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 1000000\r\n\r\nhello"
+        )
+        .as_bytes(),
+    )
+    .await
+    .to_ascii_lowercase();
+    assert!(refused.starts_with("http/1.1 404"), "{refused}");
+    assert!(refused.contains("\r\nconnection: close\r\n"), "{refused}");
+
+    // Read to its end: answered, and the connection serves the next request.
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    for (n, path) in ["one.txt", "two.txt"].iter().enumerate() {
+        stream
+            .write_all(
+                format!(
+                    "PUT /v1/packages/{}/files/{path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 5\r\n\r\nhello",
+                    package.id
+                )
+                .as_bytes(),
+            )
+            .await
+            .unwrap();
+        let stored = one_answer(&mut stream).await;
+        assert!(stored.starts_with("http/1.1 201"), "upload {n}: {stored}");
+        assert!(!stored.contains("\r\nconnection: close\r\n"), "{stored}");
+    }
+    stream
+        .write_all(format!("GET /health HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    assert!(one_answer(&mut stream).await.starts_with("http/1.1 200"));
+}
