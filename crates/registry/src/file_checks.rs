@@ -17,7 +17,7 @@
 use artifactstore_store::{FileSlot, Store};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::file_commits::{for_each, next_batch};
+use crate::file_commits::{contained, for_each, next_batch};
 use crate::{RegistryError, RegistryResult};
 
 /// Most uploads checked in one batch.
@@ -75,33 +75,37 @@ impl FileChecks {
 }
 
 async fn check_queued(store: Store, mut waiting: mpsc::Receiver<Pending>) {
-    while let Some(mut batch) = next_batch(&mut waiting, MAX_BATCH).await {
-        // An upload whose client went away no longer waits for its answer.
-        batch.retain(|pending| !pending.answer.is_closed());
-        if batch.is_empty() {
-            continue;
-        }
-        let wanted: Vec<(&str, &str, &str)> = batch
-            .iter()
-            .map(|p| {
-                (
-                    p.package_id.as_str(),
-                    p.relative_path.as_str(),
-                    p.collision_key.as_str(),
-                )
-            })
-            .collect();
-        match store.new_file_slots(&wanted).await {
-            Ok(found) => {
-                for (pending, slot) in batch.into_iter().zip(found) {
-                    let _ = pending.answer.send(Ok(slot));
-                }
+    while let Some(batch) = next_batch(&mut waiting, MAX_BATCH).await {
+        contained("file check", check_batch(&store, batch)).await;
+    }
+}
+
+async fn check_batch(store: &Store, mut batch: Vec<Pending>) {
+    // An upload whose client went away no longer waits for its answer.
+    batch.retain(|pending| !pending.answer.is_closed());
+    if batch.is_empty() {
+        return;
+    }
+    let wanted: Vec<(&str, &str, &str)> = batch
+        .iter()
+        .map(|p| {
+            (
+                p.package_id.as_str(),
+                p.relative_path.as_str(),
+                p.collision_key.as_str(),
+            )
+        })
+        .collect();
+    match store.new_file_slots(&wanted).await {
+        Ok(found) => {
+            for (pending, slot) in batch.into_iter().zip(found) {
+                let _ = pending.answer.send(Ok(slot));
             }
-            Err(e) => {
-                let error = RegistryError::from(e);
-                for pending in batch {
-                    let _ = pending.answer.send(Err(for_each(&error)));
-                }
+        }
+        Err(e) => {
+            let error = RegistryError::from(e);
+            for pending in batch {
+                let _ = pending.answer.send(Err(for_each(&error)));
             }
         }
     }

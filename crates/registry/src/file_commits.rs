@@ -89,7 +89,23 @@ impl FileCommits {
 
 async fn record_queued(store: Store, max_files: u64, mut waiting: mpsc::Receiver<Pending>) {
     while let Some(group) = next_batch(&mut waiting, MAX_GROUP).await {
-        record_group(&store, max_files, group).await;
+        contained("file commit", record_group(&store, max_files, group)).await;
+    }
+}
+
+/// Runs one batch of the group commit or the checks. A panic in it (a
+/// bug) fails that batch's uploads alone: their answers are dropped with
+/// the batch, so each gets 500. Without this the task would end, and every
+/// later upload would get 500 until the server restarted.
+pub(crate) async fn contained(task: &'static str, batch: impl std::future::Future<Output = ()>) {
+    use futures::FutureExt;
+    if let Err(panic) = std::panic::AssertUnwindSafe(batch).catch_unwind().await {
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|m| (*m).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        tracing::error!(task, panic = %message, "a batch panicked; its uploads were answered 500 and the task goes on");
     }
 }
 
@@ -372,5 +388,32 @@ mod tests {
         assert!(message("a/b", "a").contains("cannot also be a folder"));
         assert!(message("a", "a/b").contains("needs this one to be a folder"));
         assert_eq!(path_conflict("A/b", "a").code(), "path_conflict");
+    }
+
+    /// The loop of the group commit and of the checks: a batch that
+    /// panics drops its own answers (500 for those uploads), and the next
+    /// batch is answered.
+    #[tokio::test]
+    async fn a_batch_that_panics_fails_its_own_uploads_and_the_task_goes_on() {
+        let (queue, mut waiting) = mpsc::channel::<(bool, oneshot::Sender<u32>)>(8);
+        let task = tokio::spawn(async move {
+            while let Some(batch) = next_batch(&mut waiting, 8).await {
+                contained("test", async move {
+                    for (panics, answer) in batch {
+                        assert!(!panics, "a bug in a batch");
+                        let _ = answer.send(7);
+                    }
+                })
+                .await;
+            }
+        });
+        let (first, first_answer) = oneshot::channel();
+        queue.send((true, first)).await.unwrap();
+        assert!(first_answer.await.is_err(), "the panicked batch answered");
+        let (second, second_answer) = oneshot::channel();
+        queue.send((false, second)).await.unwrap();
+        assert_eq!(second_answer.await.unwrap(), 7);
+        drop(queue);
+        task.await.unwrap();
     }
 }
