@@ -349,10 +349,10 @@ struct Lease {
 
 impl Lease {
     fn ask(registry: &Registry, record: &UploadRecord, actor: &str) -> Self {
-        let (registry, id, actor) = (registry.clone(), record.id.clone(), actor.to_owned());
+        let (registry, found, actor) = (registry.clone(), record.clone(), actor.to_owned());
         let pending = tokio::spawn(async move {
-            let id = Uuid::try_parse(&id).map_err(damaged)?;
-            registry.lock(id, &actor).await
+            let id = Uuid::try_parse(&found.id).map_err(damaged)?;
+            registry.lock_found(id, &found, &actor).await
         });
         Self {
             pending: Some(pending),
@@ -582,6 +582,17 @@ impl Registry {
 
     async fn lock(&self, id: Uuid, actor: &str) -> RegistryResult<Locked> {
         let record = self.live_upload(id, actor).await?;
+        self.lock_found(id, &record, actor).await
+    }
+
+    /// Locks `record`, an upload `actor` may write that was found live a
+    /// moment ago: not read again before the lock is taken.
+    async fn lock_found(
+        &self,
+        id: Uuid,
+        record: &UploadRecord,
+        actor: &str,
+    ) -> RegistryResult<Locked> {
         let holder = format!("{}/{}", self.instance, new_id());
         let now = self.store.now();
         if !self
@@ -594,7 +605,10 @@ impl Registry {
             )
             .await?
         {
-            return Err(RegistryError::UploadLocked(record.id));
+            // Gone meanwhile (completed, terminated, expired) is 404, as
+            // it would have been a moment later.
+            self.live_upload(id, actor).await?;
+            return Err(RegistryError::UploadLocked(record.id.clone()));
         }
         // What it is now that it is ours (a request that held it may have
         // moved it on).
@@ -693,13 +707,14 @@ impl Registry {
         }
     }
 
-    /// Appends `body` to the upload at `offset` (which must be where it
-    /// stands). Whole parts are saved as they arrive; when the body ends,
-    /// early or not, what arrived is saved (unless `checksum` was given and
-    /// cannot be checked or does not match), and with the last byte the
-    /// file is recorded.
+    /// Appends `body` to the upload `id` of package `package_id` at
+    /// `offset` (which must be where it stands). Whole parts are saved as
+    /// they arrive; when the body ends, early or not, what arrived is saved
+    /// (unless `checksum` was given and cannot be checked or does not
+    /// match), and with the last byte the file is recorded.
     pub async fn patch_upload<S, E>(
         &self,
+        package_id: Uuid,
         id: Uuid,
         offset: u64,
         body: S,
@@ -710,7 +725,13 @@ impl Registry {
         S: Stream<Item = Result<Bytes, E>> + Send,
         E: std::fmt::Display,
     {
+        // Read once: it names the package, the offset and the hashing
+        // state, so no read before this one is needed (each is a database
+        // round trip while the client waits to send the body).
         let peek = self.live_upload(id, actor).await?;
+        if peek.package_id != package_id.to_string() {
+            return Err(RegistryError::UploadNotFound(id.to_string()));
+        }
         if peek.progress.upload_offset != offset {
             return Err(RegistryError::UploadOffsetMismatch {
                 expected: peek.progress.upload_offset,

@@ -24,7 +24,7 @@ use bytes::Bytes;
 use futures::TryStreamExt;
 use tokio::fs;
 
-use self::direct::{DirectIo, DirectWrites};
+use self::direct::{DirectIo, DirectWrites, SpareBuffers};
 use crate::file_chunks::file_chunks;
 use crate::{Backend, ByteStream, ObjectInfo, ObjectWriter, StorageError, CONTENT_KEY_PREFIX};
 
@@ -53,6 +53,8 @@ struct Staging {
     unnamed: bool,
     /// Whether unnamed staging files take direct writes (probed at open).
     direct: Option<DirectIo>,
+    /// Buffers kept for resumable uploads' direct part writes.
+    part_buffers: SpareBuffers,
 }
 
 impl Drop for Staging {
@@ -129,6 +131,7 @@ impl FilesystemBackend {
                 _lock: lock,
                 unnamed,
                 direct,
+                part_buffers: SpareBuffers::default(),
             })
         })
         .await

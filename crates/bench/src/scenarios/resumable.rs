@@ -9,7 +9,7 @@ use std::time::Instant;
 use anyhow::{bail, Result};
 use base64::Engine as _;
 
-use crate::harness::{generate, memory_kib, package_body, Env, Server, ServerSetup};
+use crate::harness::{cpu_seconds, generate, memory_kib, package_body, Env, Server, ServerSetup};
 use crate::report::{gb_per_s, row, verdict, Samples, TABLE_HEAD};
 
 /// Bytes per PATCH, as the goal states it (and as the CLI sends).
@@ -110,6 +110,7 @@ pub async fn run(env: &Env, size_mib: u64, runs: usize) -> Result<String> {
         Samples::default(),
         Samples::default(),
     );
+    let (mut put_cpu, mut tus_cpu) = (Samples::default(), Samples::default());
     for run in 0..runs {
         eprintln!("resumable: run {}/{runs}", run + 1);
         let order = if run % 2 == 0 {
@@ -121,18 +122,22 @@ pub async fn run(env: &Env, size_mib: u64, runs: usize) -> Result<String> {
             let data = dir.join(format!("data-{run}-{resumable}"));
             let server = Server::start(env, &data, &ServerSetup::default())?;
             let idle = memory_kib(server.pid(), "VmRSS:")?;
+            let cpu_before = cpu_seconds(server.pid())?;
             let seconds = if resumable {
                 tus(&client, &server, &input, &blake3).await?
             } else {
                 put(&client, &server, &input, &blake3).await?
             };
+            let cpu = cpu_seconds(server.pid())? - cpu_before;
             let growth = memory_kib(server.pid(), "VmHWM:")?.saturating_sub(idle) as f64 / 1024.0;
             if resumable {
                 tus_s.push(seconds);
                 tus_rss.push(growth);
+                tus_cpu.push(cpu);
             } else {
                 put_s.push(seconds);
                 put_rss.push(growth);
+                put_cpu.push(cpu);
             }
             drop(server);
             std::fs::remove_dir_all(&data)?;
@@ -143,7 +148,7 @@ pub async fn run(env: &Env, size_mib: u64, runs: usize) -> Result<String> {
     let (put_rate, tus_rate) = (put_s.map(&rate), tus_s.map(&rate));
     let ratio = tus_rate.median() / put_rate.median();
     let mut out = format!(
-        "## Resumable upload ({size_mib} MiB, {runs} runs)\n\nRates in GB/s. The same file through a fresh server (filesystem backend) each time, alternating which goes first: one PUT, and a tus upload (creation, then PATCHes of 64 MiB), both with the BLAKE3 declared as `artifactstore push` sends it. RSS growth is the server's peak RSS (VmHWM) minus its idle RSS.\n\n{TABLE_HEAD}\n"
+        "## Resumable upload ({size_mib} MiB, {runs} runs)\n\nRates in GB/s. The same file through a fresh server (filesystem backend) each time, alternating which goes first: one PUT, and a tus upload (creation, then PATCHes of 64 MiB), both with the BLAKE3 declared as `artifactstore push` sends it. RSS growth is the server's peak RSS (VmHWM) minus its idle RSS. Server CPU is its user and system time over the upload, all threads: on two cores shared with the client it bounds the rate, and it varies less from run to run than the rate does.\n\n{TABLE_HEAD}\n"
     );
     out.push_str(&row("PUT (201 durable)", &put_rate, "GB/s", 3));
     out.push('\n');
@@ -157,7 +162,15 @@ pub async fn run(env: &Env, size_mib: u64, runs: usize) -> Result<String> {
     out.push_str(&row("server RSS growth, PUT", &put_rss, "MiB", 1));
     out.push('\n');
     out.push_str(&row("server RSS growth, tus", &tus_rss, "MiB", 1));
+    out.push('\n');
+    out.push_str(&row("server CPU, PUT", &put_cpu, "s", 2));
+    out.push('\n');
+    out.push_str(&row("server CPU, tus", &tus_cpu, "s", 2));
     out.push_str("\n\n");
+    out.push_str(&format!(
+        "- tus / PUT server CPU (medians) = {:.2}\n",
+        tus_cpu.median() / put_cpu.median()
+    ));
     out.push_str(&verdict(
         "resumable / PUT throughput (medians)",
         ratio,

@@ -390,7 +390,10 @@ async fn create(
     if with_bytes {
         // The upload exists whatever happens to its first bytes: the
         // client learns its URL and resumes from the offset it reports.
-        let patched = receive(&state, &caller, &created, 0, None, body).await;
+        let patched = match parse_id(&created.id, "upload id") {
+            Ok(upload_id) => receive(&state, &caller, (package_id, upload_id), 0, None, body).await,
+            Err(e) => Err(e),
+        };
         let (offset, expires_at, file) = match patched {
             Ok(patched) => patched,
             Err(_) => (0, created.expires_at, None),
@@ -417,17 +420,17 @@ async fn create(
 async fn receive(
     state: &AppState,
     caller: &Caller,
-    upload: &UploadState,
+    (package_id, upload_id): (uuid::Uuid, uuid::Uuid),
     offset: u64,
     checksum: Option<PatchChecksum>,
     body: Body,
 ) -> Result<(u64, artifactstore_core::Timestamp, Option<String>), Problem> {
-    let upload_id = parse_id(&upload.id, "upload id")?;
     let _slot = upload_slot(state, caller)?;
     let pace = UploadPace::of(state.registry.limits());
     let patched = state
         .registry
         .patch_upload(
+            package_id,
             upload_id,
             offset,
             paced(body.into_data_stream(), pace),
@@ -559,12 +562,15 @@ pub(crate) async fn patch_upload(
         let offset = number(&headers, &UPLOAD_OFFSET)?
             .ok_or_else(|| bad("invalid_header", "Upload-Offset is required"))?;
         let checksum = parse_checksum(&headers)?;
-        let upload = owned_upload(&state, &caller, &path).await?;
+        let ids = (
+            parse_id(&path.id, "package id")?,
+            parse_id(&path.upload_id, "upload id")?,
+        );
         // The work goes on in its own task: if the client goes away, what
         // arrived is still saved and the upload unlocked.
         let task_state = state.clone();
         let (offset, expires_at, file) = tokio::spawn(async move {
-            receive(&task_state, &caller, &upload, offset, checksum, body).await
+            receive(&task_state, &caller, ids, offset, checksum, body).await
         })
         .await
         .map_err(|e| Problem::from(RegistryError::Internal(format!("upload task: {e}"))))??;

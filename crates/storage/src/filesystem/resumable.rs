@@ -105,7 +105,8 @@ impl ResumableStaging for FilesystemBackend {
         let length = part.iter().map(|p| p.len() as u64).sum();
         match self.staging.direct {
             Some(direct) if direct.fits(offset, length) => {
-                self.blocking(move || direct.write_at(&path, offset, &part))
+                let staging = self.staging.clone();
+                self.blocking(move || direct.write_at(&path, offset, &part, &staging.part_buffers))
                     .await?
             }
             // Synced now: without direct I/O a flush of many parts' pages
