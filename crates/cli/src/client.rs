@@ -151,6 +151,14 @@ impl Client {
         self.json(request).await
     }
 
+    /// POST with no body (an action on `segments`, such as finalize); JSON
+    /// answer. No body rather than `null`: a body the server does not read
+    /// makes it close the connection after answering.
+    pub async fn post_action<T: DeserializeOwned>(&self, segments: &[&str]) -> CliResult<T> {
+        let request = self.request(Method::POST, self.url(segments));
+        self.json(request).await
+    }
+
     /// GET a byte stream.
     pub async fn get_stream(
         &self,

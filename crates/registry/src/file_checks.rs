@@ -17,7 +17,7 @@
 use artifactstore_store::{FileSlot, Store};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::file_commits::{contained, for_each, next_batch};
+use crate::file_commits::{for_each, run_batches};
 use crate::{RegistryError, RegistryResult};
 
 /// Most uploads checked in one batch.
@@ -60,7 +60,7 @@ impl FileChecks {
         collision_key: &str,
     ) -> RegistryResult<NewFileSlot> {
         let (answer, answered) = oneshot::channel();
-        let stopped = || RegistryError::Internal("the file check task stopped".into());
+        let stopped = || RegistryError::Internal("the file check gave no answer".into());
         self.queue
             .send(Pending {
                 package_id: package_id.to_owned(),
@@ -74,10 +74,12 @@ impl FileChecks {
     }
 }
 
-async fn check_queued(store: Store, mut waiting: mpsc::Receiver<Pending>) {
-    while let Some(batch) = next_batch(&mut waiting, MAX_BATCH).await {
-        contained("file check", check_batch(&store, batch)).await;
-    }
+async fn check_queued(store: Store, waiting: mpsc::Receiver<Pending>) {
+    let store = &store;
+    run_batches("file check", waiting, MAX_BATCH, move |batch| {
+        check_batch(store, batch)
+    })
+    .await;
 }
 
 async fn check_batch(store: &Store, mut batch: Vec<Pending>) {

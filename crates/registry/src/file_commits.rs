@@ -72,7 +72,7 @@ impl FileCommits {
         upload: Option<UploadLock>,
     ) -> RegistryResult<FileRecord> {
         let (answer, answered) = oneshot::channel();
-        let stopped = || RegistryError::Internal("the file commit task stopped".into());
+        let stopped = || RegistryError::Internal("the file commit gave no answer".into());
         self.queue
             .send(Pending {
                 ingested,
@@ -87,17 +87,34 @@ impl FileCommits {
     }
 }
 
-async fn record_queued(store: Store, max_files: u64, mut waiting: mpsc::Receiver<Pending>) {
-    while let Some(group) = next_batch(&mut waiting, MAX_GROUP).await {
-        contained("file commit", record_group(&store, max_files, group)).await;
+async fn record_queued(store: Store, max_files: u64, waiting: mpsc::Receiver<Pending>) {
+    let store = &store;
+    run_batches("file commit", waiting, MAX_GROUP, move |group| {
+        record_group(store, max_files, group)
+    })
+    .await;
+}
+
+/// The loop of the group commit and of the checks: each batch of what is
+/// queued ([`next_batch`]) goes to `each`, until every sender is gone. A
+/// panic in a batch (a bug) fails that batch's uploads alone: their
+/// answers are dropped with the batch, so each gets 500. Without this the
+/// task would end, and every later upload would get 500 until the server
+/// restarted.
+pub(crate) async fn run_batches<T, Batch>(
+    task: &'static str,
+    mut waiting: mpsc::Receiver<T>,
+    max: usize,
+    mut each: impl FnMut(Vec<T>) -> Batch,
+) where
+    Batch: std::future::Future<Output = ()>,
+{
+    while let Some(batch) = next_batch(&mut waiting, max).await {
+        contained(task, each(batch)).await;
     }
 }
 
-/// Runs one batch of the group commit or the checks. A panic in it (a
-/// bug) fails that batch's uploads alone: their answers are dropped with
-/// the batch, so each gets 500. Without this the task would end, and every
-/// later upload would get 500 until the server restarted.
-pub(crate) async fn contained(task: &'static str, batch: impl std::future::Future<Output = ()>) {
+async fn contained(task: &'static str, batch: impl std::future::Future<Output = ()>) {
     use futures::FutureExt;
     if let Err(panic) = std::panic::AssertUnwindSafe(batch).catch_unwind().await {
         let message = panic
@@ -112,7 +129,7 @@ pub(crate) async fn contained(task: &'static str, batch: impl std::future::Futur
 /// Waits for the first item, then takes whatever else is queued, up to
 /// `max` in all: nothing waits to fill a batch. `None` once every sender
 /// is gone.
-pub(crate) async fn next_batch<T>(waiting: &mut mpsc::Receiver<T>, max: usize) -> Option<Vec<T>> {
+async fn next_batch<T>(waiting: &mut mpsc::Receiver<T>, max: usize) -> Option<Vec<T>> {
     let first = waiting.recv().await?;
     let mut batch = vec![first];
     while batch.len() < max {
@@ -395,18 +412,13 @@ mod tests {
     /// batch is answered.
     #[tokio::test]
     async fn a_batch_that_panics_fails_its_own_uploads_and_the_task_goes_on() {
-        let (queue, mut waiting) = mpsc::channel::<(bool, oneshot::Sender<u32>)>(8);
-        let task = tokio::spawn(async move {
-            while let Some(batch) = next_batch(&mut waiting, 8).await {
-                contained("test", async move {
-                    for (panics, answer) in batch {
-                        assert!(!panics, "a bug in a batch");
-                        let _ = answer.send(7);
-                    }
-                })
-                .await;
+        let (queue, waiting) = mpsc::channel::<(bool, oneshot::Sender<u32>)>(8);
+        let task = tokio::spawn(run_batches("test", waiting, 8, |batch| async move {
+            for (panics, answer) in batch {
+                assert!(!panics, "a bug in a batch");
+                let _ = answer.send(7);
             }
-        });
+        }));
         let (first, first_answer) = oneshot::channel();
         queue.send((true, first)).await.unwrap();
         assert!(first_answer.await.is_err(), "the panicked batch answered");

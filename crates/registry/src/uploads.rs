@@ -963,7 +963,8 @@ impl Registry {
         // replaces the one object that the saved offset reads back.
         let parts_end = receipts.len() as u64 * part_bytes;
         let flushed = async {
-            if keep && offset == parts_end {
+            // Progress at `start` is durable already.
+            if keep && offset > start && offset == parts_end {
                 staging.settle(&record.staging).await
             } else {
                 Ok(())

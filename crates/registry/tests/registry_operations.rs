@@ -559,6 +559,51 @@ engine_tests! {
         assert_eq!(objects_after, objects_before + 6, "only the accepted files stored bytes");
         assert_eq!(env.registry.list_files(open).await.unwrap().len(), 1 + 6);
     }
+
+    async fn checks_of_many_deep_paths_at_once_answer_each_as_alone() {
+        // Deep paths make the conflict probes of one batch of checks take
+        // several queries (the store splits them at 8,000 binds: 4 plus 2
+        // per folder each). Each path's answer must not depend on which
+        // query it fell in.
+        use artifactstore_registry::core::path::collision_key;
+        let env = TestEnv::new().await;
+        let package = env.package("standard").await;
+        let deep_file = format!("{}f.txt", "d/".repeat(400));
+        env.registry
+            .ingest_file(package, &deep_file, "text/plain", body(b"deep"), Default::default(), "t")
+            .await
+            .unwrap();
+        let id = package.to_string();
+        let mut paths = Vec::new();
+        for i in 0..24 {
+            paths.push(match i % 3 {
+                0 => (deep_file.clone(), Some(deep_file.clone())),
+                1 => (format!("{deep_file}/under-{i}"), Some(deep_file.clone())),
+                _ => (format!("{}free-{i}.bin", "d/".repeat(450)), None),
+            });
+        }
+        let binds: usize = paths
+            .iter()
+            .map(|(path, _)| 4 + 2 * path.matches('/').count())
+            .sum();
+        assert!(binds > 2 * 8_000, "only {binds} binds: one query would do");
+        let keys: Vec<String> = paths.iter().map(|(path, _)| collision_key(path)).collect();
+        let wanted: Vec<(&str, &str, &str)> = paths
+            .iter()
+            .zip(&keys)
+            .map(|((path, _), key)| (id.as_str(), path.as_str(), key.as_str()))
+            .collect();
+        let store = env.registry.store();
+        let together = store.new_file_slots(&wanted).await.unwrap();
+        assert_eq!(together.len(), wanted.len());
+        for ((one, (path, conflict)), answer) in wanted.iter().zip(&paths).zip(&together) {
+            let (slot, found) = answer.clone().expect("the package exists");
+            assert_eq!(&found, conflict, "{path}");
+            assert_eq!(slot.path_taken, *path == deep_file, "{path}");
+            let alone = store.new_file_slots(std::slice::from_ref(one)).await.unwrap();
+            assert_eq!(alone[0].as_ref(), Some(&(slot, found)), "{path}");
+        }
+    }
 }
 
 engine_tests! {

@@ -311,6 +311,51 @@ async fn an_answer_given_before_the_body_is_read_closes_the_connection() {
         assert!(stored.starts_with("http/1.1 201"), "upload {n}: {stored}");
         assert!(!stored.contains("\r\nconnection: close\r\n"), "{stored}");
     }
+    // A chunked body, read to its end: kept alive too.
+    stream
+        .write_all(
+            format!(
+                "PUT /v1/packages/{}/files/chunked.txt HTTP/1.1\r\nHost: {addr}\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n",
+                package.id
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let chunked = one_answer(&mut stream).await;
+    assert!(chunked.starts_with("http/1.1 201"), "{chunked}");
+    assert!(!chunked.contains("\r\nconnection: close\r\n"), "{chunked}");
+    // A tus PATCH, whose body is read in a task of its own: kept alive.
+    stream
+        .write_all(
+            format!(
+                "POST /v1/packages/{}/uploads HTTP/1.1\r\nHost: {addr}\r\nTus-Resumable: 1.0.0\r\nUpload-Length: 5\r\nUpload-Metadata: relative_path dC5iaW4=\r\nContent-Length: 0\r\n\r\n",
+                package.id
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let created = one_answer(&mut stream).await;
+    assert!(created.starts_with("http/1.1 201"), "{created}");
+    let location = created
+        .lines()
+        .find_map(|l| l.strip_prefix("location: "))
+        .expect("no Location")
+        .trim()
+        .to_owned();
+    stream
+        .write_all(
+            format!(
+                "PATCH {location} HTTP/1.1\r\nHost: {addr}\r\nTus-Resumable: 1.0.0\r\nContent-Type: application/offset+octet-stream\r\nUpload-Offset: 0\r\nContent-Length: 5\r\n\r\nhello"
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let patched = one_answer(&mut stream).await;
+    assert!(patched.starts_with("http/1.1 204"), "{patched}");
+    assert!(!patched.contains("\r\nconnection: close\r\n"), "{patched}");
     stream
         .write_all(format!("GET /health HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes())
         .await

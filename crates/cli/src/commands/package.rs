@@ -93,7 +93,7 @@ pub async fn run(client: &Client, out: Output, command: PackageCommand) -> CliRe
         }
         PackageCommand::Finalize { package_id } => {
             let finalized: Finalized = client
-                .post_json(&["v1", "packages", &package_id, "finalize"], &())
+                .post_action(&["v1", "packages", &package_id, "finalize"])
                 .await?;
             out.show(&finalized, || {
                 format!(

@@ -324,7 +324,7 @@ pub async fn push(
     }
     bar.finish_and_clear();
     let finalized: Finalized = client
-        .post_json(&["v1", "packages", &package_id, "finalize"], &())
+        .post_action(&["v1", "packages", &package_id, "finalize"])
         .await?;
     state.finished();
     let summary = PushSummary {
