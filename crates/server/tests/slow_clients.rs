@@ -260,6 +260,16 @@ async fn one_answer(stream: &mut TcpStream) -> String {
         .expect("no answer in 20 s")
 }
 
+/// Sends `request` on `stream` and reads its answer, which must have
+/// `status` and keep the connection open.
+async fn kept(stream: &mut TcpStream, request: String, status: &str) -> String {
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let answer = one_answer(stream).await;
+    assert!(answer.starts_with(status), "{request}: {answer}");
+    assert!(!answer.contains("\r\nconnection: close\r\n"), "{answer}");
+    answer
+}
+
 /// An upload refused before its body is read ends its connection, saying
 /// so (`Connection: close`), so that no client sends its next request
 /// into a socket the server is closing; an upload read to its end keeps
@@ -294,71 +304,48 @@ async fn an_answer_given_before_the_body_is_read_closes_the_connection() {
     assert!(refused.starts_with("http/1.1 404"), "{refused}");
     assert!(refused.contains("\r\nconnection: close\r\n"), "{refused}");
 
-    // Read to its end: answered, and the connection serves the next request.
+    // Read to its end: answered, and the connection serves the next
+    // request. Each answer must keep the connection.
     let mut stream = TcpStream::connect(addr).await.unwrap();
-    for (n, path) in ["one.txt", "two.txt"].iter().enumerate() {
-        stream
-            .write_all(
-                format!(
-                    "PUT /v1/packages/{}/files/{path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 5\r\n\r\nhello",
-                    package.id
-                )
-                .as_bytes(),
-            )
-            .await
-            .unwrap();
-        let stored = one_answer(&mut stream).await;
-        assert!(stored.starts_with("http/1.1 201"), "upload {n}: {stored}");
-        assert!(!stored.contains("\r\nconnection: close\r\n"), "{stored}");
+    let id = &package.id;
+    for path in ["one.txt", "two.txt"] {
+        kept(
+            &mut stream,
+            format!("PUT /v1/packages/{id}/files/{path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 5\r\n\r\nhello"),
+            "http/1.1 201",
+        )
+        .await;
     }
-    // A chunked body, read to its end: kept alive too.
-    stream
-        .write_all(
-            format!(
-                "PUT /v1/packages/{}/files/chunked.txt HTTP/1.1\r\nHost: {addr}\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n",
-                package.id
-            )
-            .as_bytes(),
-        )
-        .await
-        .unwrap();
-    let chunked = one_answer(&mut stream).await;
-    assert!(chunked.starts_with("http/1.1 201"), "{chunked}");
-    assert!(!chunked.contains("\r\nconnection: close\r\n"), "{chunked}");
-    // A tus PATCH, whose body is read in a task of its own: kept alive.
-    stream
-        .write_all(
-            format!(
-                "POST /v1/packages/{}/uploads HTTP/1.1\r\nHost: {addr}\r\nTus-Resumable: 1.0.0\r\nUpload-Length: 5\r\nUpload-Metadata: relative_path dC5iaW4=\r\nContent-Length: 0\r\n\r\n",
-                package.id
-            )
-            .as_bytes(),
-        )
-        .await
-        .unwrap();
-    let created = one_answer(&mut stream).await;
-    assert!(created.starts_with("http/1.1 201"), "{created}");
+    // A chunked body.
+    kept(
+        &mut stream,
+        format!("PUT /v1/packages/{id}/files/chunked.txt HTTP/1.1\r\nHost: {addr}\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"),
+        "http/1.1 201",
+    )
+    .await;
+    // A tus PATCH, whose body is read in a task of its own.
+    let created = kept(
+        &mut stream,
+        format!("POST /v1/packages/{id}/uploads HTTP/1.1\r\nHost: {addr}\r\nTus-Resumable: 1.0.0\r\nUpload-Length: 5\r\nUpload-Metadata: relative_path dC5iaW4=\r\nContent-Length: 0\r\n\r\n"),
+        "http/1.1 201",
+    )
+    .await;
     let location = created
         .lines()
         .find_map(|l| l.strip_prefix("location: "))
         .expect("no Location")
         .trim()
         .to_owned();
-    stream
-        .write_all(
-            format!(
-                "PATCH {location} HTTP/1.1\r\nHost: {addr}\r\nTus-Resumable: 1.0.0\r\nContent-Type: application/offset+octet-stream\r\nUpload-Offset: 0\r\nContent-Length: 5\r\n\r\nhello"
-            )
-            .as_bytes(),
-        )
-        .await
-        .unwrap();
-    let patched = one_answer(&mut stream).await;
-    assert!(patched.starts_with("http/1.1 204"), "{patched}");
-    assert!(!patched.contains("\r\nconnection: close\r\n"), "{patched}");
-    stream
-        .write_all(format!("GET /health HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
-    assert!(one_answer(&mut stream).await.starts_with("http/1.1 200"));
+    kept(
+        &mut stream,
+        format!("PATCH {location} HTTP/1.1\r\nHost: {addr}\r\nTus-Resumable: 1.0.0\r\nContent-Type: application/offset+octet-stream\r\nUpload-Offset: 0\r\nContent-Length: 5\r\n\r\nhello"),
+        "http/1.1 204",
+    )
+    .await;
+    kept(
+        &mut stream,
+        format!("GET /health HTTP/1.1\r\nHost: {addr}\r\n\r\n"),
+        "http/1.1 200",
+    )
+    .await;
 }
