@@ -189,7 +189,9 @@ impl Store {
     }
 
     /// Locks an upload for `holder` until `until`, if no one else holds an
-    /// unexpired lock on it and it has not expired itself.
+    /// unexpired lock on it. The upload's own expiry is not checked here:
+    /// the expiry sweep locks expired uploads to remove them, and a request
+    /// checks it when it reads the upload, just before.
     pub async fn lock_upload(
         &self,
         id: &str,

@@ -260,18 +260,27 @@ pub async fn run(env: &Env, shape: &Shape, levels: &[usize], runs: usize) -> Res
     let mut sections = Vec::new();
     let mut summary = Vec::new();
     let mut leftovers = Vec::new();
-    for &clients in levels {
-        let shape = Shape {
-            clients: clients.max(1),
-            ..*shape
-        };
-        let (section, level) = one_level(env, &shape, runs, &mut leftovers).await?;
-        sections.push(section);
-        summary.push(level);
+    let measured: Result<()> = async {
+        for &clients in levels {
+            let shape = Shape {
+                clients: clients.max(1),
+                ..*shape
+            };
+            let (section, level) = one_level(env, &shape, runs, &mut leftovers).await?;
+            sections.push(section);
+            summary.push(level);
+        }
+        Ok(())
     }
+    .await;
+    // Removed whether or not every level ran: a failed run would
+    // otherwise leave tens of thousands of files in BENCH_DIR each time.
     for dir in leftovers {
-        std::fs::remove_dir_all(dir)?;
+        if let Err(e) = std::fs::remove_dir_all(&dir) {
+            eprintln!("small-files: could not remove {}: {e}", dir.display());
+        }
     }
+    measured?;
     let mut out = format!(
         "## Small files across client levels ({} files of {} bytes into {} packages, {runs} runs at each level)\n\n\
          The medians of the sections below, side by side. Reference: the filesystem backend alone storing the same files durably from as many tasks, no HTTP or database. \
