@@ -455,8 +455,17 @@ mod tests {
         assert_eq!(kept(), 0);
         out.into_iter().for_each(|buffer| spares.give_back(buffer));
         assert_eq!(kept(), SPARE_BUFFERS_KEPT);
-        // A buffer of another alignment is not handed out for this one.
-        let stricter = spares.take(MAX_ALIGNMENT);
-        assert!(stricter.fits(DIRECT_WRITE_BYTES, MAX_ALIGNMENT));
+        // A kept buffer of another size is not handed out for a part.
+        let taken: Vec<AlignedBuffer> = (0..SPARE_BUFFERS_KEPT)
+            .map(|_| spares.take(io.alignment))
+            .collect();
+        assert_eq!(kept(), 0);
+        drop(taken);
+        spares.give_back(AlignedBuffer::new(io.alignment, io.alignment));
+        assert_eq!(kept(), 1);
+        assert!(spares
+            .take(io.alignment)
+            .fits(DIRECT_WRITE_BYTES, io.alignment));
+        assert_eq!(kept(), 0);
     }
 }
