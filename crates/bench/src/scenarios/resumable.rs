@@ -111,6 +111,10 @@ pub async fn run(env: &Env, size_mib: u64, runs: usize) -> Result<String> {
         Samples::default(),
     );
     let (mut put_cpu, mut tus_cpu) = (Samples::default(), Samples::default());
+    // Each run's two uploads minutes apart at most: their ratio is spared
+    // the drift of this kind of machine's speed between runs, which the
+    // ratio of the medians is not.
+    let mut pair_ratios = Samples::default();
     for run in 0..runs {
         eprintln!("resumable: run {}/{runs}", run + 1);
         let order = if run % 2 == 0 {
@@ -118,6 +122,7 @@ pub async fn run(env: &Env, size_mib: u64, runs: usize) -> Result<String> {
         } else {
             [true, false]
         };
+        let mut pair_seconds = [0.0; 2];
         for resumable in order {
             let data = dir.join(format!("data-{run}-{resumable}"));
             let server = Server::start(env, &data, &ServerSetup::default())?;
@@ -128,6 +133,7 @@ pub async fn run(env: &Env, size_mib: u64, runs: usize) -> Result<String> {
             } else {
                 put(&client, &server, &input, &blake3).await?
             };
+            pair_seconds[usize::from(resumable)] = seconds;
             let cpu = cpu_seconds(server.pid())? - cpu_before;
             let growth = memory_kib(server.pid(), "VmHWM:")?.saturating_sub(idle) as f64 / 1024.0;
             if resumable {
@@ -142,6 +148,7 @@ pub async fn run(env: &Env, size_mib: u64, runs: usize) -> Result<String> {
             drop(server);
             std::fs::remove_dir_all(&data)?;
         }
+        pair_ratios.push(pair_seconds[0] / pair_seconds[1]);
     }
     std::fs::remove_dir_all(&dir)?;
     let rate = gb_per_s(size);
@@ -166,6 +173,13 @@ pub async fn run(env: &Env, size_mib: u64, runs: usize) -> Result<String> {
     out.push_str(&row("server CPU, PUT", &put_cpu, "s", 2));
     out.push('\n');
     out.push_str(&row("server CPU, tus", &tus_cpu, "s", 2));
+    out.push('\n');
+    out.push_str(&row(
+        "resumable / PUT throughput, each run's pair",
+        &pair_ratios,
+        "",
+        2,
+    ));
     out.push_str("\n\n");
     out.push_str(&format!(
         "- tus / PUT server CPU (medians) = {:.2}\n",
