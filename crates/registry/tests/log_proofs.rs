@@ -315,11 +315,19 @@ async fn a_database_restored_from_an_older_copy_refuses_to_start() {
     }
     registry.sign_checkpoint("ops", true).await.unwrap();
     registry.close().await;
-    std::fs::copy(&backup, &db).unwrap();
-    for suffix in ["-wal", "-shm"] {
-        let _ = std::fs::remove_file(env.dir.path().join(format!("artifactstore.db{suffix}")));
-    }
-    let restored = env.replica().await;
+    // Restored under a name of its own: copied back over the live file,
+    // a connection or task of the replicas above that had not yet let go
+    // of it could hold SQLite's locks on it, and opening the restored
+    // copy then timed out in CI now and then.
+    let restored_db = env.dir.path().join("restored.db");
+    std::fs::copy(&backup, &restored_db).unwrap();
+    let mut config = env.config.clone();
+    config.database.url = Some(format!("sqlite://{}", restored_db.display()));
+    let restored = Registry::builder(config)
+        .clock(env.clock.clone())
+        .build()
+        .await
+        .unwrap();
     let err = restored.check_log_at_start().await.unwrap_err();
     assert!(matches!(err, RegistryError::LogInconsistent(_)), "{err}");
     assert!(err.to_string().contains("older"), "{err}");
