@@ -264,14 +264,16 @@ fn root(left: &[u8; 32], right: &[u8; 32]) -> [u8; 32] {
     *blake3::hazmat::merge_subtrees_root(left, right, blake3::hazmat::Mode::Hash).as_bytes()
 }
 
-/// SHA-256 over whole blocks, from a state.
+/// SHA-256 continued from a saved state, the bytes after the last whole
+/// block kept until the next ones arrive.
 #[derive(Debug, Clone)]
 struct Sha256Work {
     state: [u32; 8],
     /// The bytes after the last whole block. Whole blocks of the input go
     /// to the compression function where they lie: copying each block out
-    /// first, as this did before, cost the resumable upload's server 2–3%
-    /// of its CPU (a `perf` profile of a 2 GiB upload, 2026-12-07).
+    /// first, as this did before, was 3% of a tus server's samples in a
+    /// profile of a 2 GiB upload, and its CPU per upload fell 3–8% without
+    /// it (docs/benchmarks.md, 2026-12-07).
     buffer: EagerBuffer<U64>,
 }
 
