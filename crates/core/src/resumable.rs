@@ -272,8 +272,8 @@ struct Sha256Work {
     /// The bytes after the last whole block. Whole blocks of the input go
     /// to the compression function where they lie: copying each block out
     /// first, as this did before, was 3% of a tus server's samples in a
-    /// profile of a 2 GiB upload, and its CPU per upload fell 3–8% without
-    /// it (docs/benchmarks.md, 2026-12-07).
+    /// profile of a 2 GiB upload; without it the server's CPU per upload
+    /// is within 1–7% of a PUT's, from 6–10% (docs/benchmarks.md).
     buffer: EagerBuffer<U64>,
 }
 
