@@ -125,13 +125,13 @@ impl std::ops::Deref for AppState {
 /// The contents of [`AppState`].
 pub(crate) struct SharedState {
     pub(crate) registry: Registry,
-    pub(crate) options: Arc<ServerOptions>,
+    pub(crate) options: ServerOptions,
     pub(crate) metrics: Arc<Metrics>,
     /// Cancelled when the server starts shutting down, so endless responses
     /// (event streams) end and graceful shutdown can complete.
     pub(crate) shutdown: CancellationToken,
     /// The OpenAPI document, rendered once.
-    pub(crate) openapi: Arc<String>,
+    pub(crate) openapi: String,
     /// Upload slots ([`artifactstore_registry::config::LimitsConfig::max_concurrent_uploads`]
     /// and `max_uploads_per_caller`).
     pub(crate) uploads: Arc<upload_slots::UploadSlots>,
@@ -213,9 +213,9 @@ fn build_router(registry: Registry, options: ServerOptions, shutdown: Cancellati
     );
     let (routes, document) = api_routes().split_for_parts();
     let state = AppState(Arc::new(SharedState {
-        openapi: Arc::new(openapi::finish(document, &registry)),
+        openapi: openapi::finish(document, &registry),
         registry,
-        options: Arc::new(options),
+        options,
         metrics: Arc::new(Metrics::default()),
         shutdown,
         uploads,

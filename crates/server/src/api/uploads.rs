@@ -390,10 +390,11 @@ async fn create(
     if with_bytes {
         // The upload exists whatever happens to its first bytes: the
         // client learns its URL and resumes from the offset it reports.
-        let patched = match parse_id(&created.id, "upload id") {
-            Ok(upload_id) => receive(&state, &caller, (package_id, upload_id), 0, None, body).await,
-            Err(e) => Err(e),
-        };
+        let patched = async {
+            let upload_id = parse_id(&created.id, "upload id")?;
+            receive(&state, &caller, (package_id, upload_id), 0, None, body).await
+        }
+        .await;
         let (offset, expires_at, file) = match patched {
             Ok(patched) => patched,
             Err(_) => (0, created.expires_at, None),
