@@ -999,6 +999,14 @@ impl Registry {
                 part_receipts: receipts.clone(),
             };
             self.save(locked, progress, true).await?;
+            // The tail the request began from, if the saved progress no
+            // longer reads it back (whole parts took its place). Only now:
+            // until the save, a crash would leave the progress naming it.
+            if start > settled && parts_end != settled {
+                if let Err(e) = staging.drop_tail(&record.staging, settled).await {
+                    tracing::warn!(error = %e, upload = %record.id, "removing a staged tail failed; it goes when the upload ends");
+                }
+            }
         }
         let mut state = state_of(lease.locked.as_ref().map_or(&record, |l| &l.record));
         if !complete {

@@ -195,14 +195,25 @@ pub trait ResumableStaging: Send + Sync {
     ) -> Result<String, StorageError>;
 
     /// Stores the tail (the bytes from `offset`, the end of the whole
-    /// parts), replacing any earlier tail; it and every part stored before
-    /// it are durable when this returns.
+    /// parts); it and every part stored before it are durable when this
+    /// returns. It replaces a tail stored from the same `offset` (whose
+    /// bytes it begins with), never one stored from another: until the
+    /// caller's progress names this tail, a crash may leave the progress
+    /// saved before it, whose tail must still read back as it was.
     async fn put_tail(
         &self,
         handle: &str,
         offset: u64,
         tail: Vec<Bytes>,
     ) -> Result<(), StorageError>;
+
+    /// Removes the tail stored from `offset`, once the caller's saved
+    /// progress no longer names it. Where a tail lives at its offset of
+    /// one staged file (the filesystem), a later part or tail has taken
+    /// its place with the same bytes, and there is nothing to do.
+    async fn drop_tail(&self, _handle: &str, _offset: u64) -> Result<(), StorageError> {
+        Ok(())
+    }
 
     /// Makes every part stored so far durable. Where each part is durable
     /// as it is stored (S3: a finished UploadPart), there is nothing to do.
@@ -220,7 +231,7 @@ pub trait ResumableStaging: Send + Sync {
 
     /// Makes the parts (by their receipts, in order) and then `tail` (the
     /// bytes from `offset`) the object `key`, durable and visible, and
-    /// removes what was staged. If `key` exists already (same bytes), it is
+    /// removes what was staged (every tail included). If `key` exists already (same bytes), it is
     /// kept.
     async fn commit(
         &self,

@@ -585,9 +585,12 @@ pub const S3_SMALLEST_PART_BYTES: u64 = 8 * 1024 * 1024;
 const UPLOADS_PREFIX: &str = "uploads";
 
 /// A resumable upload on S3: a multipart upload (to the declared key, or to
-/// `uploads/<id>`), plus its tail as a small object `uploads/<id>.tail`
-/// (parts cannot be read back before completion, and all but the last must
-/// be 5 MiB or more).
+/// `uploads/<id>`), plus its tail as a small object
+/// `uploads/<id>.tails/<offset>` (parts cannot be read back before
+/// completion, and all but the last must be 5 MiB or more). Tails are
+/// named by where they start, so a tail stored by a request whose progress
+/// was never saved (a crash between the two) cannot stand in for the tail
+/// the saved progress reads back: that one begins elsewhere.
 struct S3Staged {
     upload_id: String,
     key: String,
@@ -618,8 +621,36 @@ impl S3Staged {
         format!("{}\n{}\n{}", self.upload_id, self.key, self.multipart)
     }
 
-    fn tail_key(&self) -> String {
+    fn tail_key(&self, offset: u64) -> String {
+        format!("{}/{offset}", self.tails_folder())
+    }
+
+    fn tails_folder(&self) -> String {
+        format!("{UPLOADS_PREFIX}/{}.tails", self.upload_id)
+    }
+
+    /// Where versions before tails were named by their offset kept the
+    /// one tail: read while such an upload is finished, then removed.
+    fn unnamed_tail_key(&self) -> String {
         format!("{UPLOADS_PREFIX}/{}.tail", self.upload_id)
+    }
+}
+
+impl S3Backend {
+    /// Removes every tail staged for `staged`.
+    async fn delete_tails(&self, staged: &S3Staged) -> Result<(), StorageError> {
+        let mut tails = Vec::new();
+        let mut listed = self.store.list(Some(&self.path(&staged.tails_folder())));
+        while let Some(meta) = listed.next().await {
+            tails.push(meta.map_err(|e| self.error(e))?.location);
+        }
+        for tail in tails {
+            match self.store.delete(&tail).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(self.error(e)),
+            }
+        }
+        self.delete(&staged.unnamed_tail_key()).await
     }
 }
 
@@ -689,29 +720,39 @@ impl crate::ResumableStaging for S3Backend {
     async fn put_tail(
         &self,
         handle: &str,
-        _offset: u64,
+        offset: u64,
         tail: Vec<Bytes>,
     ) -> Result<(), StorageError> {
         let staged = S3Staged::parse(&self.id, handle)?;
         let payload: PutPayload = tail.into_iter().collect();
         self.store
-            .put(&self.path(&staged.tail_key()), payload)
+            .put(&self.path(&staged.tail_key(offset)), payload)
             .await
             .map_err(|e| self.error(e))?;
         Ok(())
     }
 
+    async fn drop_tail(&self, handle: &str, offset: u64) -> Result<(), StorageError> {
+        let staged = S3Staged::parse(&self.id, handle)?;
+        self.delete(&staged.tail_key(offset)).await
+    }
+
     async fn read_tail(
         &self,
         handle: &str,
-        _offset: u64,
+        offset: u64,
         len: u64,
     ) -> Result<Vec<Bytes>, StorageError> {
         let staged = S3Staged::parse(&self.id, handle)?;
         if len == 0 {
             return Ok(Vec::new());
         }
-        let stream = self.open(&staged.tail_key(), Some(0..len)).await?;
+        let stream = match self.open(&staged.tail_key(offset), Some(0..len)).await {
+            Err(StorageError::NotFound(_)) => {
+                self.open(&staged.unnamed_tail_key(), Some(0..len)).await?
+            }
+            opened => opened?,
+        };
         let chunks: Vec<Bytes> = stream.try_collect().await?;
         let got: u64 = chunks.iter().map(|c| c.len() as u64).sum();
         if got != len {
@@ -788,7 +829,7 @@ impl crate::ResumableStaging for S3Backend {
             copy_object(self, &staged.key, key, size).await?;
             self.delete(&staged.key).await?;
         }
-        self.delete(&staged.tail_key()).await
+        self.delete_tails(&staged).await
     }
 
     async fn abort(&self, handle: &str) -> Result<(), StorageError> {
@@ -802,7 +843,7 @@ impl crate::ResumableStaging for S3Backend {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
             Err(e) => return Err(self.error(e)),
         }
-        self.delete(&staged.tail_key()).await
+        self.delete_tails(&staged).await
     }
 }
 

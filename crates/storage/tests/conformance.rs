@@ -249,6 +249,106 @@ async fn resumable_uploads_stage_parts_and_a_tail(backend: &dyn Backend) {
     backend.delete(&key).await.unwrap();
 }
 
+/// A request may store parts and a tail past the progress saved last and
+/// never save its own (a crash between the two, or a save lost with the
+/// machine's power): the saved offset's tail still reads back as it was,
+/// and the upload, resumed from there, completes with its own bytes.
+async fn a_tail_stored_past_the_saved_progress_leaves_the_saved_one(backend: &dyn Backend) {
+    let staging = backend.resumable().expect("resumable staging");
+    let part = STAGED_PART as usize;
+    // Each part's bytes unlike the others' (the pattern repeats every
+    // 64 KiB, so every part would read the same).
+    let data: Vec<u8> = pattern(3 * part + 5000)
+        .into_iter()
+        .enumerate()
+        .map(|(i, byte)| byte ^ (i / part) as u8)
+        .collect();
+    let key = ContentAddress(FileDigests::of(&data).blake3).object_key();
+    let handle = staging
+        .start(&uuid::Uuid::new_v4().to_string(), None)
+        .await
+        .unwrap();
+    // Saved: part 0 and a tail of 1000 bytes.
+    let mut receipts = vec![staging
+        .put_part(&handle, 0, STAGED_PART, pieces(&data[..part]))
+        .await
+        .unwrap()];
+    staging
+        .put_tail(&handle, STAGED_PART, pieces(&data[part..part + 1000]))
+        .await
+        .unwrap();
+    // The request after it: parts 1 and 2 (the first begins with the
+    // saved tail's bytes), then a tail from part 3, never saved.
+    for index in [1, 2] {
+        staging
+            .put_part(
+                &handle,
+                index as u64,
+                STAGED_PART,
+                pieces(&data[index * part..(index + 1) * part]),
+            )
+            .await
+            .unwrap();
+    }
+    staging
+        .put_tail(
+            &handle,
+            3 * STAGED_PART,
+            pieces(&data[3 * part..3 * part + 4000]),
+        )
+        .await
+        .unwrap();
+    let back: Vec<u8> = staging
+        .read_tail(&handle, STAGED_PART, 1000)
+        .await
+        .unwrap()
+        .concat();
+    assert_eq!(back, data[part..part + 1000]);
+    // Resumed from the saved offset: parts 1 and 2 again, the rest as the tail.
+    for index in [1, 2] {
+        receipts.push(
+            staging
+                .put_part(
+                    &handle,
+                    index as u64,
+                    STAGED_PART,
+                    pieces(&data[index * part..(index + 1) * part]),
+                )
+                .await
+                .unwrap(),
+        );
+    }
+    staging
+        .put_tail(&handle, 3 * STAGED_PART, pieces(&data[3 * part..]))
+        .await
+        .unwrap();
+    // Once saved progress names the new tail, the old one may go.
+    staging.drop_tail(&handle, STAGED_PART).await.unwrap();
+    let back: Vec<u8> = staging
+        .read_tail(&handle, 3 * STAGED_PART, 5000)
+        .await
+        .unwrap()
+        .concat();
+    assert_eq!(back, data[3 * part..]);
+    staging
+        .commit(
+            &handle,
+            &receipts,
+            3 * STAGED_PART,
+            pieces(&data[3 * part..]),
+            &key,
+        )
+        .await
+        .unwrap();
+    let stored = read(backend.open(&key, None).await.unwrap()).await;
+    assert_eq!(FileDigests::of(&stored), FileDigests::of(&data));
+    // Committed: no tail is left to read.
+    for at in [STAGED_PART, 3 * STAGED_PART] {
+        assert!(staging.read_tail(&handle, at, 1).await.is_err());
+    }
+    backend.delete(&key).await.unwrap();
+}
+
 async fn resumable_uploads_smaller_than_a_part_and_aborted_ones(backend: &dyn Backend) {
     let staging = backend.resumable().expect("resumable staging");
     for data in [Vec::new(), b"one small file".to_vec()] {
@@ -327,6 +427,7 @@ conformance!(
     small_named_objects_are_replaced_whole_and_never_listed,
     resumable_uploads_stage_parts_and_a_tail,
     resumable_uploads_smaller_than_a_part_and_aborted_ones,
+    a_tail_stored_past_the_saved_progress_leaves_the_saved_one,
 );
 
 /// Wrong credentials are a refusal to fix, not an outage to retry.
@@ -354,4 +455,43 @@ async fn garage_wrong_credentials_are_refused() {
 #[tokio::test]
 async fn ceph_rgw_wrong_credentials_are_refused() {
     wrong_credentials_are_refused("CEPH").await;
+}
+
+/// An upload staged on S3 by a version that kept one tail per upload,
+/// unnamed (`uploads/<id>.tail`), still reads its tail back after an
+/// upgrade, and its removal takes that tail too.
+async fn a_tail_staged_before_tails_were_named_reads_back(name: &str) {
+    let Some(target) = s3(name) else {
+        return;
+    };
+    let backend = target.backend.as_ref();
+    let staging = backend.resumable().expect("resumable staging");
+    let upload_id = uuid::Uuid::new_v4().to_string();
+    let handle = staging.start(&upload_id, None).await.unwrap();
+    let unnamed = format!("uploads/{upload_id}.tail");
+    backend
+        .replace_small(
+            &unnamed,
+            Bytes::from_static(b"the tail of an older version"),
+        )
+        .await
+        .unwrap();
+    let back: Vec<u8> = staging
+        .read_tail(&handle, STAGED_PART, 11)
+        .await
+        .unwrap()
+        .concat();
+    assert_eq!(back, b"the tail of");
+    staging.abort(&handle).await.unwrap();
+    assert_eq!(backend.size(&unnamed).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn garage_a_tail_staged_before_tails_were_named_reads_back() {
+    a_tail_staged_before_tails_were_named_reads_back("GARAGE").await;
+}
+
+#[tokio::test]
+async fn ceph_rgw_a_tail_staged_before_tails_were_named_reads_back() {
+    a_tail_staged_before_tails_were_named_reads_back("CEPH").await;
 }
