@@ -105,6 +105,13 @@ pub type StoreResult<T> = Result<T, StoreError>;
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
+    /// Where resumable uploads' locks and progress are written
+    /// ([`Store::lock_upload`], [`Store::save_upload`]): on SQLite a pool
+    /// of its own whose commits skip the fsync, on PostgreSQL `pool`.
+    progress_pool: AnyPool,
+    /// When a progress save last went through `pool`, with the fsync that
+    /// makes every earlier one durable too.
+    progress_synced: Arc<std::sync::Mutex<std::time::Instant>>,
     engine: Engine,
     clock: Arc<dyn Clock>,
     /// SQLite has one writer at a time anyway; queueing writers here instead
@@ -188,6 +195,10 @@ impl Store {
             }),
         };
         let pool = options.connect(&url).await?;
+        let progress_pool = match engine {
+            Engine::Sqlite => progress_pool(&url, timeout).await?,
+            Engine::Postgres => pool.clone(),
+        };
         let (head, _) = watch::channel(0);
         let head = Arc::new(head);
         if engine == Engine::Postgres {
@@ -195,6 +206,8 @@ impl Store {
         }
         Ok(Self {
             pool,
+            progress_pool,
+            progress_synced: Arc::new(std::sync::Mutex::new(std::time::Instant::now())),
             engine,
             clock,
             local_writer: Arc::new(Mutex::new(())),
@@ -271,9 +284,51 @@ impl Store {
 
     /// Closes every connection.
     pub async fn close(&self) {
+        self.progress_pool.close().await;
         self.pool.close().await;
     }
 }
+
+/// The SQLite pool for resumable uploads' locks and progress: its commits
+/// reach the WAL without an fsync (`synchronous = NORMAL`), which the next
+/// fsynced commit, or checkpoint, makes durable with them. A request's
+/// bytes are flushed before its progress is saved, so a power loss can
+/// only set an upload's offset back to an earlier save (at most
+/// [`PROGRESS_SYNC_EVERY`] earlier: a save that comes later than that
+/// after the last fsynced one commits through the main pool), and a lock
+/// lost that way was held by a process that died with the machine; the
+/// client asks HEAD where to resume and sends those bytes again. A server
+/// killed without the machine loses nothing: the WAL is in the kernel's
+/// hands. Everything else, an upload's creation, completion and removal
+/// included, commits with the fsync. Saved thus, a 64 MiB PATCH waits for
+/// one device flush instead of three (docs/benchmarks.md, "Resumable
+/// upload, 2026-12-07 (progress without an fsync)").
+async fn progress_pool(url: &str, timeout: Duration) -> StoreResult<AnyPool> {
+    let busy_timeout_ms = timeout.as_millis();
+    Ok(AnyPoolOptions::new()
+        .max_connections(2)
+        .acquire_timeout(timeout)
+        .test_before_acquire(false)
+        .after_connect(move |conn, _meta| {
+            Box::pin(async move {
+                let pragmas = format!(
+                    "{} PRAGMA synchronous = NORMAL;",
+                    sqlite_pragmas(busy_timeout_ms, PROGRESS_CACHE_KIB)
+                );
+                conn.execute(pragmas.as_str()).await?;
+                Ok(())
+            })
+        })
+        .connect(url)
+        .await?)
+}
+
+/// How far back a power loss may set an upload's saved progress on SQLite
+/// (see [`progress_pool`]).
+pub(crate) const PROGRESS_SYNC_EVERY: Duration = Duration::from_secs(1);
+
+/// Page cache of a progress connection: it touches one row at a time.
+const PROGRESS_CACHE_KIB: u32 = 2 * 1024;
 
 /// Page cache of each pooled SQLite connection (SQLite's default is 2 MiB):
 /// keeps the indexes of large views in memory during big transactions.
@@ -320,6 +375,34 @@ pub fn sqlx_error_is_unavailable(e: &sqlx::Error) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use artifactstore_core::timestamp::SystemClock;
+
+    async fn synchronous(pool: &sqlx::AnyPool) -> i64 {
+        sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(pool)
+            .await
+            .unwrap()
+    }
+
+    /// Only resumable uploads' locks and progress commit without an fsync
+    /// (`NORMAL` is 1); every other write keeps it (`FULL` is 2), the
+    /// promise behind a 201.
+    #[tokio::test]
+    async fn only_upload_progress_commits_without_an_fsync() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("store.db").display());
+        let store = super::Store::connect(&url, Arc::new(SystemClock), Duration::from_secs(5))
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        assert_eq!(synchronous(&store.pool).await, 2);
+        assert_eq!(synchronous(&store.progress_pool).await, 1);
+        store.close().await;
+    }
+
     /// The SQLite linked here is built with the options in
     /// `.cargo/config.toml`; a build that lost them would bring back the
     /// process-wide mutexes around page caches and allocations.

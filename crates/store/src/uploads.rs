@@ -12,7 +12,7 @@ use sqlx::{AnyConnection, Row};
 
 use crate::log::LogTx;
 use crate::records::{opt_timestamp, timestamp};
-use crate::{Store, StoreError, StoreResult};
+use crate::{Store, StoreError, StoreResult, PROGRESS_SYNC_EVERY};
 
 /// One upload in progress.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -191,7 +191,9 @@ impl Store {
     /// Locks an upload for `holder` until `until`, if no one else holds an
     /// unexpired lock on it. The upload's own expiry is not checked here:
     /// the expiry sweep locks expired uploads to remove them, and a request
-    /// checks it when it reads the upload, just before.
+    /// checks it when it reads the upload, just before. On SQLite the
+    /// commit skips the fsync: a lock lost with the machine's power was
+    /// held by a request that died with it.
     pub async fn lock_upload(
         &self,
         id: &str,
@@ -207,14 +209,16 @@ impl Store {
         .bind(until.to_string())
         .bind(id)
         .bind(now.to_string())
-        .execute(&self.pool)
+        .execute(&self.progress_pool)
         .await?;
         Ok(taken.rows_affected() == 1)
     }
 
     /// Saves progress and the expiry, if `holder` still holds the lock;
     /// returns whether it did. The lock is renewed until `locked_until`,
-    /// or given back with `None` (one write where a request ends).
+    /// or given back with `None` (one write where a request ends). On
+    /// SQLite the commit may skip the fsync (see `progress_pool`): the
+    /// caller has made the bytes it covers durable first.
     pub async fn save_upload(
         &self,
         id: &str,
@@ -238,9 +242,25 @@ impl Store {
             .bind(expires_at.to_string())
             .bind(id)
             .bind(holder)
-            .execute(&self.pool)
+            .execute(self.progress_save_pool())
             .await?;
         Ok(saved.rows_affected() == 1)
+    }
+
+    /// The pool a progress save goes through: the main one, whose commit's
+    /// fsync makes every earlier save durable too, once
+    /// [`PROGRESS_SYNC_EVERY`] has passed since the last that did.
+    fn progress_save_pool(&self) -> &sqlx::AnyPool {
+        let mut synced = self
+            .progress_synced
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if synced.elapsed() >= PROGRESS_SYNC_EVERY {
+            *synced = std::time::Instant::now();
+            &self.pool
+        } else {
+            &self.progress_pool
+        }
     }
 
     /// Gives `holder`'s lock back.
@@ -250,7 +270,7 @@ impl Store {
         )
         .bind(id)
         .bind(holder)
-        .execute(&self.pool)
+        .execute(&self.progress_pool)
         .await?;
         Ok(())
     }
