@@ -101,6 +101,10 @@ struct Args {
     /// Files in the bundled package.
     #[arg(long, default_value_t = 64)]
     bundle_files: usize,
+    /// Size of each PATCH of the resumable scenario, MiB (the goal is for
+    /// 64; small ones show what each request costs beyond its bytes).
+    #[arg(long, default_value_t = 64)]
+    patch_mib: u64,
 }
 
 async fn run(args: Args) -> Result<()> {
@@ -161,7 +165,7 @@ async fn run(args: Args) -> Result<()> {
     if wants(Scenario::Resumable) {
         println!(
             "{}",
-            scenarios::resumable::run(&env, args.size_mib, runs).await?
+            scenarios::resumable::run(&env, args.size_mib, args.patch_mib.max(1), runs).await?
         );
     }
     if wants(Scenario::Proofs) {

@@ -12,9 +12,6 @@ use base64::Engine as _;
 use crate::harness::{cpu_seconds, generate, memory_kib, package_body, Env, Server, ServerSetup};
 use crate::report::{gb_per_s, row, verdict, Samples, TABLE_HEAD};
 
-/// Bytes per PATCH, as the goal states it (and as the CLI sends).
-const PATCH_BYTES: u64 = 64 * 1024 * 1024;
-
 fn blake3_of_file(path: &Path) -> Result<String> {
     use std::io::Read;
     let mut file = std::fs::File::open(path)?;
@@ -51,9 +48,15 @@ async fn put(client: &reqwest::Client, server: &Server, path: &Path, blake3: &st
     Ok(seconds)
 }
 
-/// One tus upload: creation, then PATCHes of [`PATCH_BYTES`] (BLAKE3
+/// One tus upload: creation, then PATCHes of `patch_bytes` (BLAKE3
 /// declared in the metadata, as `artifactstore push` sends it).
-async fn tus(client: &reqwest::Client, server: &Server, path: &Path, blake3: &str) -> Result<f64> {
+async fn tus(
+    client: &reqwest::Client,
+    server: &Server,
+    path: &Path,
+    blake3: &str,
+    patch_bytes: u64,
+) -> Result<f64> {
     use std::io::{Seek, SeekFrom};
     let package = server.create_package(client, package_body("tus")).await?;
     let size = std::fs::metadata(path)?.len();
@@ -75,7 +78,7 @@ async fn tus(client: &reqwest::Client, server: &Server, path: &Path, blake3: &st
     let url = format!("{}{}", server.url, location.to_str()?);
     let mut offset = 0;
     while offset < size {
-        let length = PATCH_BYTES.min(size - offset);
+        let length = patch_bytes.min(size - offset);
         let mut file = std::fs::File::open(path)?;
         file.seek(SeekFrom::Start(offset))?;
         let body = reqwest::Body::wrap_stream(artifactstore_storage::file_chunks(file, length));
@@ -96,7 +99,7 @@ async fn tus(client: &reqwest::Client, server: &Server, path: &Path, blake3: &st
     Ok(start.elapsed().as_secs_f64())
 }
 
-pub async fn run(env: &Env, size_mib: u64, runs: usize) -> Result<String> {
+pub async fn run(env: &Env, size_mib: u64, patch_mib: u64, runs: usize) -> Result<String> {
     let dir = env.scratch("resumable")?;
     let input = dir.join("input.bin");
     let size = size_mib << 20;
@@ -129,7 +132,7 @@ pub async fn run(env: &Env, size_mib: u64, runs: usize) -> Result<String> {
             let idle = memory_kib(server.pid(), "VmRSS:")?;
             let cpu_before = cpu_seconds(server.pid())?;
             let seconds = if resumable {
-                tus(&client, &server, &input, &blake3).await?
+                tus(&client, &server, &input, &blake3, patch_mib << 20).await?
             } else {
                 put(&client, &server, &input, &blake3).await?
             };
@@ -155,12 +158,12 @@ pub async fn run(env: &Env, size_mib: u64, runs: usize) -> Result<String> {
     let (put_rate, tus_rate) = (put_s.map(&rate), tus_s.map(&rate));
     let ratio = tus_rate.median() / put_rate.median();
     let mut out = format!(
-        "## Resumable upload ({size_mib} MiB, {runs} runs)\n\nRates in GB/s. The same file through a fresh server (filesystem backend) each time, alternating which goes first: one PUT, and a tus upload (creation, then PATCHes of 64 MiB), both with the BLAKE3 declared as `artifactstore push` sends it. RSS growth is the server's peak RSS (VmHWM) minus its idle RSS. Server CPU is its user and system time over the upload, all threads: on two cores shared with the client it bounds the rate, and it varies less from run to run than the rate does.\n\n{TABLE_HEAD}\n"
+        "## Resumable upload ({size_mib} MiB, {runs} runs)\n\nRates in GB/s. The same file through a fresh server (filesystem backend) each time, alternating which goes first: one PUT, and a tus upload (creation, then PATCHes of {patch_mib} MiB), both with the BLAKE3 declared as `artifactstore push` sends it. RSS growth is the server's peak RSS (VmHWM) minus its idle RSS. Server CPU is its user and system time over the upload, all threads: on two cores shared with the client it bounds the rate, and it varies less from run to run than the rate does.\n\n{TABLE_HEAD}\n"
     );
     out.push_str(&row("PUT (201 durable)", &put_rate, "GB/s", 3));
     out.push('\n');
     out.push_str(&row(
-        "tus, 64 MiB PATCHes (last 204: durable, recorded)",
+        &format!("tus, {patch_mib} MiB PATCHes (last 204: durable, recorded)"),
         &tus_rate,
         "GB/s",
         3,
