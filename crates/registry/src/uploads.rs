@@ -26,7 +26,7 @@ use artifactstore_core::resumable::{Blake3Parts, PartDigestError, PartDigests, S
 use artifactstore_core::{ContentAddress, Digest32, FileDigests, RelativePath, Timestamp};
 use artifactstore_storage::{Backend, ResumableStaging, MAX_PARTS};
 use artifactstore_store::records::status;
-use artifactstore_store::{FileRecord, UploadProgress, UploadRecord};
+use artifactstore_store::{FileRecord, SaveDurability, UploadProgress, UploadRecord};
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use sha1::Sha1;
@@ -782,6 +782,7 @@ impl Registry {
         locked: &mut Locked,
         progress: UploadProgress,
         release: bool,
+        durability: SaveDurability,
     ) -> RegistryResult<()> {
         let renewed = std::time::Instant::now();
         let now = self.store.now();
@@ -794,6 +795,7 @@ impl Registry {
                 &progress,
                 (!release).then(|| self.plus_seconds(now, LOCK_SECONDS)),
                 expires_at,
+                durability,
             )
             .await?
         {
@@ -959,8 +961,9 @@ impl Registry {
         // flushed while the hashers finish its last bytes: neither needs
         // the other. One after the other they took 1.9 ms of the 5 ms each
         // 64 MiB PATCH spent outside its body (docs/benchmarks.md). A tail
-        // is written only once the request's bytes are checked: on S3 it
-        // replaces the one object that the saved offset reads back.
+        // is written only once the request's bytes are checked: stored
+        // from the offset the saved progress's tail starts at, it replaces
+        // that tail.
         let parts_end = receipts.len() as u64 * part_bytes;
         let flushed = async {
             // Progress at `start` is durable already.
@@ -998,11 +1001,18 @@ impl Registry {
                 digest_state: digests.to_bytes(),
                 part_receipts: receipts.clone(),
             };
-            self.save(locked, progress, true).await?;
             // The tail the request began from, if the saved progress no
-            // longer reads it back (whole parts took its place). Only now:
-            // until the save, a crash would leave the progress naming it.
-            if start > settled && parts_end != settled {
+            // longer reads it back (whole parts took its place): removed
+            // only once that save is durable, as the progress saved
+            // before it names the tail.
+            let drop_tail = start > settled && parts_end != settled;
+            let durability = if drop_tail {
+                SaveDurability::Immediate
+            } else {
+                SaveDurability::Deferred
+            };
+            self.save(locked, progress, true, durability).await?;
+            if drop_tail {
                 if let Err(e) = staging.drop_tail(&record.staging, settled).await {
                     tracing::warn!(error = %e, upload = %record.id, "removing a staged tail failed; it goes when the upload ends");
                 }
@@ -1076,7 +1086,8 @@ impl Registry {
                 digest_state: digests.to_bytes(),
                 part_receipts: receipts.clone(),
             };
-            self.save(locked, progress, false).await?;
+            self.save(locked, progress, false, SaveDurability::Deferred)
+                .await?;
         }
         Ok(())
     }

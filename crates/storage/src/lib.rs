@@ -164,7 +164,9 @@ pub trait Backend: Send + Sync + 'static {
 /// numbered from 0, and after the last whole part a *tail* shorter than a
 /// part, which may be rewritten and read back as it grows. The caller keeps
 /// the handle and the part receipts durably, and makes one call at a time
-/// per upload. Nothing staged is visible as an object until
+/// per upload (but for [`ResumableStaging::drop_tail`] of a tail that no
+/// saved progress names any more, which may overlap the next request's
+/// calls). Nothing staged is visible as an object until
 /// [`ResumableStaging::commit`]; nothing staged is listed by
 /// [`Backend::list`], so the collector never sees it.
 #[async_trait]

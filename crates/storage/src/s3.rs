@@ -637,8 +637,16 @@ impl S3Staged {
 }
 
 impl S3Backend {
-    /// Removes every tail staged for `staged`.
-    async fn delete_tails(&self, staged: &S3Staged) -> Result<(), StorageError> {
+    /// Removes every tail staged for `staged`: the one from `known`, then
+    /// whatever a listing finds.
+    async fn delete_tails(
+        &self,
+        staged: &S3Staged,
+        known: Option<u64>,
+    ) -> Result<(), StorageError> {
+        if let Some(offset) = known {
+            self.delete(&staged.tail_key(offset)).await?;
+        }
         let mut tails = Vec::new();
         let mut listed = self.store.list(Some(&self.path(&staged.tails_folder())));
         while let Some(meta) = listed.next().await {
@@ -734,7 +742,11 @@ impl crate::ResumableStaging for S3Backend {
 
     async fn drop_tail(&self, handle: &str, offset: u64) -> Result<(), StorageError> {
         let staged = S3Staged::parse(&self.id, handle)?;
-        self.delete(&staged.tail_key(offset)).await
+        self.delete(&staged.tail_key(offset)).await?;
+        // An unnamed tail, from before the upgrade, is older still: gone,
+        // a replica of that version reading it fails rather than reading
+        // bytes from the wrong offset (docs/deploy.md).
+        self.delete(&staged.unnamed_tail_key()).await
     }
 
     async fn read_tail(
@@ -768,7 +780,7 @@ impl crate::ResumableStaging for S3Backend {
         &self,
         handle: &str,
         receipts: &[String],
-        _offset: u64,
+        offset: u64,
         tail: Vec<Bytes>,
         key: &str,
     ) -> Result<(), StorageError> {
@@ -829,7 +841,7 @@ impl crate::ResumableStaging for S3Backend {
             copy_object(self, &staged.key, key, size).await?;
             self.delete(&staged.key).await?;
         }
-        self.delete_tails(&staged).await
+        self.delete_tails(&staged, Some(offset)).await
     }
 
     async fn abort(&self, handle: &str) -> Result<(), StorageError> {
@@ -843,7 +855,7 @@ impl crate::ResumableStaging for S3Backend {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
             Err(e) => return Err(self.error(e)),
         }
-        self.delete_tails(&staged).await
+        self.delete_tails(&staged, None).await
     }
 }
 

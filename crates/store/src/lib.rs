@@ -40,7 +40,7 @@ pub use queries::{DigestKind, FilePage, FileSlot, PackageFilter, PackagePage};
 pub use records::*;
 pub use replay::ReplayReport;
 pub use tree::CheckpointRecord;
-pub use uploads::{UploadProgress, UploadRecord, UploadReservation};
+pub use uploads::{SaveDurability, UploadProgress, UploadRecord, UploadReservation};
 
 /// Which database engine a store runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -293,9 +293,11 @@ impl Store {
 /// reach the WAL without an fsync (`synchronous = NORMAL`), which the next
 /// fsynced commit, or checkpoint, makes durable with them. A request's
 /// bytes are flushed before its progress is saved, so a power loss can
-/// only set an upload's offset back to an earlier save (at most
-/// [`PROGRESS_SYNC_EVERY`] earlier: a save that comes later than that
-/// after the last fsynced one commits through the main pool), and a lock
+/// only set an upload's offset back, to the last save made through the
+/// main pool: one is, at the latest, the first save
+/// [`PROGRESS_SYNC_EVERY`] after the last (and any save that something
+/// irreversible follows, [`SaveDurability::Immediate`]). What a power
+/// loss can cost is what the saves of one such second covered. A lock
 /// lost that way was held by a process that died with the machine; the
 /// client asks HEAD where to resume and sends those bytes again. A server
 /// killed without the machine loses nothing: the WAL is in the kernel's

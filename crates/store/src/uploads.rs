@@ -14,6 +14,18 @@ use crate::log::LogTx;
 use crate::records::{opt_timestamp, timestamp};
 use crate::{Store, StoreError, StoreResult, PROGRESS_SYNC_EVERY};
 
+/// Whether a progress save must be durable when it returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SaveDurability {
+    /// It may become durable with a later commit (on SQLite, within
+    /// `PROGRESS_SYNC_EVERY` of saves): losing it only sets the upload
+    /// back.
+    Deferred,
+    /// Something that cannot be undone follows it, such as removing what
+    /// the progress saved before it names.
+    Immediate,
+}
+
 /// One upload in progress.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UploadRecord {
@@ -217,8 +229,9 @@ impl Store {
     /// Saves progress and the expiry, if `holder` still holds the lock;
     /// returns whether it did. The lock is renewed until `locked_until`,
     /// or given back with `None` (one write where a request ends). On
-    /// SQLite the commit may skip the fsync (see `progress_pool`): the
-    /// caller has made the bytes it covers durable first.
+    /// SQLite a [`SaveDurability::Deferred`] commit may skip the fsync
+    /// (see `progress_pool`): the caller has made the bytes it covers
+    /// durable first.
     pub async fn save_upload(
         &self,
         id: &str,
@@ -226,6 +239,7 @@ impl Store {
         progress: &UploadProgress,
         locked_until: Option<Timestamp>,
         expires_at: Timestamp,
+        durability: SaveDurability,
     ) -> StoreResult<bool> {
         let sql = if locked_until.is_some() {
             "UPDATE uploads SET upload_offset = $1, digest_state = $2, part_receipts = $3, \
@@ -234,33 +248,37 @@ impl Store {
             "UPDATE uploads SET upload_offset = $1, digest_state = $2, part_receipts = $3, \
              locked_by = NULL, locked_until = $4, expires_at = $5 WHERE id = $6 AND locked_by = $7"
         };
-        let saved = sqlx::query(sql)
+        let update = sqlx::query(sql)
             .bind(to_i64(progress.upload_offset, "offset")?)
             .bind(progress.digest_state.clone())
             .bind(receipts_text(&progress.part_receipts))
             .bind(locked_until.map(|until| until.to_string()))
             .bind(expires_at.to_string())
             .bind(id)
-            .bind(holder)
-            .execute(self.progress_save_pool())
-            .await?;
-        Ok(saved.rows_affected() == 1)
-    }
-
-    /// The pool a progress save goes through: the main one, whose commit's
-    /// fsync makes every earlier save durable too, once
-    /// [`PROGRESS_SYNC_EVERY`] has passed since the last that did.
-    fn progress_save_pool(&self) -> &sqlx::AnyPool {
-        let mut synced = self
-            .progress_synced
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if synced.elapsed() >= PROGRESS_SYNC_EVERY {
-            *synced = std::time::Instant::now();
+            .bind(holder);
+        // Through the main pool, the commit's fsync makes every earlier
+        // save durable too: at least every PROGRESS_SYNC_EVERY.
+        let synced = {
+            let last = self
+                .progress_synced
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            durability == SaveDurability::Immediate || last.elapsed() >= PROGRESS_SYNC_EVERY
+        };
+        let pool = if synced {
             &self.pool
         } else {
             &self.progress_pool
+        };
+        // A save that changed nothing wrote nothing, and synced nothing.
+        let saved = update.execute(pool).await?.rows_affected() == 1;
+        if synced && saved {
+            *self
+                .progress_synced
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = std::time::Instant::now();
         }
+        Ok(saved)
     }
 
     /// Gives `holder`'s lock back.
