@@ -277,18 +277,18 @@ async fn a_tail_stored_past_the_saved_progress_leaves_the_saved_one(backend: &dy
         .put_tail(&handle, STAGED_PART, pieces(&data[part..part + 1000]))
         .await
         .unwrap();
+    let store_part = |index: usize| {
+        staging.put_part(
+            &handle,
+            index as u64,
+            STAGED_PART,
+            pieces(&data[index * part..(index + 1) * part]),
+        )
+    };
     // The request after it: parts 1 and 2 (the first begins with the
     // saved tail's bytes), then a tail from part 3, never saved.
     for index in [1, 2] {
-        staging
-            .put_part(
-                &handle,
-                index as u64,
-                STAGED_PART,
-                pieces(&data[index * part..(index + 1) * part]),
-            )
-            .await
-            .unwrap();
+        store_part(index).await.unwrap();
     }
     staging
         .put_tail(
@@ -306,17 +306,7 @@ async fn a_tail_stored_past_the_saved_progress_leaves_the_saved_one(backend: &dy
     assert_eq!(back, data[part..part + 1000]);
     // Resumed from the saved offset: parts 1 and 2 again, the rest as the tail.
     for index in [1, 2] {
-        receipts.push(
-            staging
-                .put_part(
-                    &handle,
-                    index as u64,
-                    STAGED_PART,
-                    pieces(&data[index * part..(index + 1) * part]),
-                )
-                .await
-                .unwrap(),
-        );
+        receipts.push(store_part(index).await.unwrap());
     }
     staging
         .put_tail(&handle, 3 * STAGED_PART, pieces(&data[3 * part..]))
