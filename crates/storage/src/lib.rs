@@ -233,8 +233,8 @@ pub trait ResumableStaging: Send + Sync {
 
     /// Makes the parts (by their receipts, in order) and then `tail` (the
     /// bytes from `offset`) the object `key`, durable and visible, and
-    /// removes what was staged (every tail included). If `key` exists already (same bytes), it is
-    /// kept.
+    /// removes what was staged (every tail included). If `key` exists
+    /// already (same bytes), it is kept.
     async fn commit(
         &self,
         handle: &str,

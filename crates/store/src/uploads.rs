@@ -258,21 +258,21 @@ impl Store {
             .bind(holder);
         // Through the main pool, the commit's fsync makes every earlier
         // save durable too: at least every PROGRESS_SYNC_EVERY.
-        let synced = {
+        let durable_now = {
             let last = self
                 .progress_synced
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             durability == SaveDurability::Immediate || last.elapsed() >= PROGRESS_SYNC_EVERY
         };
-        let pool = if synced {
+        let pool = if durable_now {
             &self.pool
         } else {
             &self.progress_pool
         };
         // A save that changed nothing wrote nothing, and synced nothing.
         let saved = update.execute(pool).await?.rows_affected() == 1;
-        if synced && saved {
+        if durable_now && saved {
             *self
                 .progress_synced
                 .lock()
