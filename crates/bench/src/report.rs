@@ -12,6 +12,10 @@ impl Samples {
         self.0.push(value);
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     pub fn extend(&mut self, other: &Samples) {
         self.0.extend_from_slice(&other.0);
     }

@@ -49,14 +49,16 @@ async fn put(client: &reqwest::Client, server: &Server, path: &Path, blake3: &st
 }
 
 /// One tus upload: creation, then PATCHes of `patch_bytes` (BLAKE3
-/// declared in the metadata, as `artifactstore push` sends it).
+/// declared in the metadata, as `artifactstore push` sends it). Returns
+/// the whole upload's seconds and each whole-size PATCH's, from its send
+/// to its 204.
 async fn tus(
     client: &reqwest::Client,
     server: &Server,
     path: &Path,
     blake3: &str,
     patch_bytes: u64,
-) -> Result<f64> {
+) -> Result<(f64, Samples)> {
     use std::io::{Seek, SeekFrom};
     let package = server.create_package(client, package_body("tus")).await?;
     let size = std::fs::metadata(path)?.len();
@@ -77,8 +79,10 @@ async fn tus(
     };
     let url = format!("{}{}", server.url, location.to_str()?);
     let mut offset = 0;
+    let mut patches = Samples::default();
     while offset < size {
         let length = patch_bytes.min(size - offset);
+        let sent = Instant::now();
         let mut file = std::fs::File::open(path)?;
         file.seek(SeekFrom::Start(offset))?;
         let body = reqwest::Body::wrap_stream(artifactstore_storage::file_chunks(file, length));
@@ -94,9 +98,12 @@ async fn tus(
         if response.status().as_u16() != 204 {
             bail!("PATCH at {offset} answered {}", response.status());
         }
+        if length == patch_bytes {
+            patches.push(sent.elapsed().as_secs_f64());
+        }
         offset += length;
     }
-    Ok(start.elapsed().as_secs_f64())
+    Ok((start.elapsed().as_secs_f64(), patches))
 }
 
 pub async fn run(env: &Env, size_mib: u64, patch_mib: u64, runs: usize) -> Result<String> {
@@ -118,6 +125,11 @@ pub async fn run(env: &Env, size_mib: u64, patch_mib: u64, runs: usize) -> Resul
     // the drift of this kind of machine's speed between runs, which the
     // ratio of the medians is not.
     let mut pair_ratios = Samples::default();
+    // Each run's median PATCH, and how much longer it took than its bytes
+    // at the same run's PUT rate: the cost of a request (its round trip,
+    // the lock, the last part's write, the flush, the row) that the
+    // ratio only shows through the drift between runs.
+    let (mut patch_ms, mut patch_beyond_ms) = (Samples::default(), Samples::default());
     for run in 0..runs {
         eprintln!("resumable: run {}/{runs}", run + 1);
         let order = if run % 2 == 0 {
@@ -126,13 +138,17 @@ pub async fn run(env: &Env, size_mib: u64, patch_mib: u64, runs: usize) -> Resul
             [true, false]
         };
         let mut pair_seconds = [0.0; 2];
+        let mut patches = Samples::default();
         for resumable in order {
             let data = dir.join(format!("data-{run}-{resumable}"));
             let server = Server::start(env, &data, &ServerSetup::default())?;
             let idle = memory_kib(server.pid(), "VmRSS:")?;
             let cpu_before = cpu_seconds(server.pid())?;
             let seconds = if resumable {
-                tus(&client, &server, &input, &blake3, patch_mib << 20).await?
+                let (seconds, each) =
+                    tus(&client, &server, &input, &blake3, patch_mib << 20).await?;
+                patches = each;
+                seconds
             } else {
                 put(&client, &server, &input, &blake3).await?
             };
@@ -152,6 +168,11 @@ pub async fn run(env: &Env, size_mib: u64, patch_mib: u64, runs: usize) -> Resul
             std::fs::remove_dir_all(&data)?;
         }
         pair_ratios.push(pair_seconds[0] / pair_seconds[1]);
+        if !patches.is_empty() {
+            let at_put_rate = pair_seconds[0] * (patch_mib << 20) as f64 / size as f64;
+            patch_ms.push(patches.median() * 1e3);
+            patch_beyond_ms.push((patches.median() - at_put_rate) * 1e3);
+        }
     }
     std::fs::remove_dir_all(&dir)?;
     let rate = gb_per_s(size);
@@ -176,6 +197,20 @@ pub async fn run(env: &Env, size_mib: u64, patch_mib: u64, runs: usize) -> Resul
     out.push_str(&row("server CPU, PUT", &put_cpu, "s", 2));
     out.push('\n');
     out.push_str(&row("server CPU, tus", &tus_cpu, "s", 2));
+    out.push('\n');
+    out.push_str(&row(
+        &format!("tus, one {patch_mib} MiB PATCH (each run's median)"),
+        &patch_ms,
+        "ms",
+        1,
+    ));
+    out.push('\n');
+    out.push_str(&row(
+        "tus, each PATCH beyond its bytes at the run's PUT rate",
+        &patch_beyond_ms,
+        "ms",
+        1,
+    ));
     out.push('\n');
     out.push_str(&row(
         "resumable / PUT throughput, each run's pair",
