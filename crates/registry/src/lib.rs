@@ -79,6 +79,7 @@ pub struct Registry {
     lifecycle_stats: lifecycle::SharedStats,
     log: log::LogSettings,
     uploads: UploadSettings,
+    parked: uploads::ParkedHashers,
 }
 
 /// Resumable uploads' settings, from `[uploads]`.
@@ -212,6 +213,7 @@ impl RegistryBuilder {
             lifecycle_stats: lifecycle::SharedStats::default(),
             log,
             uploads,
+            parked: uploads::ParkedHashers::default(),
         })
     }
 }

@@ -223,6 +223,20 @@ pub trait ResumableStaging: Send + Sync {
         Ok(())
     }
 
+    /// Whether [`ResumableStaging::read_parts`] reads whole parts back
+    /// before commit (the filesystem, whose parts lie in one staged file).
+    /// Where it does, a caller may save progress before it has hashed the
+    /// last parts, and hash them again from here if it must.
+    fn reads_back_parts(&self) -> bool {
+        false
+    }
+
+    /// `len` bytes of the whole parts stored, from `offset` (parts that
+    /// are durable: settled, or stored before a tail). Only where
+    /// [`ResumableStaging::reads_back_parts`]; S3 cannot read a multipart
+    /// upload's parts before it completes.
+    async fn read_parts(&self, handle: &str, offset: u64, len: u64) -> Result<Bytes, StorageError>;
+
     /// The first `len` bytes of the tail stored from `offset`.
     async fn read_tail(
         &self,

@@ -749,6 +749,18 @@ impl crate::ResumableStaging for S3Backend {
         self.delete(&staged.unnamed_tail_key()).await
     }
 
+    async fn read_parts(
+        &self,
+        _handle: &str,
+        _offset: u64,
+        _len: u64,
+    ) -> Result<Bytes, StorageError> {
+        Err(StorageError::Refused {
+            backend: self.id.clone(),
+            cause: "a multipart upload's parts cannot be read before it completes".into(),
+        })
+    }
+
     async fn read_tail(
         &self,
         handle: &str,

@@ -38,6 +38,28 @@ impl FilesystemBackend {
         }
     }
 
+    /// `len` bytes from `offset` of upload `handle`'s staged file: parts
+    /// and tail lie at their offsets in it.
+    async fn read_staged(
+        &self,
+        handle: &str,
+        offset: u64,
+        len: u64,
+    ) -> Result<Bytes, StorageError> {
+        let path = self.upload_file(handle)?;
+        let len =
+            usize::try_from(len).map_err(|_| self.io(std::io::Error::other("read too large")))?;
+        let bytes = self
+            .blocking(move || {
+                let file = std::fs::File::open(&path)?;
+                let mut buffer = vec![0u8; len];
+                file.read_exact_at(&mut buffer, offset)?;
+                Ok(buffer)
+            })
+            .await?;
+        Ok(Bytes::from(bytes))
+    }
+
     async fn blocking<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> std::io::Result<T> + Send + 'static,
@@ -136,24 +158,21 @@ impl ResumableStaging for FilesystemBackend {
             .await
     }
 
+    fn reads_back_parts(&self) -> bool {
+        true
+    }
+
+    async fn read_parts(&self, handle: &str, offset: u64, len: u64) -> Result<Bytes, StorageError> {
+        self.read_staged(handle, offset, len).await
+    }
+
     async fn read_tail(
         &self,
         handle: &str,
         offset: u64,
         len: u64,
     ) -> Result<Vec<Bytes>, StorageError> {
-        let path = self.upload_file(handle)?;
-        let len =
-            usize::try_from(len).map_err(|_| self.io(std::io::Error::other("tail too large")))?;
-        let bytes = self
-            .blocking(move || {
-                let file = std::fs::File::open(&path)?;
-                let mut buffer = vec![0u8; len];
-                file.read_exact_at(&mut buffer, offset)?;
-                Ok(buffer)
-            })
-            .await?;
-        Ok(vec![Bytes::from(bytes)])
+        Ok(vec![self.read_staged(handle, offset, len).await?])
     }
 
     async fn commit(
