@@ -8,7 +8,9 @@
 //!   part receipts. Bytes go where the backend stages them
 //!   ([`ResumableStaging`]): whole parts, then a tail shorter than a part
 //!   that is read back on resume. So a resume re-reads less than one part,
-//!   whichever process answers.
+//!   whichever process answers; on the filesystem, where a request may
+//!   save the digests of fewer parts than it stored ([`ParkedHashers`]),
+//!   also those parts, a few at most.
 //! - **One writer at a time**: a request locks the row (a lease renewed as
 //!   parts are saved); another request meanwhile gets `UploadLocked`.
 //! - **The path** is reserved at creation, under the log lock, like a
@@ -333,12 +335,12 @@ impl PartHashing {
         Ok(())
     }
 
-    /// Takes the digests of the parts both hashers have finished into
-    /// `digests`, without waiting for the others.
+    /// Takes the digests of the parts whose SHA-256 has finished into
+    /// `digests` (waiting for their BLAKE3, the faster hasher), without
+    /// waiting for the parts still being hashed.
     async fn absorb_finished(&mut self, digests: &mut PartDigests) -> RegistryResult<()> {
         let gone = || RegistryError::Internal("hashing thread stopped".into());
         while let Ok(sha256) = self.sha256_parts.try_recv() {
-            // Its BLAKE3 is the faster of the two: as good as finished.
             let blake3 = self.blake3_parts.recv().await.ok_or_else(gone)?;
             digests.apply(sha256.map_err(damaged)?, blake3.map_err(damaged)?);
         }
@@ -349,12 +351,14 @@ impl PartHashing {
 /// Hashers that an upload's last request left running in this process, so
 /// that its next request goes on from them instead of waiting, at its end,
 /// for them to finish its last bytes: that wait was the largest part of a
-/// 64 MiB PATCH's time outside its body; without it the resumable benchmark
-/// went from 0.94 to 0.98 of a PUT (docs/benchmarks.md). Only where the
-/// staging reads its parts back: the progress a request saves may then
-/// hold digests of fewer parts than it has stored, and a request without
-/// the hashers (another replica, a restarted server, a parked entry gone)
-/// hashes the parts the digests lack again, read back from the staging.
+/// 64 MiB PATCH's time outside its body, and without it each PATCH took
+/// within 2 ms of its bytes' time at the PUT's rate, against 3–5 ms more
+/// before (docs/benchmarks.md). Only where the staging reads its parts
+/// back: the progress a request saves may then hold digests of fewer parts
+/// than it has stored, and a request without the hashers (another replica,
+/// a restarted server, an entry evicted, or taken by a request that
+/// failed) hashes the parts the digests lack again, read back from the
+/// staging.
 #[derive(Clone, Default)]
 pub(crate) struct ParkedHashers(Arc<std::sync::Mutex<HashMap<String, ParkedHashing>>>);
 
@@ -363,7 +367,8 @@ pub(crate) struct ParkedHashers(Arc<std::sync::Mutex<HashMap<String, ParkedHashi
 /// hashes its last parts again.
 const PARKED_UPLOADS: usize = 16;
 
-/// How long hashers are kept for a next request that does not come.
+/// How long hashers are kept for a next request that does not come (let go
+/// at the next park or the minutely sweep after it).
 const PARKED_FOR: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// An upload's hashers between its requests, and the progress they were
@@ -1375,5 +1380,72 @@ impl Registry {
             }
         }
         recorded
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    fn left_at(offset: u64, receipts: &[String], digests: &PartDigests, age: u64) -> ParkedHashing {
+        ParkedHashing {
+            hashing: PartHashing::start(digests),
+            digests: digests.clone(),
+            receipts: receipts.to_vec(),
+            offset,
+            at: Instant::now()
+                .checked_sub(Duration::from_secs(age))
+                .expect("an instant in the past"),
+        }
+    }
+
+    #[tokio::test]
+    async fn parked_hashers_are_taken_only_at_the_progress_they_were_left_at() {
+        let parked = ParkedHashers::default();
+        let digests = PartDigests::new(4096).unwrap();
+        let other_digests = PartDigests::new(8192).unwrap();
+        let receipts = vec!["0".to_owned()];
+        let more_receipts = vec!["0".to_owned(), "1".to_owned()];
+
+        parked.park("a", left_at(5000, &receipts, &digests, 0));
+        assert!(parked.take("a", 5000, &receipts, &digests).is_some());
+        assert!(
+            parked.take("a", 5000, &receipts, &digests).is_none(),
+            "taken once"
+        );
+        // Any other progress: not taken, and let go.
+        for (asked_offset, asked_receipts, asked_digests) in [
+            (5001, &receipts, &digests),
+            (5000, &more_receipts, &digests),
+            (5000, &receipts, &other_digests),
+        ] {
+            parked.park("a", left_at(5000, &receipts, &digests, 0));
+            assert!(parked
+                .take("a", asked_offset, asked_receipts, asked_digests)
+                .is_none());
+            assert!(parked.take("a", 5000, &receipts, &digests).is_none());
+        }
+        // Too old.
+        parked.park("a", left_at(5000, &receipts, &digests, 121));
+        assert!(parked.take("a", 5000, &receipts, &digests).is_none());
+        // Gone with the upload.
+        parked.park("a", left_at(5000, &receipts, &digests, 0));
+        parked.forget("a");
+        assert!(parked.take("a", 5000, &receipts, &digests).is_none());
+
+        // Beyond the cap the oldest is let go; a sweep lets the old go.
+        for i in 0..=PARKED_UPLOADS {
+            let age = 100 - i as u64;
+            parked.park(&format!("u{i}"), left_at(5000, &receipts, &digests, age));
+        }
+        assert_eq!(parked.map().len(), PARKED_UPLOADS);
+        assert!(parked.take("u0", 5000, &receipts, &digests).is_none());
+        assert!(parked.take("u1", 5000, &receipts, &digests).is_some());
+        parked.park("old", left_at(5000, &receipts, &digests, 121));
+        parked.sweep();
+        assert!(!parked.map().contains_key("old"));
+        assert_eq!(parked.map().len(), PARKED_UPLOADS - 1);
     }
 }

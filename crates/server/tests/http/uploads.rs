@@ -363,18 +363,18 @@ on_both_engines!(parts_the_saved_digests_lack_are_hashed_again_from_the_staging)
 /// A request may save progress before its hashers finish its last parts,
 /// and keep them for the upload's next request in this process; a request
 /// without them (another replica, a restarted server) hashes those parts
-/// again from the staged file. Here the saved digest state is put back to
-/// the creation's, lacking every part: the file's digests must still be
-/// its own, or the upload fails; never a wrong digest recorded. A request
-/// whose checksum does not match lets the hashers go (they were fed bytes
-/// that are not kept), so the request after it has none.
+/// again from the staged file. Here, before each request, the saved digest
+/// state is put back to the creation's, lacking every part, and a request
+/// whose checksum does not match takes the parked hashers and fails, so
+/// the next has none. The file's digests must still be its own: never a
+/// wrong digest recorded. It ends on a part boundary, so its last request
+/// stores the last whole part itself, after the parts it hashed again.
 async fn parts_the_saved_digests_lack_are_hashed_again_from_the_staging() {
-    use artifactstore_store::{SaveDurability, UploadProgress};
     let server = TestServer::start().await;
     let store = server.registry.store();
     let package = server.create_package("ci", "standard", Value::Null).await;
     let id = package["id"].as_str().unwrap().to_owned();
-    let data = bytes(3 * PART + 1_000, 5);
+    let data = bytes(4 * PART, 5);
     // No declared digest: the server's own are all there is.
     let url = server
         .tus_created(&id, data.len() as u64, &metadata("lagging", &[]))
@@ -384,52 +384,51 @@ async fn parts_the_saved_digests_lack_are_hashed_again_from_the_staging() {
     let cut = 2 * PART + 777;
     let response = server.tus_patch(&url, 0, data[..cut].to_vec()).await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
-    let saved = store.upload(&upload_id).await.unwrap().unwrap();
-    assert_eq!(saved.progress.upload_offset, cut as u64);
-    assert_eq!(saved.progress.part_receipts.len(), 2);
-    let now = server.clock.now();
-    assert!(store
-        .lock_upload(&upload_id, "test", now, now.plus_seconds(60).unwrap())
-        .await
-        .unwrap());
-    let lagging = UploadProgress {
-        digest_state: created.progress.digest_state.clone(),
-        ..saved.progress.clone()
-    };
-    assert!(store
-        .save_upload(
-            &upload_id,
-            "test",
-            &lagging,
-            None,
-            saved.expires_at,
-            SaveDurability::Immediate,
-        )
-        .await
-        .unwrap());
 
     let middle = 3 * PART + 10;
-    let response = server
-        .send(
-            server
-                .client
-                .patch(server.url(&url))
-                .header("Tus-Resumable", "1.0.0")
-                .header("Content-Type", "application/offset+octet-stream")
-                .header("Upload-Offset", cut.to_string())
-                .header("Upload-Checksum", "sha1 Kq5sNclPz7QV2+lfQIuc6R7oRu0=")
-                .body(vec![0; middle - cut]),
+    for (from, to, parts_before) in [(cut, middle, 2), (middle, data.len(), 3)] {
+        let saved = store.upload(&upload_id).await.unwrap().unwrap();
+        assert_eq!(saved.progress.upload_offset, from as u64);
+        assert_eq!(saved.progress.part_receipts.len(), parts_before);
+        let lagging = artifactstore_store::UploadProgress {
+            digest_state: created.progress.digest_state.clone(),
+            ..saved.progress.clone()
+        };
+        let now = server.clock.now();
+        assert!(store
+            .lock_upload(&upload_id, "test", now, now.plus_seconds(60).unwrap())
+            .await
+            .unwrap());
+        assert!(store
+            .save_upload(
+                &upload_id,
+                "test",
+                &lagging,
+                None,
+                saved.expires_at,
+                artifactstore_store::SaveDurability::Immediate,
+            )
+            .await
+            .unwrap());
+        let response = server
+            .send(
+                server
+                    .client
+                    .patch(server.url(&url))
+                    .header("Tus-Resumable", "1.0.0")
+                    .header("Content-Type", "application/offset+octet-stream")
+                    .header("Upload-Offset", from.to_string())
+                    .header("Upload-Checksum", "sha1 Kq5sNclPz7QV2+lfQIuc6R7oRu0=")
+                    .body(vec![0; to - from]),
+            )
+            .await;
+        assert_problem(
+            response,
+            StatusCode::from_u16(460).unwrap(),
+            "checksum_mismatch",
         )
         .await;
-    assert_problem(
-        response,
-        StatusCode::from_u16(460).unwrap(),
-        "checksum_mismatch",
-    )
-    .await;
-    // Sent in two requests: the first goes on without hashers, the second
-    // (most likely) from the first's.
-    for (from, to) in [(cut, middle), (middle, data.len())] {
+
         let response = server
             .tus_patch(&url, from as u64, data[from..to].to_vec())
             .await;
@@ -446,9 +445,6 @@ async fn parts_the_saved_digests_lack_are_hashed_again_from_the_staging() {
             assert_eq!(file["blake3"], Digest32::blake3_of(&data).to_hex());
             let content = bytes_of(server.get(&format!("{file_url}/content")).await).await;
             assert!(content == data, "downloaded bytes differ");
-        } else {
-            let saved = store.upload(&upload_id).await.unwrap().unwrap();
-            assert_eq!(saved.progress.part_receipts.len(), 3);
         }
     }
     assert_eq!(server.staged_uploads(), 0);
