@@ -1130,6 +1130,10 @@ impl Registry {
         if keep {
             let locked = lease.held().await?;
             if offset > parts_end {
+                // The write truncates the staged file: never without the
+                // lock, which the hashers' or a checksum's wait may have
+                // let run down.
+                self.keep(locked).await?;
                 staging
                     .put_tail(&record.staging, parts_end, tail.clone())
                     .await?;
