@@ -350,10 +350,11 @@ impl PartHashing {
 
 /// Hashers that an upload's last request left running in this process, so
 /// that its next request goes on from them instead of waiting, at its end,
-/// for them to finish its last bytes: that wait was the largest part of a
-/// 64 MiB PATCH's time outside its body, and without it each PATCH took
-/// within 2 ms of its bytes' time at the PUT's rate, against 3–5 ms more
-/// before (docs/benchmarks.md). Only where the staging reads its parts
+/// for them to finish its last bytes: where the body outruns the hashers,
+/// that wait was the largest part of a 64 MiB PATCH's time outside its
+/// body (3–5 ms; a prototype of this took the resumable benchmark from
+/// 0.94 to 0.98 of a PUT there; on a machine where the hashers keep up it
+/// changes nothing measurable: docs/benchmarks.md). Only where the staging reads its parts
 /// back: the progress a request saves may then hold digests of fewer parts
 /// than it has stored, and a request without the hashers (another replica,
 /// a restarted server, an entry evicted, or taken by a request that
