@@ -354,9 +354,9 @@ impl PartHashing {
 /// that wait was the largest part of a 64 MiB PATCH's time outside its
 /// body (3–5 ms; a prototype of this took the resumable benchmark from
 /// 0.94 to 0.98 of a PUT there; on a machine where the hashers keep up it
-/// changes nothing measurable: docs/benchmarks.md). Only where the staging reads its parts
-/// back: the progress a request saves may then hold digests of fewer parts
-/// than it has stored, and a request without the hashers (another replica,
+/// changes nothing measurable: docs/benchmarks.md). Only where the staging
+/// reads its parts back: the progress a request saves may then hold
+/// digests of fewer parts than it has stored, and a request without the hashers (another replica,
 /// a restarted server, an entry evicted, or taken by a request that
 /// failed) hashes the parts the digests lack again, read back from the
 /// staging.
@@ -382,6 +382,12 @@ struct ParkedHashing {
     at: std::time::Instant,
 }
 
+impl ParkedHashing {
+    fn fresh(&self) -> bool {
+        self.at.elapsed() < PARKED_FOR
+    }
+}
+
 impl ParkedHashers {
     fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, ParkedHashing>> {
         // Nothing held in the map can be left half changed.
@@ -392,7 +398,7 @@ impl ParkedHashers {
 
     fn park(&self, upload_id: &str, parked: ParkedHashing) {
         let mut map = self.map();
-        map.retain(|_, p| p.at.elapsed() < PARKED_FOR);
+        map.retain(|_, p| p.fresh());
         if map.len() >= PARKED_UPLOADS && !map.contains_key(upload_id) {
             let oldest = map
                 .iter()
@@ -420,8 +426,8 @@ impl ParkedHashers {
         (parked.offset == offset
             && parked.receipts == receipts
             && parked.digests == *digests
-            && parked.at.elapsed() < PARKED_FOR)
-            .then_some(parked.hashing)
+            && parked.fresh())
+        .then_some(parked.hashing)
     }
 
     fn forget(&self, upload_id: &str) {
@@ -429,7 +435,7 @@ impl ParkedHashers {
     }
 
     fn sweep(&self) {
-        self.map().retain(|_, p| p.at.elapsed() < PARKED_FOR);
+        self.map().retain(|_, p| p.fresh());
     }
 }
 
@@ -1103,11 +1109,8 @@ impl Registry {
         // A request with a checksum waits for its hashers: what it feeds
         // them is kept only if the checksum matches. One cut short waits
         // too, as its next request may well come through another replica.
-        let park = keep
-            && offset > start
-            && checksum.is_none()
-            && interrupted.is_none()
-            && staging.reads_back_parts();
+        let park =
+            keep && checksum.is_none() && interrupted.is_none() && staging.reads_back_parts();
         let (absorbed, flushed) = if park {
             let flushed = flushed.await;
             (hashing.absorb_finished(&mut digests).await, flushed)

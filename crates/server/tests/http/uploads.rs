@@ -57,6 +57,26 @@ impl TestServer {
         .await
     }
 
+    /// A PATCH with `Upload-Checksum: {checksum}` (algorithm and base64).
+    async fn tus_patch_with_checksum(
+        &self,
+        url: &str,
+        offset: u64,
+        checksum: &str,
+        body: Vec<u8>,
+    ) -> reqwest::Response {
+        self.send(
+            self.client
+                .patch(self.url(url))
+                .header("Tus-Resumable", "1.0.0")
+                .header("Content-Type", "application/offset+octet-stream")
+                .header("Upload-Offset", offset.to_string())
+                .header("Upload-Checksum", checksum)
+                .body(body),
+        )
+        .await
+    }
+
     async fn tus_offset(&self, url: &str) -> Option<u64> {
         let response = self
             .send(
@@ -147,15 +167,11 @@ async fn tus_uploads_resume_at_the_offset_and_record_like_a_put() {
         }
         // A checksum that does not match keeps nothing of the request.
         let response = server
-            .send(
-                server
-                    .client
-                    .patch(server.url(&url))
-                    .header("Tus-Resumable", "1.0.0")
-                    .header("Content-Type", "application/offset+octet-stream")
-                    .header("Upload-Offset", from.to_string())
-                    .header("Upload-Checksum", "sha1 Kq5sNclPz7QV2+lfQIuc6R7oRu0=")
-                    .body(data[from..to].to_vec()),
+            .tus_patch_with_checksum(
+                &url,
+                from as u64,
+                "sha1 Kq5sNclPz7QV2+lfQIuc6R7oRu0=",
+                data[from..to].to_vec(),
             )
             .await;
         assert_problem(
@@ -170,15 +186,11 @@ async fn tus_uploads_resume_at_the_offset_and_record_like_a_put() {
         let checksum =
             base64::engine::general_purpose::STANDARD.encode(sha1::Sha1::digest(&data[from..to]));
         let response = server
-            .send(
-                server
-                    .client
-                    .patch(server.url(&url))
-                    .header("Tus-Resumable", "1.0.0")
-                    .header("Content-Type", "application/offset+octet-stream")
-                    .header("Upload-Offset", from.to_string())
-                    .header("Upload-Checksum", format!("sha1 {checksum}"))
-                    .body(data[from..to].to_vec()),
+            .tus_patch_with_checksum(
+                &url,
+                from as u64,
+                &format!("sha1 {checksum}"),
+                data[from..to].to_vec(),
             )
             .await;
         assert_eq!(
@@ -411,15 +423,11 @@ async fn parts_the_saved_digests_lack_are_hashed_again_from_the_staging() {
             .await
             .unwrap());
         let response = server
-            .send(
-                server
-                    .client
-                    .patch(server.url(&url))
-                    .header("Tus-Resumable", "1.0.0")
-                    .header("Content-Type", "application/offset+octet-stream")
-                    .header("Upload-Offset", from.to_string())
-                    .header("Upload-Checksum", "sha1 Kq5sNclPz7QV2+lfQIuc6R7oRu0=")
-                    .body(vec![0; to - from]),
+            .tus_patch_with_checksum(
+                &url,
+                from as u64,
+                "sha1 Kq5sNclPz7QV2+lfQIuc6R7oRu0=",
+                vec![0; to - from],
             )
             .await;
         assert_problem(
