@@ -146,7 +146,11 @@ impl Registry {
     pub async fn authenticate(&self, presented: &str) -> RegistryResult<Principal> {
         let refused = || RegistryError::Unauthorized("the token is not valid".into());
         let token = TokenText::parse(presented).ok_or_else(refused)?;
-        let record = self.store.token(&token.id).await?.ok_or_else(refused)?;
+        let record = self
+            .token_reads
+            .read(&token.id)
+            .await?
+            .ok_or_else(refused)?;
         if !token.matches(&record.secret_blake3) {
             return Err(refused());
         }

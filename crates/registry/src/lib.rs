@@ -34,6 +34,7 @@ pub mod log;
 mod operations;
 mod retention;
 mod schemas;
+mod token_reads;
 pub mod uploads;
 mod verify;
 
@@ -72,6 +73,7 @@ pub struct Registry {
     limits: Arc<config::LimitsConfig>,
     file_checks: file_checks::FileChecks,
     file_commits: file_commits::FileCommits,
+    token_reads: token_reads::TokenReads,
     validators: Arc<schemas::Validators>,
     lifecycle: config::LifecycleSettings,
     /// This process's name as a lifecycle lease holder and claimant.
@@ -201,6 +203,7 @@ impl RegistryBuilder {
         Ok(Registry {
             file_checks,
             file_commits,
+            token_reads: token_reads::TokenReads::start(store.clone()),
             store,
             backends: Arc::new(backends),
             default_backend,

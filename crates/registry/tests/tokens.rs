@@ -4,6 +4,7 @@
 mod common;
 
 use artifactstore_registry::core::token::Scope;
+use artifactstore_store::TOKENS_PER_STATEMENT;
 use common::TestEnv;
 
 engine_tests! {
@@ -91,5 +92,60 @@ engine_tests! {
             fixed_bits_everywhere &= uuid_shaped(&secret[..16]) && uuid_shaped(&secret[16..]);
         }
         assert!(!fixed_bits_everywhere, "16 secrets all had UUIDv4's fixed bits");
+    }
+
+    async fn tokens_read_together_each_get_their_own_answer() {
+        // Requests arriving together have their tokens read in one batch
+        // (token_reads.rs): more distinct tokens than one statement looks
+        // up, each presented several times, mixed with revoked, expired,
+        // forged and unknown ones. Each must get exactly the answer it
+        // gets alone.
+        let env = TestEnv::new().await;
+        let distinct = 2 * TOKENS_PER_STATEMENT + 3;
+        let soon = env.registry.store().now().plus_seconds(60).unwrap();
+        let mut presented: Vec<(String, Option<String>)> = Vec::new();
+        for i in 0..distinct {
+            let expires = (i % 5 == 4).then_some(soon);
+            let (record, secret) = env
+                .registry
+                .create_token(&format!("client-{i}"), Scope::Write, vec![], expires, "admin")
+                .await
+                .unwrap();
+            let forged = format!("{}{}", &secret[..secret.len() - 1], if secret.ends_with('0') { '1' } else { '0' });
+            presented.push((forged, None));
+            if i % 7 == 3 {
+                env.registry.revoke_token(&record.id, "admin").await.unwrap();
+                presented.push((secret, None));
+            } else if expires.is_some() {
+                presented.push((secret, None));
+            } else {
+                presented.push((secret, Some(format!("client-{i}"))));
+            }
+        }
+        presented.push(("ast_00000000000000000000000000000000_00".into(), None));
+        env.clock.advance_seconds(61);
+        let all: Vec<(String, Option<String>)> = presented.iter().cloned().cycle().take(presented.len() * 3).collect();
+        let answers = futures::future::join_all(all.iter().map(|(text, _)| env.registry.authenticate(text))).await;
+        for ((text, expected), answer) in all.iter().zip(answers) {
+            match (expected, answer) {
+                (Some(name), Ok(principal)) => assert_eq!(&principal.name, name, "{text}"),
+                (None, Err(e)) => assert_eq!(e.code(), "unauthorized", "{text}"),
+                (expected, answer) => panic!("{text}: expected {expected:?}, got {answer:?}"),
+            }
+        }
+
+        // The store's read of many ids at once: chunked, padded, each
+        // existing id found once whatever the repeats and unknown ids.
+        let listed = env.registry.list_tokens().await.unwrap();
+        let mut ids: Vec<&str> = listed.iter().map(|t| t.id.as_str()).collect();
+        ids.push("no-such-token");
+        ids.extend(listed.iter().take(3).map(|t| t.id.as_str()));
+        let mut found: Vec<String> = env.registry.store().tokens_by_id(&ids).await.unwrap().into_iter().map(|t| t.id).collect();
+        found.sort();
+        found.dedup();
+        let mut expected: Vec<String> = listed.iter().map(|t| t.id.clone()).collect();
+        expected.sort();
+        assert_eq!(found, expected);
+        assert!(env.registry.store().tokens_by_id(&[]).await.unwrap().is_empty());
     }
 }

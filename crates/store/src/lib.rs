@@ -36,7 +36,9 @@ use tokio::sync::{watch, Mutex};
 pub use batch::postgres_text_literal;
 pub use lifecycle::{ClaimRecord, UsageRecord};
 pub use log::{LogTx, LogVerification};
-pub use queries::{DigestKind, FilePage, FileSlot, PackageFilter, PackagePage};
+pub use queries::{
+    DigestKind, FilePage, FileSlot, PackageFilter, PackagePage, TOKENS_PER_STATEMENT,
+};
 pub use records::*;
 pub use replay::ReplayReport;
 pub use tree::CheckpointRecord;

@@ -21,6 +21,11 @@ pub(crate) const PACKAGE_COLUMNS: &str = "p.id, p.name, p.producer, p.subject, p
 const TOKEN_COLUMNS: &str =
     "id, name, scope, producers, expires_at, secret_blake3, created_at, created_by, revoked_at, revoked_by";
 
+/// Token ids one statement of [`Store::tokens_by_id`] looks up; the
+/// authentication of a burst of requests rarely names more distinct
+/// tokens than this.
+pub const TOKENS_PER_STATEMENT: usize = 8;
+
 const FILE_SELECT: &str = "SELECT f.id, f.package_id, f.relative_path, f.media_type, f.size_bytes, \
     f.blake3, f.sha256, f.created_at, f.created_sequence, l.id AS storage_location_id, l.content_address, l.backend_id, \
     l.object_key, l.retrieval_tier, l.status AS storage_status, pk.status AS package_status \
@@ -676,6 +681,36 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?;
         row.as_ref().map(token_from_row).transpose()
+    }
+
+    /// The API tokens of `ids` that exist, in no particular order, read on
+    /// one connection. The ids go in [`TOKENS_PER_STATEMENT`] at a time,
+    /// the last statement's list padded with its last id, so every read
+    /// is the same SQL text (one prepared statement per connection,
+    /// whatever the batch's size).
+    pub async fn tokens_by_id(&self, ids: &[&str]) -> StoreResult<Vec<TokenRecord>> {
+        let Some(&last) = ids.last() else {
+            return Ok(Vec::new());
+        };
+        let sql = format!(
+            "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE id IN ({})",
+            (1..=TOKENS_PER_STATEMENT)
+                .map(|n| format!("${n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let mut conn = self.pool.acquire().await?;
+        let mut found = Vec::new();
+        for chunk in ids.chunks(TOKENS_PER_STATEMENT) {
+            let mut query = sqlx::query(&sql);
+            for n in 0..TOKENS_PER_STATEMENT {
+                query = query.bind(*chunk.get(n).unwrap_or(&last));
+            }
+            for row in query.fetch_all(&mut *conn).await? {
+                found.push(token_from_row(&row)?);
+            }
+        }
+        Ok(found)
     }
 
     /// Every API token, oldest first.
