@@ -105,6 +105,11 @@ struct Args {
     /// 64; small ones show what each request costs beyond its bytes).
     #[arg(long, default_value_t = 64)]
     patch_mib: u64,
+    /// The small-files server requires an API token and every client
+    /// presents one, as a production server's clients do (the figures
+    /// then include each request's token lookup).
+    #[arg(long)]
+    with_token: bool,
 }
 
 async fn run(args: Args) -> Result<()> {
@@ -131,6 +136,7 @@ async fn run(args: Args) -> Result<()> {
             packages: args.small_packages.max(1),
             clients,
             file_bytes: 4096,
+            with_token: args.with_token,
         };
         println!(
             "{}",
@@ -184,6 +190,7 @@ async fn run(args: Args) -> Result<()> {
             packages: args.small_packages.max(1),
             clients,
             file_bytes: 4096,
+            with_token: false,
         };
         println!(
             "{}",

@@ -9,8 +9,8 @@ use std::time::Instant;
 use anyhow::{bail, Result};
 
 use crate::harness::{
-    context_switches, cpu_seconds, fill, machine_cpu_seconds, package_body, processes_cpu_seconds,
-    user_and_kernel_cpu_seconds, with_engine, Env, Server, ServerSetup,
+    config_file, context_switches, cpu_seconds, fill, machine_cpu_seconds, package_body,
+    processes_cpu_seconds, user_and_kernel_cpu_seconds, with_engine, Env, Server, ServerSetup,
 };
 use crate::report::{row, verdict, Samples, TABLE_HEAD};
 
@@ -20,6 +20,8 @@ pub struct Shape {
     pub packages: usize,
     pub clients: usize,
     pub file_bytes: usize,
+    /// The server requires an API token and the clients present one.
+    pub with_token: bool,
 }
 
 pub(crate) struct Outcome {
@@ -56,8 +58,22 @@ pub(crate) async fn one_run(
     seed: u64,
 ) -> Result<Outcome> {
     let data = env.scratch("small")?;
-    let server = Server::start(env, &data, setup)?;
-    let client = reqwest::Client::new();
+    let mut setup = setup.clone();
+    let client = if shape.with_token {
+        setup.extra.push_str("[auth]\nrequired = true\n");
+        let token = write_token(env, &data, &setup)?;
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {token}").parse()?,
+        );
+        reqwest::Client::builder()
+            .default_headers(headers)
+            .build()?
+    } else {
+        reqwest::Client::new()
+    };
+    let server = Server::start(env, &data, &setup)?;
     let mut packages = Vec::with_capacity(shape.packages);
     for i in 0..shape.packages {
         packages.push(
@@ -308,6 +324,26 @@ pub async fn run(env: &Env, shape: &Shape, levels: &[usize], runs: usize) -> Res
     Ok(out)
 }
 
+/// Creates a write token in the state `setup` names (before its server
+/// starts) and returns its text.
+fn write_token(env: &Env, data: &std::path::Path, setup: &ServerSetup) -> Result<String> {
+    let config = config_file(data, setup)?;
+    let output = std::process::Command::new(&env.binary)
+        .args([
+            "admin", "token", "create", "--scope", "write", "--name", "bench", "--config",
+        ])
+        .arg(&config)
+        .output()?;
+    if !output.status.success() {
+        bail!(
+            "creating the bench's token failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let printed = String::from_utf8(output.stdout)?;
+    Ok(printed.lines().next().unwrap_or_default().trim().to_owned())
+}
+
 /// The uploads' limits raised to `clients`, so that none is turned away
 /// as busy (429) while every client has one upload in flight.
 fn limits_for(clients: usize) -> String {
@@ -421,8 +457,16 @@ async fn one_level(
 ) -> Result<(String, Level)> {
     let mut out = format!(
         "## Small files ({} files of {} bytes into {} packages, {} concurrent clients, {runs} runs)\n\n\
-         Every upload is a separate `PUT` answered 201 once durable. Latency percentiles are over every upload of every run. After the uploads the same clients `GET` every file back, each on its kept-alive connection (no goal: it shows what a client reading many small files sees).\n\n{TABLE_HEAD}\n",
-        shape.files, shape.file_bytes, shape.packages, shape.clients
+         Every upload is a separate `PUT` answered 201 once durable. Latency percentiles are over every upload of every run. After the uploads the same clients `GET` every file back, each on its kept-alive connection (no goal: it shows what a client reading many small files sees).{}\n\n{TABLE_HEAD}\n",
+        shape.files,
+        shape.file_bytes,
+        shape.packages,
+        shape.clients,
+        if shape.with_token {
+            " The server requires an API token, and every request presents one (`--with-token`)."
+        } else {
+            ""
+        }
     );
     let mut reference = Samples::default();
     let (mut reference_cpu, mut reference_busy) = (Samples::default(), Samples::default());
