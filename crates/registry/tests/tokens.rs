@@ -122,7 +122,8 @@ engine_tests! {
                 presented.push((secret, Some(format!("client-{i}"))));
             }
         }
-        presented.push(("ast_00000000000000000000000000000000_00".into(), None));
+        // Well formed, so read like the others, but no such token.
+        presented.push((format!("ast_{}_{}", "0".repeat(32), "0".repeat(64)), None));
         env.clock.advance_seconds(61);
         let all: Vec<(String, Option<String>)> = presented.iter().cloned().cycle().take(presented.len() * 3).collect();
         let answers = futures::future::join_all(all.iter().map(|(text, _)| env.registry.authenticate(text))).await;

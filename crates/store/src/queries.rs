@@ -687,7 +687,8 @@ impl Store {
     /// one connection. The ids go in [`TOKENS_PER_STATEMENT`] at a time,
     /// the last statement's list padded with its last id, so every read
     /// is the same SQL text (one prepared statement per connection,
-    /// whatever the batch's size).
+    /// whatever the batch's size). [`StoreError::Busy`] if it takes longer
+    /// than the store's timeout.
     pub async fn tokens_by_id(&self, ids: &[&str]) -> StoreResult<Vec<TokenRecord>> {
         let Some(&last) = ids.last() else {
             return Ok(Vec::new());
@@ -699,18 +700,26 @@ impl Store {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
-        let mut conn = self.pool.acquire().await?;
-        let mut found = Vec::new();
-        for chunk in ids.chunks(TOKENS_PER_STATEMENT) {
-            let mut query = sqlx::query(&sql);
-            for n in 0..TOKENS_PER_STATEMENT {
-                query = query.bind(*chunk.get(n).unwrap_or(&last));
+        let read = async {
+            let mut conn = self.pool.acquire().await?;
+            let mut found = Vec::new();
+            for chunk in ids.chunks(TOKENS_PER_STATEMENT) {
+                let mut query = sqlx::query(&sql);
+                for n in 0..TOKENS_PER_STATEMENT {
+                    query = query.bind(*chunk.get(n).unwrap_or(&last));
+                }
+                for row in query.fetch_all(&mut *conn).await? {
+                    found.push(token_from_row(&row)?);
+                }
             }
-            for row in query.fetch_all(&mut *conn).await? {
-                found.push(token_from_row(&row)?);
-            }
-        }
-        Ok(found)
+            Ok(found)
+        };
+        // Bounded as a whole: every request waiting for its token waits
+        // for this read, so a connection that hangs (a half-open socket)
+        // must not hold them longer than a busy pool would.
+        tokio::time::timeout(self.timeout, read)
+            .await
+            .map_err(|_| StoreError::Busy)?
     }
 
     /// Every API token, oldest first.

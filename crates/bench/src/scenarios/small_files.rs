@@ -330,7 +330,7 @@ fn write_token(env: &Env, data: &std::path::Path, setup: &ServerSetup) -> Result
     let config = config_file(data, setup)?;
     let output = std::process::Command::new(&env.binary)
         .args([
-            "admin", "token", "create", "--scope", "write", "--name", "bench", "--config",
+            "--json", "admin", "token", "create", "--scope", "write", "--name", "bench", "--config",
         ])
         .arg(&config)
         .output()?;
@@ -340,8 +340,11 @@ fn write_token(env: &Env, data: &std::path::Path, setup: &ServerSetup) -> Result
             String::from_utf8_lossy(&output.stderr)
         );
     }
-    let printed = String::from_utf8(output.stdout)?;
-    Ok(printed.lines().next().unwrap_or_default().trim().to_owned())
+    let shown: serde_json::Value = serde_json::from_slice(&output.stdout)?;
+    match shown["token"].as_str() {
+        Some(token) => Ok(token.to_owned()),
+        None => bail!("`admin token create --json` printed no token: {shown}"),
+    }
 }
 
 /// The uploads' limits raised to `clients`, so that none is turned away
