@@ -114,7 +114,7 @@ pub(crate) async fn run_batches<T, Batch>(
     }
 }
 
-pub(crate) async fn contained(task: &'static str, batch: impl std::future::Future<Output = ()>) {
+async fn contained(task: &'static str, batch: impl std::future::Future<Output = ()>) {
     use futures::FutureExt;
     if let Err(panic) = std::panic::AssertUnwindSafe(batch).catch_unwind().await {
         let message = panic
@@ -129,7 +129,7 @@ pub(crate) async fn contained(task: &'static str, batch: impl std::future::Futur
 /// Waits for the first item, then takes whatever else is queued, up to
 /// `max` in all: nothing waits to fill a batch. `None` once every sender
 /// is gone.
-pub(crate) async fn next_batch<T>(waiting: &mut mpsc::Receiver<T>, max: usize) -> Option<Vec<T>> {
+async fn next_batch<T>(waiting: &mut mpsc::Receiver<T>, max: usize) -> Option<Vec<T>> {
     let first = waiting.recv().await?;
     let mut batch = vec![first];
     while batch.len() < max {

@@ -7,28 +7,25 @@
 //! SQLite's worker thread (four context switches) or to the PostgreSQL
 //! server per request, as much as an upload's share of its group commit.
 //! Instead each request queues the token's id here, and the tokens of
-//! every request queued while the readers are busy are read together, on
-//! one connection, each distinct id once (a pipeline's clients usually
+//! every request queued while one batch is read are read together next,
+//! on one connection, each distinct id once (a pipeline's clients usually
 //! share one token). A request that arrives alone is read at once:
-//! nothing waits to fill a batch. The rows
-//! are read afresh for every batch, never kept: a token revoked or
-//! expired is refused by the next batch that reads it.
+//! nothing waits to fill a batch. The rows are read afresh for every
+//! batch, never kept: a token revoked or expired is refused by the next
+//! batch that reads it.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use artifactstore_store::{Store, TokenRecord};
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::sync::{mpsc, oneshot};
 
-use crate::file_commits::{contained, for_each, next_batch};
+use crate::file_commits::{for_each, run_batches};
 use crate::{RegistryError, RegistryResult};
 
 /// Most requests whose tokens are read in one batch.
 const MAX_BATCH: usize = 256;
 /// Requests waiting for their token; more wait for room.
 const QUEUE: usize = 1024;
-/// Batches read at once, each on its own connection.
-const READERS: usize = 4;
 
 struct Pending {
     id: String,
@@ -66,26 +63,18 @@ impl TokenReads {
     }
 }
 
-/// Takes the next batch whenever one of [`READERS`] is free: the
-/// requests queued meanwhile wait for the next free one, so batches grow
-/// with the load, and one slow read (a busy pool, a connection that
-/// hangs until the store's timeout) delays only the requests of its own
-/// batch while the others go on.
-async fn read_queued(store: Store, mut waiting: mpsc::Receiver<Pending>) {
-    let readers = Arc::new(Semaphore::new(READERS));
-    loop {
-        let Ok(reader) = readers.clone().acquire_owned().await else {
-            return;
-        };
-        let Some(batch) = next_batch(&mut waiting, MAX_BATCH).await else {
-            return;
-        };
-        let store = store.clone();
-        tokio::spawn(async move {
-            contained("token read", read_batch(&store, batch)).await;
-            drop(reader);
-        });
-    }
+/// One batch at a time, like the file checks: measured with 16 and 64
+/// clients, four readers at once formed smaller batches and saved about
+/// half the context switches one reader saves (docs/benchmarks.md). A
+/// read that hangs is bounded by the store's timeout
+/// ([`Store::tokens_by_id`]), after which its batch answers 503 and the
+/// next goes on.
+async fn read_queued(store: Store, waiting: mpsc::Receiver<Pending>) {
+    let store = &store;
+    run_batches("token read", waiting, MAX_BATCH, move |batch| {
+        read_batch(store, batch)
+    })
+    .await;
 }
 
 async fn read_batch(store: &Store, mut batch: Vec<Pending>) {
