@@ -45,16 +45,18 @@ impl TestServer {
         header(&response, "location").to_owned()
     }
 
+    /// A PATCH of the upload at `url` from `offset`, its body to follow.
+    fn tus_patch_request(&self, url: &str, offset: u64) -> reqwest::RequestBuilder {
+        self.client
+            .patch(self.url(url))
+            .header("Tus-Resumable", "1.0.0")
+            .header("Content-Type", "application/offset+octet-stream")
+            .header("Upload-Offset", offset.to_string())
+    }
+
     async fn tus_patch(&self, url: &str, offset: u64, body: Vec<u8>) -> reqwest::Response {
-        self.send(
-            self.client
-                .patch(self.url(url))
-                .header("Tus-Resumable", "1.0.0")
-                .header("Content-Type", "application/offset+octet-stream")
-                .header("Upload-Offset", offset.to_string())
-                .body(body),
-        )
-        .await
+        self.send(self.tus_patch_request(url, offset).body(body))
+            .await
     }
 
     /// A PATCH with `Upload-Checksum: {checksum}` (algorithm and base64).
@@ -66,11 +68,7 @@ impl TestServer {
         body: Vec<u8>,
     ) -> reqwest::Response {
         self.send(
-            self.client
-                .patch(self.url(url))
-                .header("Tus-Resumable", "1.0.0")
-                .header("Content-Type", "application/offset+octet-stream")
-                .header("Upload-Offset", offset.to_string())
+            self.tus_patch_request(url, offset)
                 .header("Upload-Checksum", checksum)
                 .body(body),
         )
