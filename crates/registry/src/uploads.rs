@@ -356,10 +356,10 @@ impl PartHashing {
 /// 0.94 to 0.98 of a PUT there; on a machine where the hashers keep up it
 /// changes nothing measurable: docs/benchmarks.md). Only where the staging
 /// reads its parts back: the progress a request saves may then hold
-/// digests of fewer parts than it has stored, and a request without the hashers (another replica,
-/// a restarted server, an entry evicted, or taken by a request that
-/// failed) hashes the parts the digests lack again, read back from the
-/// staging.
+/// digests of fewer parts than it has stored, and a request without the
+/// hashers (another replica, a restarted server, an entry evicted, or
+/// taken by a request that failed) hashes the parts the digests lack
+/// again, read back from the staging.
 #[derive(Clone, Default)]
 pub(crate) struct ParkedHashers(Arc<std::sync::Mutex<HashMap<String, ParkedHashing>>>);
 
