@@ -15,9 +15,8 @@
 //! read and stored.
 
 use artifactstore_store::{FileSlot, Store};
-use tokio::sync::{mpsc, oneshot};
 
-use crate::file_commits::{for_each, run_batches};
+use crate::batch_queue::{fail_all, BatchQueue, Queued};
 use crate::{RegistryError, RegistryResult};
 
 /// Most uploads checked in one batch.
@@ -29,25 +28,25 @@ const QUEUE: usize = 1024;
 /// new file's, if any; `None` when there is no such package.
 pub(crate) type NewFileSlot = Option<(FileSlot, Option<String>)>;
 
-struct Pending {
+/// The new file an upload asks about.
+struct NewFile {
     package_id: String,
     relative_path: String,
     collision_key: String,
-    answer: oneshot::Sender<RegistryResult<NewFileSlot>>,
 }
 
 /// The queue of uploads waiting for their check; cloned into every
-/// [`crate::Registry`] handle. The checking task ends when the last handle
-/// is dropped.
+/// [`crate::Registry`] handle.
 #[derive(Clone)]
 pub(crate) struct FileChecks {
-    queue: mpsc::Sender<Pending>,
+    queue: BatchQueue<NewFile, NewFileSlot>,
 }
 
 impl FileChecks {
     pub(crate) fn start(store: Store) -> Self {
-        let (queue, waiting) = mpsc::channel(QUEUE);
-        tokio::spawn(check_queued(store, waiting));
+        let queue = BatchQueue::start("file check", MAX_BATCH, QUEUE, move |batch| {
+            check_batch(store.clone(), batch)
+        });
         Self { queue }
     }
 
@@ -59,56 +58,39 @@ impl FileChecks {
         relative_path: &str,
         collision_key: &str,
     ) -> RegistryResult<NewFileSlot> {
-        let (answer, answered) = oneshot::channel();
-        let stopped = || RegistryError::Internal("the file check gave no answer".into());
         self.queue
-            .send(Pending {
+            .submit(NewFile {
                 package_id: package_id.to_owned(),
                 relative_path: relative_path.to_owned(),
                 collision_key: collision_key.to_owned(),
-                answer,
             })
             .await
-            .map_err(|_| stopped())?;
-        answered.await.map_err(|_| stopped())?
     }
 }
 
-async fn check_queued(store: Store, waiting: mpsc::Receiver<Pending>) {
-    let store = &store;
-    run_batches("file check", waiting, MAX_BATCH, move |batch| {
-        check_batch(store, batch)
-    })
-    .await;
-}
-
-async fn check_batch(store: &Store, mut batch: Vec<Pending>) {
+async fn check_batch(store: Store, mut batch: Vec<Queued<NewFile, NewFileSlot>>) {
     // An upload whose client went away no longer waits for its answer.
-    batch.retain(|pending| !pending.answer.is_closed());
+    batch.retain(|queued| !queued.is_abandoned());
     if batch.is_empty() {
         return;
     }
     let wanted: Vec<(&str, &str, &str)> = batch
         .iter()
-        .map(|p| {
+        .map(|q| {
+            let file = &q.request;
             (
-                p.package_id.as_str(),
-                p.relative_path.as_str(),
-                p.collision_key.as_str(),
+                file.package_id.as_str(),
+                file.relative_path.as_str(),
+                file.collision_key.as_str(),
             )
         })
         .collect();
     match store.new_file_slots(&wanted).await {
         Ok(found) => {
-            for (pending, slot) in batch.into_iter().zip(found) {
-                let _ = pending.answer.send(Ok(slot));
+            for (queued, slot) in batch.into_iter().zip(found) {
+                queued.answer(Ok(slot));
             }
         }
-        Err(e) => {
-            let error = RegistryError::from(e);
-            for pending in batch {
-                let _ = pending.answer.send(Err(for_each(&error)));
-            }
-        }
+        Err(e) => fail_all(batch, &RegistryError::from(e)),
     }
 }

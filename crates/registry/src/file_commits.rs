@@ -12,21 +12,21 @@
 
 use std::collections::{HashMap, HashSet};
 
+use crate::batch_queue::{fail_all, for_each, BatchQueue, Queued};
+use crate::{RegistryError, RegistryResult};
 use artifactstore_core::event::FileIngested;
 use artifactstore_core::path::collision_key;
 use artifactstore_core::NewEvent;
 use artifactstore_store::records::status;
 use artifactstore_store::{FileRecord, FileSlot, Store};
-use tokio::sync::{mpsc, oneshot};
-
-use crate::{RegistryError, RegistryResult};
 
 /// Most files recorded in one transaction.
 const MAX_GROUP: usize = 256;
 /// Uploads waiting to be recorded; more wait for room.
 const QUEUE: usize = 1024;
 
-struct Pending {
+/// A file whose bytes are durable, waiting for its event.
+struct StoredFile {
     ingested: FileIngested,
     actor: String,
     /// The log head read before the bytes were stored (the collection
@@ -35,12 +35,10 @@ struct Pending {
     /// The resumable upload this file completes, and its lock holder: the
     /// upload ends in the transaction that records the file.
     upload: Option<UploadLock>,
-    answer: oneshot::Sender<RegistryResult<FileRecord>>,
 }
 
-/// The queue of files waiting for their event; cloned into every
-/// [`crate::Registry`] handle. The recording task ends when the last
-/// handle is dropped.
+type Pending = Queued<StoredFile, FileRecord>;
+
 /// A resumable upload and the request that holds its lock.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct UploadLock {
@@ -48,15 +46,18 @@ pub(crate) struct UploadLock {
     pub(crate) holder: String,
 }
 
+/// The queue of files waiting for their event; cloned into every
+/// [`crate::Registry`] handle.
 #[derive(Clone)]
 pub(crate) struct FileCommits {
-    queue: mpsc::Sender<Pending>,
+    queue: BatchQueue<StoredFile, FileRecord>,
 }
 
 impl FileCommits {
     pub(crate) fn start(store: Store, max_files_per_package: u64) -> Self {
-        let (queue, waiting) = mpsc::channel(QUEUE);
-        tokio::spawn(record_queued(store, max_files_per_package, waiting));
+        let queue = BatchQueue::start("file commit", MAX_GROUP, QUEUE, move |group| {
+            record_group(store.clone(), max_files_per_package, group)
+        });
         Self { queue }
     }
 
@@ -71,88 +72,18 @@ impl FileCommits {
         stored_after: i64,
         upload: Option<UploadLock>,
     ) -> RegistryResult<FileRecord> {
-        let (answer, answered) = oneshot::channel();
-        let stopped = || RegistryError::Internal("the file commit gave no answer".into());
         self.queue
-            .send(Pending {
+            .submit(StoredFile {
                 ingested,
                 actor: actor.to_owned(),
                 stored_after,
                 upload,
-                answer,
             })
             .await
-            .map_err(|_| stopped())?;
-        answered.await.map_err(|_| stopped())?
     }
 }
 
-async fn record_queued(store: Store, max_files: u64, waiting: mpsc::Receiver<Pending>) {
-    let store = &store;
-    run_batches("file commit", waiting, MAX_GROUP, move |group| {
-        record_group(store, max_files, group)
-    })
-    .await;
-}
-
-/// The loop of the group commit and of the checks: each batch of what is
-/// queued ([`next_batch`]) goes to `each`, until every sender is gone. A
-/// panic in a batch (a bug) fails that batch's uploads alone: their
-/// answers are dropped with the batch, so each gets 500. Without this the
-/// task would end, and every later upload would get 500 until the server
-/// restarted.
-pub(crate) async fn run_batches<T, Batch>(
-    task: &'static str,
-    mut waiting: mpsc::Receiver<T>,
-    max: usize,
-    mut each: impl FnMut(Vec<T>) -> Batch,
-) where
-    Batch: std::future::Future<Output = ()>,
-{
-    while let Some(batch) = next_batch(&mut waiting, max).await {
-        contained(task, each(batch)).await;
-    }
-}
-
-async fn contained(task: &'static str, batch: impl std::future::Future<Output = ()>) {
-    use futures::FutureExt;
-    if let Err(panic) = std::panic::AssertUnwindSafe(batch).catch_unwind().await {
-        let message = panic
-            .downcast_ref::<&str>()
-            .map(|m| (*m).to_owned())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_default();
-        tracing::error!(task, panic = %message, "a batch panicked; its uploads were answered 500 and the task goes on");
-    }
-}
-
-/// Waits for the first item, then takes whatever else is queued, up to
-/// `max` in all: nothing waits to fill a batch. `None` once every sender
-/// is gone.
-async fn next_batch<T>(waiting: &mut mpsc::Receiver<T>, max: usize) -> Option<Vec<T>> {
-    let first = waiting.recv().await?;
-    let mut batch = vec![first];
-    while batch.len() < max {
-        match waiting.try_recv() {
-            Ok(next) => batch.push(next),
-            Err(_) => break,
-        }
-    }
-    Some(batch)
-}
-
-/// The same error for every upload of a failed group (or batch).
-pub(crate) fn for_each(error: &RegistryError) -> RegistryError {
-    match error {
-        RegistryError::Unavailable(cause) => RegistryError::Unavailable(cause.clone()),
-        RegistryError::UploadLocked(id) => RegistryError::UploadLocked(id.clone()),
-        // Its cause, not its message ("internal error"), for the log.
-        RegistryError::Internal(cause) => RegistryError::Internal(cause.clone()),
-        other => RegistryError::Internal(other.to_string()),
-    }
-}
-
-async fn record_group(store: &Store, max_files: u64, group: Vec<Pending>) {
+async fn record_group(store: Store, max_files: u64, group: Vec<Pending>) {
     let mut tx = match store.begin().await {
         Ok(tx) => tx,
         Err(e) => return fail_all(group, &RegistryError::from(e)),
@@ -163,8 +94,8 @@ async fn record_group(store: &Store, max_files: u64, group: Vec<Pending>) {
         .iter()
         .map(|p| {
             (
-                p.ingested.package_id.as_str(),
-                p.ingested.relative_path.as_str(),
+                p.request.ingested.package_id.as_str(),
+                p.request.ingested.relative_path.as_str(),
             )
         })
         .collect();
@@ -174,12 +105,12 @@ async fn record_group(store: &Store, max_files: u64, group: Vec<Pending>) {
     };
     let keys: Vec<String> = group
         .iter()
-        .map(|p| collision_key(&p.ingested.relative_path))
+        .map(|p| collision_key(&p.request.ingested.relative_path))
         .collect();
     let wanted_keys: Vec<(&str, &str)> = group
         .iter()
         .zip(&keys)
-        .map(|(p, key)| (p.ingested.package_id.as_str(), key.as_str()))
+        .map(|(p, key)| (p.request.ingested.package_id.as_str(), key.as_str()))
         .collect();
     let conflicts = match tx.path_conflicts(&wanted_keys).await {
         Ok(conflicts) => conflicts,
@@ -192,9 +123,9 @@ async fn record_group(store: &Store, max_files: u64, group: Vec<Pending>) {
         .iter()
         .map(|p| {
             (
-                p.ingested.backend_id.as_str(),
-                p.ingested.object_key.as_str(),
-                p.stored_after,
+                p.request.ingested.backend_id.as_str(),
+                p.request.ingested.object_key.as_str(),
+                p.request.stored_after,
             )
         })
         .collect();
@@ -204,7 +135,7 @@ async fn record_group(store: &Store, max_files: u64, group: Vec<Pending>) {
     };
     let mut packages: Vec<&str> = group
         .iter()
-        .map(|p| p.ingested.package_id.as_str())
+        .map(|p| p.request.ingested.package_id.as_str())
         .collect();
     packages.sort_unstable();
     packages.dedup();
@@ -230,15 +161,27 @@ async fn record_group(store: &Store, max_files: u64, group: Vec<Pending>) {
             Ok(())
         };
         let checked = fenced
-            .and_then(|()| check(slot, &pending.ingested, max_files, &mut added, &mut paths))
             .and_then(|()| {
-                let path = &pending.ingested.relative_path;
+                check(
+                    slot,
+                    &pending.request.ingested,
+                    max_files,
+                    &mut added,
+                    &mut paths,
+                )
+            })
+            .and_then(|()| {
+                let path = &pending.request.ingested.relative_path;
                 if let Some(existing) = conflict {
                     return Err(path_conflict(path, &existing));
                 }
-                let own_upload = pending.upload.as_ref().map(|u| u.upload_id.as_str());
+                let own_upload = pending
+                    .request
+                    .upload
+                    .as_ref()
+                    .map(|u| u.upload_id.as_str());
                 if let Some(reserved) = reservations.iter().find(|r| {
-                    r.package_id == pending.ingested.package_id
+                    r.package_id == pending.request.ingested.package_id
                         && Some(r.upload_id.as_str()) != own_upload
                         && keys_conflict(&key, &r.path_key)
                 }) {
@@ -249,7 +192,7 @@ async fn record_group(store: &Store, max_files: u64, group: Vec<Pending>) {
                 }
                 // Files of this group, not yet in the view.
                 let earlier = group_keys
-                    .entry(pending.ingested.package_id.clone())
+                    .entry(pending.request.ingested.package_id.clone())
                     .or_default();
                 if let Some((existing, _)) =
                     earlier.iter().find(|(_, other)| keys_conflict(&key, other))
@@ -262,7 +205,7 @@ async fn record_group(store: &Store, max_files: u64, group: Vec<Pending>) {
         match checked {
             Ok(()) => accepted.push(pending),
             Err(refused) => {
-                let _ = pending.answer.send(Err(refused));
+                pending.answer(Err(refused));
             }
         }
     }
@@ -270,7 +213,7 @@ async fn record_group(store: &Store, max_files: u64, group: Vec<Pending>) {
     // one whose lock was lost (another request took it over) is refused.
     let mut completing = Vec::with_capacity(accepted.len());
     for pending in accepted {
-        let Some(lock) = &pending.upload else {
+        let Some(lock) = &pending.request.upload else {
             completing.push(pending);
             continue;
         };
@@ -278,11 +221,11 @@ async fn record_group(store: &Store, max_files: u64, group: Vec<Pending>) {
             Ok(true) => completing.push(pending),
             Ok(false) => {
                 let refused = RegistryError::UploadLocked(lock.upload_id.clone());
-                let _ = pending.answer.send(Err(refused));
+                pending.answer(Err(refused));
             }
             Err(e) => {
                 let error = RegistryError::from(e);
-                let _ = pending.answer.send(Err(for_each(&error)));
+                pending.answer(Err(for_each(&error)));
                 return fail_all(completing, &error);
             }
         }
@@ -290,7 +233,7 @@ async fn record_group(store: &Store, max_files: u64, group: Vec<Pending>) {
     let accepted = completing;
     let events: Result<Vec<NewEvent>, _> = accepted
         .iter()
-        .map(|pending| NewEvent::of(&pending.ingested, &pending.actor))
+        .map(|pending| NewEvent::of(&pending.request.ingested, &pending.request.actor))
         .collect();
     let events = match events {
         Ok(events) => events,
@@ -306,17 +249,11 @@ async fn record_group(store: &Store, max_files: u64, group: Vec<Pending>) {
     match tx.commit().await {
         Ok(_) => {
             for (pending, at) in accepted.into_iter().zip(created_at) {
-                let record = FileRecord::recorded(&pending.ingested, at);
-                let _ = pending.answer.send(Ok(record));
+                let record = FileRecord::recorded(&pending.request.ingested, at);
+                pending.answer(Ok(record));
             }
         }
         Err(e) => fail_all(accepted, &RegistryError::from(e)),
-    }
-}
-
-fn fail_all(group: impl IntoIterator<Item = Pending>, error: &RegistryError) {
-    for pending in group {
-        let _ = pending.answer.send(Err(for_each(error)));
     }
 }
 
@@ -405,27 +342,5 @@ mod tests {
         assert!(message("a/b", "a").contains("cannot also be a folder"));
         assert!(message("a", "a/b").contains("needs this one to be a folder"));
         assert_eq!(path_conflict("A/b", "a").code(), "path_conflict");
-    }
-
-    /// The loop of the group commit and of the checks: a batch that
-    /// panics drops its own answers (500 for those uploads), and the next
-    /// batch is answered.
-    #[tokio::test]
-    async fn a_batch_that_panics_fails_its_own_uploads_and_the_task_goes_on() {
-        let (queue, waiting) = mpsc::channel::<(bool, oneshot::Sender<u32>)>(8);
-        let task = tokio::spawn(run_batches("test", waiting, 8, |batch| async move {
-            for (panics, answer) in batch {
-                assert!(!panics, "a bug in a batch");
-                let _ = answer.send(7);
-            }
-        }));
-        let (first, first_answer) = oneshot::channel();
-        queue.send((true, first)).await.unwrap();
-        assert!(first_answer.await.is_err(), "the panicked batch answered");
-        let (second, second_answer) = oneshot::channel();
-        queue.send((false, second)).await.unwrap();
-        assert_eq!(second_answer.await.unwrap(), 7);
-        drop(queue);
-        task.await.unwrap();
     }
 }

@@ -23,6 +23,7 @@
 //! ```
 
 mod auth;
+mod batch_queue;
 pub mod bundle;
 pub mod config;
 mod error;
