@@ -84,6 +84,11 @@ pub(crate) struct Batch {
 /// parses at once and stays far below its 32,766 placeholder limit.
 const MAX_STATEMENTS_PER_CALL: usize = 256;
 
+/// Most statements in one SQLite call kept prepared in the connection's
+/// statement cache: a group commit of up to 16 files (four statements
+/// each, and the log head's).
+const MAX_PREPARED_STATEMENTS_PER_CALL: usize = 65;
+
 impl Batch {
     pub(crate) fn push(&mut self, sql: &'static str, binds: Vec<Bind>) {
         debug_assert_eq!(placeholders(sql), binds.len(), "{sql}");
@@ -319,10 +324,14 @@ async fn execute_combined(
             binds.extend(statement.binds);
             count += 1;
         }
-        // A few statements are one append's, whose shape recurs, so keep
-        // them prepared; replay's long mixed runs are all different and
-        // would only churn the statement cache.
-        bind_all(sqlx::query(&sql).persistent(count <= 16), binds)
+        // A group commit's statements recur in a few shapes (four per
+        // file, one text per group size), so keep them prepared: parsing
+        // them anew for every group was about 3.5% of the server's samples
+        // in the small-files scenario (docs/benchmarks.md, issue 24). Past
+        // [`MAX_PREPARED_STATEMENTS_PER_CALL`] the texts are rarer and each
+        // would hold more memory in every connection's statement cache.
+        let persistent = count <= MAX_PREPARED_STATEMENTS_PER_CALL;
+        bind_all(sqlx::query(&sql).persistent(persistent), binds)
             .execute(&mut *conn)
             .await?;
     }
