@@ -12,13 +12,14 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::batch_queue::{fail_all, for_each, BatchQueue, Queued};
-use crate::{RegistryError, RegistryResult};
 use artifactstore_core::event::FileIngested;
 use artifactstore_core::path::collision_key;
 use artifactstore_core::NewEvent;
 use artifactstore_store::records::status;
 use artifactstore_store::{FileRecord, FileSlot, Store};
+
+use crate::batch_queue::{fail_all, for_each, BatchQueue, Queued};
+use crate::{RegistryError, RegistryResult};
 
 /// Most files recorded in one transaction.
 const MAX_GROUP: usize = 256;
