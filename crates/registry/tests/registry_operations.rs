@@ -604,6 +604,58 @@ engine_tests! {
             assert_eq!(alone[0].as_ref(), Some(&(slot, found)), "{path}");
         }
     }
+
+    async fn checks_of_every_batch_size_find_each_answer_and_nothing_from_padding() {
+        // The store pads each batch's VALUES lists to a power of two so its
+        // SQL texts stay few; sizes 1 to 20 cross several paddings. Each
+        // item's answer must be its own, whatever its position and depth,
+        // and no padding row may answer for an item.
+        use artifactstore_registry::core::path::collision_key;
+        let env = TestEnv::new().await;
+        let package = env.package("standard").await;
+        for path in ["dir/a.txt", "top.txt"] {
+            env.registry
+                .ingest_file(package, path, "text/plain", body(path.as_bytes()), Default::default(), "t")
+                .await
+                .unwrap();
+        }
+        let id = package.to_string();
+        let unknown = uuid::Uuid::new_v4().to_string();
+        // (package, path, the package exists, path taken, conflict)
+        let cases: Vec<(&str, String, bool, bool, Option<&str>)> = vec![
+            (&id, "dir/a.txt".into(), true, true, Some("dir/a.txt")),
+            (&id, "DIR/A.TXT".into(), true, false, Some("dir/a.txt")),
+            (&id, "dir/a.txt/under".into(), true, false, Some("dir/a.txt")),
+            (&id, "dir".into(), true, false, Some("dir/a.txt")),
+            (&id, "new/deep/er/f.bin".into(), true, false, None),
+            (&unknown, "dir/a.txt".into(), false, false, None),
+            (&id, "top.txt/sub/z".into(), true, false, Some("top.txt")),
+            (&id, "free.bin".into(), true, false, None),
+        ];
+        let store = env.registry.store();
+        for size in 1..=20 {
+            let chosen: Vec<_> = (0..size).map(|i| &cases[(i * 3 + size) % cases.len()]).collect();
+            let keys: Vec<String> = chosen.iter().map(|case| collision_key(&case.1)).collect();
+            let wanted: Vec<(&str, &str, &str)> = chosen
+                .iter()
+                .zip(&keys)
+                .map(|(case, key)| (case.0, case.1.as_str(), key.as_str()))
+                .collect();
+            let answers = store.new_file_slots(&wanted).await.unwrap();
+            assert_eq!(answers.len(), size);
+            for ((package_id, path, exists, taken, conflict), answer) in chosen.iter().zip(&answers) {
+                let context = format!("batch of {size}: {path} in {package_id}");
+                match answer {
+                    None => assert!(!exists, "{context}: no slot"),
+                    Some((slot, found)) => {
+                        assert!(exists, "{context}: a slot for an unknown package");
+                        assert_eq!(slot.path_taken, *taken, "{context}");
+                        assert_eq!(found.as_deref(), *conflict, "{context}");
+                    }
+                }
+            }
+        }
+    }
 }
 
 engine_tests! {

@@ -156,8 +156,11 @@ pub(crate) async fn file_slots(
         return Ok(Vec::new());
     }
     // A VALUES table of the pairs (columns column1..3 on both engines),
-    // its third column the position.
-    let values: Vec<String> = (0..wanted.len())
+    // its third column the position, padded to a size that keeps the SQL
+    // texts few (see [`padded_rows`]): rows past the last pair look up
+    // the empty id, which no package has, and are not read back.
+    let rows = padded_rows(wanted.len());
+    let values: Vec<String> = (0..rows)
         .map(|i| format!("(${}, ${}, {i})", 2 * i + 1, 2 * i + 2))
         .collect();
     let sql = format!(
@@ -171,10 +174,16 @@ pub(crate) async fn file_slots(
     for (package_id, path) in wanted {
         query = query.bind(*package_id).bind(*path);
     }
+    for _ in wanted.len()..rows {
+        query = query.bind("").bind("");
+    }
     let rows = query.fetch_all(conn).await?;
     let mut slots = vec![None; wanted.len()];
     for row in &rows {
         let position: i64 = row.try_get("position")?;
+        if usize::try_from(position).is_ok_and(|position| position >= wanted.len()) {
+            continue;
+        }
         let Some(status) = row.try_get::<Option<String>, _>("status")? else {
             continue;
         };
@@ -293,8 +302,20 @@ pub(crate) async fn schema_where(
     }))
 }
 
-/// Most bind parameters in one conflict query (SQLite allows 32,766).
+/// Most bind parameters in one conflict query before padding (SQLite
+/// allows 32,766; [`padded_rows`] at most doubles it).
 const MAX_CONFLICT_BINDS: usize = 8_000;
+
+/// How many rows a `VALUES` list of `rows` rows is padded to: the next
+/// power of two. Each length is a different SQL text, prepared and held
+/// once per connection in sqlx's statement cache of 100 texts; with
+/// batches of every size from 1 to 64 and more (64 clients), the file
+/// checks' and the group commit's texts outgrew it and were parsed again
+/// and again (on PostgreSQL a round trip each). Powers of two keep them at
+/// nine per query for batches of up to 256, for at most twice the rows.
+pub(crate) fn padded_rows(rows: usize) -> usize {
+    rows.max(1).next_power_of_two()
+}
 
 /// For each (package, collision key): a path already in the package that
 /// conflicts with a file under that key (see
@@ -332,32 +353,52 @@ async fn conflicts_of_chunk(
     offset: usize,
     found: &mut [Option<String>],
 ) -> StoreResult<()> {
+    // Each item's probes (its key and each folder above it) and its range
+    // (keys below `key/` sort after `key/` and before `key0`, as '0'
+    // follows '/', byte by byte). Each row's position is its index in its
+    // own list, so the SQL text depends only on the two lists' padded
+    // lengths, never on which item holds how many folders.
+    let mut probes: Vec<(usize, &str, &str)> = Vec::new();
+    let mut ranges: Vec<(&str, String, String)> = Vec::new();
+    for (item, (package_id, key)) in wanted.iter().enumerate() {
+        for probe in std::iter::once(*key).chain(folders_of(key)) {
+            probes.push((item, package_id, probe));
+        }
+        ranges.push((package_id, format!("{key}/"), format!("{key}0")));
+    }
+    // Padding rows look in the empty package id, which no package has.
+    let probe_rows = padded_rows(probes.len());
+    let range_rows = padded_rows(ranges.len());
     let mut binds: Vec<String> = Vec::new();
-    let mut bind = |value: String| {
-        binds.push(value);
+    let mut bind = |value: &str| {
+        binds.push(value.to_owned());
         format!("${}", binds.len())
     };
-    let mut probes = Vec::new();
-    let mut ranges = Vec::new();
-    for (i, (package_id, key)) in wanted.iter().enumerate() {
-        let position = offset + i;
-        for probe in std::iter::once(*key).chain(folders_of(key)) {
-            let row = format!(
-                "({position}, {}, {})",
-                bind((*package_id).to_owned()),
-                bind(probe.to_owned())
-            );
-            probes.push(row);
-        }
-        // Keys below `key/` sort after `key/` and before `key0` ('0'
-        // follows '/'), byte by byte.
-        let row = format!(
-            "({position}, {}, {}, {})",
-            bind((*package_id).to_owned()),
-            bind(format!("{key}/")),
-            bind(format!("{key}0"))
-        );
-        ranges.push(row);
+    let mut probe_values = Vec::with_capacity(probe_rows);
+    for position in 0..probe_rows {
+        let (package_id, probe) = probes
+            .get(position)
+            .map_or(("", ""), |(_, package_id, probe)| (*package_id, *probe));
+        probe_values.push(format!(
+            "({position}, {}, {})",
+            bind(package_id),
+            bind(probe)
+        ));
+    }
+    let mut range_values = Vec::with_capacity(range_rows);
+    for index in 0..range_rows {
+        let (package_id, low, high) = ranges
+            .get(index)
+            .map_or(("", "", ""), |(package_id, low, high)| {
+                (*package_id, low.as_str(), high.as_str())
+            });
+        range_values.push(format!(
+            "({}, {}, {}, {})",
+            probe_rows + index,
+            bind(package_id),
+            bind(low),
+            bind(high)
+        ));
     }
     // Each probe is a subquery of its own, not a join of the VALUES with
     // `files`: PostgreSQL planned that join as a hash join over a scan of
@@ -376,8 +417,8 @@ async fn conflicts_of_chunk(
          (SELECT f.relative_path FROM files f WHERE f.package_id = r.column2 \
           AND f.path_key > r.column3 AND f.path_key < r.column4 ORDER BY f.path_key LIMIT 1) AS existing \
          FROM (VALUES {}) AS r",
-        probes.join(", "),
-        ranges.join(", ")
+        probe_values.join(", "),
+        range_values.join(", ")
     );
     let mut query = sqlx::query(&sql);
     for value in binds {
@@ -388,8 +429,19 @@ async fn conflicts_of_chunk(
         let Some(existing) = row.try_get::<Option<String>, _>("existing")? else {
             continue;
         };
+        let position = usize::try_from(position)
+            .map_err(|_| StoreError::corrupt("negative conflict position"))?;
+        let item = if let Some((item, _, _)) = probes.get(position) {
+            *item
+        } else if (probe_rows..probe_rows + ranges.len()).contains(&position) {
+            position - probe_rows
+        } else {
+            // A padding row; it cannot find anything, but a row found
+            // there must not be taken for an item's.
+            continue;
+        };
         let slot = found
-            .get_mut(usize::try_from(position).unwrap_or(usize::MAX))
+            .get_mut(offset + item)
             .ok_or_else(|| StoreError::corrupt("conflict position out of range"))?;
         slot.get_or_insert(existing);
     }

@@ -316,15 +316,18 @@ impl LogTx<'_> {
         let conn = self.flush().await?;
         let mut found = Vec::new();
         for chunk in package_ids.chunks(500) {
-            let list: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+            // Padded with the last id again, which changes no answer, so
+            // that the texts stay few (see `queries::padded_rows`).
+            let padded = crate::queries::padded_rows(chunk.len());
+            let list: Vec<String> = (0..padded).map(|i| format!("${}", i + 2)).collect();
             let sql = format!(
                 "SELECT id, package_id, relative_path, path_key FROM uploads \
                  WHERE expires_at > $1 AND package_id IN ({}) ORDER BY created_at, id",
                 list.join(", ")
             );
             let mut query = sqlx::query(&sql).bind(now.as_str());
-            for id in chunk {
-                query = query.bind(*id);
+            for n in 0..padded {
+                query = query.bind(chunk.get(n).or(chunk.last()).copied().unwrap_or_default());
             }
             for row in query.fetch_all(&mut *conn).await? {
                 found.push(reservation_from_row(&row)?);
