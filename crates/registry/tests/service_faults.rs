@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use artifactstore_registry::core::token::Scope;
 use common::{body, body_in, new_package, postgres_admin_url, read_all, Engine, TestEnv};
 use sqlx::Connection;
 
@@ -192,6 +193,50 @@ fn an_unreachable_postgresql_answers_503_and_the_registry_recovers() {
             b"kept"
         );
         assert!(registry.replay_check().await.unwrap().identical);
+    });
+}
+
+#[test]
+fn token_reads_held_by_a_lock_answer_503_within_the_timeout_and_then_recover() {
+    // Every request's token is read in a batch with others
+    // (token_reads.rs), bounded as a whole by the database timeout. A read
+    // that hangs (here: a lock on the tokens' table; on SQLite, in WAL
+    // mode, readers never wait) must answer each waiting caller 503, not
+    // 401 (a client would throw its token away) and not never.
+    common::run_on(Engine::Postgres, async {
+        let env = TestEnv::with_config(|config| config.database.timeout_seconds = 1).await;
+        let (_, secret) = env
+            .registry
+            .create_token("ci", Scope::Read, vec![], None, "admin")
+            .await
+            .unwrap();
+        bounded(env.registry.authenticate(&secret)).await.unwrap();
+
+        let mut holder = sqlx::AnyConnection::connect(&env.config.database_url())
+            .await
+            .unwrap();
+        sqlx::query("BEGIN").execute(&mut holder).await.unwrap();
+        sqlx::query("LOCK TABLE api_tokens IN ACCESS EXCLUSIVE MODE")
+            .execute(&mut holder)
+            .await
+            .unwrap();
+        let waiting: Vec<_> = (0..8)
+            .map(|_| {
+                let registry = env.registry.clone();
+                let secret = secret.clone();
+                tokio::spawn(async move { bounded(registry.authenticate(&secret)).await })
+            })
+            .collect();
+        for answer in waiting {
+            let err = answer.await.unwrap().unwrap_err();
+            assert_eq!(err.code(), "service_unavailable", "{err}");
+        }
+        sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
+        drop(holder);
+
+        // The rows are read afresh by the next batch: the token works again.
+        let principal = bounded(env.registry.authenticate(&secret)).await.unwrap();
+        assert_eq!(principal.name, "ci");
     });
 }
 
