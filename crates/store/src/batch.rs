@@ -80,14 +80,19 @@ pub(crate) struct Batch {
     unique_is_duplicate_path: bool,
 }
 
-/// Most statements one SQLite call carries: bounds the SQL text sqlite
-/// parses at once and stays far below its 32,766 placeholder limit.
+/// Most statements one PostgreSQL simple query carries: bounds the SQL
+/// text the server parses at once.
 const MAX_STATEMENTS_PER_CALL: usize = 256;
 
-/// Most statements in one SQLite call kept prepared in the connection's
-/// statement cache: a group commit of up to 16 files (four statements
-/// each, and the log head's).
-const MAX_PREPARED_STATEMENTS_PER_CALL: usize = 65;
+/// Most statements of a batch that goes to SQLite in one call: a group
+/// commit of up to 16 files (four statements each, and the log head's).
+const MAX_SQLITE_STATEMENTS_PER_CALL: usize = 65;
+
+/// A longer batch goes to SQLite in calls of this many statements: a
+/// multiple of a file's four, so that every full call of a group commit
+/// is the same text whatever the group's size, and its last call the
+/// text of a smaller group's.
+const SQLITE_STATEMENTS_PER_LONG_CALL: usize = 64;
 
 impl Batch {
     pub(crate) fn push(&mut self, sql: &'static str, binds: Vec<Bind>) {
@@ -313,29 +318,42 @@ async fn execute_combined(
     conn: &mut AnyConnection,
     statements: Vec<Statement>,
 ) -> Result<(), sqlx::Error> {
-    let mut statements = statements.into_iter().peekable();
-    while statements.peek().is_some() {
-        let mut sql = String::new();
-        let mut binds = Vec::new();
-        let mut count = 0;
-        for statement in statements.by_ref().take(MAX_STATEMENTS_PER_CALL) {
-            renumber_into(&mut sql, statement.sql, binds.len());
-            sql.push_str(";\n");
-            binds.extend(statement.binds);
-            count += 1;
-        }
-        // A group commit's statements recur in a few shapes (four per
-        // file, one text per group size), so keep them prepared: parsing
-        // them anew for every group was about 3.5% of the server's samples
-        // in the small-files scenario (docs/benchmarks.md, issue 24). Past
-        // [`MAX_PREPARED_STATEMENTS_PER_CALL`] the texts are rarer and each
-        // would hold more memory in every connection's statement cache.
-        let persistent = count <= MAX_PREPARED_STATEMENTS_PER_CALL;
-        bind_all(sqlx::query(&sql).persistent(persistent), binds)
+    for (sql, binds) in sqlite_calls(statements) {
+        bind_all(sqlx::query(&sql), binds)
             .execute(&mut *conn)
             .await?;
     }
     Ok(())
+}
+
+/// The calls a batch goes to SQLite in, each its SQL and its values.
+///
+/// Every call stays prepared in the connection's statement cache
+/// (sqlx's default): a group commit's statements recur in few shapes,
+/// and parsing them anew for every group was about 3.5% of the server's
+/// samples in the small-files scenario (docs/benchmarks.md, issue 24).
+/// The texts stay few and short: one per group size up to 16 files; a
+/// larger group goes in calls of 64 statements (one text) and a last call
+/// that is the text of a smaller group's (or the log head's alone).
+fn sqlite_calls(statements: Vec<Statement>) -> Vec<(String, Vec<Bind>)> {
+    let per_call = if statements.len() <= MAX_SQLITE_STATEMENTS_PER_CALL {
+        statements.len().max(1)
+    } else {
+        SQLITE_STATEMENTS_PER_LONG_CALL
+    };
+    let mut calls = Vec::new();
+    let mut statements = statements.into_iter().peekable();
+    while statements.peek().is_some() {
+        let mut sql = String::new();
+        let mut binds = Vec::new();
+        for statement in statements.by_ref().take(per_call) {
+            renumber_into(&mut sql, statement.sql, binds.len());
+            sql.push_str(";\n");
+            binds.extend(statement.binds);
+        }
+        calls.push((sql, binds));
+    }
+    calls
 }
 
 /// Appends `sql` to `out` with every `$N` turned into `$(N + offset)`.
@@ -404,6 +422,101 @@ mod tests {
             out,
             r"UPDATE t SET a = E'it''s \\ $1', b = (-42), c = NULL, d = decode('00ff10', 'hex') WHERE e = E'it''s \\ $1'"
         );
+    }
+
+    /// A group commit's statements for `files` files: four per file, then
+    /// the log head's.
+    fn group_of(files: i64, first_id: i64) -> Batch {
+        let mut batch = Batch::default();
+        for id in first_id..first_id + files {
+            batch.push(
+                "INSERT INTO t (id, kind) VALUES ($1, 'event')",
+                vec![Bind::from(id)],
+            );
+            batch.push(
+                "INSERT INTO t (id, kind) VALUES ($1 + 1000000, 'file')",
+                vec![Bind::from(id)],
+            );
+            batch.push(
+                "INSERT INTO t (id, kind) VALUES ($1 + 2000000, 'location')",
+                vec![Bind::from(id)],
+            );
+            batch.push(
+                "UPDATE t SET kind = 'counted' WHERE id = $1",
+                vec![Bind::from(id)],
+            );
+        }
+        batch.push("UPDATE head SET n = n + $1", vec![Bind::from(files)]);
+        batch
+    }
+
+    #[test]
+    fn groups_of_any_size_go_to_sqlite_in_few_short_texts() {
+        // Each text is kept prepared in every connection's cache of 100:
+        // groups of every size from 1 to 80 files must share few texts,
+        // none longer than a 16-file group's.
+        let mut texts = std::collections::HashSet::new();
+        for size in 1..=80 {
+            let calls = sqlite_calls(group_of(size, 1).statements);
+            assert_eq!(
+                calls.len(),
+                if size <= 16 {
+                    1
+                } else {
+                    (4 * size as usize + 1).div_ceil(64)
+                }
+            );
+            for (sql, binds) in calls {
+                assert!(
+                    sql.matches(";\n").count() <= MAX_SQLITE_STATEMENTS_PER_CALL,
+                    "{size}"
+                );
+                assert_eq!(placeholders(&sql), binds.len(), "{size}");
+                texts.insert(sql);
+            }
+        }
+        // The calls of groups of 1 to 16 files; the full 64-statement
+        // call; a larger group's last call is a smaller group's text, or
+        // the log head's statement alone.
+        assert_eq!(texts.len(), 16 + 1 + 1);
+    }
+
+    #[test]
+    fn groups_cut_into_calls_run_whole() {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async {
+                use sqlx::{Connection, Row};
+                sqlx::any::install_default_drivers();
+                let mut conn = AnyConnection::connect("sqlite::memory:").await.unwrap();
+                sqlx::raw_sql(
+                    "CREATE TABLE t (id INTEGER PRIMARY KEY, kind TEXT NOT NULL); \
+                     CREATE TABLE head (n INTEGER NOT NULL); INSERT INTO head VALUES (0);",
+                )
+                .execute(&mut conn)
+                .await
+                .unwrap();
+                let mut next = 1;
+                for size in [1, 16, 17, 40, 64] {
+                    group_of(size, next).execute(&mut conn).await.unwrap();
+                    next += size;
+                }
+                let files = next - 1;
+                let rows =
+                    sqlx::query("SELECT COUNT(*) AS n, SUM(kind = 'counted') AS counted FROM t")
+                        .fetch_one(&mut conn)
+                        .await
+                        .unwrap();
+                assert_eq!(rows.get::<i64, _>("n"), 3 * files);
+                assert_eq!(rows.get::<i64, _>("counted"), files);
+                let head = sqlx::query("SELECT n FROM head")
+                    .fetch_one(&mut conn)
+                    .await
+                    .unwrap();
+                assert_eq!(head.get::<i64, _>("n"), files);
+            });
     }
 
     #[test]
