@@ -562,7 +562,7 @@ engine_tests! {
 
     async fn checks_of_many_deep_paths_at_once_answer_each_as_alone() {
         // Deep paths make the conflict probes of one batch of checks take
-        // several queries (the store splits them at 8,000 binds: 4 plus 2
+        // several queries (the store splits them at 8,000 binds: 5 plus 2
         // per folder each). Each path's answer must not depend on which
         // query it fell in.
         use artifactstore_registry::core::path::collision_key;
@@ -584,7 +584,7 @@ engine_tests! {
         }
         let binds: usize = paths
             .iter()
-            .map(|(path, _)| 4 + 2 * path.matches('/').count())
+            .map(|(path, _)| 5 + 2 * path.matches('/').count())
             .sum();
         assert!(binds > 2 * 8_000, "only {binds} binds: one query would do");
         let keys: Vec<String> = paths.iter().map(|(path, _)| collision_key(path)).collect();

@@ -329,12 +329,13 @@ pub(crate) async fn path_conflicts(
     let mut found = vec![None; wanted.len()];
     let mut start = 0;
     while start < wanted.len() {
-        // Each item binds its package, its key and each of its folders
-        // (probes), and two range ends (2 + 2 + folders).
+        // Each item binds a package and a key per probe (its key and
+        // each folder above it) and a package and two ends for its range:
+        // 2 × (1 + folders) + 3.
         let mut end = start;
         let mut binds = 0;
         while end < wanted.len() {
-            let cost = 4 + folders_of(wanted[end].1).count() * 2;
+            let cost = 5 + folders_of(wanted[end].1).count() * 2;
             if end > start && binds + cost > MAX_CONFLICT_BINDS {
                 break;
             }
