@@ -429,22 +429,14 @@ mod tests {
     fn group_of(files: i64, first_id: i64) -> Batch {
         let mut batch = Batch::default();
         for id in first_id..first_id + files {
-            batch.push(
+            for sql in [
                 "INSERT INTO t (id, kind) VALUES ($1, 'event')",
-                vec![Bind::from(id)],
-            );
-            batch.push(
                 "INSERT INTO t (id, kind) VALUES ($1 + 1000000, 'file')",
-                vec![Bind::from(id)],
-            );
-            batch.push(
                 "INSERT INTO t (id, kind) VALUES ($1 + 2000000, 'location')",
-                vec![Bind::from(id)],
-            );
-            batch.push(
                 "UPDATE t SET kind = 'counted' WHERE id = $1",
-                vec![Bind::from(id)],
-            );
+            ] {
+                batch.push(sql, vec![Bind::from(id)]);
+            }
         }
         batch.push("UPDATE head SET n = n + $1", vec![Bind::from(files)]);
         batch
