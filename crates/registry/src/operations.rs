@@ -7,6 +7,7 @@ use artifactstore_core::event::{PackageCreated, RetentionDefaultApplied};
 use artifactstore_core::manifest::{
     ManifestFile, ManifestPackage, Provenance, RetentionSummary, StorageReceipt, MANIFEST_VERSION,
 };
+use artifactstore_core::path;
 use artifactstore_core::text::check_label;
 use artifactstore_core::{cbor, ContentAddress, Digest32, Event, Manifest, NewEvent, RelativePath};
 use artifactstore_store::records::status;
@@ -326,11 +327,23 @@ impl Registry {
         Ok(self.store.files_of(&package.id).await?)
     }
 
-    /// A package's files as a listing shows them (no storage locations),
-    /// sorted by path bytes.
-    pub async fn file_listing(&self, package_id: Uuid) -> RegistryResult<Vec<FileListing>> {
+    /// Up to `limit` of a package's files as a listing shows them (no
+    /// storage locations), in the order of their collision keys (paths
+    /// in NFC, lowercased), starting after the file at path `after` (or
+    /// after where such a path would be): a page whose work does not grow
+    /// with the package.
+    pub async fn file_listing(
+        &self,
+        package_id: Uuid,
+        after: Option<&str>,
+        limit: u32,
+    ) -> RegistryResult<Vec<FileListing>> {
         let package = self.get_package(package_id).await?;
-        Ok(self.store.file_listing(&package.id).await?)
+        let after_key = after.map(path::collision_key).unwrap_or_default();
+        Ok(self
+            .store
+            .file_listing(&package.id, &after_key, limit)
+            .await?)
     }
 
     /// A file's bytes, or the byte range `range` of them.

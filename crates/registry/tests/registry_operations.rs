@@ -735,9 +735,10 @@ engine_tests! {
         let files = env.registry.list_files(id).await.unwrap();
         assert_eq!(files.len(), 7);
         // The listing (the web UI's) shows the same files in the same
-        // order: by the bytes of their path, so `dir.d/y` < `dir/x.txt`
-        // < `dir0` on every engine, whatever its collation.
-        let listed = env.registry.file_listing(id).await.unwrap();
+        // order: by the bytes of their collision key (here the path), so
+        // `dir.d/y` < `dir/x.txt` < `dir0` on every engine, whatever its
+        // collation.
+        let listed = env.registry.file_listing(id, None, 100).await.unwrap();
         let expected: Vec<_> = files
             .iter()
             .map(|f| (f.id.clone(), f.relative_path.clone(), f.media_type.clone(), f.size_bytes, f.sha256.clone(), f.blake3.clone()))
@@ -754,10 +755,63 @@ engine_tests! {
         assert!(dot < slash && slash < zero, "{paths:?}");
         let unknown = uuid::Uuid::now_v7();
         assert_eq!(
-            env.registry.file_listing(unknown).await.unwrap_err().code(),
+            env.registry.file_listing(unknown, None, 100).await.unwrap_err().code(),
             "package_not_found"
         );
         assert!(env.registry.replay_check().await.unwrap().identical);
+    }
+
+    async fn a_listing_pages_by_collision_key_and_each_page_starts_after_the_last() {
+        let env = TestEnv::new().await;
+        let id = env.package("standard").await;
+        let other = env.package("standard").await;
+        env.put(other, "b.txt", b"not this package's").await;
+        // In key order (NFC, lowercased, bytewise): `a.txt` < `B.txt` <
+        // `c/D.txt` < `c/e.txt` < `f.txt` < `É.txt` (é is two bytes, the
+        // first after every ASCII letter).
+        let paths = ["f.txt", "c/e.txt", "B.txt", "\u{c9}.txt", "a.txt", "c/D.txt"];
+        for path in paths {
+            env.put(id, path, path.as_bytes()).await;
+        }
+        let expected = ["a.txt", "B.txt", "c/D.txt", "c/e.txt", "f.txt", "\u{c9}.txt"];
+        let names = |files: &[artifactstore_registry::FileListing]| -> Vec<String> {
+            files.iter().map(|f| f.relative_path.clone()).collect()
+        };
+        // Pages of 1, 2, 4 and 6 walked from the last path of each: every
+        // file once, in order, nothing of the other package.
+        for limit in [1u32, 2, 4, 6] {
+            let mut walked = Vec::new();
+            let mut after: Option<String> = None;
+            loop {
+                let page = env.registry.file_listing(id, after.as_deref(), limit).await.unwrap();
+                assert!(page.len() <= limit as usize, "limit {limit}: {page:?}");
+                if page.is_empty() {
+                    break;
+                }
+                after = page.last().map(|f| f.relative_path.clone());
+                walked.extend(names(&page));
+            }
+            assert_eq!(walked, expected, "limit {limit}");
+        }
+        // A cursor is compared by its key: another case or composition of
+        // a path, or a path no file has, starts where that path would be.
+        for (after, first) in [
+            ("b.TXT", "c/D.txt"),
+            ("E\u{301}", "\u{c9}.txt"),
+            ("c", "c/D.txt"),
+            ("c/d.txt", "c/e.txt"),
+            ("\u{ff}", ""),
+            ("", "a.txt"),
+        ] {
+            let after = (!after.is_empty()).then_some(after);
+            let page = env.registry.file_listing(id, after, 1).await.unwrap();
+            assert_eq!(names(&page).concat(), first, "after {after:?}");
+        }
+        let unknown = uuid::Uuid::now_v7();
+        assert_eq!(
+            env.registry.file_listing(unknown, Some("a"), 1).await.unwrap_err().code(),
+            "package_not_found"
+        );
     }
 
     async fn names_that_one_filesystem_would_merge_are_refused() {

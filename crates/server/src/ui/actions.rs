@@ -68,7 +68,7 @@ async fn answer(
         form,
         detail: problem.body().detail,
     };
-    let page = package_page(state, viewer, id, Some(&refusal)).await?;
+    let page = package_page(state, viewer, id, None, Some(&refusal)).await?;
     Ok((status, page).into_response())
 }
 

@@ -4,11 +4,13 @@
 use std::collections::BTreeMap;
 
 use artifactstore_api::{Event, File, Package, Retention};
+use artifactstore_registry::core::path::MAX_PATH_BYTES;
 use artifactstore_registry::core::Digest32;
 use artifactstore_registry::{DigestKind, FileListing};
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{html, Markup, Render};
+use serde::Deserialize;
 
 use super::format::{size, time};
 use super::layout::{csrf_field, page, Page};
@@ -16,6 +18,7 @@ use super::session::Viewer;
 use super::PageResult;
 use crate::api::packages::package_filter;
 use crate::extract::{parse_id, ApiQuery};
+use crate::problem::Problem;
 use crate::wire::{self, ToWire};
 use crate::AppState;
 use artifactstore_registry::core::token::Scope;
@@ -247,27 +250,62 @@ fn field_error(id: &str, detail: Option<&str>) -> Markup {
     }
 }
 
-/// `GET /ui/packages/{id}`: one package, its metadata and its files.
+/// Query of `GET /ui/packages/{id}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PackagePageQuery {
+    /// The files listed start after this path (the last one of the page
+    /// before), in the order of their collision keys.
+    #[serde(default)]
+    after: String,
+}
+
+/// `GET /ui/packages/{id}`: one package, its metadata and a page of its
+/// files.
 pub(crate) async fn show(
     State(state): State<AppState>,
     viewer: Viewer,
     Path(id): Path<String>,
+    ApiQuery(query): ApiQuery<PackagePageQuery>,
 ) -> PageResult<Response> {
     let id = parse_id(&id, "package id")?;
-    Ok(package_page(&state, &viewer, id, None)
+    if query.after.len() > MAX_PATH_BYTES || query.after.chars().any(char::is_control) {
+        return Err(Problem::bad_request(
+            "invalid_query",
+            format!("`after` must be a file's path: at most {MAX_PATH_BYTES} bytes of text"),
+        )
+        .into());
+    }
+    let after = (!query.after.is_empty()).then_some(query.after.as_str());
+    Ok(package_page(&state, &viewer, id, after, None)
         .await?
         .into_response())
 }
 
-/// A package's page; with `refusal`, the refused form shows why.
+/// A package's page, its files listed from after the path `after` (from
+/// the first without); with `refusal`, the refused form shows why.
 pub(crate) async fn package_page(
     state: &AppState,
     viewer: &Viewer,
     id: uuid::Uuid,
+    after: Option<&str>,
     refusal: Option<&Refusal>,
 ) -> PageResult<Page> {
     let package = state.registry.get_package(id).await?.to_wire()?;
-    let files = state.registry.file_listing(id).await?;
+    // One more than a page says whether another page follows.
+    let per_page = state.options.ui_files_per_page.max(1);
+    let mut files = state
+        .registry
+        .file_listing(id, after, per_page.saturating_add(1))
+        .await?;
+    let next = (files.len() > per_page as usize).then(|| {
+        files.truncate(per_page as usize);
+        let last = files.last().map(|file| file.relative_path.as_str());
+        let query = form_urlencoded::Serializer::new(String::new())
+            .append_pair("after", last.unwrap_or_default())
+            .finish();
+        format!("/ui/packages/{id}?{query}#files")
+    });
     let retention = state.registry.retention_explained(id).await?.to_wire()?;
     let timeline: Vec<Event> = state
         .registry
@@ -284,7 +322,6 @@ pub(crate) async fn package_page(
         .map(wire::event)
         .collect();
     let now = state.registry.store().now();
-    let total: u64 = files.iter().map(|file| file.size_bytes).sum();
     let tree = Folder::of(&files);
     let body = html! {
         h1 { (package.name) }
@@ -339,19 +376,34 @@ pub(crate) async fn package_page(
             // the refusal stands where the forms would be.
             (field_error(&refusal.form.error_id(), Some(&refusal.detail)))
         }
-        h2 { "Files" }
-        p { (files.len()) " files, " (size(total)) }
+        h2 #files { "Files" }
+        p { (package.file_count) " files, " (size(package.total_bytes)) }
         @if package.status.as_str() == "created" && viewer.may(Scope::Write) {
             (upload_form(&package.id.to_string()))
         }
-        @if files.is_empty() {
+        @if let Some(after) = after {
+            p.hint {
+                "The files after " code { (after) } " (paths in NFC, lowercased, in byte order). "
+                a href=(format!("/ui/packages/{id}#files")) { "From the first" }
+            }
+        }
+        @if files.is_empty() && after.is_none() {
             p.empty {
                 "No files yet. Add one with "
                 code { "artifactstore file put " (package.id) " ./FILE" }
                 "."
             }
+        } @else if files.is_empty() {
+            p.empty { "No more files." }
         } @else {
             div.tree { (tree) }
+        }
+        @if let Some(next) = &next {
+            p.actions {
+                a rel="next" href=(next) { "The next " (per_page) " files" }
+                " · the whole list: "
+                code { "artifactstore file list " (package.id) }
+            }
         }
     };
     let body = html! {

@@ -270,6 +270,113 @@ async fn ui_refusals_are_pages_and_change_nothing() {
     assert_eq!(server.head().await, head);
 }
 
+on_both_engines!(a_package_page_lists_a_page_of_files_and_links_the_next);
+async fn a_package_page_lists_a_page_of_files_and_links_the_next() {
+    let server = TestServer::start_with(ServerOptions {
+        ui_files_per_page: 2,
+        ..ServerOptions::default()
+    })
+    .await;
+    let package = server.create_package("ci", "standard", json!({})).await;
+    let id = package["id"].as_str().unwrap().to_owned();
+    // Key order: `<i>.txt` ('<' sorts before letters), a.txt, B.txt,
+    // c/d.txt, e.txt.
+    for path in ["e.txt", "c/d.txt", "B.txt", "a.txt", "<i>.txt"] {
+        server.put_file(&id, path, path.as_bytes()).await;
+    }
+    let listed = |body: &str| -> Vec<&'static str> {
+        ["&lt;i&gt;.txt", "a.txt", "B.txt", "d.txt", "e.txt", "F.txt"]
+            .into_iter()
+            .filter(|name| body.contains(&format!(">{name}</a>")))
+            .collect()
+    };
+    let next_of = |body: &str| -> Option<String> {
+        let start = body.find("rel=\"next\" href=\"")? + "rel=\"next\" href=\"".len();
+        let end = start + body[start..].find('"')?;
+        Some(body[start..end].replace("&amp;", "&"))
+    };
+    // Every page: the package's count and size, two files, a link on
+    // while more follow (and none to an empty page when the files fill
+    // the last page exactly).
+    let walk = |count: usize| {
+        let (server, id) = (&server, &id);
+        async move {
+            let mut path = format!("/ui/packages/{id}");
+            let mut pages = Vec::new();
+            loop {
+                let (status, body) = page(server, &path).await;
+                assert_eq!(status, StatusCode::OK, "{path}: {body}");
+                assert!(body.contains(&format!("{count} files, ")), "{path}: {body}");
+                assert!(!body.contains("<i>"), "{path}: {body}");
+                pages.push(listed(&body));
+                match next_of(&body) {
+                    Some(next) => path = next,
+                    None => break,
+                }
+                assert!(pages.len() < 5, "the pages never end: {pages:?}");
+            }
+            pages
+        }
+    };
+    assert_eq!(
+        walk(5).await,
+        vec![
+            vec!["&lt;i&gt;.txt", "a.txt"],
+            vec!["B.txt", "d.txt"],
+            vec!["e.txt"],
+        ]
+    );
+    server.put_file(&id, "F.txt", b"F").await;
+    assert_eq!(
+        walk(6).await,
+        vec![
+            vec!["&lt;i&gt;.txt", "a.txt"],
+            vec!["B.txt", "d.txt"],
+            vec!["e.txt", "F.txt"],
+        ]
+    );
+    // The second page's link carries the first page's last path, escaped
+    // for the query, and says where the list starts.
+    let (_, first) = page(&server, &format!("/ui/packages/{id}")).await;
+    let second = next_of(&first).unwrap();
+    assert_eq!(second, format!("/ui/packages/{id}?after=a.txt#files"));
+    let (_, body) = page(&server, &format!("/ui/packages/{id}?after=%3Ci%3E.txt")).await;
+    assert!(
+        body.contains("The files after <code>&lt;i&gt;.txt</code>"),
+        "{body}"
+    );
+    assert_eq!(listed(&body), vec!["a.txt", "B.txt"]);
+    // Past the last file: an empty page that says so, with no link on.
+    let (status, body) = page(&server, &format!("/ui/packages/{id}?after=zzz")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("No more files."), "{body}");
+    assert!(listed(&body).is_empty(), "{body}");
+    assert!(next_of(&body).is_none(), "{body}");
+    // Hostile cursors are refused as pages, not queried.
+    let long = "a".repeat(1025);
+    for query in [
+        "after=%00".to_owned(),
+        "after=a%0Ab".to_owned(),
+        format!("after={long}"),
+        "after=a&after=b".to_owned(),
+        "unknown=1".to_owned(),
+    ] {
+        let (status, body) = page(&server, &format!("/ui/packages/{id}?{query}")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {body}");
+        assert!(
+            body.contains("invalid_query") || body.contains("query"),
+            "{query}: {body}"
+        );
+    }
+    // A cursor of the longest path taken is answered.
+    let (status, _) = page(
+        &server,
+        &format!("/ui/packages/{id}?after={}", "a".repeat(1024)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+}
+
 on_both_engines!(ui_pages_need_a_read_token_when_auth_is_required);
 async fn ui_pages_need_a_read_token_when_auth_is_required() {
     use artifactstore_core::token::Scope;
