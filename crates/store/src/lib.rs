@@ -407,6 +407,41 @@ mod tests {
         store.close().await;
     }
 
+    /// A package's retention history is found through the index of
+    /// subject and type, not by reading every event of the package (a
+    /// package of 100,000 files has 100,000 file events). Asked of SQLite's
+    /// planner, which has no statistics to go by.
+    #[tokio::test]
+    async fn retention_history_reads_only_retention_events() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("store.db").display());
+        let store = super::Store::connect(&url, Arc::new(SystemClock), Duration::from_secs(5))
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        let sql = format!(
+            "EXPLAIN QUERY PLAN {}",
+            crate::queries::retention_history_sql()
+        );
+        let mut query = sqlx::query(&sql).bind("0190f1a4-0000-7000-8000-000000000000");
+        for event_type in artifactstore_core::event::types::RETENTION {
+            query = query.bind(event_type);
+        }
+        let plan: Vec<String> = query
+            .fetch_all(&store.pool)
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| sqlx::Row::get(row, "detail"))
+            .collect();
+        assert!(
+            plan.iter().any(|step| step
+                .contains("USING INDEX events_subject_type (subject_id=? AND event_type=?)")),
+            "{plan:?}"
+        );
+        store.close().await;
+    }
+
     /// The SQLite linked here is built with the options in
     /// `.cargo/config.toml`; a build that lost them would bring back the
     /// process-wide mutexes around page caches and allocations.

@@ -140,9 +140,10 @@ impl Store {
         limit: i64,
     ) -> StoreResult<Vec<Event>> {
         // Only the filters given are in the statement, so each can use its
-        // index, which ends in the sequence (`events_subject`, and
-        // `events_by_type` of migration 11): the newest come first without
-        // a sort.
+        // index, which ends in the sequence (`events_subject`,
+        // `events_by_type` of migration 11, and for both filters
+        // `events_subject_type` of migration 12): the newest come first
+        // without a sort.
         let mut sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE sequence < $1");
         let mut next = 2;
         for (column, value) in [("event_type", event_type), ("subject_id", subject_id)] {

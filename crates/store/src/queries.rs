@@ -805,20 +805,18 @@ impl Store {
 
     /// A package's retention events, in log order.
     pub async fn retention_history(&self, package_id: &str) -> StoreResult<Vec<Event>> {
-        let placeholders = (2..2 + types::RETENTION.len())
-            .map(|i| format!("${i}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let sql = format!(
-            "SELECT {EVENT_COLUMNS} FROM events WHERE subject_id = $1 AND event_type IN ({placeholders}) \
-             ORDER BY sequence"
-        );
+        let sql = retention_history_sql();
         let mut query = sqlx::query(&sql).bind(package_id);
         for event_type in types::RETENTION {
             query = query.bind(event_type);
         }
         let rows = query.fetch_all(&self.pool).await?;
-        rows.iter().map(event_from_row).collect()
+        let mut events = rows
+            .iter()
+            .map(event_from_row)
+            .collect::<StoreResult<Vec<_>>>()?;
+        events.sort_unstable_by_key(|event| event.sequence);
+        Ok(events)
     }
 
     /// The events whose subject is this package, up to `up_to`, in log order.
@@ -850,4 +848,17 @@ impl Store {
             .transpose()
             .map_err(Into::into)
     }
+}
+
+/// The statement of [`Store::retention_history`]: a package (`$1`) and the
+/// retention event types (`$2`…). Sorted by the caller, not here: SQLite's
+/// planner, asked for the log's order, walks `events_subject` (which gives
+/// it without a sort) through every event of the package, where
+/// `events_subject_type` finds the few retention events directly.
+pub(crate) fn retention_history_sql() -> String {
+    let placeholders = (2..2 + types::RETENTION.len())
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!("SELECT {EVENT_COLUMNS} FROM events WHERE subject_id = $1 AND event_type IN ({placeholders})")
 }
