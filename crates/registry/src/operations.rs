@@ -329,9 +329,9 @@ impl Registry {
 
     /// Up to `limit` of a package's files as a listing shows them (no
     /// storage locations), in the order of their collision keys (paths
-    /// in NFC, lowercased), starting after the file at path `after` (or
-    /// after where such a path would be): a page whose work does not grow
-    /// with the package.
+    /// in NFC, lowercased; files of one key by path), starting after the
+    /// file at path `after` (or after where such a path would be): a page
+    /// whose work does not grow with the package.
     pub async fn file_listing(
         &self,
         package_id: Uuid,
@@ -339,10 +339,20 @@ impl Registry {
         limit: u32,
     ) -> RegistryResult<Vec<FileListing>> {
         let package = self.get_package(package_id).await?;
-        let after_key = after.map(path::collision_key).unwrap_or_default();
+        let after_key = match after {
+            None => String::new(),
+            // The file's own key as stored, not computed anew: a key
+            // stored by another version of the Unicode tables would
+            // otherwise put the cursor before its file (listed again, a
+            // page of one forever) or after the next.
+            Some(after) => match self.store.stored_path_key(&package.id, after).await? {
+                Some(key) => key,
+                None => path::collision_key(after),
+            },
+        };
         Ok(self
             .store
-            .file_listing(&package.id, &after_key, limit)
+            .file_listing(&package.id, (&after_key, after.unwrap_or_default()), limit)
             .await?)
     }
 

@@ -96,7 +96,8 @@ pub struct ServerOptions {
 }
 
 /// Files on a package's page in the web UI: a tenth of the 10,000-file
-/// page `scripts/bench web-ui` measured at 109 ms (p50) and 6.4 MB.
+/// page that took 81 ms (p50) for 6.4 MB of HTML before pages
+/// (docs/benchmarks.md, "A package's page, paged").
 pub const DEFAULT_UI_FILES_PER_PAGE: u32 = 1000;
 
 impl Default for ServerOptions {

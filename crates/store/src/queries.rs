@@ -12,7 +12,7 @@ use crate::records::{
     FileRecord, HoldRecord, LocationRecord, PackageRecord, RetentionRecord, SchemaRecord,
     TokenRecord,
 };
-use crate::{Store, StoreError, StoreResult};
+use crate::{Engine, Store, StoreError, StoreResult};
 
 pub(crate) const PACKAGE_COLUMNS: &str = "p.id, p.name, p.producer, p.subject, p.retention_class, p.metadata, \
     p.metadata_schema_id, p.status, p.manifest_digest, p.created_at, p.created_by, p.created_sequence, \
@@ -554,29 +554,43 @@ impl Store {
     }
 
     /// Up to `limit` of a package's files as a listing shows them, in the
-    /// order of their collision keys (a path in NFC, lowercased; unique in
-    /// a package, so a key is a cursor), starting after `after_key` (from
-    /// the first with `""`). Six columns of one table instead of
+    /// order of their collision keys (a path in NFC, lowercased), files of
+    /// one key by the bytes of their path, starting after the position
+    /// (`after_key`, `after_path`); `("", "")` starts at the first. Keys
+    /// are unique in a package only since the collision rules: packages
+    /// recorded before them may hold `README.md` and `readme.md`, which
+    /// the path breaks the tie between. Six columns of one table instead of
     /// [`Store::files_of`]'s sixteen of three: the web UI's page of a
     /// package with 10,000 files spent two thirds of its time reading and
     /// converting rows (docs/benchmarks.md). Keyset pages over the
     /// `files_path_key` index, bytewise on both engines (`COLLATE "C"` on
     /// PostgreSQL), so a page costs the same whatever the package's size.
+    /// A file whose key is not filled in yet (recorded by an older
+    /// replica during a rolling upgrade, until the next start migrates)
+    /// is not listed.
     pub async fn file_listing(
         &self,
         package_id: &str,
-        after_key: &str,
+        (after_key, after_path): (&str, &str),
         limit: u32,
     ) -> StoreResult<Vec<FileListing>> {
-        let rows = sqlx::query(
-            "SELECT id, relative_path, media_type, size_bytes, sha256, blake3 \
-             FROM files WHERE package_id = $1 AND path_key > $2 ORDER BY path_key LIMIT $3",
-        )
-        .bind(package_id)
-        .bind(after_key)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
+        let bytewise = match self.engine {
+            Engine::Postgres => r#" COLLATE "C""#,
+            Engine::Sqlite => "",
+        };
+        let sql = format!(
+            "SELECT id, relative_path, media_type, size_bytes, sha256, blake3 FROM files \
+             WHERE package_id = $1 AND path_key >= $2 \
+             AND (path_key > $2 OR relative_path{bytewise} > $3) \
+             ORDER BY path_key, relative_path{bytewise} LIMIT $4"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(package_id)
+            .bind(after_key)
+            .bind(after_path)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter()
             .map(|row| {
                 let size: i64 = row.try_get("size_bytes")?;
@@ -590,6 +604,25 @@ impl Store {
                 })
             })
             .collect()
+    }
+
+    /// The collision key stored with a package's file at `relative_path`,
+    /// if there is such a file and its key is filled in.
+    pub async fn stored_path_key(
+        &self,
+        package_id: &str,
+        relative_path: &str,
+    ) -> StoreResult<Option<String>> {
+        let row =
+            sqlx::query("SELECT path_key FROM files WHERE package_id = $1 AND relative_path = $2")
+                .bind(package_id)
+                .bind(relative_path)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row
+            .map(|row| row.try_get::<Option<String>, _>("path_key"))
+            .transpose()?
+            .flatten())
     }
 
     /// A package's retention state.

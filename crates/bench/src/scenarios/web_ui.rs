@@ -92,6 +92,9 @@ pub async fn run(env: &Env, packages: usize, runs: usize, queries: usize) -> Res
         PageKind::new("search by a file's BLAKE3"),
         PageKind::new("package with 10,000 files, a page from the middle"),
     ];
+    let mut folders: Vec<usize> = (0..LARGE_PACKAGE_FILES / 100).collect();
+    folders.sort_by_key(|folder| folder.to_string());
+    let page_starts = &folders[..folders.len() - FILES_PER_PAGE / 100];
     let mut draw = crate::harness::below(0x9e37_79b9);
     let mut next_random = move |n: usize| draw(n as u64) as usize;
     for run in 0..runs {
@@ -135,9 +138,11 @@ pub async fn run(env: &Env, packages: usize, runs: usize, queries: usize) -> Res
         // A package page is most of a megabyte; a tenth as many fetches
         // keep the run short and still give a p99 over tens of samples.
         // Each starts after a random folder's first file (the dataset's
-        // paths are `reports/{folder}/{file}.json`).
+        // paths are `reports/{folder}/{file}.json`, a hundred a folder),
+        // of the folders that leave a whole page after it in key order
+        // (folder names compare as text: 10 before 2).
         for _ in 0..(queries / 10).max(20) {
-            let folder = next_random(LARGE_PACKAGE_FILES / 100);
+            let folder = page_starts[next_random(page_starts.len())];
             let url = format!(
                 "{}/ui/packages/{large_id}?after=reports/{folder}/{}.json",
                 server.url,

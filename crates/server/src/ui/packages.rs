@@ -383,7 +383,7 @@ pub(crate) async fn package_page(
         }
         @if let Some(after) = after {
             p.hint {
-                "The files after " code { (after) } " (paths in NFC, lowercased, in byte order). "
+                "The files after " code { (after) } " (pages follow the paths in NFC, lowercased, in byte order). "
                 a href=(format!("/ui/packages/{id}#files")) { "From the first" }
             }
         }
@@ -400,7 +400,7 @@ pub(crate) async fn package_page(
         }
         @if let Some(next) = &next {
             p.actions {
-                a rel="next" href=(next) { "The next " (per_page) " files" }
+                a rel="next" href=(next) { "Next files" }
                 " · the whole list: "
                 code { "artifactstore file list " (package.id) }
             }
