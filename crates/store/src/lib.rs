@@ -391,17 +391,23 @@ mod tests {
             .unwrap()
     }
 
+    /// A store on a new SQLite file in `dir`, migrated.
+    async fn migrated_store(dir: &tempfile::TempDir) -> super::Store {
+        let url = format!("sqlite://{}", dir.path().join("store.db").display());
+        let store = super::Store::connect(&url, Arc::new(SystemClock), Duration::from_secs(5))
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        store
+    }
+
     /// Only resumable uploads' locks and progress commit without an fsync
     /// (`NORMAL` is 1); every other write keeps it (`FULL` is 2), the
     /// promise behind a 201.
     #[tokio::test]
     async fn only_upload_progress_commits_without_an_fsync() {
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("store.db").display());
-        let store = super::Store::connect(&url, Arc::new(SystemClock), Duration::from_secs(5))
-            .await
-            .unwrap();
-        store.migrate().await.unwrap();
+        let store = migrated_store(&dir).await;
         assert_eq!(synchronous(&store.pool).await, 2);
         assert_eq!(synchronous(&store.progress_pool).await, 1);
         store.close().await;
@@ -414,11 +420,7 @@ mod tests {
     #[tokio::test]
     async fn retention_history_reads_only_retention_events() {
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("store.db").display());
-        let store = super::Store::connect(&url, Arc::new(SystemClock), Duration::from_secs(5))
-            .await
-            .unwrap();
-        store.migrate().await.unwrap();
+        let store = migrated_store(&dir).await;
         let sql = format!(
             "EXPLAIN QUERY PLAN {}",
             crate::queries::retention_history_sql()

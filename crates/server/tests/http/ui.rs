@@ -27,6 +27,14 @@ async fn page(server: &TestServer, path: &str) -> (StatusCode, String) {
     (status, body)
 }
 
+/// The `href` of a page's `rel="next"` link, unescaped.
+fn next_link(body: &str) -> Option<String> {
+    let marker = "rel=\"next\" href=\"";
+    let start = body.find(marker)? + marker.len();
+    let end = start + body[start..].find('"')?;
+    Some(body[start..end].replace("&amp;", "&"))
+}
+
 on_both_engines!(packages_are_browsed_as_pages);
 async fn packages_are_browsed_as_pages() {
     let server = TestServer::start().await;
@@ -81,12 +89,7 @@ async fn packages_are_browsed_as_pages() {
     let (status, body) = page(&server, "/ui/?limit=2&producer=").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body.matches("/ui/packages/").count(), 2, "{body}");
-    let next = body
-        .split("rel=\"next\" href=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .expect("a next page link")
-        .replace("&amp;", "&");
+    let next = next_link(&body).expect("a next page link");
     let (_, second) = page(&server, &next).await;
     assert_eq!(second.matches("/ui/packages/").count(), 2, "{second}");
     // The search box finds packages by exact name (through the list's
@@ -290,11 +293,6 @@ async fn a_package_page_lists_a_page_of_files_and_links_the_next() {
             .filter(|name| body.contains(&format!(">{name}</a>")))
             .collect()
     };
-    let next_of = |body: &str| -> Option<String> {
-        let start = body.find("rel=\"next\" href=\"")? + "rel=\"next\" href=\"".len();
-        let end = start + body[start..].find('"')?;
-        Some(body[start..end].replace("&amp;", "&"))
-    };
     // Every page: the package's count and size, two files, a link on
     // while more follow (and none to an empty page when the files fill
     // the last page exactly).
@@ -309,7 +307,7 @@ async fn a_package_page_lists_a_page_of_files_and_links_the_next() {
                 assert!(body.contains(&format!("{count} files, ")), "{path}: {body}");
                 assert!(!body.contains("<i>"), "{path}: {body}");
                 pages.push(listed(&body));
-                match next_of(&body) {
+                match next_link(&body) {
                     Some(next) => path = next,
                     None => break,
                 }
@@ -338,7 +336,7 @@ async fn a_package_page_lists_a_page_of_files_and_links_the_next() {
     // The second page's link carries the first page's last path, escaped
     // for the query, and says where the list starts.
     let (_, first) = page(&server, &format!("/ui/packages/{id}")).await;
-    let second = next_of(&first).unwrap();
+    let second = next_link(&first).unwrap();
     assert_eq!(second, format!("/ui/packages/{id}?after=a.txt#files"));
     let (_, body) = page(&server, &format!("/ui/packages/{id}?after=%3Ci%3E.txt")).await;
     assert!(
@@ -351,7 +349,7 @@ async fn a_package_page_lists_a_page_of_files_and_links_the_next() {
     assert_eq!(status, StatusCode::OK);
     assert!(body.contains("No more files."), "{body}");
     assert!(listed(&body).is_empty(), "{body}");
-    assert!(next_of(&body).is_none(), "{body}");
+    assert!(next_link(&body).is_none(), "{body}");
     // Hostile cursors are refused as pages, not queried.
     let long = "a".repeat(1025);
     for query in [
@@ -865,15 +863,8 @@ async fn the_event_log_is_paged_newest_first_and_filtered() {
         "{first}"
     );
     // Older pages, followed to the end, hold the rest, and are not live.
-    let marker = "rel=\"next\" href=\"";
     let mut pages = vec![first.clone()];
-    while let Some(at) = pages.last().unwrap().find(marker) {
-        let at = at + marker.len();
-        let next = pages.last().unwrap()[at..]
-            .split('"')
-            .next()
-            .unwrap()
-            .replace("&amp;", "&");
+    while let Some(next) = next_link(pages.last().unwrap()) {
         let (status, older) = page(&server, &next).await;
         assert_eq!(status, StatusCode::OK);
         assert!(
